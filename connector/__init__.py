@@ -1,0 +1,1 @@
+"""timesheet-invoicer: approved timesheets in, one draft invoice per customer out."""
