@@ -1,0 +1,814 @@
+"""Pure billing engine: one approved timesheet in, one draft (or hold) per customer out.
+
+No I/O, no framework imports: everything is passed in, so the same inputs always give the same
+result and the engine can be tested exhaustively. See docs/billing.md for the rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from base64 import b32encode
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import pairwise
+from typing import Final
+
+from connector.money import (
+    check_currency,
+    check_decimal,
+    decimal_from_scaled,
+    line_amount,
+    minor_units,
+    round_half_up_div,
+)
+
+GROUPINGS: Final = ("project", "project_day", "task", "detailed")
+BILLING_INCREMENTS: Final = (None, 1, 6, 15)
+# QuickBooks accepts Qty and UnitPrice with at most 7 decimal places.
+QBO_MAX_DECIMALS: Final = 7
+# QuickBooks compares Qty x UnitPrice with Amount rounded to 2 decimals (error 6070), so quantities
+# are checked at max(currency minor units, 2) decimals: that also satisfies 0-decimal currencies.
+QBO_COMPARE_DECIMALS: Final = 2
+
+HOLD_NEEDS_MAPPING: Final = "needs_mapping"
+HOLD_NEEDS_RATE: Final = "needs_rate"
+HOLD_CURRENCY_MISMATCH: Final = "currency_mismatch"
+
+SOURCE_ROW: Final = "row"
+SOURCE_MEMBER_PROJECT: Final = "member_project"
+SOURCE_PROJECT: Final = "project"
+SOURCE_CUSTOMER: Final = "customer"
+SOURCE_WORKSPACE: Final = "workspace"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Tracker-side customer (e.g. a WebWork project viewer)."""
+
+    id: str
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str  # upper-case ISO 4217 code
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRow:
+    date: date
+    project_id: str
+    project_name: str
+    minutes: int
+    contract_id: str | None = None
+    billable: bool | None = None  # None = billable
+    rate: Money | None = None
+    client: Client | None = None
+    task: Task | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timesheet:
+    id: str
+    member: Member
+    date_from: date
+    date_to: date
+    rows: tuple[TimeRow, ...]
+    approved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """An accounting-system customer that rows resolve to."""
+
+    id: str
+    name: str
+    currency: str
+    grouping: str | None = None  # None = the workspace's setting
+    billing_increment: int | None = None  # None = the workspace's setting
+
+
+@dataclass(frozen=True, slots=True)
+class Mappings:
+    projects: Mapping[str, Customer]  # tracker project id -> customer (most specific)
+    clients: Mapping[str, Customer]  # tracker client id -> customer
+
+
+@dataclass(frozen=True, slots=True)
+class RateEntry:
+    """An hourly rate. Its scope is implied by which fields are set:
+
+    contract_id (optionally narrowed by member_id/project_id) or member_id+project_id
+    -> "member_project"; project_id -> "project"; customer_id -> "customer"; none -> "workspace".
+    Other combinations are rejected rather than silently ignored.
+    """
+
+    amount: Decimal
+    currency: str
+    effective_from: date | None = None  # None = since forever
+    member_id: str | None = None
+    project_id: str | None = None
+    contract_id: str | None = None
+    customer_id: str | None = None
+
+
+# A resolved rate: (amount, currency, source).
+_Rate = tuple[Decimal, str, str]
+_NEVER: Final = date.min
+
+
+@dataclass(frozen=True, slots=True)
+class RateTable:
+    """Rate entries plus an index built once (entries are validated on construction)."""
+
+    entries: tuple[RateEntry, ...] = ()
+    _index: dict[tuple, list[tuple[date, RateEntry]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[tuple, list[tuple[date, RateEntry]]] = {}
+        for entry in self.entries:
+            check_rate(entry.amount, entry.currency, "rate entry")
+            index.setdefault(_scope_key(entry), []).append((entry.effective_from or _NEVER, entry))
+        for key, items in index.items():
+            items.sort(key=lambda item: (item[0], _entry_filter(item[1])))
+            for (day_a, a), (day_b, b) in pairwise(items):
+                same = day_a == day_b and _entry_filter(a) == _entry_filter(b)
+                if same and (a.amount != b.amount or a.currency != b.currency):
+                    raise ValueError(
+                        f"two different rates for the same scope {key} from {day_a}: "
+                        f"{a.amount} {a.currency} and {b.amount} {b.currency}"
+                    )
+        object.__setattr__(self, "_index", index)
+
+    def find(
+        self,
+        day: date,
+        member_id: str,
+        project_id: str,
+        contract_id: str | None,
+        customer_id: str,
+    ) -> _Rate | None:
+        """The rate in force on `day` in the most specific scope that has one, or None."""
+        scopes: tuple[tuple[tuple, str], ...] = (
+            (("contract", contract_id), SOURCE_MEMBER_PROJECT),
+            (("member_project", member_id, project_id), SOURCE_MEMBER_PROJECT),
+            (("project", project_id), SOURCE_PROJECT),
+            (("customer", customer_id), SOURCE_CUSTOMER),
+            (("workspace",), SOURCE_WORKSPACE),
+        )
+        for key, source in scopes:
+            if key == ("contract", None):
+                continue
+            items = self._index.get(key)
+            if not items:
+                continue
+            # Latest effective_from <= day; a scope with no entry in force yet falls through.
+            in_force = items[: bisect_right(items, day, key=lambda item: item[0])]
+            for _effective, entry in reversed(in_force):
+                if (entry.member_id is None or entry.member_id == member_id) and (
+                    entry.project_id is None or entry.project_id == project_id
+                ):
+                    return (entry.amount, entry.currency, source)
+        return None
+
+
+def _entry_filter(entry: RateEntry) -> tuple[str, str]:
+    return (entry.member_id or "", entry.project_id or "")
+
+
+def _scope_key(entry: RateEntry) -> tuple:
+    if entry.contract_id is not None:
+        if entry.customer_id is not None:
+            raise ValueError(f"a contract rate cannot also name a customer: {entry}")
+        return ("contract", entry.contract_id)
+    if entry.member_id is not None:
+        if entry.project_id is None or entry.customer_id is not None:
+            raise ValueError(
+                f"a member rate needs a project (or a contract) and no customer: {entry}"
+            )
+        return ("member_project", entry.member_id, entry.project_id)
+    if entry.project_id is not None:
+        if entry.customer_id is not None:
+            raise ValueError(f"a project rate cannot also name a customer: {entry}")
+        return ("project", entry.project_id)
+    if entry.customer_id is not None:
+        return ("customer", entry.customer_id)
+    return ("workspace",)
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    workspace_id: str
+    grouping: str = "project"  # "project" | "project_day" | "task" | "detailed"
+    billing_increment: int | None = None  # None, 1, 6 or 15: round each day's row UP
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    description: str
+    minutes: int  # billed minutes (after the billing increment)
+    quantity: Decimal  # hours; quantize(quantity x unit_price) == amount
+    unit_price: Decimal  # the hourly rate used
+    amount: Decimal
+    service_date: date | None  # the day, when the line covers a single day
+    date_from: date
+    date_to: date
+    project_id: str
+    project_name: str
+    task_name: str | None
+    rate_source: str  # "row" | "member_project" | "project" | "customer" | "workspace"
+    tracked_minutes: int = 0  # minutes as tracked, before the billing increment
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    key: str
+    customer: Customer
+    currency: str
+    lines: tuple[Line, ...]
+    total: Decimal  # sum of the rounded line amounts
+    minutes: int  # billed minutes
+    tracked_minutes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    reason: str  # "needs_mapping" | "needs_rate" | "currency_mismatch"
+    subject_key: str  # "customer:<id>", or "project:<id>" for unmapped rows
+    customer: Customer | None
+    message: str
+    minutes: int  # tracked minutes of the rows behind this reason
+    project_ids: tuple[str, ...]
+    client_ids: tuple[str, ...]
+    key: str  # the draft key the held draft would get (a stable key for unmapped projects too)
+    member_id: str = ""
+    currencies: tuple[str, ...] = ()  # for currency_mismatch: the rate currencies found
+
+
+@dataclass(frozen=True, slots=True)
+class BillingResult:
+    revision: str
+    drafts: tuple[Draft, ...]
+    holds: tuple[Hold, ...]
+    excluded_minutes: int  # non-billable rows
+    excluded_rows: int
+    # Tracked billable minutes behind holds, each held customer/project counted once (a customer
+    # with two hold reasons has two Hold objects but its minutes are held once).
+    held_minutes: int = 0
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _canonical_decimal(value: Decimal) -> str:
+    # 27.5 and 27.50 are the same rate; 1E+2 and 100 the same amount.
+    return format(value.normalize(), "f")
+
+
+def timesheet_revision(timesheet: Timesheet) -> str:
+    """Content hash of the member, the period and the rows (as a multiset: order-independent).
+
+    approved_at is deliberately left out: re-approving identical content keeps the same keys.
+    """
+    member = timesheet.member
+    header = repr(
+        (
+            "timesheet-revision-v1",
+            member.id,
+            member.name,
+            member.email,
+            timesheet.date_from.isoformat(),
+            timesheet.date_to.isoformat(),
+        )
+    )
+    tokens = []
+    for row in timesheet.rows:
+        rate, client, task = row.rate, row.client, row.task
+        tokens.append(
+            repr(
+                (
+                    row.date.isoformat(),
+                    row.project_id,
+                    row.project_name,
+                    row.minutes,
+                    row.contract_id,
+                    row.billable,
+                    None if rate is None else (_canonical_decimal(rate.amount), rate.currency),
+                    None if client is None else (client.id, client.name, client.email),
+                    None if task is None else (task.id, task.name),
+                )
+            )
+        )
+    tokens.sort()
+    digest = hashlib.sha256()
+    digest.update(header.encode())
+    for token in tokens:
+        # repr() escapes newlines, so "\n" cannot occur inside a token: the join is unambiguous.
+        digest.update(b"\n")
+        digest.update(token.encode())
+    return "rev1-" + digest.hexdigest()[:40]
+
+
+def draft_key(workspace_id: str, timesheet_id: str, revision: str, customer_id: str) -> str:
+    """Deterministic idempotency key: 'ti-' + 40 base32 chars of a sha256 (43 chars, [a-z2-7-])."""
+    material = repr(("draft-key-v1", workspace_id, timesheet_id, revision, customer_id))
+    encoded = b32encode(hashlib.sha256(material.encode()).digest()).decode().rstrip("=").lower()
+    return "ti-" + encoded[:40]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_rate(amount: Decimal, currency: str, what: str = "rate") -> None:
+    """A rate must be a non-negative Decimal that QuickBooks can carry with an exact Qty.
+
+    At most 7 decimals (QBO UnitPrice), and at most 10 ** (7 - c) per hour where c =
+    max(minor units, 2): above that a 7-decimal quantity can no longer hit every amount.
+    """
+    check_decimal(amount, what)
+    places = max(minor_units(currency), QBO_COMPARE_DECIMALS)
+    if amount < 0:
+        raise ValueError(f"{what} must not be negative, got {amount} {currency}")
+    numerator, denominator = amount.as_integer_ratio()
+    if numerator * 10**QBO_MAX_DECIMALS % denominator:
+        raise ValueError(f"{what} has more than {QBO_MAX_DECIMALS} decimals: {amount}")
+    if amount > 10 ** (QBO_MAX_DECIMALS - places):
+        raise ValueError(f"{what} {amount} {currency} per hour is above the supported maximum")
+
+
+def _check_customer(customer: Customer) -> None:
+    if not isinstance(customer, Customer):
+        raise TypeError(f"mappings must map to Customer objects, got {customer!r}")
+    check_currency(customer.currency)
+    if customer.grouping is not None and customer.grouping not in GROUPINGS:
+        raise ValueError(f"customer {customer.id}: unknown grouping {customer.grouping!r}")
+    if customer.billing_increment not in BILLING_INCREMENTS:
+        raise ValueError(
+            f"customer {customer.id}: billing increment must be one of {BILLING_INCREMENTS}"
+        )
+
+
+def _check_settings(settings: BillingSettings) -> None:
+    if settings.grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {settings.grouping!r}; expected one of {GROUPINGS}")
+    if settings.billing_increment not in BILLING_INCREMENTS:
+        raise ValueError(f"billing increment must be one of {BILLING_INCREMENTS}")
+
+
+def _check_row(row: TimeRow, timesheet: Timesheet) -> None:
+    minutes = row.minutes
+    if not isinstance(minutes, int) or isinstance(minutes, bool):
+        raise ValueError(f"minutes must be an int, got {minutes!r} on {row.date} {row.project_id}")
+    if minutes < 0:
+        raise ValueError(
+            f"negative minutes ({minutes}) for project {row.project_name} ({row.project_id}) "
+            f"on {row.date} in timesheet {timesheet.id}"
+        )
+    if not timesheet.date_from <= row.date <= timesheet.date_to:
+        raise ValueError(
+            f"row dated {row.date} is outside timesheet {timesheet.id} "
+            f"({timesheet.date_from}..{timesheet.date_to})"
+        )
+    if row.billable not in (None, True, False):
+        raise ValueError(f"billable must be True, False or None, got {row.billable!r}")
+    if row.rate is not None:
+        check_currency(row.rate.currency)
+        check_rate(row.rate.amount, row.rate.currency, f"rate on {row.date} {row.project_id}")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_duration(minutes: int) -> str:
+    """'8 h 50 min', '8 h', '50 min', '0 min'."""
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest} min"
+    return f"{hours} h" if hours else f"{rest} min"
+
+
+def _period(first: date, last: date) -> str:
+    return first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+
+
+def line_quantity(minutes: int, unit_price: Decimal, amount: Decimal, currency: str) -> Decimal:
+    """Hours such that round(quantity x unit_price) == amount, at max(minor units, 2) decimals.
+
+    Tries minutes / 60 rounded half-up to 2, 3, ... 7 decimals (the most readable quantity that
+    multiplies back to the amount), then amount / unit_price at 7 decimals rounded half-up, down
+    and up. check_rate() bounds the rate so that the last step always succeeds.
+    """
+    places = minor_units(currency)
+    compare = max(places, QBO_COMPARE_DECIMALS)
+    price_num, price_den = unit_price.as_integer_ratio()
+    amount_num, amount_den = amount.as_integer_ratio()
+    # amount at `compare` decimals as an integer (amount is already rounded to `places`).
+    target = amount_num * 10**compare // amount_den
+
+    def matches(scaled_qty: int, qty_places: int) -> bool:
+        product = round_half_up_div(
+            scaled_qty * price_num * 10**compare, price_den * 10**qty_places
+        )
+        return product == target
+
+    for qty_places in range(2, QBO_MAX_DECIMALS + 1):
+        scaled = round_half_up_div(minutes * 10**qty_places, 60)
+        if matches(scaled, qty_places):
+            return decimal_from_scaled(scaled, qty_places)
+    if price_num:
+        numerator = amount_num * price_den * 10**QBO_MAX_DECIMALS
+        denominator = amount_den * price_num
+        nearest = round_half_up_div(numerator, denominator)
+        for scaled in (nearest, numerator // denominator, -(-numerator // denominator)):
+            if matches(scaled, QBO_MAX_DECIMALS):
+                return decimal_from_scaled(scaled, QBO_MAX_DECIMALS)
+    raise ValueError(f"no {QBO_MAX_DECIMALS}-decimal quantity gives {amount} at {unit_price}")
+
+
+def _canonical_rate(amount: Decimal, currency: str) -> Decimal:
+    # One representation per rate value, whatever the input spelled (27.5, 27.50, 27.500):
+    # at least the currency's minor units, more only when the rate really has them.
+    places = minor_units(currency)
+    normalized = amount.normalize()
+    exponent = normalized.as_tuple().exponent
+    assert isinstance(exponent, int)
+    scale = max(places, -exponent)
+    numerator, denominator = amount.as_integer_ratio()
+    return decimal_from_scaled(numerator * 10**scale // denominator, scale)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _build_line(
+    values: list,
+    currency: str,
+    member: Member,
+    project_names: dict[str, tuple[date, str]],
+    task_names: dict[str, tuple[date, str]],
+) -> Line:
+    billed, tracked, first, last, project_id, task_id, rate, source = values
+    unit_price = _canonical_rate(rate, currency)
+    amount = line_amount(billed, unit_price, currency)
+    project_name = project_names[project_id][1]
+    task_name = None if task_id is None else task_names[task_id][1]
+    title = f"{project_name} ({task_name})" if task_name else project_name
+    return Line(
+        description=(
+            f"{member.name} — {title} — {_period(first, last)} — {format_duration(billed)}"
+        ),
+        minutes=billed,
+        quantity=line_quantity(billed, unit_price, amount, currency),
+        unit_price=unit_price,
+        amount=amount,
+        service_date=first if first == last else None,
+        date_from=first,
+        date_to=last,
+        project_id=project_id,
+        project_name=project_name,
+        task_name=task_name,
+        rate_source=source,
+        tracked_minutes=tracked,
+        task_id=task_id,
+    )
+
+
+def _line_order(line: Line) -> tuple:
+    # A total order on everything that can tell two lines apart, so output never depends on
+    # row order (task ids may be None, hence the "" stand-ins).
+    return (
+        line.project_name,
+        line.project_id,
+        line.task_name or "",
+        line.task_id or "",
+        line.date_from,
+        line.date_to,
+        line.unit_price,
+        line.rate_source,
+        line.minutes,
+        line.description,
+    )
+
+
+def _customer_holds(
+    acc: _CustomerAcc, member: Member, key: str, project_label, client_label
+) -> list[Hold]:
+    customer = acc.customer
+    subject = f"customer:{customer.id}"
+    held_text = f"The whole draft for {customer.name} ({customer.id}) is held."
+    holds = []
+    if acc.missing:
+        project_ids = tuple(sorted(acc.missing))
+        minutes = sum(acc.missing[p][0] for p in project_ids)
+        first = min(acc.missing[p][1] for p in project_ids)
+        last = max(acc.missing[p][2] for p in project_ids)
+        client_ids = tuple(sorted(set().union(*(acc.missing[p][3] for p in project_ids))))
+        holds.append(
+            Hold(
+                reason=HOLD_NEEDS_RATE,
+                subject_key=subject,
+                customer=customer,
+                message=(
+                    f"No rate for {member.name} on project(s) "
+                    f"{', '.join(project_label(p) for p in project_ids)} "
+                    f"({format_duration(minutes)}, {_period(first, last)}): add a rate for the "
+                    f"member and project, the project, the customer or the workspace. {held_text}"
+                ),
+                minutes=minutes,
+                project_ids=project_ids,
+                client_ids=client_ids,
+                key=key,
+                member_id=member.id,
+            )
+        )
+    if acc.mismatch:
+        parts = []
+        minutes = 0
+        project_set: set[str] = set()
+        for currency, source in sorted(acc.mismatch):
+            per_project = acc.mismatch[(currency, source)]
+            minutes += sum(per_project.values())
+            project_set.update(per_project)
+            names = ", ".join(project_label(p) for p in sorted(per_project))
+            parts.append(f"{names} priced in {currency} ({source} rate)")
+        holds.append(
+            Hold(
+                reason=HOLD_CURRENCY_MISMATCH,
+                subject_key=subject,
+                customer=customer,
+                message=(
+                    f"{customer.name} ({customer.id}) is billed in {customer.currency}, but "
+                    f"{member.name}'s time on {'; '.join(parts)}. Amounts are never converted: "
+                    f"use a {customer.currency} rate or change the customer. {held_text}"
+                ),
+                minutes=minutes,
+                project_ids=tuple(sorted(project_set)),
+                client_ids=tuple(sorted(acc.client_ids)),
+                key=key,
+                member_id=member.id,
+                currencies=tuple(sorted({c for c, _ in acc.mismatch})),
+            )
+        )
+    return holds
+
+
+class _CustomerAcc:
+    """Mutable per-customer accumulator, private to one bill() call."""
+
+    __slots__ = ("client_ids", "customer", "lines", "mismatch", "missing", "tracked")
+
+    def __init__(self, customer: Customer) -> None:
+        self.customer = customer
+        # line key -> [billed, tracked, first day, last day, project_id, task_id, rate, source]
+        self.lines: dict[tuple, list] = {}
+        # project_id -> [tracked minutes, first day, last day, client ids]
+        self.missing: dict[str, list] = {}
+        # (rate currency, source) -> {project_id: tracked minutes}
+        self.mismatch: dict[tuple[str, str], dict[str, int]] = {}
+        self.tracked = 0
+        self.client_ids: set[str] = set()
+
+
+def _latest_name(names: dict, key: str, day: date, name: str) -> None:
+    # The name from the latest day (ties: the greatest name) wins, so renames mid-period
+    # resolve the same way whatever the row order.
+    candidate = (day, name)
+    current = names.get(key)
+    if current is None or candidate > current:
+        names[key] = candidate
+
+
+def bill(
+    timesheet: Timesheet, settings: BillingSettings, mappings: Mappings, rates: RateTable
+) -> BillingResult:
+    """Split one timesheet into one draft (or holds) per customer. Pure and deterministic."""
+    _check_settings(settings)
+    if timesheet.date_from > timesheet.date_to:
+        raise ValueError(f"timesheet {timesheet.id} ends before it starts")
+    member = timesheet.member
+    revision = timesheet_revision(timesheet)
+
+    # 1. Aggregate identical day rows (same day, project, contract, client, task, row rate) so
+    #    the billing increment rounds each day's row once, however the tracker split it.
+    day_rows: dict[tuple, int] = {}
+    project_names: dict[str, tuple[date, str]] = {}
+    task_names: dict[str, tuple[date, str]] = {}
+    client_names: dict[str, tuple[date, str]] = {}
+    excluded_minutes = excluded_rows = 0
+    for row in timesheet.rows:
+        _check_row(row, timesheet)
+        if row.billable is False:
+            excluded_minutes += row.minutes
+            excluded_rows += 1
+            continue
+        if not row.minutes:
+            continue
+        client, task = row.client, row.task
+        _latest_name(project_names, row.project_id, row.date, row.project_name)
+        if client is not None:
+            _latest_name(client_names, client.id, row.date, client.name)
+        if task is not None:
+            _latest_name(task_names, task.id, row.date, task.name)
+        key = (
+            row.date,
+            row.project_id,
+            row.contract_id,
+            None if client is None else client.id,
+            None if task is None else task.id,
+            row.rate,
+        )
+        day_rows[key] = day_rows.get(key, 0) + row.minutes
+
+    # 2. Resolve customers and rates, accumulate lines.
+    customers: dict[str, _CustomerAcc] = {}
+    unmapped: dict[str, list] = {}  # project_id -> [tracked, client ids]
+    resolved: dict[tuple[str, str | None], Customer | None] = {}
+    rate_cache: dict[tuple, _Rate | None] = {}
+    member_id = member.id
+    for (day, project_id, contract_id, client_id, task_id, row_rate), minutes in day_rows.items():
+        resolve_key = (project_id, client_id)
+        if resolve_key in resolved:
+            customer = resolved[resolve_key]
+        else:
+            customer = mappings.projects.get(project_id)
+            if customer is None and client_id is not None:
+                customer = mappings.clients.get(client_id)
+            resolved[resolve_key] = customer
+        if customer is None:
+            group = unmapped.setdefault(project_id, [0, set()])
+            group[0] += minutes
+            if client_id is not None:
+                group[1].add(client_id)
+            continue
+
+        acc = customers.get(customer.id)
+        if acc is None:
+            _check_customer(customer)
+            acc = customers[customer.id] = _CustomerAcc(customer)
+        elif acc.customer != customer:
+            raise ValueError(f"customer id {customer.id} is mapped to two different customers")
+        acc.tracked += minutes
+        if client_id is not None:
+            acc.client_ids.add(client_id)
+
+        rate: _Rate | None
+        if row_rate is not None:
+            rate = (row_rate.amount, row_rate.currency, SOURCE_ROW)
+        else:
+            cache_key = (day, project_id, contract_id, customer.id)
+            if cache_key in rate_cache:
+                rate = rate_cache[cache_key]
+            else:
+                rate = rate_cache[cache_key] = rates.find(
+                    day, member_id, project_id, contract_id, customer.id
+                )
+        if rate is None:
+            missing = acc.missing.get(project_id)
+            if missing is None:
+                acc.missing[project_id] = [minutes, day, day, set()]
+            else:
+                missing[0] += minutes
+                missing[1] = min(missing[1], day)
+                missing[2] = max(missing[2], day)
+            if client_id is not None:
+                acc.missing[project_id][3].add(client_id)
+            continue
+        amount, currency, source = rate
+        if currency != customer.currency:
+            per_project = acc.mismatch.setdefault((currency, source), {})
+            per_project[project_id] = per_project.get(project_id, 0) + minutes
+            continue
+        if acc.missing or acc.mismatch:
+            continue  # the draft is held anyway; no need to build lines
+
+        increment = customer.billing_increment or settings.billing_increment
+        billed = -(-minutes // increment) * increment if increment else minutes
+        grouping = customer.grouping or settings.grouping
+        if grouping == "project":
+            line_key: tuple = (project_id, amount, source)
+        elif grouping == "project_day":
+            line_key = (project_id, day, amount, source)
+        elif grouping == "task":
+            line_key = (project_id, task_id, amount, source)
+        else:  # detailed: one line per (aggregated) day row
+            line_key = (day, project_id, contract_id, client_id, task_id, amount, source)
+        line = acc.lines.get(line_key)
+        if line is None:
+            acc.lines[line_key] = [billed, minutes, day, day, project_id, task_id, amount, source]
+        else:
+            line[0] += billed
+            line[1] += minutes
+            if day < line[2]:
+                line[2] = day
+            elif day > line[3]:
+                line[3] = day
+
+    # 3. Build drafts and holds, customer by customer (each from its own rows only).
+    drafts: list[Draft] = []
+    holds: list[Hold] = []
+    held_minutes = 0
+    workspace_id, timesheet_id = settings.workspace_id, timesheet.id
+
+    def project_label(project_id: str) -> str:
+        return f"{project_names[project_id][1]} ({project_id})"
+
+    def client_label(client_id: str) -> str:
+        return f"{client_names[client_id][1]} ({client_id})"
+
+    for customer_id in sorted(customers):
+        acc = customers[customer_id]
+        customer = acc.customer
+        key = draft_key(workspace_id, timesheet_id, revision, customer_id)
+        if acc.missing or acc.mismatch:
+            held_minutes += acc.tracked
+            holds.extend(_customer_holds(acc, member, key, project_label, client_label))
+            continue
+        lines = tuple(
+            sorted(
+                (
+                    _build_line(values, customer.currency, member, project_names, task_names)
+                    for values in acc.lines.values()
+                ),
+                key=_line_order,
+            )
+        )
+        if not lines:
+            continue
+        zero = decimal_from_scaled(0, minor_units(customer.currency))
+        total = sum((line.amount for line in lines), zero)
+        drafts.append(
+            Draft(
+                key=key,
+                customer=customer,
+                currency=customer.currency,
+                lines=lines,
+                total=total,
+                minutes=sum(line.minutes for line in lines),
+                tracked_minutes=acc.tracked,
+            )
+        )
+
+    for project_id in sorted(unmapped):
+        tracked, client_ids = unmapped[project_id]
+        held_minutes += tracked
+        clients = sorted(client_ids)
+        client_text = (
+            "client " + ", ".join(client_label(c) for c in clients)
+            if clients
+            else "no tracker client"
+        )
+        holds.append(
+            Hold(
+                reason=HOLD_NEEDS_MAPPING,
+                subject_key=f"project:{project_id}",
+                customer=None,
+                message=(
+                    f"{member.name} tracked {format_duration(tracked)} on project "
+                    f"{project_label(project_id)} ({client_text}), which is not mapped to a "
+                    "customer: map the project or its client to a customer."
+                ),
+                minutes=tracked,
+                project_ids=(project_id,),
+                client_ids=tuple(clients),
+                key=draft_key(
+                    workspace_id, timesheet_id, revision, f"unmapped-project:{project_id}"
+                ),
+                member_id=member.id,
+            )
+        )
+
+    return BillingResult(
+        revision=revision,
+        drafts=tuple(drafts),
+        holds=tuple(holds),
+        excluded_minutes=excluded_minutes,
+        excluded_rows=excluded_rows,
+        held_minutes=held_minutes,
+    )
