@@ -1,1 +1,126 @@
-"""timesheet-invoicer: approved timesheets in, one draft invoice per customer out."""
+"""timesheet-invoicer: approved timesheets in, one draft invoice per customer out.
+
+``create_app`` is the Flask application factory (``flask --app connector ...``, gunicorn
+``connector:create_app()``). The worker builds the same app for its context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from connector import db
+from connector.config import INSTANCE_DIR, check_production, load_config
+
+csrf = CSRFProtect()
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    config = load_config()
+    if overrides:
+        config.update(overrides)
+    check_production(config)
+
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
+    app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = config["WEBHOOK_MAX_BODY_BYTES"]
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
+    logging.basicConfig(
+        level=str(config.get("LOG_LEVEL", "INFO")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    db.init_engine(config["DATABASE_URL"])
+
+    from connector import ratelimit, worker
+
+    redis_url = config.get("REDIS_URL") or (
+        config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
+    )
+    ratelimit.configure(redis_url)
+    worker.configure(config)
+
+    csrf.init_app(app)
+    from connector.auth import login_manager
+
+    login_manager.init_app(app)
+
+    from connector import health
+    from connector.admin import bp as admin_bp
+    from connector.api import bp as api_bp
+    from connector.connections.quickbooks import bp as quickbooks_bp
+    from connector.connections.stripe import bp as stripe_bp
+    from mappings.views import bp as mappings_bp
+    from webhooks.receiver import bp as webhooks_bp
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(mappings_bp)
+    app.register_blueprint(quickbooks_bp)
+    app.register_blueprint(stripe_bp)
+    # Machine-to-machine routes authenticate by signature or bearer token, not cookies.
+    csrf.exempt(webhooks_bp)
+    csrf.exempt(api_bp)
+
+    from connector.cli import register_cli
+
+    register_cli(app)
+    _register_error_handlers(app)
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        db.session.remove()
+
+    return app
+
+
+def _wants_problem_json() -> bool:
+    return request.path.startswith(("/api/", "/webhooks/")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from connector.problems import Problem, problem_response
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Any:
+        return exc.response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        if _wants_problem_json():
+            return problem_response(
+                {
+                    "type": "about:blank",
+                    "title": exc.name,
+                    "status": exc.code,
+                    "detail": exc.description,
+                },
+                exc.code or 500,
+            )
+        return exc
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        body = {
+            "type": "about:blank",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "Something went wrong on our side; nothing you sent was lost.",
+        }
+        if _wants_problem_json():
+            return problem_response(body, 500)
+        return ("Something went wrong on our side. Please try again.", 500)

@@ -1,0 +1,139 @@
+"""Who may do what: admin sessions (flask-login) and workspace API tokens (bearer).
+
+Every admin page and API route goes through one of these guards; ``tests/test_access.py`` walks
+the URL map to prove that none is left open (the inbound webhook and health routes excepted).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, request
+from flask_login import LoginManager, UserMixin, current_user, login_required
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from connector import db
+from connector.crypto import hash_token
+from connector.models import AdminUser, ApiToken, Workspace, WorkspaceMember, utcnow
+from connector.problems import Problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+login_manager = LoginManager()
+login_manager.login_view = "admin.login"
+login_manager.login_message = "Please sign in to continue."
+
+# Public routes, by endpoint name: everything else requires a session or an API token.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "static",
+        "health.healthz",
+        "health.readyz",
+        "webhooks.receive",
+        "api.openapi",
+        "admin.login",
+    }
+)
+
+
+class AdminSession(UserMixin):
+    def __init__(self, user: AdminUser):
+        self.user = user
+        self.id = str(user.id)
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> AdminSession | None:
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(AdminUser, int(user_id))
+    if user is None or not user.is_active:
+        return None
+    return AdminSession(user)
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)  # scrypt, salted
+
+
+def verify_password(user: AdminUser, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def admin_workspace_ids() -> set[int]:
+    if not current_user.is_authenticated:
+        return set()
+    rows = db.session.scalars(
+        select(WorkspaceMember.workspace_id).where(
+            WorkspaceMember.admin_user_id == int(current_user.id)
+        )
+    )
+    return set(rows)
+
+
+def workspace_for_admin(workspace_id: int) -> Workspace:
+    """The workspace if the signed-in admin belongs to it; 404 otherwise (no existence leak)."""
+    if workspace_id not in admin_workspace_ids():
+        abort(404)
+    workspace = db.session.get(Workspace, workspace_id)
+    if workspace is None:
+        abort(404)
+    return workspace
+
+
+admin_required = login_required
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+def new_api_token() -> str:
+    return "tsi_" + secrets.token_urlsafe(32)
+
+
+def issue_api_token(s: Any, workspace_id: int, name: str = "default") -> str:
+    """Create a token; only its hash is stored, so the caller must show it now."""
+    token = new_api_token()
+    s.add(
+        ApiToken(
+            workspace_id=workspace_id, name=name, token_hash=hash_token(token), prefix=token[:10]
+        )
+    )
+    return token
+
+
+def token_required(view: F) -> F:
+    """Bearer token auth for the JSON API: sets ``g.workspace``; 401 problem otherwise."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Problem(
+                401,
+                "Authentication required",
+                "Send 'Authorization: Bearer <api token>'; create a token with "
+                "`flask --app connector workspaces token WORKSPACE_ID` or in the admin console.",
+                type_="unauthorized",
+            )
+        row = db.session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))
+        ).one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise Problem(
+                401, "Invalid API token", "The token is unknown or revoked.", type_="unauthorized"
+            )
+        row.last_used_at = utcnow()
+        db.session.commit()
+        g.workspace = db.session.get(Workspace, row.workspace_id)
+        g.api_token = row
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

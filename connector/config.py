@@ -1,0 +1,221 @@
+"""Every environment variable the service reads, its default and its meaning, in one place.
+
+The README's configuration table is generated from ``SETTINGS`` (``flask --app connector config``),
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance"))
+
+# Development defaults. In production they are refused: see ``production_problems``.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+DEV_TOKEN_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtdG9rZW4ta2V5LTMyYnk="
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    meaning: str
+    secret: bool = False
+    required_in_production: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "APP_ENV",
+        "development",
+        "`development`, `test` or `production`. Production refuses to "
+        "start with default or missing secrets and names each one.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        f"sqlite:///{INSTANCE_DIR}/timesheet-invoicer.db",
+        "SQLAlchemy URL of the database. `postgres://` and `postgresql://` URLs (Heroku style) "
+        "are used with psycopg 3.",
+    ),
+    Setting(
+        "QUEUE_URL",
+        f"sqlite:///{INSTANCE_DIR}/queue.db",
+        "Where huey keeps its queue: `sqlite:///path`, `redis://host:port/db` or `memory://` "
+        "(tests). Falls back to `REDIS_URL` when unset.",
+    ),
+    Setting(
+        "REDIS_URL",
+        None,
+        "Heroku-style Redis URL; used as the queue when `QUEUE_URL` is unset, "
+        "and for the shared provider rate limiter.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        DEV_SECRET_KEY,
+        "Signs admin sessions and CSRF tokens.",
+        secret=True,
+        required_in_production=True,
+    ),
+    Setting(
+        "TOKEN_ENCRYPTION_KEYS",
+        DEV_TOKEN_KEY,
+        "Comma-separated Fernet keys (`python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`). The first encrypts; all decrypt, so keys "
+        "rotate by prepending a new one and running `flask --app connector secrets reencrypt`.",
+        secret=True,
+        required_in_production=True,
+    ),
+    Setting(
+        "PUBLIC_BASE_URL",
+        "http://127.0.0.1:5000",
+        "The address the world reaches this service at: webhook URLs and OAuth redirect URIs "
+        "are built from it.",
+        required_in_production=True,
+    ),
+    Setting("WEBHOOK_MAX_BODY_BYTES", "1048576", "Largest inbound event accepted (413 above it)."),
+    Setting("WEBHOOK_TOLERANCE_SECONDS", "300", "How far a `webhook-timestamp` may be from now."),
+    Setting(
+        "JOB_LEASE_SECONDS",
+        "300",
+        "How long a worker owns a job before the sweeper hands it to another worker.",
+    ),
+    Setting("JOB_MAX_ATTEMPTS", "15", "Attempts before a job fails for good (it can be retried)."),
+    Setting(
+        "JOB_RETRY_BASE_SECONDS", "10", "First retry delay; doubles each attempt, with jitter."
+    ),
+    Setting("JOB_RETRY_MAX_SECONDS", "3600", "Longest delay between two attempts."),
+    Setting(
+        "WORKER_IMMEDIATE",
+        "false",
+        "`true` runs queued tasks inline in the web process "
+        "(development without a worker; no delayed retries).",
+    ),
+    Setting("QUICKBOOKS_CLIENT_ID", None, "Intuit app client id (Keys & credentials)."),
+    Setting("QUICKBOOKS_CLIENT_SECRET", None, "Intuit app client secret.", secret=True),
+    Setting("QUICKBOOKS_ENVIRONMENT", "sandbox", "`sandbox` or `production` (exactly)."),
+    Setting(
+        "STRIPE_CONNECT_CLIENT_ID",
+        None,
+        "Stripe Connect OAuth client id (`ca_...`), only for hosted deployments using Connect.",
+    ),
+    Setting(
+        "STRIPE_PLATFORM_SECRET_KEY",
+        None,
+        "The platform's secret key, for Connect OAuth.",
+        secret=True,
+    ),
+    Setting("WEBWORK_CLIENT_ID", None, "WebWork OAuth client id (tracker connection)."),
+    Setting("WEBWORK_CLIENT_SECRET", None, "WebWork OAuth client secret.", secret=True),
+    Setting("LOG_LEVEL", "INFO", "Python logging level."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return _BY_NAME[name].default
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    # Heroku and many hosts hand out postgres:// URLs; SQLAlchemy wants an explicit driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the environment into a flat dict usable as Flask config and by the worker."""
+    env = os.environ if env is None else env
+    queue_url = env.get("QUEUE_URL") or env.get("REDIS_URL") or _get(env, "QUEUE_URL")
+    config: dict[str, Any] = {
+        "APP_ENV": _get(env, "APP_ENV"),
+        "DATABASE_URL": normalize_database_url(str(_get(env, "DATABASE_URL"))),
+        "QUEUE_URL": queue_url,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "SECRET_KEY": _get(env, "SECRET_KEY"),
+        "TOKEN_ENCRYPTION_KEYS": [
+            k.strip() for k in str(_get(env, "TOKEN_ENCRYPTION_KEYS")).split(",") if k.strip()
+        ],
+        "PUBLIC_BASE_URL": str(_get(env, "PUBLIC_BASE_URL")).rstrip("/"),
+        "WEBHOOK_MAX_BODY_BYTES": int(str(_get(env, "WEBHOOK_MAX_BODY_BYTES"))),
+        "WEBHOOK_TOLERANCE_SECONDS": int(str(_get(env, "WEBHOOK_TOLERANCE_SECONDS"))),
+        "JOB_LEASE_SECONDS": int(str(_get(env, "JOB_LEASE_SECONDS"))),
+        "JOB_MAX_ATTEMPTS": int(str(_get(env, "JOB_MAX_ATTEMPTS"))),
+        "JOB_RETRY_BASE_SECONDS": float(str(_get(env, "JOB_RETRY_BASE_SECONDS"))),
+        "JOB_RETRY_MAX_SECONDS": float(str(_get(env, "JOB_RETRY_MAX_SECONDS"))),
+        "WORKER_IMMEDIATE": _truthy(_get(env, "WORKER_IMMEDIATE")),
+        "QUICKBOOKS_CLIENT_ID": _get(env, "QUICKBOOKS_CLIENT_ID"),
+        "QUICKBOOKS_CLIENT_SECRET": _get(env, "QUICKBOOKS_CLIENT_SECRET"),
+        "QUICKBOOKS_ENVIRONMENT": _get(env, "QUICKBOOKS_ENVIRONMENT"),
+        "STRIPE_CONNECT_CLIENT_ID": _get(env, "STRIPE_CONNECT_CLIENT_ID"),
+        "STRIPE_PLATFORM_SECRET_KEY": _get(env, "STRIPE_PLATFORM_SECRET_KEY"),
+        "WEBWORK_CLIENT_ID": _get(env, "WEBWORK_CLIENT_ID"),
+        "WEBWORK_CLIENT_SECRET": _get(env, "WEBWORK_CLIENT_SECRET"),
+        "LOG_LEVEL": _get(env, "LOG_LEVEL"),
+    }
+    # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
+    # variable under the provider prefixes untouched.
+    for name, value in env.items():
+        if (
+            name.startswith(("QUICKBOOKS_", "INTUIT_", "STRIPE_", "WEBWORK_"))
+            and name not in config
+        ):
+            config[name] = value
+    return config
+
+
+def production_problems(config: Mapping[str, Any]) -> list[str]:
+    """Why this configuration must not run in production (empty when it may)."""
+    problems = []
+    if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY:
+        problems.append("SECRET_KEY is missing or still the development default")
+    keys = config.get("TOKEN_ENCRYPTION_KEYS") or []
+    if not keys or DEV_TOKEN_KEY in keys:
+        problems.append("TOKEN_ENCRYPTION_KEYS is missing or still holds the development default")
+    base = str(config.get("PUBLIC_BASE_URL") or "")
+    if not base or base == _BY_NAME["PUBLIC_BASE_URL"].default:
+        problems.append("PUBLIC_BASE_URL is missing or still the development default")
+    elif not base.startswith("https://"):
+        problems.append("PUBLIC_BASE_URL must be an https:// address in production")
+    return problems
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def check_production(config: Mapping[str, Any]) -> None:
+    if config.get("APP_ENV") != "production":
+        return
+    problems = production_problems(config)
+    if problems:
+        raise ConfigurationError(
+            "Refusing to start in production: "
+            + "; ".join(problems)
+            + ". See README, Configuration."
+        )
+
+
+def settings_table_markdown() -> str:
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "(none)" if s.default is None else f"`{s.default}`"
+        if s.name in {"DATABASE_URL", "QUEUE_URL"}:
+            default = default.replace(str(INSTANCE_DIR), "instance")
+        if s.secret and s.default:
+            default = "development-only value (refused in production)"
+        rows.append(f"| `{s.name}` | {default} | {s.meaning} |")
+    return "\n".join(rows)

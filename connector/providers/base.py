@@ -1,0 +1,248 @@
+"""The accounting-provider interface and the few errors that tell the caller what to do next.
+
+Every accounting system (the built-in ``local`` one, QuickBooks Online, Stripe) implements
+:class:`AccountingProvider`. The pipeline only ever sees the types in this module: vendor SDK
+exceptions are translated inside each provider and never cross this boundary.
+
+Exactly-once contract: :meth:`AccountingProvider.create_draft` is called with a deterministic
+``DraftInvoice.key``. A provider must make a repeated call with the same key return the invoice
+created by the first call (QuickBooks ``requestid``, Stripe ``Idempotency-Key``, a unique column
+locally), and :meth:`AccountingProvider.find_draft` must find that invoice by the key alone, so a
+caller whose previous attempt ended in an unknown outcome can look before it creates.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+
+# --- errors ------------------------------------------------------------------------------------
+class ProviderError(Exception):
+    """Base class: something the provider said or did that the caller must act on."""
+
+    def __init__(self, message: str, *, code: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code:
+            parts.append(f"(code {self.code})")
+        if self.detail and self.detail != self.message:
+            parts.append(f"- {self.detail}")
+        return " ".join(parts)
+
+
+class RetryLater(ProviderError):
+    """Transient: throttled, 5xx, timeout, connection dropped. Try again with the SAME key.
+
+    ``outcome_unknown`` is True when the request may have been committed by the provider (a
+    timeout or 5xx after sending a create): the caller must call ``find_draft(key)`` before it
+    ever creates under a different key.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+        code: str | None = None,
+        detail: str | None = None,
+    ):
+        super().__init__(message, code=code, detail=detail)
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+
+
+class ReconnectNeeded(ProviderError):
+    """The credentials are revoked, expired beyond refresh, or the account was deauthorized.
+
+    Jobs wait (they do not fail) until an admin reconnects the account.
+    """
+
+
+class Rejected(ProviderError):
+    """The provider refused the request as invalid: retrying the same request cannot help.
+
+    ``message`` is the provider's own words, shown to the admin.
+    """
+
+
+class DuplicateCustomer(Rejected):
+    """Creating a customer clashed with an existing one (QuickBooks 6240); link it instead."""
+
+    def __init__(self, message: str, *, existing: AccountingCustomer | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.existing = existing
+
+
+class CurrencyMismatch(Rejected):
+    """The accounting customer is locked to another currency than the draft's."""
+
+    def __init__(self, message: str, *, customer_currency: str, draft_currency: str, **kw: Any):
+        super().__init__(message, **kw)
+        self.customer_currency = customer_currency
+        self.draft_currency = draft_currency
+
+
+# --- values exchanged with providers -----------------------------------------------------------
+@dataclass(frozen=True)
+class AccountingCustomer:
+    id: str
+    name: str
+    email: str | None = None
+    currency: str | None = None  # None: the provider has not locked one yet
+    payment_terms_days: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: tuple[AccountingCustomer, ...]
+    next_cursor: str | None = None  # opaque; pass back to get the next page
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    """A customer to create from a tracker-side client."""
+
+    name: str
+    email: str | None = None
+    currency: str | None = None
+    tracker_id: str | None = None  # kept as metadata / a note so finance can trace it back
+
+
+@dataclass(frozen=True)
+class DraftLine:
+    description: str
+    quantity: Decimal  # hours; quantize_money(quantity * unit_price) == amount holds
+    unit_price: Decimal
+    amount: Decimal  # rounded to the currency's minor unit, half-up
+    service_date: date | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DraftInvoice:
+    """One customer's invoice for one approved timesheet revision, ready to send."""
+
+    key: str  # deterministic, <= 50 chars: idempotency key / requestid
+    customer_id: str  # the accounting system's customer id
+    customer_name: str
+    currency: str
+    lines: tuple[DraftLine, ...]
+    total: Decimal
+    memo: str  # shown to the customer (QBO CustomerMemo / Stripe description)
+    private_note: str  # internal: names the timesheet and says it is a generated draft
+    period_start: date
+    period_end: date
+    issue_date: date
+    payment_terms_days: int | None = None
+    tax_code: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class DraftState(enum.StrEnum):
+    DRAFT = "draft"  # still editable / unsent: the connector may delete it
+    SENT = "sent"  # finance sent or finalized it: hands off
+    VOID = "void"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class CreatedDraft:
+    provider_id: str
+    link: str | None
+    state: DraftState = DraftState.DRAFT
+    number: str | None = None
+    total: Decimal | None = None
+
+
+class RemovalOutcome(enum.StrEnum):
+    DELETED = "deleted"
+    VOIDED = "voided"
+    ALREADY_GONE = "already_gone"
+    NOT_A_DRAFT = "not_a_draft"  # finance already sent/finalized it: left alone
+
+
+# --- what a provider gets from the app ---------------------------------------------------------
+class CredentialStore(Protocol):
+    """Per-connection persistence a provider needs, supplied by the app.
+
+    ``save`` commits at once in its own transaction (a rotated QuickBooks refresh token must be
+    durable before the new access token is used). ``lock`` is held across every worker and web
+    process (one token refresh at a time per company).
+    """
+
+    def load(self) -> dict[str, Any]: ...
+
+    def save(self, credentials: dict[str, Any]) -> None: ...
+
+    def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[None]: ...
+
+    def mark_reconnect_needed(self, reason: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Shared across processes: blocks until one more request to ``bucket`` is allowed."""
+
+    def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
+
+
+class AccountingProvider(abc.ABC):
+    """What every accounting system offers the pipeline and the admin console."""
+
+    name: str = ""
+    display_name: str = ""
+
+    # customers (mapping screen)
+    @abc.abstractmethod
+    def list_customers(
+        self, *, query: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> CustomerPage: ...
+
+    def iter_customers(self, *, query: str | None = None) -> Iterator[AccountingCustomer]:
+        cursor: str | None = None
+        while True:
+            page = self.list_customers(query=query, cursor=cursor)
+            yield from page.customers
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    @abc.abstractmethod
+    def get_customer(self, customer_id: str) -> AccountingCustomer | None: ...
+
+    @abc.abstractmethod
+    def create_customer(self, new: NewCustomer) -> AccountingCustomer: ...
+
+    # drafts
+    @abc.abstractmethod
+    def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
+        """Create the invoice under ``draft.key``; the same key again returns the same invoice."""
+
+    @abc.abstractmethod
+    def find_draft(self, key: str) -> CreatedDraft | None:
+        """The invoice created under ``key``, if any (reconciles unknown outcomes)."""
+
+    @abc.abstractmethod
+    def remove_draft(self, provider_id: str) -> RemovalOutcome:
+        """Delete (or void where deleting is impossible) an invoice that is still a draft."""
+
+    @abc.abstractmethod
+    def draft_link(self, provider_id: str) -> str | None:
+        """A deep link a human can open to review the draft."""
+
+    def check_connection(self) -> None:  # noqa: B027 - optional hook, harmless by default
+        """Raise ReconnectNeeded/RetryLater if the account is not usable right now."""

@@ -1,0 +1,178 @@
+"""The built-in ``local`` provider: drafts kept in the plugin's own database.
+
+The default for a new workspace, so the whole flow runs with no external account; also the
+reference implementation of the provider contract (idempotent on the key, findable by the key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from connector import db
+from connector.models import LocalCustomer, LocalInvoice
+from connector.providers.base import (
+    AccountingCustomer,
+    AccountingProvider,
+    CreatedDraft,
+    CurrencyMismatch,
+    CustomerPage,
+    DraftInvoice,
+    DraftState,
+    NewCustomer,
+    Rejected,
+    RemovalOutcome,
+)
+
+
+class LocalProvider(AccountingProvider):
+    name = "local"
+    display_name = "Built-in ledger"
+
+    def __init__(self, workspace_id: int, public_base_url: str = ""):
+        self.workspace_id = workspace_id
+        self.public_base_url = public_base_url.rstrip("/")
+
+    # -- customers
+    @staticmethod
+    def _customer(row: LocalCustomer) -> AccountingCustomer:
+        return AccountingCustomer(
+            id=str(row.id), name=row.name, email=row.email, currency=row.currency
+        )
+
+    def list_customers(
+        self, *, query: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> CustomerPage:
+        offset = int(cursor or 0)
+        with db.new_session() as s:
+            stmt = select(LocalCustomer).where(LocalCustomer.workspace_id == self.workspace_id)
+            if query:
+                like = f"%{query.lower()}%"
+                stmt = stmt.where(
+                    or_(
+                        func.lower(LocalCustomer.name).like(like),
+                        func.lower(LocalCustomer.email).like(like),
+                    )
+                )
+            rows = s.scalars(stmt.order_by(LocalCustomer.name).offset(offset).limit(limit + 1))
+            rows = list(rows)
+        more = len(rows) > limit
+        return CustomerPage(
+            customers=tuple(self._customer(r) for r in rows[:limit]),
+            next_cursor=str(offset + limit) if more else None,
+        )
+
+    def get_customer(self, customer_id: str) -> AccountingCustomer | None:
+        if not customer_id.isdigit():
+            return None
+        with db.new_session() as s:
+            row = s.get(LocalCustomer, int(customer_id))
+            if row is None or row.workspace_id != self.workspace_id:
+                return None
+            return self._customer(row)
+
+    def create_customer(self, new: NewCustomer) -> AccountingCustomer:
+        if not new.name.strip():
+            raise Rejected("A customer needs a name.")
+        with db.session_scope() as s:
+            row = LocalCustomer(
+                workspace_id=self.workspace_id,
+                name=new.name.strip(),
+                email=new.email,
+                currency=(new.currency or "USD").upper(),
+                tracker_id=new.tracker_id,
+            )
+            s.add(row)
+            s.flush()
+            return self._customer(row)
+
+    # -- drafts
+    def _created(self, row: LocalInvoice) -> CreatedDraft:
+        state = DraftState.DRAFT if row.state == "draft" else DraftState(row.state)
+        return CreatedDraft(
+            provider_id=str(row.id),
+            link=self.draft_link(str(row.id)),
+            state=state,
+            number=f"L-{row.id:06d}",
+            total=row.total,
+        )
+
+    def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
+        existing = self.find_draft(draft.key)
+        if existing is not None:
+            return existing
+        customer = self.get_customer(draft.customer_id)
+        if customer is not None and customer.currency and customer.currency != draft.currency:
+            raise CurrencyMismatch(
+                f"Customer {customer.name} is billed in {customer.currency}, "
+                f"this draft is in {draft.currency}.",
+                customer_currency=customer.currency,
+                draft_currency=draft.currency,
+            )
+        due = (
+            draft.issue_date + timedelta(days=draft.payment_terms_days)
+            if draft.payment_terms_days is not None
+            else None
+        )
+        row = LocalInvoice(
+            workspace_id=self.workspace_id,
+            key=draft.key,
+            customer_id=draft.customer_id,
+            customer_name=draft.customer_name,
+            currency=draft.currency,
+            total=draft.total,
+            lines=[
+                {
+                    "description": line.description,
+                    "quantity": str(line.quantity),
+                    "unit_price": str(line.unit_price),
+                    "amount": str(line.amount),
+                    "service_date": line.service_date.isoformat() if line.service_date else None,
+                }
+                for line in draft.lines
+            ],
+            memo=draft.memo,
+            private_note=draft.private_note,
+            issue_date=draft.issue_date,
+            due_date=due,
+        )
+        try:
+            with db.session_scope() as s:
+                s.add(row)
+        except IntegrityError:
+            # A concurrent attempt with the same key won: return its invoice, never a second one.
+            found = self.find_draft(draft.key)
+            if found is None:
+                raise
+            return found
+        return self._created(row)
+
+    def find_draft(self, key: str) -> CreatedDraft | None:
+        with db.new_session() as s:
+            row = s.scalars(
+                select(LocalInvoice).where(
+                    LocalInvoice.workspace_id == self.workspace_id, LocalInvoice.key == key
+                )
+            ).one_or_none()
+            return self._created(row) if row else None
+
+    def remove_draft(self, provider_id: str) -> RemovalOutcome:
+        with db.session_scope() as s:
+            row = s.get(LocalInvoice, int(provider_id)) if provider_id.isdigit() else None
+            if row is None or row.workspace_id != self.workspace_id or row.state == "deleted":
+                return RemovalOutcome.ALREADY_GONE
+            if row.state != "draft":
+                return RemovalOutcome.NOT_A_DRAFT
+            row.state = "deleted"
+            return RemovalOutcome.DELETED
+
+    def draft_link(self, provider_id: str) -> str | None:
+        return f"{self.public_base_url}/workspaces/{self.workspace_id}/ledger/{provider_id}"
+
+
+def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> LocalProvider:
+    return LocalProvider(workspace_id, str(config.get("PUBLIC_BASE_URL", "")))

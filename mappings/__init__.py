@@ -1,0 +1,1 @@
+"""Tracker clients/projects -> accounting customers, the rate table, and mapping suggestions."""

@@ -1,0 +1,1 @@
+"""Inbound events: the receiver contract, Standard Webhooks signing, one folder per tracker."""

@@ -1,0 +1,5 @@
+"""The inbound receiver contract."""
+
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__)
