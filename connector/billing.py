@@ -721,7 +721,9 @@ def bill(
             line_key = (day, project_id, contract_id, client_id, task_id, amount, source)
         line = acc.lines.get(line_key)
         if line is None:
-            acc.lines[line_key] = [billed, minutes, day, day, project_id, task_id, amount, source]
+            # Only task-level groupings name a task: a project line spans several tasks.
+            line_task = task_id if grouping in ("task", "detailed") else None
+            acc.lines[line_key] = [billed, minutes, day, day, project_id, line_task, amount, source]
         else:
             line[0] += billed
             line[1] += minutes
