@@ -471,14 +471,15 @@ def _build_line(
     values: list,
     currency: str,
     member: Member,
-    project_names: dict[str, tuple[date, str]],
-    task_names: dict[str, tuple[date, str]],
+    project_names: dict[tuple, tuple[date, str]],
+    task_names: dict[tuple, tuple[date, str]],
+    owner: str,
 ) -> Line:
     billed, tracked, first, last, project_id, task_id, rate, source = values
     unit_price = _canonical_rate(rate, currency)
     amount = line_amount(billed, unit_price, currency)
-    project_name = project_names[project_id][1]
-    task_name = None if task_id is None else task_names[task_id][1]
+    project_name = project_names[owner, project_id][1]
+    task_name = None if task_id is None else task_names[owner, task_id][1]
     title = f"{project_name} ({task_name})" if task_name else project_name
     return Line(
         description=(
@@ -537,7 +538,7 @@ def _customer_holds(
                 customer=customer,
                 message=(
                     f"No rate for {member.name} on project(s) "
-                    f"{', '.join(project_label(p) for p in project_ids)} "
+                    f"{', '.join(project_label(customer.id, p) for p in project_ids)} "
                     f"({format_duration(minutes)}, {_period(first, last)}): add a rate for the "
                     f"member and project, the project, the customer or the workspace. {held_text}"
                 ),
@@ -556,7 +557,7 @@ def _customer_holds(
             per_project = acc.mismatch[(currency, source)]
             minutes += sum(per_project.values())
             project_set.update(per_project)
-            names = ", ".join(project_label(p) for p in sorted(per_project))
+            names = ", ".join(project_label(customer.id, p) for p in sorted(per_project))
             parts.append(f"{names} priced in {currency} ({source} rate)")
         holds.append(
             Hold(
@@ -596,9 +597,11 @@ class _CustomerAcc:
         self.client_ids: set[str] = set()
 
 
-def _latest_name(names: dict, key: str, day: date, name: str) -> None:
+def _latest_name(names: dict, key: tuple, day: date, name: str) -> None:
     # The name from the latest day (ties: the greatest name) wins, so renames mid-period
-    # resolve the same way whatever the row order.
+    # resolve the same way whatever the row order. Names are kept per owning customer (key
+    # starts with the customer id, None for unmapped rows) so that another customer's rows can
+    # never rename a project on this customer's draft.
     candidate = (day, name)
     current = names.get(key)
     if current is None or candidate > current:
@@ -617,10 +620,8 @@ def bill(
 
     # 1. Aggregate identical day rows (same day, project, contract, client, task, row rate) so
     #    the billing increment rounds each day's row once, however the tracker split it.
+    #    Display names ride along in the key so they can be chosen per customer later.
     day_rows: dict[tuple, int] = {}
-    project_names: dict[str, tuple[date, str]] = {}
-    task_names: dict[str, tuple[date, str]] = {}
-    client_names: dict[str, tuple[date, str]] = {}
     excluded_minutes = excluded_rows = 0
     for row in timesheet.rows:
         _check_row(row, timesheet)
@@ -631,11 +632,6 @@ def bill(
         if not row.minutes:
             continue
         client, task = row.client, row.task
-        _latest_name(project_names, row.project_id, row.date, row.project_name)
-        if client is not None:
-            _latest_name(client_names, client.id, row.date, client.name)
-        if task is not None:
-            _latest_name(task_names, task.id, row.date, task.name)
         key = (
             row.date,
             row.project_id,
@@ -643,6 +639,9 @@ def bill(
             None if client is None else client.id,
             None if task is None else task.id,
             row.rate,
+            row.project_name,
+            None if client is None else client.name,
+            None if task is None else task.name,
         )
         day_rows[key] = day_rows.get(key, 0) + row.minutes
 
@@ -651,8 +650,13 @@ def bill(
     unmapped: dict[str, list] = {}  # project_id -> [tracked, client ids]
     resolved: dict[tuple[str, str | None], Customer | None] = {}
     rate_cache: dict[tuple, _Rate | None] = {}
+    project_names: dict[tuple, tuple[date, str]] = {}
+    task_names: dict[tuple, tuple[date, str]] = {}
+    client_names: dict[tuple, tuple[date, str]] = {}
     member_id = member.id
-    for (day, project_id, contract_id, client_id, task_id, row_rate), minutes in day_rows.items():
+    for row_key, minutes in day_rows.items():
+        day, project_id, contract_id, client_id, task_id, row_rate = row_key[:6]
+        project_name, client_name, task_name = row_key[6:]
         resolve_key = (project_id, client_id)
         if resolve_key in resolved:
             customer = resolved[resolve_key]
@@ -661,6 +665,12 @@ def bill(
             if customer is None and client_id is not None:
                 customer = mappings.clients.get(client_id)
             resolved[resolve_key] = customer
+        owner = None if customer is None else customer.id
+        _latest_name(project_names, (owner, project_id), day, project_name)
+        if client_id is not None:
+            _latest_name(client_names, (owner, client_id), day, client_name)
+        if task_id is not None:
+            _latest_name(task_names, (owner, task_id), day, task_name)
         if customer is None:
             group = unmapped.setdefault(project_id, [0, set()])
             group[0] += minutes
@@ -738,11 +748,11 @@ def bill(
     held_minutes = 0
     workspace_id, timesheet_id = settings.workspace_id, timesheet.id
 
-    def project_label(project_id: str) -> str:
-        return f"{project_names[project_id][1]} ({project_id})"
+    def project_label(owner: str | None, project_id: str) -> str:
+        return f"{project_names[owner, project_id][1]} ({project_id})"
 
-    def client_label(client_id: str) -> str:
-        return f"{client_names[client_id][1]} ({client_id})"
+    def client_label(owner: str | None, client_id: str) -> str:
+        return f"{client_names[owner, client_id][1]} ({client_id})"
 
     for customer_id in sorted(customers):
         acc = customers[customer_id]
@@ -755,7 +765,9 @@ def bill(
         lines = tuple(
             sorted(
                 (
-                    _build_line(values, customer.currency, member, project_names, task_names)
+                    _build_line(
+                        values, customer.currency, member, project_names, task_names, customer_id
+                    )
                     for values in acc.lines.values()
                 ),
                 key=_line_order,
@@ -782,7 +794,7 @@ def bill(
         held_minutes += tracked
         clients = sorted(client_ids)
         client_text = (
-            "client " + ", ".join(client_label(c) for c in clients)
+            "client " + ", ".join(client_label(None, c) for c in clients)
             if clients
             else "no tracker client"
         )
@@ -793,7 +805,7 @@ def bill(
                 customer=None,
                 message=(
                     f"{member.name} tracked {format_duration(tracked)} on project "
-                    f"{project_label(project_id)} ({client_text}), which is not mapped to a "
+                    f"{project_label(None, project_id)} ({client_text}), which is not mapped to a "
                     "customer: map the project or its client to a customer."
                 ),
                 minutes=tracked,
