@@ -474,10 +474,17 @@ def _build_line(
     project_names: dict[tuple, tuple[date, str]],
     task_names: dict[tuple, tuple[date, str]],
     owner: str,
+    pricing: dict[tuple[int, Decimal], tuple[Decimal, Decimal, Decimal]],
 ) -> Line:
     billed, tracked, first, last, project_id, task_id, rate, source = values
-    unit_price = _canonical_rate(rate, currency)
-    amount = line_amount(billed, unit_price, currency)
+    # Detailed grouping prices many lines with the same minutes and rate: memoize per bill().
+    priced = pricing.get((billed, rate))
+    if priced is None:
+        unit_price = _canonical_rate(rate, currency)
+        amount = line_amount(billed, unit_price, currency)
+        quantity = line_quantity(billed, unit_price, amount, currency)
+        priced = pricing[billed, rate] = (unit_price, amount, quantity)
+    unit_price, amount, quantity = priced
     project_name = project_names[owner, project_id][1]
     task_name = None if task_id is None else task_names[owner, task_id][1]
     title = f"{project_name} ({task_name})" if task_name else project_name
@@ -486,7 +493,7 @@ def _build_line(
             f"{member.name} — {title} — {_period(first, last)} — {format_duration(billed)}"
         ),
         minutes=billed,
-        quantity=line_quantity(billed, unit_price, amount, currency),
+        quantity=quantity,
         unit_price=unit_price,
         amount=amount,
         service_date=first if first == last else None,
@@ -762,11 +769,18 @@ def bill(
             held_minutes += acc.tracked
             holds.extend(_customer_holds(acc, member, key, project_label, client_label))
             continue
+        pricing: dict[tuple[int, Decimal], tuple[Decimal, Decimal, Decimal]] = {}
         lines = tuple(
             sorted(
                 (
                     _build_line(
-                        values, customer.currency, member, project_names, task_names, customer_id
+                        values,
+                        customer.currency,
+                        member,
+                        project_names,
+                        task_names,
+                        customer_id,
+                        pricing,
                     )
                     for values in acc.lines.values()
                 ),

@@ -8,7 +8,7 @@ not use, so every rounding here names its rule explicitly. Floats are rejected, 
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import MAX_PREC, ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Rounded
 from types import MappingProxyType
 from typing import Final
 
@@ -35,6 +35,7 @@ _AMOUNT_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 # quantize() honours the context's precision; a wide private context keeps large amounts from
 # raising or being rounded a second time by the caller's (possibly modified) thread context.
 _CTX: Final = Context(prec=60, rounding=ROUND_HALF_UP)
+_EXACT: Final = Context(prec=MAX_PREC, traps=[InvalidOperation, Inexact, Rounded])
 
 
 def check_currency(currency: str) -> str:
@@ -68,9 +69,9 @@ def round_half_up_div(numerator: int, denominator: int) -> int:
 
 
 def decimal_from_scaled(scaled: int, places: int) -> Decimal:
-    """scaled x 10**-places as an exact Decimal with exactly `places` decimals (no context)."""
-    digits = tuple(int(c) for c in str(abs(scaled)))
-    return Decimal((1 if scaled < 0 else 0, digits, -places))
+    """scaled x 10**-places as an exact Decimal with exactly `places` decimals."""
+    # scaleb only moves the exponent; the exact context traps if it ever had to round.
+    return Decimal(scaled).scaleb(-places, _EXACT)
 
 
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
