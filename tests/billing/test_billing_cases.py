@@ -472,3 +472,20 @@ def test_same_content_in_any_order_gives_same_result() -> None:
     forward = run(*rows, projects={"p1": ACME, "p2": ACME})
     backward = run(*reversed(rows), projects={"p1": ACME, "p2": ACME})
     assert forward == backward
+
+
+def test_docs_worked_example() -> None:
+    # docs/billing.md "Worked example": keep the two in step.
+    result = run(
+        row(2, 50),
+        row(3, 50),
+        row(4, 30, billable=False),
+        row(5, 45, project="p9", client=Client("cl-9", "Umbrella")),
+        increment=6,
+    )
+    (draft,) = result.drafts
+    (line,) = draft.lines
+    assert line.description == "Ada Lovelace — Website — 2026-11-02..2026-11-03 — 1 h 48 min"
+    assert (str(line.quantity), str(line.amount), str(draft.total)) == ("1.80", "49.50", "49.50")
+    assert (draft.tracked_minutes, result.held_minutes, result.excluded_minutes) == (100, 45, 30)
+    assert [h.subject_key for h in result.holds] == ["project:p9"]
