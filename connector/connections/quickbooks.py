@@ -1,5 +1,202 @@
-"""QuickBooks Online connect / callback / disconnect routes (filled in by the QuickBooks issue)."""
+"""QuickBooks Online connect / callback / disconnect routes.
 
-from flask import Blueprint
+Connect sends the admin to Intuit's consent screen with a one-time ``state`` bound to this admin's
+session and to the workspace; the callback accepts only that state, exchanges the code for tokens
+and stores them encrypted (with the company's realm id) in the workspace's connection.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, request, session
+from flask_login import current_user
+from markupsafe import escape
+from sqlalchemy import update
+
+from connector import db
+from connector.auth import admin_required, workspace_for_admin
+from connector.connections.store import DbCredentialStore, secret_box
+from connector.models import Connection
+from connector.providers import quickbooks_oauth as oauth
+from connector.providers.base import ProviderError
 
 bp = Blueprint("quickbooks_connection", __name__)
+
+PROVIDER = "quickbooks"
+SESSION_KEY = "quickbooks_oauth"
+STATE_MAX_AGE_SECONDS = 900  # a consent screen left open longer must start again
+
+
+def redirect_uri() -> str:
+    return (
+        str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + "/connections/quickbooks/callback"
+    )
+
+
+def _store(workspace_id: int) -> DbCredentialStore:
+    return DbCredentialStore(workspace_id, PROVIDER, secret_box(current_app.config))
+
+
+def _connections_url(workspace_id: int) -> str:
+    return f"/workspaces/{workspace_id}/connections"
+
+
+def _problem_page(title: str, message: str, status: int = 400, workspace_id: int | None = None):
+    back = (
+        f'<p><a href="{escape(_connections_url(workspace_id))}">Back to connections</a></p>'
+        if workspace_id
+        else ""
+    )
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title></head><body>"
+        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>{back}</body></html>"
+    )
+    return html, status, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@bp.get("/workspaces/<int:workspace_id>/connections/quickbooks/connect")
+@admin_required
+def connect(workspace_id: int) -> Any:
+    workspace_for_admin(workspace_id)
+    try:
+        settings = oauth.settings_from_config(current_app.config)
+    except oauth.QuickBooksConfigError as exc:
+        return _problem_page("QuickBooks is not set up", str(exc), 400, workspace_id)
+    state = secrets.token_urlsafe(32)
+    session[SESSION_KEY] = {
+        "state": state,
+        "workspace_id": workspace_id,
+        "user_id": str(current_user.id),
+        "environment": settings.environment,
+        "created": time.time(),
+    }
+    return redirect(oauth.authorize_url(settings, redirect_uri=redirect_uri(), state=state))
+
+
+@bp.get("/connections/quickbooks/callback")
+@admin_required
+def callback() -> Any:
+    pending = session.pop(SESSION_KEY, None)  # one use only, whatever happens next
+    workspace_id = pending.get("workspace_id") if isinstance(pending, dict) else None
+    error = request.args.get("error")
+    if error:
+        reason = (
+            "You declined access in QuickBooks, so nothing was connected."
+            if error == "access_denied"
+            else f"QuickBooks did not grant access ({error})."
+        )
+        return _problem_page("QuickBooks was not connected", reason, 400, workspace_id)
+    state = request.args.get("state", "")
+    if (
+        not isinstance(pending, dict)
+        or not state
+        or not secrets.compare_digest(str(pending.get("state", "")), state)
+        or pending.get("user_id") != str(current_user.id)
+        or time.time() - float(pending.get("created", 0)) > STATE_MAX_AGE_SECONDS
+    ):
+        return _problem_page(
+            "QuickBooks connection not accepted",
+            "This sign-in answer does not belong to a connection you started here (or it is "
+            "too old). Start again from the workspace's connections page.",
+            400,
+            workspace_id,
+        )
+    workspace = workspace_for_admin(int(workspace_id))  # still an admin of it?
+    code = request.args.get("code", "")
+    realm_id = request.args.get("realmId", "")
+    if not code or not realm_id.isdigit():
+        return _problem_page(
+            "QuickBooks connection not accepted",
+            "QuickBooks' answer lacks the authorization code or the company id.",
+            400,
+            workspace.id,
+        )
+    try:
+        settings = oauth.settings_from_config(current_app.config, pending.get("environment"))
+        credentials = oauth.exchange_code(settings, code=code, redirect_uri=redirect_uri())
+    except oauth.QuickBooksConfigError as exc:
+        return _problem_page("QuickBooks is not set up", str(exc), 400, workspace.id)
+    except oauth.OAuthError as exc:
+        return _problem_page(
+            "QuickBooks connection failed",
+            f"Intuit did not issue tokens: {exc} Try connecting again.",
+            400 if exc.permanent else 502,
+            workspace.id,
+        )
+
+    store = _store(workspace.id)
+    # Cached ids (service item, income account) belong to one company: keep them only when the
+    # admin reconnects the same one.
+    meta = store.meta() if store.account_id == realm_id else {}
+    meta["connected_by"] = str(current_user.id)
+    store.connect(credentials, account_id=realm_id, environment=settings.environment, meta=meta)
+    company_name = _company_name(workspace.id, store)
+    if workspace.provider == "local":
+        workspace.provider = PROVIDER
+        db.session.commit()
+
+    from connector.pipeline import on_connection_restored
+
+    on_connection_restored(workspace.id)
+    flash(
+        f"QuickBooks Online connected ({settings.environment}"
+        + (f": {company_name}" if company_name else "")
+        + "). Invoices are created unsent: review them in QuickBooks before sending.",
+        "success",
+    )
+    return redirect(_connections_url(workspace.id))
+
+
+def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
+    """Best effort: the company's name for the connections page; connecting never fails on it."""
+    from connector.providers import quickbooks
+
+    try:
+        provider = quickbooks.create(workspace_id, store, current_app.config)
+        info = provider.company_info()
+    except ProviderError:
+        current_app.logger.warning("QuickBooks connected but CompanyInfo could not be read")
+        return None
+    name = info.get("CompanyName") or None
+    country = info.get("Country") or None
+    store.update_meta(company_name=name, company_country=country)
+    if name:
+        with db.session_scope() as s:
+            s.execute(
+                update(Connection)
+                .where(Connection.workspace_id == workspace_id, Connection.provider == PROVIDER)
+                .values(account_name=str(name)[:500])
+            )
+    return name
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/quickbooks/disconnect")
+@admin_required
+def disconnect(workspace_id: int) -> Any:
+    workspace = workspace_for_admin(workspace_id)
+    store = _store(workspace.id)
+    credentials = store.load()
+    token = credentials.get("refresh_token") or credentials.get("access_token")
+    revoked = True
+    if token:
+        try:
+            oauth.revoke(
+                oauth.settings_from_config(current_app.config, store.environment), str(token)
+            )
+        except (oauth.OAuthError, oauth.QuickBooksConfigError) as exc:
+            revoked = False
+            current_app.logger.warning("QuickBooks token revoke failed: %s", exc)
+    store.disconnect()
+    if revoked:
+        flash("QuickBooks Online disconnected; access was revoked at Intuit.", "success")
+    else:
+        flash(
+            "QuickBooks Online disconnected here, but Intuit could not be told to revoke access: "
+            "remove the app in QuickBooks (Settings, Apps) to be sure.",
+            "warning",
+        )
+    return redirect(_connections_url(workspace.id))

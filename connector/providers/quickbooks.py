@@ -1,0 +1,568 @@
+"""QuickBooks Online: customers, the service item, and "draft" invoices.
+
+QuickBooks has no draft state. What this provider creates is an ordinary, unsent invoice
+(``EmailStatus: NotSet``), which QuickBooks already counts as a receivable. Its PrivateNote says it
+is a generated draft to review and carries a marker line ``tsi-key: <key>`` by which
+:meth:`QuickBooksProvider.find_draft` finds it again.
+
+Exactly once: the create is sent with ``?requestid=<draft.key>``, so QuickBooks answers a repeat
+with the invoice of the first call. When a create's outcome is unknown (timeout, 5xx, dropped
+connection) the pipeline calls :meth:`find_draft` before creating again. ``PrivateNote`` is not
+filterable in QuickBooks queries, so ``find_draft`` pages through invoices created in the last
+``QUICKBOOKS_FIND_LOOKBACK_DAYS`` days, newest first, and matches the marker line itself.
+
+The JSON is built by hand rather than with python-quickbooks objects: those send ``""`` for unset
+dates and ``LineNum: 0``, Decimals as strings, and no timeouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connector.providers import quickbooks_oauth as oauth
+from connector.providers.base import (
+    AccountingCustomer,
+    AccountingProvider,
+    CreatedDraft,
+    CredentialStore,
+    CurrencyMismatch,
+    CustomerPage,
+    DraftInvoice,
+    DraftState,
+    DuplicateCustomer,
+    NewCustomer,
+    RateLimiter,
+    ReconnectNeeded,
+    Rejected,
+    RemovalOutcome,
+)
+from connector.providers.quickbooks_http import NotFound, QboHttp
+
+log = logging.getLogger(__name__)
+
+MARKER_PREFIX = "tsi-key: "
+MAX_CUSTOMER_MEMO = 1000
+MAX_PRIVATE_NOTE = 4000
+MAX_DESCRIPTION = 4000
+MAX_DISPLAY_NAME = 500
+MAX_REQUEST_ID = 50
+MAX_QUERY_RESULTS = 1000  # QuickBooks' cap on MAXRESULTS
+DEFAULT_SERVICE_ITEM_NAME = "Hours"
+DEFAULT_LOOKBACK_DAYS = 60
+FIND_PAGE_SIZE = 200
+DUPLICATE_NAME_CODE = "6240"
+STALE_OBJECT_CODE = "5010"
+
+
+# --- small pure helpers (tested directly) ------------------------------------------------------
+def quote(value: str) -> str:
+    """A QuickBooks query string literal: single quotes escaped with a backslash."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def select(entity: str, where: str = "", tail: str = "") -> str:
+    """A QuickBooks query statement (read-only, one entity); literals in ``where`` must come from
+    :func:`quote`."""
+    parts = ["SELECT * FROM", entity]
+    if where:
+        parts += ["WHERE", where]
+    if tail:
+        parts.append(tail)
+    return " ".join(parts)
+
+
+def marker(key: str) -> str:
+    return f"{MARKER_PREFIX}{key}"
+
+
+def has_marker(private_note: Any, key: str) -> bool:
+    # A whole-line match, so key "a-1" never matches an invoice made under "a-12".
+    wanted = marker(key)
+    return isinstance(private_note, str) and any(
+        line.strip() == wanted for line in private_note.splitlines()
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def private_note(note: str, key: str) -> str:
+    """The internal note plus the marker line; the note is clipped, never the marker."""
+    tail = "\n" + marker(key)
+    return _clip(note.strip(), MAX_PRIVATE_NOTE - len(tail)) + tail if note.strip() else tail[1:]
+
+
+def request_id(key: str) -> str:
+    """``requestid`` must be <= 50 chars; keys are, by contract, but never send a longer one."""
+    if len(key) <= MAX_REQUEST_ID:
+        return key
+    return "tsi-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def number(value: Decimal) -> float | str:
+    """A JSON number for QuickBooks. ``float`` prints the shortest text that round-trips, so any
+    amount of <= 15 significant digits is sent exactly as written; anything else goes as text."""
+    as_float = float(value)
+    if Decimal(repr(as_float)) == value:
+        return as_float
+    return str(value)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("value") not in (None, ""):
+        return str(value["value"])
+    return None
+
+
+def compact(value: Any) -> Any:
+    """Drop ``None`` and ``""`` fields (QuickBooks shows an empty ServiceDate as 12/31/9999)."""
+    if isinstance(value, Mapping):
+        out = {k: compact(v) for k, v in value.items() if v is not None and v != ""}
+        return {k: v for k, v in out.items() if v != {} and v != []}
+    if isinstance(value, list | tuple):
+        return [compact(v) for v in value if v is not None and v != ""]
+    return value
+
+
+def build_invoice(
+    draft: DraftInvoice,
+    *,
+    item_id: str,
+    tax_code: str | None,
+    customer_currency: str | None,
+    customer_terms_days: int | None,
+) -> dict[str, Any]:
+    """The Invoice JSON for one draft (pure: what is sent is exactly what the tests validate)."""
+    terms = draft.payment_terms_days
+    if terms is None:
+        terms = customer_terms_days
+    lines = []
+    for line in draft.lines:
+        detail = {
+            "ItemRef": {"value": item_id},
+            "Qty": number(line.quantity),
+            "UnitPrice": number(line.unit_price),
+            "ServiceDate": line.service_date.isoformat() if line.service_date else None,
+            "TaxCodeRef": {"value": tax_code} if tax_code else None,
+        }
+        lines.append(
+            {
+                "DetailType": "SalesItemLineDetail",
+                "Amount": number(line.amount),
+                "Description": _clip(line.description, MAX_DESCRIPTION) or None,
+                "SalesItemLineDetail": detail,
+            }
+        )
+    body = {
+        "CustomerRef": {"value": draft.customer_id},
+        # Only when the customer has one: the invoice's currency IS its customer's currency, and
+        # a company without multicurrency accepts its home currency here.
+        "CurrencyRef": {"value": draft.currency} if customer_currency else None,
+        "TxnDate": draft.issue_date.isoformat(),
+        "DueDate": (draft.issue_date + timedelta(days=terms)).isoformat()
+        if terms is not None
+        else None,
+        "Line": lines,
+        "CustomerMemo": {"value": _clip(draft.memo, MAX_CUSTOMER_MEMO)} if draft.memo else None,
+        "PrivateNote": private_note(draft.private_note, draft.key),
+        "EmailStatus": "NotSet",  # never queue it for sending: finance reviews it first
+    }
+    return compact(body)
+
+
+def build_customer(new: NewCustomer) -> dict[str, Any]:
+    name = new.name.strip()
+    notes = None
+    if new.tracker_id:
+        notes = f"Created by timesheet-invoicer for tracker client {new.tracker_id}."
+    return compact(
+        {
+            "DisplayName": _clip(name, MAX_DISPLAY_NAME),
+            "PrimaryEmailAddr": {"Address": new.email.strip()} if new.email else None,
+            "CurrencyRef": {"value": new.currency.upper()} if new.currency else None,
+            "Notes": notes,
+        }
+    )
+
+
+def build_service_item(name: str, income_account_id: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Service",
+        "IncomeAccountRef": {"value": income_account_id},
+    }
+
+
+# --- the provider -------------------------------------------------------------------------------
+class QuickBooksProvider(AccountingProvider):
+    name = "quickbooks"
+    display_name = "QuickBooks Online"
+
+    def __init__(
+        self,
+        workspace_id: int,
+        store: Any,
+        settings: oauth.IntuitSettings,
+        realm_id: str,
+        *,
+        limiter: RateLimiter,
+        lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+        http: QboHttp | None = None,
+    ):
+        self.workspace_id = workspace_id
+        self.store = store
+        self.settings = settings
+        self.realm_id = realm_id
+        self.lookback_days = lookback_days
+        self.http = http or QboHttp(settings, store, realm_id, limiter=limiter)
+        self._terms: dict[str, int | None] = {}
+
+    # -- connection ------------------------------------------------------------------------------
+    def company_info(self) -> dict[str, Any]:
+        body = self.http.request("GET", f"companyinfo/{self.realm_id}")
+        return dict(body.get("CompanyInfo") or {})
+
+    def check_connection(self) -> None:
+        self.company_info()
+
+    def _meta(self) -> dict[str, Any]:
+        meta = getattr(self.store, "meta", None)
+        return dict(meta()) if callable(meta) else {}
+
+    def _update_meta(self, **values: Any) -> None:
+        update = getattr(self.store, "update_meta", None)
+        if callable(update):
+            update(**values)
+
+    def _company_country(self) -> str | None:
+        meta = self._meta()
+        if meta.get("company_country"):
+            return str(meta["company_country"])
+        info = self.company_info()
+        country = info.get("Country") or (info.get("CompanyAddr") or {}).get("Country")
+        if country:
+            self._update_meta(company_country=str(country), company_name=info.get("CompanyName"))
+        return str(country) if country else None
+
+    # -- customers -------------------------------------------------------------------------------
+    def _terms_days(self, term_id: str | None) -> int | None:
+        if not term_id:
+            return None
+        if term_id not in self._terms:
+            try:
+                term = self.http.request("GET", f"term/{term_id}").get("Term") or {}
+            except NotFound:
+                term = {}
+            due_days = term.get("DueDays")
+            # Only "net N days" terms convert to days; date-driven terms leave it to QuickBooks.
+            self._terms[term_id] = int(due_days) if isinstance(due_days, int | str) else None
+        return self._terms[term_id]
+
+    def _customer(
+        self, row: Mapping[str, Any], *, resolve_terms: bool = False
+    ) -> AccountingCustomer:
+        email = (row.get("PrimaryEmailAddr") or {}).get("Address")
+        return AccountingCustomer(
+            id=str(row["Id"]),
+            name=str(row.get("DisplayName") or row.get("FullyQualifiedName") or row["Id"]),
+            email=email or None,
+            currency=_ref(row.get("CurrencyRef")),
+            payment_terms_days=self._terms_days(_ref(row.get("SalesTermRef")))
+            if resolve_terms
+            else None,
+        )
+
+    def list_customers(
+        self, *, query: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> CustomerPage:
+        start = int(cursor) if cursor and cursor.isdigit() and int(cursor) > 0 else 1
+        limit = max(1, min(limit, MAX_QUERY_RESULTS))
+        where = f"DisplayName LIKE {quote('%' + query.strip() + '%')}" if query else ""
+        statement = select(
+            "Customer", where, f"ORDERBY DisplayName STARTPOSITION {start} MAXRESULTS {limit}"
+        )
+        rows = self.http.query(statement).get("Customer") or []
+        return CustomerPage(
+            customers=tuple(self._customer(r) for r in rows),
+            # A full page may be followed by more; an empty next page ends the iteration.
+            next_cursor=str(start + len(rows)) if len(rows) >= limit else None,
+        )
+
+    def get_customer(self, customer_id: str) -> AccountingCustomer | None:
+        if not customer_id.isdigit():
+            return None
+        try:
+            body = self.http.request("GET", f"customer/{customer_id}")
+        except NotFound:
+            return None
+        row = body.get("Customer")
+        return self._customer(row, resolve_terms=True) if row else None
+
+    def find_customer_by_name(self, name: str) -> AccountingCustomer | None:
+        rows = (
+            self.http.query(
+                select("Customer", f"DisplayName = {quote(name)} AND Active IN (true, false)")
+            ).get("Customer")
+            or []
+        )
+        return self._customer(rows[0]) if rows else None
+
+    def create_customer(self, new: NewCustomer) -> AccountingCustomer:
+        body = build_customer(new)
+        if not body.get("DisplayName"):
+            raise Rejected("A customer needs a name.")
+        # Same customer asked again (a retried job) -> QuickBooks answers with the first result.
+        rid = (
+            "tsi-cust-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+        )
+        try:
+            created = self.http.request("POST", "customer", params={"requestid": rid}, body=body)
+        except Rejected as exc:
+            if exc.code != DUPLICATE_NAME_CODE:
+                raise
+            # DisplayName is unique across customers, vendors and employees: offer the customer
+            # to link when it is one (None when the clash is with a vendor or employee).
+            existing = self.find_customer_by_name(body["DisplayName"])
+            raise DuplicateCustomer(
+                f"QuickBooks already has a name {body['DisplayName']!r}"
+                + (" (a customer you can link)." if existing else " (a vendor or employee)."),
+                existing=existing,
+                code=exc.code,
+                detail=exc.detail,
+            ) from None
+        return self._customer(created.get("Customer") or {})
+
+    # -- the service item ------------------------------------------------------------------------
+    def _income_account_id(self) -> str:
+        meta = self._meta()
+        if meta.get("income_account_id"):
+            return str(meta["income_account_id"])
+        rows = (
+            self.http.query(
+                "SELECT * FROM Account WHERE AccountType = 'Income' AND Active = true "
+                "MAXRESULTS 1000"
+            ).get("Account")
+            or []
+        )
+        if not rows:
+            raise Rejected(
+                "QuickBooks has no active Income account for the service item; create one "
+                "(e.g. 'Services') or set the connection's income account."
+            )
+
+        # Prefer the account QuickBooks itself creates for service income.
+        def rank(row: Mapping[str, Any]) -> tuple[int, int]:
+            return (
+                0 if str(row.get("Name", "")).strip().lower() == "services" else 1,
+                0 if row.get("AccountSubType") == "ServiceFeeIncome" else 1,
+            )
+
+        return str(sorted(rows, key=rank)[0]["Id"])
+
+    def _find_item(self, name: str) -> Mapping[str, Any] | None:
+        rows = self.http.query(select("Item", f"Name = {quote(name)}")).get("Item") or []
+        return rows[0] if rows else None
+
+    def service_item_id(self) -> str:
+        """The id of the service item every line is billed with; found or created once, cached."""
+        meta = self._meta()
+        if meta.get("service_item_id"):
+            return str(meta["service_item_id"])
+        name = str(meta.get("service_item_name") or DEFAULT_SERVICE_ITEM_NAME)
+        row = self._find_item(name)
+        if row is None:
+            body = build_service_item(name, self._income_account_id())
+            rid = "tsi-item-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+            try:
+                row = self.http.request("POST", "item", params={"requestid": rid}, body=body).get(
+                    "Item"
+                )
+            except Rejected as exc:
+                if exc.code != DUPLICATE_NAME_CODE:
+                    raise
+                row = self._find_item(name)  # another worker created it first
+                if row is None:
+                    raise Rejected(
+                        f"The name {name!r} is taken in QuickBooks by something that is not an "
+                        "item; choose another service item name.",
+                        code=exc.code,
+                    ) from None
+        if row.get("Type") not in ("Service", "NonInventory"):
+            raise Rejected(
+                f"The QuickBooks item {name!r} is of type {row.get('Type')}, not Service; "
+                "choose another service item name."
+            )
+        item_id = str(row["Id"])
+        self._update_meta(service_item_id=item_id)
+        return item_id
+
+    # -- drafts ----------------------------------------------------------------------------------
+    def _tax_code(self, draft: DraftInvoice) -> str:
+        if draft.tax_code:
+            return draft.tax_code
+        country = (self._company_country() or "").upper()
+        if country in ("US", "USA", "UNITED STATES"):
+            # Automated sales tax decides the rate; lines only say taxable or not.
+            return "NON"
+        raise Rejected(
+            f"This QuickBooks company is in {country or 'a country other than the US'}: every "
+            "invoice line needs a tax code. Set the workspace's tax code (a QuickBooks TaxCode "
+            "id) and run the job again."
+        )
+
+    def _created(self, row: Mapping[str, Any]) -> CreatedDraft:
+        total = _decimal(row.get("TotalAmt"))
+        balance = _decimal(row.get("Balance"))
+        note = str(row.get("PrivateNote") or "")
+        if total == 0 and note.startswith("Voided"):
+            state = DraftState.VOID
+        elif row.get("EmailStatus") == "EmailSent" or (
+            total is not None and balance is not None and balance != total
+        ):
+            state = DraftState.SENT
+        else:
+            state = DraftState.DRAFT
+        provider_id = str(row["Id"])
+        return CreatedDraft(
+            provider_id=provider_id,
+            link=self.draft_link(provider_id),
+            state=state,
+            number=str(row["DocNumber"]) if row.get("DocNumber") else None,
+            total=total,
+        )
+
+    def invoice_body(self, draft: DraftInvoice) -> dict[str, Any]:
+        """Check the customer and build the Invoice JSON (no write)."""
+        customer = self.get_customer(draft.customer_id)
+        if customer is None:
+            raise Rejected(
+                f"QuickBooks customer {draft.customer_id} ({draft.customer_name}) does not exist "
+                "or was deleted; map the client to another customer."
+            )
+        if customer.currency and customer.currency.upper() != draft.currency.upper():
+            raise CurrencyMismatch(
+                f"QuickBooks customer {customer.name} is billed in {customer.currency}, "
+                f"this draft is in {draft.currency}.",
+                customer_currency=customer.currency,
+                draft_currency=draft.currency,
+            )
+        return build_invoice(
+            draft,
+            item_id=self.service_item_id(),
+            tax_code=self._tax_code(draft),
+            customer_currency=customer.currency,
+            customer_terms_days=customer.payment_terms_days,
+        )
+
+    def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
+        body = self.invoice_body(draft)
+        created = self.http.request(
+            "POST", "invoice", params={"requestid": request_id(draft.key)}, body=body
+        )
+        row = created.get("Invoice")
+        if not row or not row.get("Id"):
+            raise Rejected("QuickBooks answered the invoice create without an invoice.")
+        return self._created(row)
+
+    def find_draft(self, key: str) -> CreatedDraft | None:
+        since = (datetime.now(UTC) - timedelta(days=self.lookback_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S+00:00"
+        )
+        start = 1
+        while True:
+            rows = (
+                self.http.query(
+                    select(
+                        "Invoice",
+                        f"MetaData.CreateTime >= {quote(since)}",
+                        "ORDERBY MetaData.CreateTime DESC "
+                        f"STARTPOSITION {start} MAXRESULTS {FIND_PAGE_SIZE}",
+                    )
+                ).get("Invoice")
+                or []
+            )
+            for row in rows:
+                if has_marker(row.get("PrivateNote"), key):
+                    return self._created(row)
+            if len(rows) < FIND_PAGE_SIZE:
+                return None
+            start += len(rows)
+
+    def _read_invoice(self, provider_id: str) -> Mapping[str, Any] | None:
+        try:
+            row = self.http.request("GET", f"invoice/{provider_id}").get("Invoice")
+        except NotFound:
+            return None
+        if not row or row.get("status") == "Deleted":
+            return None
+        return row
+
+    def remove_draft(self, provider_id: str) -> RemovalOutcome:
+        if not provider_id.isdigit():
+            return RemovalOutcome.ALREADY_GONE
+        for attempt in (1, 2):
+            row = self._read_invoice(provider_id)
+            if row is None:
+                return RemovalOutcome.ALREADY_GONE
+            if self._created(row).state != DraftState.DRAFT:
+                return RemovalOutcome.NOT_A_DRAFT  # sent, paid or voided: finance owns it now
+            try:
+                self.http.request(
+                    "POST",
+                    "invoice",
+                    params={"operation": "delete"},
+                    body={"Id": str(row["Id"]), "SyncToken": str(row["SyncToken"])},
+                )
+                return RemovalOutcome.DELETED
+            except NotFound:
+                return RemovalOutcome.ALREADY_GONE
+            except Rejected as exc:
+                # Someone edited it between our read and delete: read again and re-decide.
+                if exc.code != STALE_OBJECT_CODE or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def draft_link(self, provider_id: str) -> str | None:
+        return f"{self.settings.app_base_url}/app/invoice?txnId={provider_id}"
+
+
+def create(
+    workspace_id: int,
+    store: CredentialStore,
+    config: Mapping[str, Any],
+    *,
+    limiter: RateLimiter | None = None,
+) -> QuickBooksProvider:
+    """The QuickBooks provider of a workspace (``build_provider`` calls this)."""
+    realm_id = getattr(store, "account_id", None)
+    if not realm_id:
+        raise ReconnectNeeded("QuickBooks is not connected for this workspace.")
+    try:
+        settings = oauth.settings_from_config(config, getattr(store, "environment", None))
+        lookback = int(config.get("QUICKBOOKS_FIND_LOOKBACK_DAYS") or DEFAULT_LOOKBACK_DAYS)
+    except (oauth.QuickBooksConfigError, ValueError) as exc:
+        # A deployment problem, not the admin's connection: jobs wait until it is fixed.
+        raise ReconnectNeeded(f"QuickBooks configuration problem: {exc}") from None
+    if limiter is None:
+        from connector.ratelimit import shared_limiter
+
+        limiter = shared_limiter()
+    return QuickBooksProvider(
+        workspace_id, store, settings, str(realm_id), limiter=limiter, lookback_days=lookback
+    )
