@@ -99,6 +99,43 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QUICKBOOKS_CLIENT_SECRET", None, "Intuit app client secret.", secret=True),
     Setting("QUICKBOOKS_ENVIRONMENT", "sandbox", "`sandbox` or `production` (exactly)."),
     Setting(
+        "QUICKBOOKS_AUTH_URL",
+        None,
+        "Intuit authorize URL; default `https://appcenter.intuit.com/connect/oauth2`.",
+    ),
+    Setting(
+        "QUICKBOOKS_TOKEN_URL",
+        None,
+        "Intuit token URL; default `https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer`.",
+    ),
+    Setting(
+        "QUICKBOOKS_REVOKE_URL",
+        None,
+        "Intuit revoke URL; default `https://developer.api.intuit.com/v2/oauth2/tokens/revoke`.",
+    ),
+    Setting(
+        "QUICKBOOKS_API_BASE_URL",
+        None,
+        "Accounting API base; default `https://sandbox-quickbooks.api.intuit.com` (sandbox) or "
+        "`https://quickbooks.api.intuit.com` (production).",
+    ),
+    Setting(
+        "QUICKBOOKS_APP_BASE_URL",
+        None,
+        "Base of invoice deep links; default `https://app.sandbox.qbo.intuit.com` (sandbox) or "
+        "`https://app.qbo.intuit.com` (production).",
+    ),
+    Setting(
+        "QUICKBOOKS_TIMEOUT_SECONDS",
+        "60",
+        "Read timeout of each QuickBooks/Intuit request (the connect timeout is 5 s).",
+    ),
+    Setting(
+        "QUICKBOOKS_FIND_LOOKBACK_DAYS",
+        "60",
+        "How far back (by creation time) a draft whose create outcome was unknown is searched.",
+    ),
+    Setting(
         "STRIPE_CONNECT_CLIENT_ID",
         None,
         "Stripe Connect OAuth client id (`ca_...`), only for hosted deployments using Connect.",
