@@ -1,16 +1,46 @@
-"""Operator commands: ``flask --app connector ...``."""
+"""Operator commands: ``flask --app connector ...``.
+
+db upgrade|downgrade|revision|current     schema migrations (Alembic)
+workspaces create|list|rotate-secret|auto-invoicing|token
+events send-sample|replay                 signed sample approval; replay a stored delivery
+jobs failed|retry                         list failed jobs and retry them
+config                                    every environment variable with its default
+"""
 
 from __future__ import annotations
 
-import click
-from flask import Flask
-from flask.cli import AppGroup
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
 
-from connector import migrate
+import click
+import requests
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from connector import db, migrate, worker
+from connector.config import settings_table_markdown
+from connector.models import Delivery, Job, JobState, Workspace
 
 db_cli = AppGroup("db", help="Create or upgrade the database schema.")
+workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
+events_cli = AppGroup("events", help="Send a signed sample event; replay stored deliveries.")
+jobs_cli = AppGroup("jobs", help="Inspect and retry background jobs.")
+
+SAMPLE_EVENT = (
+    Path(__file__).resolve().parent.parent
+    / "webhooks"
+    / "webwork"
+    / "fixtures"
+    / "timesheet_approved__three_customers.json"
+)
 
 
+# --- db ---------------------------------------------------------------------------------------
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
@@ -22,6 +52,7 @@ def db_upgrade(revision: str) -> None:
 @db_cli.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ("base" empties the database)."""
     migrate.downgrade(revision)
 
 
@@ -34,8 +65,223 @@ def db_revision(message: str) -> None:
 
 @db_cli.command("current")
 def db_current() -> None:
+    """Show the schema revision the database is at."""
     migrate.current()
 
 
+# --- workspaces ---------------------------------------------------------------------------------
+def _box() -> Any:
+    from connector.connections.store import secret_box
+
+    return secret_box(current_app.config)
+
+
+def _workspace(s: Any, workspace_id: int) -> Workspace:
+    ws = s.get(Workspace, workspace_id)
+    if ws is None:
+        raise click.ClickException(f"no workspace with id {workspace_id}")
+    return ws
+
+
+@workspaces_cli.command("create")
+@click.argument("name")
+@click.option("--tracker-workspace-id", required=True, help="The tracker's workspace id.")
+@click.option("--auto-invoicing/--no-auto-invoicing", default=False, show_default=True)
+@click.option(
+    "--provider",
+    type=click.Choice(["local", "quickbooks", "stripe"]),
+    default="local",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def workspaces_create(
+    name: str, tracker_workspace_id: str, auto_invoicing: bool, provider: str, as_json: bool
+) -> None:
+    """Create a workspace; prints its webhook URL, signing secret and an API token (once)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from connector.workspaces import create_workspace, webhook_url
+
+    try:
+        with db.session_scope() as s:
+            created = create_workspace(
+                s,
+                _box(),
+                name=name,
+                tracker_workspace_id=tracker_workspace_id,
+                auto_invoicing=auto_invoicing,
+                provider=provider,
+            )
+            ws = created.workspace
+            out = {
+                "id": ws.id,
+                "name": ws.name,
+                "tracker_workspace_id": ws.tracker_workspace_id,
+                "auto_invoicing": ws.auto_invoicing,
+                "provider": ws.provider,
+                "webhook_url": webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+                "signing_secret": created.signing_secret,
+                "api_token": created.api_token,
+            }
+    except IntegrityError:
+        raise click.ClickException(
+            f"a workspace for tracker workspace {tracker_workspace_id!r} already exists"
+        ) from None
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for key, value in out.items():
+        click.echo(f"{key:22} {value}")
+    click.echo("\nKeep the signing secret and API token now: they are not shown again.")
+
+
+@workspaces_cli.command("list")
+def workspaces_list() -> None:
+    """List workspaces."""
+    from connector.workspaces import webhook_url
+
+    for ws in db.session.scalars(select(Workspace).order_by(Workspace.id)):
+        click.echo(
+            f"{ws.id:4} {ws.name:30} tracker={ws.tracker_workspace_id} provider={ws.provider} "
+            f"auto_invoicing={'on' if ws.auto_invoicing else 'off'} "
+            f"{webhook_url(current_app.config['PUBLIC_BASE_URL'], ws)}"
+        )
+
+
+@workspaces_cli.command("rotate-secret")
+@click.argument("workspace_id", type=int)
+@click.option("--retire-old", is_flag=True, help="Drop every secret but the newest.")
+def workspaces_rotate_secret(workspace_id: int, retire_old: bool) -> None:
+    """Issue a new signing secret; the previous one stays valid until --retire-old."""
+    from connector.workspaces import retire_old_signing_secrets, rotate_signing_secret
+
+    with db.session_scope() as s:
+        ws = _workspace(s, workspace_id)
+        if retire_old:
+            retire_old_signing_secrets(s, _box(), ws)
+            click.echo("older signing secrets retired")
+            return
+        secret = rotate_signing_secret(s, _box(), ws)
+    click.echo(secret)
+
+
+@workspaces_cli.command("auto-invoicing")
+@click.argument("workspace_id", type=int)
+@click.argument("state", type=click.Choice(["on", "off"]))
+def workspaces_auto_invoicing(workspace_id: int, state: str) -> None:
+    """Turn automatic invoicing on or off."""
+    with db.session_scope() as s:
+        ws = _workspace(s, workspace_id)
+        ws.auto_invoicing = state == "on"
+    click.echo(f"automatic invoicing {state} for workspace {workspace_id}")
+
+
+@workspaces_cli.command("token")
+@click.argument("workspace_id", type=int)
+@click.option("--name", default="cli", show_default=True)
+def workspaces_token(workspace_id: int, name: str) -> None:
+    """Issue another API token for the JSON API (printed once)."""
+    from connector.auth import issue_api_token
+
+    with db.session_scope() as s:
+        _workspace(s, workspace_id)
+        token = issue_api_token(s, workspace_id, name)
+    click.echo(token)
+
+
+# --- events -------------------------------------------------------------------------------------
+@events_cli.command("send-sample")
+@click.option("--url", required=True, help="The workspace's webhook URL.")
+@click.option("--secret", required=True, help="The workspace's signing secret (whsec_...).")
+@click.option("--tracker-workspace-id", required=True)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SAMPLE_EVENT,
+    show_default=True,
+)
+def events_send_sample(url: str, secret: str, tracker_workspace_id: str, path: Path) -> None:
+    """POST a signed sample approval (three customers) to a running server."""
+    from webhooks.signing import sign
+
+    doc = json.loads(path.read_text())
+    doc["data"]["workspace_id"] = tracker_workspace_id
+    body = json.dumps(doc).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    ts = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(secret, msg_id, ts, body),
+    }
+    try:
+        res = requests.post(url, data=body, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"could not reach {url}: {exc}") from None
+    click.echo(f"{res.status_code} {res.text.strip()}")
+    if res.status_code >= 300:
+        sys.exit(1)
+
+
+@events_cli.command("replay")
+@click.argument("delivery_id", type=int)
+def events_replay(delivery_id: int) -> None:
+    """Queue a stored delivery again (idempotency keys prevent duplicate drafts)."""
+    from webhooks.inbox import replay_delivery
+
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise click.ClickException(f"no delivery with id {delivery_id}")
+    job_id = replay_delivery(delivery.workspace_id, delivery_id)
+    click.echo(f"delivery {delivery_id} queued again as job {job_id}")
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+@jobs_cli.command("failed")
+@click.option("--workspace", "workspace_id", type=int, default=None)
+def jobs_failed(workspace_id: int | None) -> None:
+    """List failed and waiting jobs with their last error."""
+    stmt = select(Job).where(Job.state.in_([JobState.FAILED, JobState.WAITING]))
+    if workspace_id is not None:
+        stmt = stmt.where(Job.workspace_id == workspace_id)
+    rows = list(db.session.scalars(stmt.order_by(Job.id)))
+    if not rows:
+        click.echo("no failed or waiting jobs")
+    for job in rows:
+        why = job.wait_reason or "failed"
+        click.echo(
+            f"{job.id:6} ws={job.workspace_id} {job.kind:17} {job.state:8} {why:17} "
+            f"attempts={job.attempts} {job.last_error or ''}"
+        )
+
+
+@jobs_cli.command("retry")
+@click.argument("job_ids", type=int, nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+def jobs_retry(job_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Retry failed (or waiting) jobs with fresh attempts."""
+    ids = list(job_ids)
+    if all_failed:
+        ids += list(db.session.scalars(select(Job.id).where(Job.state == JobState.FAILED)))
+    if not ids:
+        raise click.UsageError("name job ids or pass --all-failed")
+    for job_id in ids:
+        ok = worker.retry_job(job_id)
+        click.echo(f"job {job_id}: {'queued again' if ok else 'not retryable (done or unknown)'}")
+
+
+def config_command() -> click.Command:
+    @click.command("config")
+    def show_config() -> None:
+        """Print every environment variable, its default and meaning (Markdown)."""
+        click.echo(settings_table_markdown())
+
+    return show_config
+
+
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(db_cli)
+    for group in (db_cli, workspaces_cli, events_cli, jobs_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(config_command())

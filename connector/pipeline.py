@@ -1,8 +1,741 @@
-"""One job from a stored delivery to recorded drafts (filled in below)."""
+"""One job from a stored delivery to recorded drafts.
+
+    delivery -> event -> normalized timesheet -> billing (pure) -> one Draft row per customer
+             -> provider.create_draft(key) for each -> recorded result or hold
+
+Exactly-once rules kept here:
+  * a Draft row and its deterministic key are committed BEFORE the provider is called;
+  * ``attempts`` is incremented (and committed) before each call, so after a crash or an unknown
+    outcome the next run looks the invoice up by key (``find_draft``) before creating;
+  * the provider id is stored only after the provider confirmed the draft;
+  * all work on one timesheet runs under a cross-process advisory lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from connector import billing, db, worker
+from connector.locks import advisory_lock
+from connector.models import (
+    HOLD_STATUSES,
+    CustomerMapping,
+    CustomerSettings,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Job,
+    Rate,
+    Timesheet,
+    TimesheetStatus,
+    TrackerEntity,
+    Workspace,
+    utcnow,
+)
+from connector.money import format_money
+from connector.providers import build_provider
+from connector.providers.base import (
+    AccountingProvider,
+    CreatedDraft,
+    CurrencyMismatch,
+    DraftInvoice,
+    DraftLine,
+    ReconnectNeeded,
+    Rejected,
+    RemovalOutcome,
+    RetryLater,
+)
+from connector.settings import WorkspaceSettings
+from webhooks.webwork.events import Event, EventError, parse_event
+from webhooks.webwork.normalize import normalize_timesheet
+
+log = logging.getLogger(__name__)
+
+# Draft rows the pipeline still has to push to the provider.
+TO_PUSH = frozenset({DraftStatus.PENDING, DraftStatus.RECONNECT_NEEDED})
+# Draft rows that exist (or may exist) at the provider.
+AT_PROVIDER = frozenset({DraftStatus.DRAFTED, DraftStatus.PENDING, DraftStatus.RECONNECT_NEEDED})
+
+
+def _config() -> Mapping[str, Any]:
+    return current_app.config
+
+
+# --- inputs for the billing engine ---------------------------------------------------------------
+def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
+    settings = WorkspaceSettings.from_dict(workspace.settings)
+    overrides = {
+        cs.customer_id: cs
+        for cs in s.scalars(
+            select(CustomerSettings).where(CustomerSettings.workspace_id == workspace.id)
+        )
+    }
+    projects: dict[str, billing.Customer] = {}
+    clients: dict[str, billing.Customer] = {}
+    for m in s.scalars(select(CustomerMapping).where(CustomerMapping.workspace_id == workspace.id)):
+        cs = overrides.get(m.customer_id)
+        customer = billing.Customer(
+            id=m.customer_id,
+            name=m.customer_name,
+            currency=(m.customer_currency or settings.default_currency).upper(),
+            grouping=cs.grouping if cs else None,
+            billing_increment=cs.billing_increment if cs else None,
+        )
+        (projects if m.kind == "project" else clients)[m.tracker_id] = customer
+    return billing.Mappings(projects=projects, clients=clients)
+
+
+def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
+    entries = tuple(
+        billing.RateEntry(
+            amount=r.amount,
+            currency=r.currency.upper(),
+            effective_from=r.effective_from,
+            member_id=r.member_id,
+            project_id=r.project_id,
+            contract_id=r.contract_id,
+            customer_id=r.customer_id,
+        )
+        for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))
+    )
+    return billing.RateTable(entries=entries)
+
+
+def billing_settings(workspace: Workspace) -> billing.BillingSettings:
+    settings = WorkspaceSettings.from_dict(workspace.settings)
+    return billing.BillingSettings(
+        workspace_id=str(workspace.id),
+        grouping=settings.grouping,
+        billing_increment=settings.billing_increment,
+    )
+
+
+def run_billing(
+    s: Session, workspace: Workspace, timesheet: billing.Timesheet
+) -> billing.BillingResult:
+    return billing.bill(
+        timesheet,
+        billing_settings(workspace),
+        load_mappings(s, workspace),
+        load_rates(s, workspace.id),
+    )
+
+
+# --- tracker entities seen (for the mapping screen) ----------------------------------------------
+def record_tracker_entities(s: Session, workspace_id: int, timesheet: billing.Timesheet) -> None:
+    seen: dict[tuple[str, str], dict[str, Any]] = {
+        ("member", timesheet.member.id): {
+            "name": timesheet.member.name,
+            "email": timesheet.member.email,
+            "client_id": None,
+        }
+    }
+    for row in timesheet.rows:
+        seen[("project", row.project_id)] = {
+            "name": row.project_name,
+            "email": None,
+            "client_id": row.client.id if row.client else None,
+        }
+        if row.client:
+            seen[("client", row.client.id)] = {
+                "name": row.client.name,
+                "email": row.client.email,
+                "client_id": None,
+            }
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    for (kind, tracker_id), values in seen.items():
+        stmt = insert(TrackerEntity).values(
+            workspace_id=workspace_id, kind=kind, tracker_id=tracker_id, last_seen_at=now, **values
+        )
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["workspace_id", "kind", "tracker_id"],
+                set_={
+                    "name": stmt.excluded.name,
+                    "email": stmt.excluded.email,
+                    "client_id": stmt.excluded.client_id,
+                    "last_seen_at": now,
+                },
+            )
+        )
+
+
+# --- serialising lines into Draft rows and back into provider requests -------------------------
+def _line_to_json(line: billing.Line) -> dict[str, Any]:
+    return {
+        "description": line.description,
+        "minutes": line.minutes,
+        "tracked_minutes": line.tracked_minutes,
+        "quantity": str(line.quantity),
+        "unit_price": str(line.unit_price),
+        "amount": str(line.amount),
+        "service_date": line.service_date.isoformat() if line.service_date else None,
+        "date_from": line.date_from.isoformat(),
+        "date_to": line.date_to.isoformat(),
+        "project_id": line.project_id,
+        "project_name": line.project_name,
+        "task_name": line.task_name,
+        "rate_source": line.rate_source,
+    }
+
+
+def _draft_line(raw: Mapping[str, Any], currency: str) -> DraftLine:
+    quantity = Decimal(raw["quantity"])
+    unit_price = Decimal(raw["unit_price"])
+    description = raw["description"]
+    # Stripe has no quantity column on amount lines: say hours x rate in the words.
+    rate_text = f"x {format_money(unit_price, currency)}"
+    if rate_text not in description:
+        description = f"{description} {rate_text}/h"
+    return DraftLine(
+        description=description,
+        quantity=quantity,
+        unit_price=unit_price,
+        amount=Decimal(raw["amount"]),
+        service_date=date.fromisoformat(raw["service_date"]) if raw.get("service_date") else None,
+        period_start=date.fromisoformat(raw["date_from"]),
+        period_end=date.fromisoformat(raw["date_to"]),
+        metadata={"project_id": str(raw.get("project_id", ""))},
+    )
+
+
+def draft_invoice(workspace: Workspace, ts_row: Timesheet, row: Draft) -> DraftInvoice:
+    """What the provider is asked to create; deterministic for a given Draft row."""
+    settings = WorkspaceSettings.from_dict(workspace.settings)
+    with db.new_session() as s:
+        cs = s.scalars(
+            select(CustomerSettings).where(
+                CustomerSettings.workspace_id == workspace.id,
+                CustomerSettings.customer_id == row.customer_id,
+            )
+        ).one_or_none()
+    terms = cs.payment_terms_days if cs and cs.payment_terms_days is not None else None
+    tax_code = cs.tax_code if cs and cs.tax_code else settings.tax_code
+    member = ts_row.member.get("name", "")
+    period = f"{ts_row.date_from:%Y-%m-%d} to {ts_row.date_to:%Y-%m-%d}"
+    currency = row.currency or settings.default_currency
+    memo = f"Hours worked by {member}, {period}. Timesheet {ts_row.timesheet_id}."
+    note = (
+        f"Draft generated by timesheet-invoicer from the approved timesheet "
+        f"{ts_row.timesheet_id} ({member}, {period}). Review before sending. "
+        f"tsi-key: {row.key}"
+    )
+    return DraftInvoice(
+        key=row.key,
+        customer_id=row.customer_id or "",
+        customer_name=row.customer_name or "",
+        currency=currency,
+        lines=tuple(_draft_line(line, currency) for line in row.lines),
+        total=row.total or Decimal(0),
+        memo=memo,
+        private_note=note,
+        period_start=ts_row.date_from or row.created_at.date(),
+        period_end=ts_row.date_to or row.created_at.date(),
+        # The issue date is fixed when the row is created, so a retry days later sends the
+        # very same request (Stripe rejects a reused idempotency key with other parameters).
+        issue_date=row.created_at.astimezone(UTC).date(),
+        payment_terms_days=terms if terms is not None else settings.payment_terms_days,
+        tax_code=tax_code,
+        metadata={
+            "workspace_id": str(workspace.id),
+            "timesheet_id": ts_row.timesheet_id,
+            "customer_id": row.customer_id or "",
+            "draft_key": row.key,
+            "member": member[:200],
+            "period": period,
+        },
+    )
+
+
+# --- revisions ---------------------------------------------------------------------------------
+def effective_revision(content_revision: str, generation: int) -> str:
+    """A re-approval after a withdrawal needs fresh keys: the old drafts were deleted."""
+    return content_revision if generation == 0 else f"{content_revision}-g{generation}"
+
+
+def _key(workspace: Workspace, ts_row: Timesheet, revision: str, subject: str, given: str) -> str:
+    if revision == ts_row.summary.get("content_revision"):
+        return given  # generation 0: the billing engine's own key
+    return billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
+
+
+# --- approving ---------------------------------------------------------------------------------
+def _timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
+    row = s.scalars(
+        select(Timesheet).where(
+            Timesheet.workspace_id == workspace.id,
+            Timesheet.source == source,
+            Timesheet.timesheet_id == timesheet_id,
+        )
+    ).one_or_none()
+    if row is None:
+        row = Timesheet(
+            workspace_id=workspace.id,
+            source=source,
+            timesheet_id=timesheet_id,
+            status=TimesheetStatus.WAITING_FOR_DATA,
+            member={},
+            summary={},
+        )
+        s.add(row)
+        s.flush()
+    return row
+
+
+def _is_stale(ts_row: Timesheet, event: Event) -> bool:
+    # Events arrive out of order: an older event never overrides a newer one.
+    return ts_row.last_event_at is not None and event.timestamp < ts_row.last_event_at
+
+
+def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
+    timesheet = normalize_timesheet(event.timesheet)
+    content_revision = billing.timesheet_revision(timesheet)
+    summary = dict(ts_row.summary or {})
+    generation = int(summary.get("generation", 0))
+    revision = effective_revision(content_revision, generation)
+    if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
+        # Re-approved with other rows while the old approval stood: retire the old drafts.
+        withdraw_drafts(s, workspace, ts_row, reason="replaced by a newer approval")
+    summary["content_revision"] = content_revision
+    ts_row.summary = summary
+    ts_row.status = TimesheetStatus.APPROVED
+    ts_row.revision = revision
+    ts_row.content = event.timesheet
+    ts_row.member = {
+        "id": timesheet.member.id,
+        "name": timesheet.member.name,
+        "email": timesheet.member.email,
+    }
+    ts_row.date_from = timesheet.date_from
+    ts_row.date_to = timesheet.date_to
+    ts_row.approved_at = timesheet.approved_at
+    ts_row.last_event_at = event.timestamp
+    record_tracker_entities(s, workspace.id, timesheet)
+
+
+def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_failed: bool) -> None:
+    """Bring the Draft rows of the live revision in line with a fresh billing run."""
+    assert ts_row.revision is not None and ts_row.content is not None
+    timesheet = normalize_timesheet(ts_row.content)
+    result = run_billing(s, workspace, timesheet)
+    revision = ts_row.revision
+    existing = {
+        d.subject_key: d
+        for d in s.scalars(
+            select(Draft).where(Draft.timesheet_pk == ts_row.id, Draft.revision == revision)
+        )
+    }
+    settled = {DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION}
+    if not retry_failed:
+        settled = settled | {DraftStatus.FAILED}
+    seen: set[str] = set()
+
+    def row_for(subject: str, key: str) -> Draft:
+        row = existing.get(subject)
+        if row is None:
+            row = Draft(
+                workspace_id=workspace.id,
+                timesheet_pk=ts_row.id,
+                revision=revision,
+                subject_key=subject,
+                key=_key(workspace, ts_row, revision, subject, key),
+                status=DraftStatus.PENDING,
+                lines=[],
+                attempts=0,
+            )
+            s.add(row)
+            existing[subject] = row
+        return row
+
+    for draft in result.drafts:
+        subject = f"customer:{draft.customer.id}"
+        seen.add(subject)
+        row = row_for(subject, draft.key)
+        if row.status in settled:
+            continue  # never rewrite what the provider has (or finance acted on)
+        row.customer_id = draft.customer.id
+        row.customer_name = draft.customer.name
+        row.currency = draft.currency
+        row.total = draft.total
+        row.minutes = draft.minutes
+        row.lines = [_line_to_json(line) for line in draft.lines]
+        row.provider = workspace.provider
+        if row.status in HOLD_STATUSES or row.status == DraftStatus.FAILED:
+            row.status = DraftStatus.PENDING
+            row.hold_reason = row.hold_message = row.error = None
+
+    holds_by_subject: dict[str, list[billing.Hold]] = {}
+    for hold in result.holds:
+        holds_by_subject.setdefault(hold.subject_key, []).append(hold)
+    for subject, holds in holds_by_subject.items():
+        seen.add(subject)
+        row = row_for(subject, holds[0].key)
+        if row.status in settled or (row.status == DraftStatus.PENDING and row.attempts > 0):
+            continue  # a call may be in flight for it: never turn that into a hold
+        customer = holds[0].customer
+        row.customer_id = customer.id if customer else None
+        row.customer_name = customer.name if customer else None
+        row.currency = customer.currency if customer else None
+        row.minutes = max(h.minutes for h in holds)
+        row.total = None
+        row.lines = []
+        row.status = DraftStatus(holds[0].reason)
+        row.hold_reason = holds[0].reason
+        row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
+        row.provider = workspace.provider
+
+    for subject, row in existing.items():
+        if subject not in seen and (
+            row.status in HOLD_STATUSES or row.status == DraftStatus.FAILED
+        ):
+            # e.g. an unmapped project's hold, now billed on its customer's draft
+            row.status = DraftStatus.SUPERSEDED
+    summary = dict(ts_row.summary or {})
+    summary.update(
+        excluded_minutes=result.excluded_minutes,
+        excluded_rows=result.excluded_rows,
+        held_minutes=result.held_minutes,
+    )
+    ts_row.summary = summary
+
+
+def _record_created(row: Draft, created: CreatedDraft) -> None:
+    row.provider_id = created.provider_id
+    row.link = created.link
+    row.status = DraftStatus.DRAFTED
+    row.error = row.hold_reason = row.hold_message = None
+
+
+def push_drafts(workspace: Workspace, ts_row_id: int, provider: AccountingProvider) -> None:
+    """Create every pending draft of the live revision at the provider, one at a time."""
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, ts_row_id)
+        assert ts_row is not None
+        ids = list(
+            s.scalars(
+                select(Draft.id)
+                .where(
+                    Draft.timesheet_pk == ts_row_id,
+                    Draft.revision == ts_row.revision,
+                    Draft.status.in_(list(TO_PUSH)),
+                )
+                .order_by(Draft.id)
+            )
+        )
+    for draft_id in ids:
+        push_draft(workspace, ts_row_id, draft_id, provider)
+
+
+def push_draft(
+    workspace: Workspace, ts_row_id: int, draft_id: int, provider: AccountingProvider
+) -> None:
+    with db.new_session() as s:
+        row = s.get(Draft, draft_id)
+        ts_row = s.get(Timesheet, ts_row_id)
+        assert row is not None and ts_row is not None
+        try:
+            if row.attempts > 0 and not row.provider_id:
+                # A previous attempt may have reached the provider: look before creating.
+                found = provider.find_draft(row.key)
+                if found is not None:
+                    _record_created(row, found)
+                    s.commit()
+                    return
+            invoice = draft_invoice(workspace, ts_row, row)
+            row.attempts += 1
+            row.status = DraftStatus.PENDING
+            s.commit()  # durable before the call: a crash now means "look it up first"
+            created = provider.create_draft(invoice)
+        except CurrencyMismatch as exc:
+            row.status = DraftStatus.CURRENCY_MISMATCH
+            row.hold_reason = DraftStatus.CURRENCY_MISMATCH
+            row.hold_message = exc.message
+            s.commit()
+            return
+        except Rejected as exc:
+            row.status = DraftStatus.FAILED
+            row.error = str(exc)
+            s.commit()
+            return
+        except ReconnectNeeded as exc:
+            row.status = DraftStatus.RECONNECT_NEEDED
+            row.error = str(exc)
+            s.commit()
+            raise
+        except RetryLater as exc:
+            row.error = str(exc)
+            s.commit()
+            raise
+        _record_created(row, created)
+        s.commit()
+
+
+# --- withdrawing ---------------------------------------------------------------------------------
+def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reason: str) -> None:
+    """Delete/void every draft of this timesheet still a draft at the provider; flag the rest."""
+    rows = list(
+        s.scalars(
+            select(Draft).where(
+                Draft.timesheet_pk == ts_row.id,
+                Draft.status.notin_(
+                    [DraftStatus.VOIDED, DraftStatus.SUPERSEDED, DraftStatus.NEEDS_ATTENTION]
+                ),
+            )
+        )
+    )
+    provider: AccountingProvider | None = None
+    for row in rows:
+        if row.status not in AT_PROVIDER:
+            row.status = DraftStatus.SUPERSEDED  # holds and failures never reached the provider
+            row.hold_message = f"Not invoiced: {reason}."
+            continue
+        provider = provider or build_provider(
+            workspace.id, row.provider or workspace.provider, _config()
+        )
+        provider_id = row.provider_id
+        if provider_id is None and row.attempts > 0:
+            found = provider.find_draft(row.key)
+            provider_id = found.provider_id if found else None
+        if provider_id is None:
+            row.status = DraftStatus.VOIDED
+            row.hold_message = f"Not invoiced: {reason}."
+            s.commit()
+            continue
+        outcome = provider.remove_draft(provider_id)
+        if outcome == RemovalOutcome.NOT_A_DRAFT:
+            row.status = DraftStatus.NEEDS_ATTENTION
+            row.hold_message = (
+                f"The approval was withdrawn ({reason}), but finance already sent or finalized "
+                "this invoice, so it was left alone. Review it by hand."
+            )
+        else:
+            row.status = DraftStatus.VOIDED
+            row.hold_message = f"Draft {outcome.value} at the provider: {reason}."
+        s.commit()  # one provider call, one durable record
+
+
+def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
+    was_approved = ts_row.status == TimesheetStatus.APPROVED
+    ts_row.status = TimesheetStatus.WITHDRAWN
+    ts_row.last_event_at = event.timestamp
+    s.commit()
+    if was_approved or ts_row.revision:
+        withdraw_drafts(s, workspace, ts_row, reason="approval withdrawn")
+        summary = dict(ts_row.summary or {})
+        summary["generation"] = int(summary.get("generation", 0)) + 1
+        ts_row.summary = summary
+        ts_row.revision = None
+
+
+# --- job handlers ----------------------------------------------------------------------------
+def _lock_name(workspace_id: int, timesheet_id: str) -> str:
+    return f"timesheet:{workspace_id}:{timesheet_id}"[:200]
+
+
+@worker.handler("process_delivery")
+def process_delivery(job: Job) -> None:
+    with db.new_session() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is None:
+            raise Rejected(f"delivery {job.delivery_id} no longer exists")
+        try:
+            event = parse_event(delivery.body)
+        except EventError as exc:
+            delivery.status = DeliveryStatus.INVALID
+            delivery.error = str(exc)
+            s.commit()
+            return
+        workspace_id, source = delivery.workspace_id, delivery.source
+
+    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
+    with advisory_lock(_lock_name(workspace_id, event.timesheet_id), ttl=lease, timeout=lease):
+        outcome = _process_event(workspace_id, source, event)
+    with db.session_scope() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is not None:
+            delivery.status = DeliveryStatus.PROCESSED
+            delivery.error = outcome
+
+
+def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        assert workspace is not None
+        ts_row = _timesheet_row(s, workspace, source, event.timesheet_id)
+        if _is_stale(ts_row, event):
+            s.commit()
+            return f"stale: a newer event for this timesheet was already applied ({event.type})"
+        if event.type == "timesheet.unapproved":
+            apply_withdrawal(s, workspace, ts_row, event)
+            s.commit()
+            return None
+        if event.is_thin:
+            if ts_row.content is None:
+                ts_row.status = TimesheetStatus.WAITING_FOR_DATA
+            ts_row.last_event_at = event.timestamp
+            s.commit()
+            raise worker.WaitFor(
+                "tracker_data",
+                "The event carries only the timesheet id. Connect the WebWork account so the "
+                "connector can fetch the approved rows; the approval waits until then.",
+            )
+        try:
+            apply_approval(s, workspace, ts_row, event)
+        except (EventError, ValueError) as exc:
+            s.rollback()
+            raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
+        s.commit()
+        ts_pk = ts_row.id
+    bill_timesheet_now(workspace_id, ts_pk)
+    return None
+
+
+def bill_timesheet_now(workspace_id: int, ts_pk: int, *, retry_failed: bool = False) -> None:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        ts_row = s.get(Timesheet, ts_pk)
+        if workspace is None or ts_row is None or ts_row.status != TimesheetStatus.APPROVED:
+            return
+        try:
+            plan_drafts(s, workspace, ts_row, retry_failed=retry_failed)
+        except ValueError as exc:
+            s.rollback()
+            raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
+        s.commit()
+        s.expunge(workspace)
+    if not _has_work(ts_pk):
+        return
+    provider = build_provider(workspace.id, workspace.provider, _config())
+    push_drafts(workspace, ts_pk, provider)
+
+
+def _has_work(ts_pk: int) -> bool:
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, ts_pk)
+        assert ts_row is not None
+        return (
+            s.scalars(
+                select(Draft.id).where(
+                    Draft.timesheet_pk == ts_pk,
+                    Draft.revision == ts_row.revision,
+                    Draft.status.in_(list(TO_PUSH)),
+                )
+            ).first()
+            is not None
+        )
+
+
+@worker.handler("bill_timesheet")
+def bill_timesheet(job: Job) -> None:
+    ts_pk = int(job.payload["timesheet_pk"])
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, ts_pk)
+        if ts_row is None:
+            return
+        timesheet_id = ts_row.timesheet_id
+    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
+    with advisory_lock(_lock_name(job.workspace_id, timesheet_id), ttl=lease, timeout=lease):
+        bill_timesheet_now(
+            job.workspace_id, ts_pk, retry_failed=bool(job.payload.get("retry_failed"))
+        )
+
+
+# --- entry points for the admin console and the API ----------------------------------------------
+def _enqueue_bill(workspace_id: int, ts_pks: Iterable[int], *, retry_failed: bool) -> list[int]:
+    from webhooks.inbox import new_job
+
+    job_ids = []
+    with db.session_scope() as s:
+        for ts_pk in ts_pks:
+            job = new_job(
+                workspace_id, "bill_timesheet", timesheet_pk=ts_pk, retry_failed=retry_failed
+            )
+            s.add(job)
+            s.flush()
+            job_ids.append(job.id)
+    for job_id in job_ids:
+        worker.enqueue(job_id)
+    return job_ids
+
+
+def release_holds(workspace_id: int) -> int:
+    """Re-bill every approved timesheet with held drafts (after a mapping or rate change)."""
+    waiting = set(HOLD_STATUSES) | {DraftStatus.RECONNECT_NEEDED}
+    with db.new_session() as s:
+        ts_pks = list(
+            s.scalars(
+                select(Timesheet.id)
+                .join(
+                    Draft,
+                    (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision),
+                )
+                .where(
+                    Timesheet.workspace_id == workspace_id,
+                    Timesheet.status == TimesheetStatus.APPROVED,
+                    Draft.status.in_(list(waiting)),
+                )
+                .distinct()
+            )
+        )
+    return len(_enqueue_bill(workspace_id, ts_pks, retry_failed=False))
+
+
+def retry_timesheet(workspace_id: int, timesheet_pk: int) -> int | None:
+    """The retry button: failed drafts of one approval are tried again."""
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if ts_row is None or ts_row.workspace_id != workspace_id:
+            return None
+    return _enqueue_bill(workspace_id, [timesheet_pk], retry_failed=True)[0]
 
 
 def on_connection_restored(workspace_id: int) -> None:
-    """Called after an admin (re)connects an accounting account: parked jobs resume."""
-    from connector import worker
-
+    """Called after an admin (re)connects an accounting account: parked work resumes."""
     worker.resume_waiting(workspace_id, "reconnect_needed")
+    release_holds(workspace_id)
+
+
+def preview_event(workspace: Workspace, event: Event) -> dict[str, Any]:
+    """What an approval would produce now, with no side effects."""
+    timesheet = normalize_timesheet(event.timesheet)
+    with db.new_session() as s:
+        result = run_billing(s, workspace, timesheet)
+    return {
+        "revision": result.revision,
+        "drafts": [
+            {
+                "customer": {"id": d.customer.id, "name": d.customer.name},
+                "currency": d.currency,
+                "total": str(d.total),
+                "minutes": d.minutes,
+                "key": d.key,
+                "lines": [_line_to_json(line) for line in d.lines],
+            }
+            for d in result.drafts
+        ],
+        "holds": [
+            {
+                "reason": h.reason,
+                "subject": h.subject_key,
+                "customer": {"id": h.customer.id, "name": h.customer.name} if h.customer else None,
+                "message": h.message,
+                "minutes": h.minutes,
+                "project_ids": list(h.project_ids),
+                "client_ids": list(h.client_ids),
+            }
+            for h in result.holds
+        ],
+        "excluded": {"minutes": result.excluded_minutes, "rows": result.excluded_rows},
+    }

@@ -1,0 +1,193 @@
+"""``GET /api/v1/timesheets/<timesheet_id>/drafts``: the drafts one approval produced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify
+from sqlalchemy import select
+
+from connector import db
+from connector.api import bp
+from connector.auth import token_required
+from connector.models import Draft, DraftStatus, Timesheet
+from connector.problems import Problem
+
+
+def serialize_draft(draft: Draft) -> dict[str, Any]:
+    return {
+        "id": draft.id,
+        "customer": {"id": draft.customer_id, "name": draft.customer_name}
+        if draft.customer_id
+        else None,
+        "subject": draft.subject_key,
+        "status": draft.status,
+        "currency": draft.currency,
+        "total": None if draft.total is None else str(draft.total),
+        "minutes": draft.minutes,
+        "lines": draft.lines,
+        "provider": draft.provider,
+        "provider_id": draft.provider_id,
+        "link": draft.link,
+        "hold_reason": draft.hold_reason,
+        "hold_message": draft.hold_message,
+        "error": draft.error,
+        "key": draft.key,
+        "revision": draft.revision,
+        "created_at": draft.created_at.isoformat(),
+        "updated_at": draft.updated_at.isoformat(),
+    }
+
+
+def serialize_timesheet(ts: Timesheet) -> dict[str, Any]:
+    return {
+        "id": ts.timesheet_id,
+        "source": ts.source,
+        "status": ts.status,
+        "member": ts.member,
+        "date_from": ts.date_from.isoformat() if ts.date_from else None,
+        "date_to": ts.date_to.isoformat() if ts.date_to else None,
+        "approved_at": ts.approved_at.isoformat() if ts.approved_at else None,
+        "revision": ts.revision,
+        "excluded_minutes": (ts.summary or {}).get("excluded_minutes", 0),
+    }
+
+
+@bp.get("/timesheets/<path:timesheet_id>/drafts")
+@token_required
+def timesheet_drafts(timesheet_id: str) -> Any:
+    ts = db.session.scalars(
+        select(Timesheet).where(
+            Timesheet.workspace_id == g.workspace.id, Timesheet.timesheet_id == timesheet_id
+        )
+    ).first()
+    if ts is None:
+        raise Problem(
+            404,
+            "Timesheet not found",
+            f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
+            type_="not-found",
+        )
+    rows = list(
+        db.session.scalars(select(Draft).where(Draft.timesheet_pk == ts.id).order_by(Draft.id))
+    )
+    current = [d for d in rows if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED]
+    history = [d for d in rows if d not in current]
+    return jsonify(
+        timesheet=serialize_timesheet(ts),
+        drafts=[serialize_draft(d) for d in current],
+        previous_drafts=[serialize_draft(d) for d in history],
+    )
+
+
+DRAFT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "status", "currency", "total", "lines", "provider", "key"],
+    "properties": {
+        "id": {"type": "integer"},
+        "customer": {
+            "type": ["object", "null"],
+            "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+        },
+        "subject": {
+            "type": "string",
+            "description": "customer:<id>, or project:<id> while unmapped",
+        },
+        "status": {
+            "type": "string",
+            "enum": [s.value for s in DraftStatus],
+        },
+        "currency": {"type": ["string", "null"]},
+        "total": {"type": ["string", "null"], "description": 'Decimal string, e.g. "1234.50"'},
+        "minutes": {"type": "integer"},
+        "lines": {"type": "array", "items": {"$ref": "#/components/schemas/DraftLine"}},
+        "provider": {"type": ["string", "null"], "enum": ["local", "quickbooks", "stripe", None]},
+        "provider_id": {"type": ["string", "null"]},
+        "link": {"type": ["string", "null"], "format": "uri"},
+        "hold_reason": {"type": ["string", "null"]},
+        "hold_message": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
+        "key": {"type": "string", "maxLength": 50, "description": "Idempotency key"},
+        "revision": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+OPENAPI_SCHEMAS = {
+    "Draft": DRAFT_SCHEMA,
+    "DraftLine": {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string"},
+            "minutes": {"type": "integer"},
+            "quantity": {"type": "string", "description": "Hours (decimal string)"},
+            "unit_price": {"type": "string"},
+            "amount": {"type": "string"},
+            "service_date": {"type": ["string", "null"], "format": "date"},
+            "date_from": {"type": "string", "format": "date"},
+            "date_to": {"type": "string", "format": "date"},
+            "project_id": {"type": "string"},
+            "project_name": {"type": "string"},
+            "task_name": {"type": ["string", "null"]},
+            "rate_source": {"type": "string"},
+        },
+    },
+    "Timesheet": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "source": {"type": "string"},
+            "status": {"type": "string", "enum": ["approved", "withdrawn", "waiting_for_data"]},
+            "member": {"type": "object"},
+            "date_from": {"type": ["string", "null"], "format": "date"},
+            "date_to": {"type": ["string", "null"], "format": "date"},
+            "approved_at": {"type": ["string", "null"], "format": "date-time"},
+            "revision": {"type": ["string", "null"]},
+            "excluded_minutes": {"type": "integer"},
+        },
+    },
+}
+
+OPENAPI_PATHS = {
+    "/timesheets/{timesheet_id}/drafts": {
+        "get": {
+            "operationId": "listTimesheetDrafts",
+            "summary": "The drafts one approved timesheet produced, one per customer",
+            "parameters": [
+                {
+                    "name": "timesheet_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The tracker's timesheet id",
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "Drafts of the live revision, and earlier ones",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "timesheet": {"$ref": "#/components/schemas/Timesheet"},
+                                    "drafts": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Draft"},
+                                    },
+                                    "previous_drafts": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Draft"},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"$ref": "#/components/responses/Problem"},
+            },
+        }
+    }
+}

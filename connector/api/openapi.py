@@ -1,0 +1,85 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 document, merged from every API module."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from flask import jsonify
+
+from connector.api import API_MODULES, bp
+from webhooks.webwork.events import SCHEMA_PATH
+
+
+def build_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for name in API_MODULES:
+        module = importlib.import_module(f"connector.api.{name}")
+        for path, ops in getattr(module, "OPENAPI_PATHS", {}).items():
+            paths.setdefault(path, {}).update(ops)
+        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    event = json.loads(SCHEMA_PATH.read_text())
+    defs = event.pop("$defs", {})
+    event.pop("$schema", None)
+    event.pop("$id", None)
+    # JSON Schema $defs become components; rewrite the internal references accordingly.
+    text = json.dumps(event)
+    for name in defs:
+        schemas[f"Event_{name}"] = json.loads(
+            json.dumps(defs[name]).replace("#/$defs/", "#/components/schemas/Event_")
+        )
+    schemas["Event"] = json.loads(text.replace("#/$defs/", "#/components/schemas/Event_"))
+    schemas["Problem"] = {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "JSON pointer of the offending field"},
+        },
+    }
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "timesheet-invoicer API",
+            "version": "1.0.0",
+            "description": (
+                "Read and manage the draft invoices created from approved timesheets. "
+                "Authenticate with a workspace API token: `Authorization: Bearer tsi_...`. "
+                "Errors are application/problem+json. Money is a decimal string."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "responses": {
+                "Problem": {"description": "Problem details", "content": problem},
+                "Unauthorized": {"description": "Missing or invalid API token", "content": problem},
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(build_document())
+
+
+OPENAPI_PATHS = {
+    "/openapi.json": {
+        "get": {
+            "operationId": "getOpenApi",
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1 document"}},
+        }
+    }
+}

@@ -1,0 +1,72 @@
+"""``POST /api/v1/preview``: the drafts and holds an event would produce, with no side effects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify, request
+
+from connector.api import bp
+from connector.auth import token_required
+from connector.pipeline import preview_event
+from connector.problems import Problem
+from webhooks.webwork.events import EventError, parse_event
+
+
+@bp.post("/preview")
+@token_required
+def preview() -> Any:
+    body = request.get_data(cache=True)
+    try:
+        event = parse_event(body)
+        if event.is_thin:
+            raise EventError(
+                422, "/data/timesheet/daily_breakdown", "a preview needs the timesheet's rows"
+            )
+        result = preview_event(g.workspace, event)
+    except EventError as exc:
+        raise Problem(
+            exc.status,
+            "Malformed event" if exc.status == 400 else "Event breaks the contract",
+            exc.message,
+            type_="invalid-event",
+            field=exc.field or None,
+        ) from None
+    except ValueError as exc:
+        raise Problem(422, "Timesheet cannot be billed", str(exc), type_="unbillable") from None
+    return jsonify(result)
+
+
+OPENAPI_PATHS = {
+    "/preview": {
+        "post": {
+            "operationId": "previewEvent",
+            "summary": "Preview the drafts an approval event would create (no side effects)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Drafts per customer and holds",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "revision": {"type": "string"},
+                                    "drafts": {"type": "array", "items": {"type": "object"}},
+                                    "holds": {"type": "array", "items": {"type": "object"}},
+                                    "excluded": {"type": "object"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"$ref": "#/components/responses/Problem"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "422": {"$ref": "#/components/responses/Problem"},
+            },
+        }
+    }
+}

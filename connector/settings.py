@@ -1,0 +1,69 @@
+"""Workspace settings: their names, defaults, and validation (shared by API, admin and pipeline)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+GROUPINGS = ("project", "project_day", "task", "detailed")
+BILLING_INCREMENTS = (None, 1, 6, 15)
+
+
+class SettingsError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    grouping: str = "project"  # how hours become invoice lines
+    billing_increment: int | None = None  # round each day's row up to N minutes
+    payment_terms_days: int = 30  # due date = issue date + N days
+    default_currency: str = "USD"  # for customers whose currency the provider does not lock
+    tax_code: str | None = None  # QuickBooks TaxCodeRef (US: TAX/NON); None = NON in the US
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> WorkspaceSettings:
+        raw = dict(raw or {})
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> WorkspaceSettings:
+    """Apply ``changes`` to ``current``; raise SettingsError naming the first bad field."""
+    known = {f.name for f in fields(WorkspaceSettings)}
+    for name in changes:
+        if name not in known:
+            raise SettingsError(name, "is not a setting")
+    merged = {**current.to_dict(), **changes}
+    if merged["grouping"] not in GROUPINGS:
+        raise SettingsError("grouping", f"must be one of {', '.join(GROUPINGS)}")
+    inc = merged["billing_increment"]
+    if inc in ("", "none"):
+        inc = merged["billing_increment"] = None
+    if inc is not None:
+        try:
+            inc = merged["billing_increment"] = int(inc)
+        except (TypeError, ValueError):
+            raise SettingsError("billing_increment", "must be 1, 6, 15 or empty") from None
+    if inc not in BILLING_INCREMENTS:
+        raise SettingsError("billing_increment", "must be 1, 6, 15 or empty")
+    try:
+        terms = int(merged["payment_terms_days"])
+    except (TypeError, ValueError):
+        raise SettingsError("payment_terms_days", "must be a whole number of days") from None
+    if not 0 <= terms <= 365:
+        raise SettingsError("payment_terms_days", "must be between 0 and 365")
+    merged["payment_terms_days"] = terms
+    currency = str(merged["default_currency"] or "").upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise SettingsError("default_currency", "must be a 3-letter ISO currency code")
+    merged["default_currency"] = currency
+    tax = merged["tax_code"]
+    merged["tax_code"] = (str(tax).strip() or None) if tax is not None else None
+    return WorkspaceSettings(**merged)

@@ -1,0 +1,106 @@
+"""Parse and validate a v1 event body; errors name the offending field (JSON pointer)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+SCHEMA_PATH = Path(__file__).with_name("event.v1.schema.json")
+SUPPORTED_TYPES = frozenset({"timesheet.approved", "timesheet.unapproved"})
+
+
+class EventError(Exception):
+    """Authentic but malformed: 400 (not JSON) or 422 (JSON that breaks the contract)."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    timestamp: datetime
+    workspace_id: str
+    timesheet: dict[str, Any]
+
+    @property
+    def supported(self) -> bool:
+        return self.type in SUPPORTED_TYPES
+
+    @property
+    def timesheet_id(self) -> str:
+        return str(self.timesheet["id"])
+
+    @property
+    def is_thin(self) -> bool:
+        """Only the id: the rows must be fetched from the tracker before billing."""
+        return "daily_breakdown" not in self.timesheet
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def pointer(path: Any) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    field = pointer(error.absolute_path)
+    if error.validator == "required":
+        # jsonschema reports the parent; name the missing member itself.
+        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+        return f"{field.rstrip('/')}/{missing}", f"'{missing}' is required"
+    return field, error.message
+
+
+def decode_json(body: bytes) -> Any:
+    """JSON with exact decimals (never floats), or EventError(400)."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EventError(400, "", f"body is not valid JSON: {exc}") from None
+
+
+def parse_datetime(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise EventError(422, field, f"{value!r} is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise EventError(422, field, "date-time needs a UTC offset, e.g. 2026-11-20T10:00:00Z")
+    return parsed
+
+
+def parse_event(body: bytes) -> Event:
+    document = decode_json(body)
+    if not isinstance(document, dict):
+        raise EventError(400, "", "body must be a JSON object")
+    errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        # Report the deepest-first, most specific error: that names the field to fix.
+        best = max(errors, key=lambda e: len(list(e.absolute_path)))
+        field, message = _describe(best)
+        raise EventError(422, field, message)
+    timestamp = parse_datetime(document["timestamp"], "/timestamp")
+    data = document["data"]
+    return Event(
+        type=document["type"],
+        timestamp=timestamp,
+        workspace_id=str(data["workspace_id"]),
+        timesheet=data["timesheet"],
+    )

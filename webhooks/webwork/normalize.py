@@ -1,0 +1,81 @@
+"""WebWork API V2 timesheet (as carried by the v1 event) -> the billing engine's Timesheet.
+
+Everything the billing engine needs is taken from the event; nothing is invented. Ids become
+strings (WebWork mixes integers and opaque strings), money becomes Decimal, dates are checked.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connector.billing import Client, Member, Money, Task, TimeRow, Timesheet
+from webhooks.webwork.events import EventError, parse_datetime
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise EventError(422, field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _money(raw: dict[str, Any] | None, field: str) -> Money | None:
+    if raw is None:
+        return None
+    try:
+        amount = Decimal(str(raw["amount"]))
+    except (InvalidOperation, KeyError):
+        raise EventError(422, f"{field}/amount", "is not a decimal amount") from None
+    if not amount.is_finite() or amount < 0:
+        raise EventError(422, f"{field}/amount", "must be a finite amount >= 0")
+    return Money(amount=amount, currency=str(raw["currency"]).upper())
+
+
+def normalize_timesheet(raw: dict[str, Any]) -> Timesheet:
+    base = "/data/timesheet"
+    member_raw = raw["member"]
+    date_from = _date(raw["date_from"], f"{base}/date_from")
+    date_to = _date(raw["date_to"], f"{base}/date_to")
+    if date_to < date_from:
+        raise EventError(422, f"{base}/date_to", "is before date_from")
+    rows: list[TimeRow] = []
+    for day_text, day_rows in raw.get("daily_breakdown", {}).items():
+        day_field = f"{base}/daily_breakdown/{day_text}"
+        day = _date(day_text, day_field)
+        if not date_from <= day <= date_to:
+            raise EventError(422, day_field, f"{day} is outside {date_from}..{date_to}")
+        for index, row in enumerate(day_rows):
+            field = f"{day_field}/{index}"
+            client = row.get("client")
+            task = row.get("task")
+            contract = row.get("contract_id")
+            rows.append(
+                TimeRow(
+                    date=day,
+                    project_id=str(row["project_id"]),
+                    project_name=row.get("project_name") or str(row["project_id"]),
+                    minutes=int(row["total_minutes"]),
+                    contract_id=None if contract is None else str(contract),
+                    billable=row.get("billable"),
+                    rate=_money(row.get("rate"), f"{field}/rate"),
+                    client=Client(
+                        id=str(client["id"]), name=client["name"], email=client.get("email")
+                    )
+                    if client
+                    else None,
+                    task=Task(id=str(task["id"]), name=task["name"]) if task else None,
+                )
+            )
+    approved_at = raw.get("approved_at")
+    return Timesheet(
+        id=str(raw["id"]),
+        member=Member(
+            id=str(member_raw["id"]), name=member_raw["name"], email=member_raw.get("email")
+        ),
+        date_from=date_from,
+        date_to=date_to,
+        rows=tuple(rows),
+        approved_at=parse_datetime(approved_at, f"{base}/approved_at") if approved_at else None,
+    )
