@@ -82,7 +82,8 @@ def settings_from_config(
 ) -> IntuitSettings:
     """Intuit endpoints and keys from the app config; ``environment`` (the one a connection was
     made in) wins over ``QUICKBOOKS_ENVIRONMENT``."""
-    env = check_environment(environment or config.get("QUICKBOOKS_ENVIRONMENT") or "sandbox")
+    configured = check_environment(config.get("QUICKBOOKS_ENVIRONMENT") or "sandbox")
+    env = check_environment(environment or configured)
     client_id = str(config.get("QUICKBOOKS_CLIENT_ID") or "")
     client_secret = str(config.get("QUICKBOOKS_CLIENT_SECRET") or "")
     if require_keys and not (client_id and client_secret):

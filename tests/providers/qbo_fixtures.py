@@ -41,7 +41,8 @@ CONFIG: dict[str, Any] = {
 # --- recorded shapes ----------------------------------------------------------------------------
 THROTTLE_XML = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-    '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="2024-05-02T07:10:11.12-07:00">'
+    '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" '
+    'time="2024-05-02T07:10:11.12-07:00">'
     '<Fault type="ValidationFault"><Error code="003001"><Message>message=ThrottleExceeded; '
     "errorCode=003001; statusCode=429</Message><Detail>The request limit was reached.</Detail>"
     "</Error></Fault></IntuitResponse>"
@@ -377,7 +378,8 @@ class FakeQbo:
     def _query(self, statement: str) -> dict[str, Any]:
         self.queries.append(statement)
         m = re.match(
-            r"SELECT \* FROM (\w+)(?: WHERE (.*?))?(?: ORDERBY .*?)?(?: STARTPOSITION (\d+))?(?: MAXRESULTS (\d+))?$",
+            r"SELECT \* FROM (\w+)(?: WHERE (.*?))?(?: ORDERBY .*?)?"
+            r"(?: STARTPOSITION (\d+))?(?: MAXRESULTS (\d+))?$",
             statement,
         )
         assert m, statement

@@ -60,7 +60,9 @@ def make_draft(key: str = "ts-77-r1-c1", **kw: Any) -> DraftInvoice:
         "lines": lines,
         "total": Decimal("925.00"),
         "memo": "Hours for 29 Apr - 5 May 2024",
-        "private_note": "Generated draft from WebWork timesheet 77 (revision 1): review before sending.",
+        "private_note": (
+            "Generated draft from WebWork timesheet 77 (revision 1): review before sending."
+        ),
         "period_start": date(2024, 4, 29),
         "period_end": date(2024, 5, 5),
         "issue_date": date(2024, 5, 6),
