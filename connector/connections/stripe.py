@@ -1,5 +1,297 @@
-"""Stripe connect (restricted key or Connect OAuth) / disconnect routes (the Stripe issue)."""
+"""Stripe connect (restricted key or Connect OAuth) and disconnect routes.
 
-from flask import Blueprint
+Two ways in, both ending in an encrypted, workspace-scoped ``connections`` row:
+
+* Paste a restricted key (``rk_test_...``/``rk_live_...``): checked with two harmless reads
+  (``GET /v1/customers?limit=1``, ``GET /v1/invoices?limit=1``) before anything is stored. A
+  full secret key (``sk_...``) is accepted with a warning: it works, but grants far more than the
+  connector needs. Publishable keys are refused.
+* Connect OAuth (hosted deployments with ``STRIPE_CONNECT_CLIENT_ID`` and
+  ``STRIPE_PLATFORM_SECRET_KEY``): ``/oauth/authorize`` -> callback -> ``/oauth/token``. Only the
+  connected account id is kept; calls then use the platform key with ``Stripe-Account``, so no
+  account-level secret is stored at all. Disconnect calls ``/oauth/deauthorize``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+import stripe
+from flask import Blueprint, abort, current_app, flash, redirect, request, session
+from flask_login import current_user
+from stripe.oauth_error import OAuthError
+
+from connector import db
+from connector.auth import admin_required, workspace_for_admin
+from connector.connections.store import DbCredentialStore, secret_box
+from connector.models import Workspace
+from connector.providers.stripe import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_API_BASE_URL,
+    DEFAULT_CONNECT_BASE_URL,
+    DEFAULT_TIMEOUT_SECONDS,
+    META_CURRENCIES,
+    META_PENDING,
+    STRIPE_API_VERSION,
+)
 
 bp = Blueprint("stripe_connection", __name__)
+
+PROVIDER = "stripe"
+KEY_RE = re.compile(r"(?P<kind>rk|sk)_(?P<mode>test|live)_[A-Za-z0-9]{8,247}")
+SESSION_KEY = "stripe_oauth"
+NEEDED_PERMISSIONS = "Customers: Write and Invoices: Write"
+
+
+def _connections_url(workspace_id: int) -> str:
+    return f"/workspaces/{workspace_id}/connections"
+
+
+def _store(workspace_id: int) -> DbCredentialStore:
+    return DbCredentialStore(workspace_id, PROVIDER, secret_box())
+
+
+def _client(api_key: str, *, stripe_account: str | None = None) -> stripe.StripeClient:
+    config = current_app.config
+    return stripe.StripeClient(
+        api_key,
+        stripe_account=stripe_account,
+        stripe_version=STRIPE_API_VERSION,
+        base_addresses={
+            "api": config.get("STRIPE_API_BASE_URL") or DEFAULT_API_BASE_URL,
+            "connect": config.get("STRIPE_CONNECT_BASE_URL") or DEFAULT_CONNECT_BASE_URL,
+        },
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(
+            timeout=(CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
+        ),
+    )
+
+
+def mask_key(key: str) -> str:
+    """``rk_test_…abcd``: enough for an admin to recognise the key, useless to anyone else."""
+    match = KEY_RE.fullmatch(key)
+    prefix = f"{match['kind']}_{match['mode']}_" if match else key[:3]
+    return f"{prefix}…{key[-4:]}"
+
+
+def _carried_meta(store: DbCredentialStore, account_id: str | None, environment: str) -> dict:
+    """What survives a reconnect: drafts half-created before it (so they resume rather than
+    being created twice), and the currency cache when it is the same Stripe account."""
+    old = store.meta()
+    row = store.connection()
+    carried: dict[str, Any] = {}
+    if old.get(META_PENDING):
+        carried[META_PENDING] = old[META_PENDING]
+    same_account = row is not None and (row.account_id, row.environment) == (
+        account_id,
+        environment,
+    )
+    if same_account and old.get(META_CURRENCIES):
+        carried[META_CURRENCIES] = old[META_CURRENCIES]
+    return carried
+
+
+def _after_connect(workspace: Workspace, message: str) -> Any:
+    # A workspace still on the built-in ledger switches to Stripe; one that chose QuickBooks keeps
+    # its choice (connecting is not the same as choosing where drafts go).
+    if workspace.provider == "local":
+        workspace.provider = PROVIDER
+        db.session.commit()
+    from connector.pipeline import on_connection_restored
+
+    on_connection_restored(workspace.id)
+    flash(message, "success")
+    return redirect(_connections_url(workspace.id))
+
+
+def _fail(workspace_id: int, message: str) -> Any:
+    flash(message, "error")
+    return redirect(_connections_url(workspace_id))
+
+
+def validate_key(api_key: str) -> str | None:
+    """Prove the key can read customers and invoices; the account id if Stripe tells it.
+
+    Raises ValueError with a plain-language message when the key cannot be used.
+    """
+    client = _client(api_key)
+    try:
+        client.v1.customers.list({"limit": 1})
+        client.v1.invoices.list({"limit": 1})
+    except stripe.AuthenticationError as exc:
+        raise ValueError(
+            "Stripe did not accept this key: check that you copied all of it and that it has "
+            "not been rolled or deleted in the Stripe Dashboard."
+        ) from exc
+    except stripe.PermissionError as exc:
+        raise ValueError(
+            f"The key is valid but lacks a permission the connector needs "
+            f"({NEEDED_PERMISSIONS}). Stripe said: {exc.user_message}"
+        ) from exc
+    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
+        raise ValueError(
+            "Stripe could not be reached to check the key; nothing was saved. Try again in a "
+            "minute."
+        ) from exc
+    except stripe.StripeError as exc:
+        raise ValueError(f"Stripe refused the key: {exc.user_message}") from exc
+    try:
+        # Restricted keys often may not read the account: the id is a nicety, not a requirement.
+        account = client.v1.accounts.retrieve_current()
+        return str(account.id) if getattr(account, "id", None) else None
+    except stripe.StripeError:
+        return None
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/stripe/key")
+@admin_required
+def save_key(workspace_id: int) -> Any:
+    workspace = workspace_for_admin(workspace_id)
+    api_key = (request.form.get("api_key") or "").strip()
+    if api_key.startswith("pk_"):
+        return _fail(
+            workspace_id,
+            "That is a publishable key. Paste a restricted key (rk_test_… or rk_live_…).",
+        )
+    match = KEY_RE.fullmatch(api_key)
+    if not match:
+        return _fail(
+            workspace_id,
+            "That does not look like a Stripe key. Paste a restricted key, which starts with "
+            "rk_test_ or rk_live_.",
+        )
+    try:
+        account_id = validate_key(api_key)
+    except ValueError as exc:
+        return _fail(workspace_id, str(exc))
+    environment = match["mode"]
+    store = _store(workspace_id)
+    meta = _carried_meta(store, account_id, environment)
+    meta.update(
+        method="api_key",
+        masked_key=mask_key(api_key),
+        key_type="restricted" if match["kind"] == "rk" else "secret",
+    )
+    store.connect(
+        credentials={"method": "api_key", "api_key": api_key},
+        account_id=account_id,
+        environment=environment,
+        meta=meta,
+    )
+    if match["kind"] == "sk":
+        flash(
+            "Connected with a full secret key. It works, but it can do anything in your Stripe "
+            f"account: replace it with a restricted key limited to {NEEDED_PERMISSIONS}.",
+            "warning",
+        )
+    mode = "live" if environment == "live" else "test"
+    return _after_connect(workspace, f"Stripe connected in {mode} mode.")
+
+
+@bp.get("/workspaces/<int:workspace_id>/connections/stripe/connect")
+@admin_required
+def connect(workspace_id: int) -> Any:
+    workspace_for_admin(workspace_id)
+    config = current_app.config
+    client_id = config.get("STRIPE_CONNECT_CLIENT_ID")
+    if not client_id or not config.get("STRIPE_PLATFORM_SECRET_KEY"):
+        return _fail(
+            workspace_id,
+            "Stripe Connect is not set up on this server (STRIPE_CONNECT_CLIENT_ID and "
+            "STRIPE_PLATFORM_SECRET_KEY). Paste a restricted key instead.",
+        )
+    state = secrets.token_urlsafe(32)
+    # Bound to this admin's session and this workspace: the callback accepts nothing else.
+    session[SESSION_KEY] = {
+        "state": state,
+        "workspace_id": workspace_id,
+        "user_id": str(current_user.id),
+    }
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "scope": "read_write",
+        "state": state,
+        "redirect_uri": f"{config['PUBLIC_BASE_URL']}/connections/stripe/callback",
+    }
+    base = config.get("STRIPE_CONNECT_BASE_URL") or DEFAULT_CONNECT_BASE_URL
+    return redirect(f"{base}/oauth/authorize?{urlencode(params)}")
+
+
+@bp.get("/connections/stripe/callback")
+@admin_required
+def callback() -> Any:
+    pending = session.pop(SESSION_KEY, None)
+    state = request.args.get("state", "")
+    if (
+        not pending
+        or not state
+        or not hmac.compare_digest(state, str(pending.get("state", "")))
+        or pending.get("user_id") != str(current_user.id)
+    ):
+        abort(400, "This Stripe sign-in link is expired or was not started here. Start again.")
+    workspace_id = int(pending["workspace_id"])
+    workspace = workspace_for_admin(workspace_id)
+    if request.args.get("error"):
+        reason = request.args.get("error_description") or request.args["error"]
+        return _fail(workspace_id, f"Stripe was not connected: {reason}")
+    code = request.args.get("code")
+    if not code:
+        return _fail(workspace_id, "Stripe did not return an authorization code. Start again.")
+    client = _client(str(current_app.config["STRIPE_PLATFORM_SECRET_KEY"]))
+    try:
+        token = client.oauth.token({"grant_type": "authorization_code", "code": code}).to_dict()
+    except OAuthError as exc:
+        return _fail(workspace_id, f"Stripe refused the connection: {exc.user_message}")
+    except stripe.StripeError:
+        return _fail(workspace_id, "Stripe could not be reached; nothing was saved. Try again.")
+    account_id = str(token["stripe_user_id"])
+    environment = "live" if token.get("livemode") else "test"
+    store = _store(workspace_id)
+    meta = _carried_meta(store, account_id, environment)
+    meta.update(method="oauth", scope=token.get("scope"))
+    # The access/refresh tokens are deliberately not kept: the platform key plus Stripe-Account
+    # acts for the account, so a leaked database holds no Stripe secret of the customer.
+    store.connect(
+        credentials={"method": "oauth", "stripe_user_id": account_id},
+        account_id=account_id,
+        environment=environment,
+        meta=meta,
+    )
+    return _after_connect(workspace, f"Stripe account {account_id} connected ({environment}).")
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/stripe/disconnect")
+@admin_required
+def disconnect(workspace_id: int) -> Any:
+    workspace_for_admin(workspace_id)
+    store = _store(workspace_id)
+    credentials = store.load()
+    config = current_app.config
+    if credentials.get("method") == "oauth" and credentials.get("stripe_user_id"):
+        try:
+            _client(str(config.get("STRIPE_PLATFORM_SECRET_KEY") or "")).oauth.deauthorize(
+                {
+                    "client_id": str(config.get("STRIPE_CONNECT_CLIENT_ID") or ""),
+                    "stripe_user_id": credentials["stripe_user_id"],
+                }
+            )
+        except OAuthError as exc:
+            # invalid_client: the account already removed the app, which is what we wanted.
+            if exc.code != "invalid_client":
+                flash(f"Stripe did not confirm the disconnection: {exc.user_message}", "warning")
+        except stripe.StripeError:
+            flash(
+                "Stripe could not be reached to revoke access; it is forgotten here. Remove the "
+                "app under Settings > Connected accounts in Stripe to be sure.",
+                "warning",
+            )
+    # A pasted key is simply forgotten (revoke it in the Dashboard under Developers > API keys).
+    store.disconnect()
+    flash("Stripe disconnected.", "success")
+    return redirect(_connections_url(workspace_id))
