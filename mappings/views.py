@@ -1,5 +1,350 @@
-"""Mapping pages of the admin console (the admin console issue)."""
+"""Mapping pages of the admin console: customers for tracker clients/projects, and rates.
 
-from flask import Blueprint
+Every change is committed first and then ``service.after_change`` asks the pipeline to re-bill
+held approvals, so a draft appears as soon as its mapping or rate exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+
+from connector import db
+from connector.auth import admin_required, workspace_for_admin
+from connector.models import TrackerEntity, Workspace
+from connector.providers import DISPLAY_NAMES, build_provider
+from connector.providers.base import (
+    AccountingCustomer,
+    AccountingProvider,
+    DuplicateCustomer,
+    NewCustomer,
+    ProviderError,
+    ReconnectNeeded,
+)
+from mappings import rates as rate_table
+from mappings import service
+from mappings.suggest import rank_customers
 
 bp = Blueprint("mappings", __name__)
+
+
+def _provider(ws: Workspace) -> AccountingProvider:
+    return build_provider(ws.id, ws.provider, current_app.config)
+
+
+def _provider_problem(ws: Workspace, exc: ProviderError) -> str:
+    name = DISPLAY_NAMES.get(ws.provider, ws.provider)
+    if isinstance(exc, ReconnectNeeded):
+        return f"{name} needs to be reconnected before its customers can be listed ({exc})."
+    return f"{name} did not answer as expected: {exc}"
+
+
+def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None]:
+    try:
+        return service.fetch_customers(_provider(ws)), None
+    except ProviderError as exc:
+        return [], _provider_problem(ws, exc)
+
+
+def _changed(ws: Workspace, message: str) -> None:
+    """Commit, then release holds; the flash says how many approvals are being re-billed."""
+    db.session.commit()
+    released = service.after_change(ws.id)
+    if released:
+        message += f" Re-billing {released} held approval(s)."
+    flash(message, "success")
+
+
+def _back(ws: Workspace) -> str:
+    target = request.form.get("back") or ""
+    # Only pages of this workspace: never an open redirect.
+    if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target:
+        return target
+    return url_for("mappings.index", workspace_id=ws.id)
+
+
+def _kind_and_id() -> tuple[str, str]:
+    kind = request.form.get("kind", "")
+    tracker_id = (request.form.get("tracker_id") or "").strip()
+    if kind not in service.KINDS or not tracker_id:
+        abort(400)
+    return kind, tracker_id
+
+
+# --- the mapping screen --------------------------------------------------------------------------
+@bp.route("/workspaces/<int:workspace_id>/mappings")
+@admin_required
+def index(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    rows = service.list_entities(db.session, ws.id)
+    customers, problem = _load_customers(ws)
+    service.add_suggestions(rows, customers)
+    return render_template(
+        "mappings/index.html",
+        workspace=ws,
+        clients=[r for r in rows if r.kind == "client"],
+        projects=[r for r in rows if r.kind == "project"],
+        confident=sum(1 for r in rows if r.confident),
+        problem=problem,
+        provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
+    )
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings", methods=["POST"])
+@admin_required
+def save(workspace_id: int) -> Any:
+    """Map one client/project to an existing customer (one-click accept or a chosen one)."""
+    ws = workspace_for_admin(workspace_id)
+    kind, tracker_id = _kind_and_id()
+    try:
+        row = service.link_customer(
+            db.session,
+            ws.id,
+            _provider(ws),
+            kind=kind,
+            tracker_id=tracker_id,
+            customer_id=request.form.get("customer_id", ""),
+        )
+    except service.MappingError as exc:
+        db.session.rollback()
+        flash(f"Not saved: {exc.field.replace('_', ' ')} {exc.message}.", "error")
+        return redirect(_back(ws))
+    except ProviderError as exc:
+        db.session.rollback()
+        flash(_provider_problem(ws, exc), "error")
+        return redirect(_back(ws))
+    _changed(ws, f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.")
+    return redirect(_back(ws))
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/accept-confident", methods=["POST"])
+@admin_required
+def accept_confident(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    rows = service.list_entities(db.session, ws.id)
+    customers, problem = _load_customers(ws)
+    if problem:
+        flash(problem, "error")
+        return redirect(url_for("mappings.index", workspace_id=ws.id))
+    service.add_suggestions(rows, customers)
+    count = service.accept_confident(db.session, ws.id, rows)
+    if count:
+        _changed(ws, f"Accepted {count} confident suggestion(s).")
+    else:
+        flash("No confident suggestions to accept; pick customers one by one.", "error")
+    return redirect(url_for("mappings.index", workspace_id=ws.id))
+
+
+def _entity_row(ws: Workspace, kind: str, tracker_id: str) -> service.EntityRow:
+    for row in service.list_entities(db.session, ws.id):
+        if row.kind == kind and row.tracker_id == tracker_id:
+            return row
+    # Not seen in an approval yet (e.g. a link from a hold): still mappable by id.
+    return service.EntityRow(kind=kind, tracker_id=tracker_id, name=tracker_id)
+
+
+def _render_edit(
+    ws: Workspace, kind: str, tracker_id: str, *, duplicate: Any = None, status: int = 200
+) -> Any:
+    row = _entity_row(ws, kind, tracker_id)
+    query = (request.args.get("q") or "").strip()
+    problem = None
+    results: list[AccountingCustomer] = []
+    try:
+        provider = _provider(ws)
+        if query:
+            results = list(provider.list_customers(query=query, limit=25).customers)
+        else:
+            row.suggestions = rank_customers(
+                row.name, row.email, service.fetch_customers(provider), limit=8
+            )
+    except ProviderError as exc:
+        problem = _provider_problem(ws, exc)
+    client = None
+    if row.kind == "project" and row.client_id:
+        client = _entity_row(ws, "client", row.client_id)
+    page = render_template(
+        "mappings/edit.html",
+        workspace=ws,
+        row=row,
+        client=client,
+        query=query,
+        results=results,
+        problem=problem,
+        duplicate=duplicate,
+        provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
+        default_currency=(ws.settings or {}).get("default_currency", "USD"),
+    )
+    return page, status
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/<kind>/<path:tracker_id>")
+@admin_required
+def edit(workspace_id: int, kind: str, tracker_id: str) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    if kind not in service.KINDS:
+        abort(404)
+    return _render_edit(ws, kind, tracker_id)
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/create-customer", methods=["POST"])
+@admin_required
+def create_customer(workspace_id: int) -> Any:
+    """Create the customer in the accounting system and map to it in one step."""
+    ws = workspace_for_admin(workspace_id)
+    kind, tracker_id = _kind_and_id()
+    name = (request.form.get("name") or "").strip()
+    email = (request.form.get("email") or "").strip() or None
+    currency = (request.form.get("currency") or "").strip().upper() or None
+    if not name:
+        flash("Not created: the customer needs a name.", "error")
+        return _render_edit(ws, kind, tracker_id, status=422)
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        flash("Not created: currency must be a 3-letter ISO code such as USD.", "error")
+        return _render_edit(ws, kind, tracker_id, status=422)
+    try:
+        customer = _provider(ws).create_customer(
+            NewCustomer(name=name, email=email, currency=currency, tracker_id=tracker_id)
+        )
+    except DuplicateCustomer as exc:
+        # The accounting system already has it: offer to link that one instead of failing.
+        flash(f"{name} already exists in {DISPLAY_NAMES.get(ws.provider)}: {exc.message}", "error")
+        return _render_edit(ws, kind, tracker_id, duplicate=exc.existing, status=409)
+    except ProviderError as exc:
+        flash(_provider_problem(ws, exc), "error")
+        return _render_edit(ws, kind, tracker_id, status=502)
+    service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
+    _changed(ws, f"Created {customer.name} and billed {kind} {tracker_id} to it.")
+    return redirect(url_for("mappings.index", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/remove", methods=["POST"])
+@admin_required
+def remove(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    kind, tracker_id = _kind_and_id()
+    if service.remove_mapping(db.session, ws.id, kind, tracker_id):
+        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.")
+    else:
+        flash("That mapping was already gone.", "error")
+    return redirect(url_for("mappings.index", workspace_id=ws.id))
+
+
+# --- rates ---------------------------------------------------------------------------------------
+RATE_FIELDS = (
+    "amount",
+    "currency",
+    "effective_from",
+    "member_id",
+    "project_id",
+    "contract_id",
+    "customer_id",
+)
+
+
+def _choices(ws: Workspace) -> dict[str, list[tuple[str, str]]]:
+    entities = db.session.scalars(
+        select(TrackerEntity)
+        .where(TrackerEntity.workspace_id == ws.id)
+        .order_by(TrackerEntity.name)
+    )
+    members, projects = [], []
+    for e in entities:
+        if e.kind == "member":
+            members.append((e.tracker_id, e.name or e.tracker_id))
+        elif e.kind == "project":
+            projects.append((e.tracker_id, e.name or e.tracker_id))
+    customers = {m.customer_id: m.customer_name for m in service.list_mappings(db.session, ws.id)}
+    return {
+        "member_id": members,
+        "project_id": projects,
+        "customer_id": sorted(customers.items(), key=lambda kv: kv[1].lower()),
+    }
+
+
+def _render_rates(
+    ws: Workspace,
+    form: dict[str, str],
+    errors: dict[str, str],
+    *,
+    editing: int | None = None,
+    status: int = 200,
+) -> Any:
+    rows = rate_table.list_rates(db.session, ws.id)
+    choices = _choices(ws)
+    names = {key: dict(values) for key, values in choices.items()}
+    page = render_template(
+        "mappings/rates.html",
+        workspace=ws,
+        rates=rows,
+        form=form,
+        errors=errors,
+        editing=editing,
+        choices=choices,
+        names=names,
+        scope_of=rate_table.scope_of,
+        scope_labels=rate_table.SCOPE_LABELS,
+    )
+    return page, status
+
+
+@bp.route("/workspaces/<int:workspace_id>/rates", methods=["GET", "POST"])
+@admin_required
+def rates(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    default_currency = (ws.settings or {}).get("default_currency", "USD")
+    if request.method == "GET":
+        # Prefilled from a hold's "add a rate" button.
+        form = {name: request.args.get(name, "") for name in RATE_FIELDS}
+        form["currency"] = form["currency"] or default_currency
+        return _render_rates(ws, form, {})
+    form = {name: request.form.get(name, "") for name in RATE_FIELDS}
+    try:
+        row = rate_table.create_rate(db.session, ws.id, form)
+    except rate_table.RateError as exc:
+        db.session.rollback()
+        return _render_rates(ws, form, {exc.field: exc.message}, status=422)
+    _changed(ws, f"Rate {row.amount} {row.currency} added.")
+    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>", methods=["GET", "POST"])
+@admin_required
+def edit_rate(workspace_id: int, rate_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    row = rate_table.get_rate(db.session, ws.id, rate_id)
+    if row is None:
+        abort(404)
+    if request.method == "GET":
+        form = rate_table.serialize_rate(row)
+        form = {name: form.get(name) or "" for name in RATE_FIELDS}
+        return _render_rates(ws, form, {}, editing=row.id)
+    form = {name: request.form.get(name, "") for name in RATE_FIELDS}
+    try:
+        rate_table.update_rate(db.session, ws.id, row.id, form)
+    except rate_table.RateError as exc:
+        db.session.rollback()
+        return _render_rates(ws, form, {exc.field: exc.message}, editing=rate_id, status=422)
+    _changed(ws, f"Rate #{rate_id} updated.")
+    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>/delete", methods=["POST"])
+@admin_required
+def delete_rate(workspace_id: int, rate_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    if not rate_table.delete_rate(db.session, ws.id, rate_id):
+        abort(404)
+    _changed(ws, f"Rate #{rate_id} deleted.")
+    return redirect(url_for("mappings.rates", workspace_id=ws.id))

@@ -1,10 +1,26 @@
-"""The admin console: server-rendered pages for workspace admins."""
+"""The admin console: server-rendered pages for workspace admins.
+
+Every route is marked ``@admin_required`` and loads its workspace with ``workspace_for_admin``
+(404 for workspaces the admin does not belong to); ``tests/admin/test_access.py`` walks the URL
+map to prove it. Modules: ``auth`` (sign in/out), ``workspaces`` (list, settings, API tokens,
+signing secret), ``connections``, ``approvals`` (drafts, holds and their fixes, deliveries),
+``ledger`` (the built-in provider's invoices), ``cli`` (``flask admins create``).
+"""
 
 from flask import Blueprint
 
-bp = Blueprint("admin", __name__, template_folder="templates")
+bp = Blueprint(
+    "admin",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/admin/static",
+)
 
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> str:
-    return "Sign-in page: see the admin console issue."
+from connector.admin import (  # noqa: E402, F401  - each module registers its routes on bp
+    approvals,
+    auth,
+    connections,
+    ledger,
+    workspaces,
+)

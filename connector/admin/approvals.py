@@ -1,0 +1,392 @@
+"""Approvals and their drafts, every hold in plain words with the button that fixes it, and the
+deliveries log (raw events, replay).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+
+from connector import db
+from connector.admin import bp
+from connector.auth import admin_required, workspace_for_admin
+from connector.models import (
+    HOLD_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Timesheet,
+    TrackerEntity,
+    Workspace,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+WAITING_STATUSES = frozenset(HOLD_STATUSES | {DraftStatus.RECONNECT_NEEDED})
+# The status filter: "held" groups everything an admin can unblock, then each status by name.
+STATUS_FILTERS = {
+    "": "Any status",
+    "held": "Held (needs a mapping, rate or reconnect)",
+    **{s.value: s.value.replace("_", " ").capitalize() for s in DraftStatus},
+}
+
+HOLD_WORDS = {
+    DraftStatus.NEEDS_MAPPING: "Not invoiced yet: this work is not mapped to a customer in the "
+    "accounting system.",
+    DraftStatus.NEEDS_RATE: "Not invoiced yet: no hourly rate applies to some of these hours.",
+    DraftStatus.CURRENCY_MISMATCH: "Not invoiced yet: the rate's currency differs from the "
+    "customer's currency.",
+    DraftStatus.RECONNECT_NEEDED: "Waiting: the accounting connection must be reconnected; the "
+    "draft is created as soon as it is.",
+    DraftStatus.FAILED: "The accounting system refused this draft.",
+    DraftStatus.NEEDS_ATTENTION: "The approval was withdrawn but finance already sent this "
+    "invoice: void or credit it by hand.",
+    DraftStatus.PENDING: "Being created in the accounting system.",
+    DraftStatus.VOIDED: "Removed: the approval was withdrawn.",
+}
+
+
+@dataclass(frozen=True)
+class Fix:
+    label: str
+    url: str
+    method: str = "get"  # "post" buttons carry a CSRF token
+
+
+def _entity_names(ws: Workspace) -> dict[tuple[str, str], str]:
+    return {
+        (e.kind, e.tracker_id): e.name
+        for e in db.session.scalars(
+            select(TrackerEntity).where(TrackerEntity.workspace_id == ws.id)
+        )
+    }
+
+
+def _holds_by_subject(ws: Workspace, ts: Timesheet) -> dict[str, list[Any]]:
+    """A fresh (pure) billing run says which projects/clients/member a hold is about."""
+    if ts.content is None:
+        return {}
+    try:
+        from connector.pipeline import run_billing
+        from webhooks.webwork.normalize import normalize_timesheet
+
+        result = run_billing(db.session, ws, normalize_timesheet(ts.content))
+    except Exception:  # the page must render even when the data no longer bills cleanly
+        log.warning("could not re-run billing for timesheet %s", ts.id, exc_info=True)
+        return {}
+    holds: dict[str, list[Any]] = {}
+    for hold in result.holds:
+        holds.setdefault(hold.subject_key, []).append(hold)
+    return holds
+
+
+def fixes_for(
+    ws: Workspace,
+    ts: Timesheet,
+    draft: Draft,
+    holds: list[Any],
+    names: dict[tuple[str, str], str],
+) -> list[Fix]:
+    """The buttons that unblock one draft, most direct first."""
+    fixes: list[Fix] = []
+    status = draft.status
+    member = ts.member or {}
+    if status == DraftStatus.NEEDS_MAPPING:
+        projects: list[str] = []
+        clients: list[str] = []
+        for hold in holds:
+            projects += hold.project_ids
+            clients += hold.client_ids
+        if not projects and draft.subject_key.startswith("project:"):
+            projects.append(draft.subject_key.split(":", 1)[1])
+        for pid in dict.fromkeys(projects):
+            fixes.append(
+                Fix(
+                    f"Map project {names.get(('project', pid), pid)} to a customer",
+                    url_for("mappings.edit", workspace_id=ws.id, kind="project", tracker_id=pid),
+                )
+            )
+        for cid in dict.fromkeys(clients):
+            fixes.append(
+                Fix(
+                    f"Map client {names.get(('client', cid), cid)} to a customer",
+                    url_for("mappings.edit", workspace_id=ws.id, kind="client", tracker_id=cid),
+                )
+            )
+    elif status == DraftStatus.NEEDS_RATE:
+        member_id = str(member.get("id") or "")
+        member_name = member.get("name") or member_id
+        project_ids = [pid for hold in holds for pid in hold.project_ids]
+        for pid in dict.fromkeys(project_ids):
+            fixes.append(
+                Fix(
+                    f"Add a rate for {member_name} on {names.get(('project', pid), pid)}",
+                    url_for(
+                        "mappings.rates",
+                        workspace_id=ws.id,
+                        member_id=member_id,
+                        project_id=pid,
+                        currency=draft.currency or "",
+                        _anchor="add-rate",
+                    ),
+                )
+            )
+        if not fixes:
+            fixes.append(
+                Fix(
+                    "Add a rate",
+                    url_for(
+                        "mappings.rates",
+                        workspace_id=ws.id,
+                        customer_id=draft.customer_id or "",
+                        currency=draft.currency or "",
+                        _anchor="add-rate",
+                    ),
+                )
+            )
+    elif status == DraftStatus.CURRENCY_MISMATCH:
+        fixes.append(Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)))
+        fixes.append(Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)))
+    elif status == DraftStatus.RECONNECT_NEEDED:
+        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id)))
+    elif status == DraftStatus.FAILED:
+        fixes.append(
+            Fix(
+                "Retry",
+                url_for("admin.retry_approval", workspace_id=ws.id, timesheet_pk=ts.id),
+                method="post",
+            )
+        )
+    return fixes
+
+
+def current_drafts(ts: Timesheet) -> list[Draft]:
+    return [
+        d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
+    ]
+
+
+def _parse_day(name: str) -> date | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        flash(f"Ignored the '{name}' filter: use a date like 2026-11-16.", "error")
+        return None
+
+
+def _view_rows(ws: Workspace, timesheets: list[Timesheet]) -> list[dict[str, Any]]:
+    names = _entity_names(ws)
+    rows = []
+    for ts in timesheets:
+        drafts = current_drafts(ts)
+        needs_rebill = any(d.status in HOLD_STATUSES for d in drafts)
+        holds = _holds_by_subject(ws, ts) if needs_rebill else {}
+        rows.append(
+            {
+                "timesheet": ts,
+                "drafts": [
+                    {
+                        "draft": d,
+                        "words": HOLD_WORDS.get(DraftStatus(d.status)) if d.status else None,
+                        "fixes": fixes_for(ws, ts, d, holds.get(d.subject_key, []), names),
+                        "subject_name": _subject_name(d, names),
+                    }
+                    for d in drafts
+                ],
+            }
+        )
+    return rows
+
+
+def _subject_name(draft: Draft, names: dict[tuple[str, str], str]) -> str:
+    if draft.customer_name:
+        return draft.customer_name
+    kind, _, tracker_id = draft.subject_key.partition(":")
+    label = names.get((kind, tracker_id), tracker_id)
+    return f"{kind.capitalize()} {label} (unmapped)"
+
+
+@bp.route("/workspaces/<int:workspace_id>/approvals")
+@admin_required
+def approvals(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    status = request.args.get("status", "")
+    if status not in STATUS_FILTERS:
+        flash("Ignored an unknown status filter.", "error")
+        status = ""
+    day_from, day_to = _parse_day("from"), _parse_day("to")
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+
+    stmt = select(Timesheet).where(Timesheet.workspace_id == ws.id)
+    if status:
+        wanted = list(WAITING_STATUSES) if status == "held" else [status]
+        stmt = stmt.where(
+            Timesheet.id.in_(
+                select(Draft.timesheet_pk).where(
+                    Draft.workspace_id == ws.id,
+                    Draft.status.in_(wanted),
+                    Draft.revision == Timesheet.revision,
+                )
+            )
+        )
+    # Period: approvals whose period overlaps [from, to].
+    if day_from:
+        stmt = stmt.where(or_(Timesheet.date_to.is_(None), Timesheet.date_to >= day_from))
+    if day_to:
+        stmt = stmt.where(or_(Timesheet.date_from.is_(None), Timesheet.date_from <= day_to))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    timesheets = list(
+        db.session.scalars(
+            stmt.order_by(Timesheet.approved_at.desc(), Timesheet.id.desc())
+            .offset((page - 1) * PAGE_SIZE)
+            .limit(PAGE_SIZE)
+        )
+    )
+    return render_template(
+        "admin/approvals.html",
+        workspace=ws,
+        rows=_view_rows(ws, timesheets),
+        status=status,
+        status_filters=STATUS_FILTERS,
+        day_from=day_from,
+        day_to=day_to,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        total=total,
+    )
+
+
+def _timesheet_for(ws: Workspace, timesheet_pk: int) -> Timesheet:
+    ts = db.session.get(Timesheet, timesheet_pk)
+    if ts is None or ts.workspace_id != ws.id:
+        abort(404)
+    return ts
+
+
+@bp.route("/workspaces/<int:workspace_id>/approvals/<int:timesheet_pk>")
+@admin_required
+def approval(workspace_id: int, timesheet_pk: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    ts = _timesheet_for(ws, timesheet_pk)
+    deliveries = list(
+        db.session.scalars(
+            select(Delivery)
+            .where(Delivery.workspace_id == ws.id, Delivery.timesheet_id == ts.timesheet_id)
+            .order_by(Delivery.id.desc())
+        )
+    )
+    previous = [d for d in ts.drafts if d not in current_drafts(ts)]
+    return render_template(
+        "admin/approval.html",
+        workspace=ws,
+        row=_view_rows(ws, [ts])[0],
+        previous=previous,
+        deliveries=deliveries,
+    )
+
+
+@bp.route("/workspaces/<int:workspace_id>/approvals/<int:timesheet_pk>/retry", methods=["POST"])
+@admin_required
+def retry_approval(workspace_id: int, timesheet_pk: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    ts = _timesheet_for(ws, timesheet_pk)
+    from connector.pipeline import retry_timesheet
+
+    job_id = retry_timesheet(ws.id, ts.id)
+    if job_id is None:
+        flash("Nothing to retry for this approval.", "error")
+    else:
+        flash(f"Retrying the failed drafts of this approval (job #{job_id}).", "success")
+    return redirect(
+        request.form.get("back")
+        if (request.form.get("back") or "").startswith(f"/workspaces/{ws.id}/")
+        else url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
+    )
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+@bp.route("/workspaces/<int:workspace_id>/deliveries")
+@admin_required
+def deliveries(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    status = request.args.get("status", "")
+    stmt = select(Delivery).where(Delivery.workspace_id == ws.id)
+    if status in {s.value for s in DeliveryStatus}:
+        stmt = stmt.where(Delivery.status == status)
+    else:
+        status = ""
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    rows = list(
+        db.session.scalars(
+            stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        )
+    )
+    return render_template(
+        "admin/deliveries.html",
+        workspace=ws,
+        deliveries=rows,
+        status=status,
+        statuses=[s.value for s in DeliveryStatus],
+        page=page,
+        has_more=len(rows) == PAGE_SIZE,
+    )
+
+
+def pretty_body(body: bytes) -> str:
+    """Indented JSON when the raw body parses; otherwise the bytes as text (kept for audit)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>")
+@admin_required
+def delivery(workspace_id: int, delivery_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    row = db.session.get(Delivery, delivery_id)
+    if row is None or row.workspace_id != ws.id:
+        abort(404)
+    timesheet = None
+    if row.timesheet_id:
+        timesheet = db.session.scalars(
+            select(Timesheet).where(
+                Timesheet.workspace_id == ws.id, Timesheet.timesheet_id == row.timesheet_id
+            )
+        ).first()
+    return render_template(
+        "admin/delivery.html",
+        workspace=ws,
+        delivery=row,
+        body=pretty_body(row.body or b""),
+        timesheet=timesheet,
+    )
+
+
+@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>/replay", methods=["POST"])
+@admin_required
+def replay(workspace_id: int, delivery_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    row = db.session.get(Delivery, delivery_id)
+    if row is None or row.workspace_id != ws.id:
+        abort(404)
+    from webhooks.inbox import replay_delivery
+
+    job_id = replay_delivery(ws.id, row.id)
+    if job_id is None:
+        flash("This delivery cannot be replayed (it was not a valid event).", "error")
+    else:
+        flash(f"Replaying delivery #{row.id} (job #{job_id}).", "success")
+    return redirect(url_for("admin.delivery", workspace_id=ws.id, delivery_id=row.id))

@@ -1,0 +1,66 @@
+"""Signing in and out of the admin console (flask-login session; CSRF on every form)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func, select
+
+from connector import db
+from connector.admin import bp
+from connector.auth import AdminSession, admin_required, hash_password, verify_password
+from connector.models import AdminUser, utcnow
+
+# Checked when the email is unknown, so a wrong email takes as long as a wrong password.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths: a ``next`` of //evil.example or https://... is dropped."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    next_url = safe_next(request.args.get("next"))
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(next_url or url_for("admin.index"))
+        return render_template("admin/login.html", next_url=next_url, email="", error=None)
+
+    email = (request.form.get("email") or "").strip().lower()
+    password = request.form.get("password") or ""
+    user = db.session.scalars(
+        select(AdminUser).where(func.lower(AdminUser.email) == email)
+    ).one_or_none()
+    if user is None:
+        verify_password(AdminUser(password_hash=_DUMMY_HASH), password)
+    elif user.is_active and verify_password(user, password):
+        login_user(AdminSession(user))
+        user.last_login_at = utcnow()
+        db.session.commit()
+        return redirect(next_url or url_for("admin.index"))
+    page = render_template(
+        "admin/login.html",
+        next_url=next_url,
+        email=email,
+        error="That email and password do not match an active admin.",
+    )
+    return page, 401
+
+
+@bp.route("/logout", methods=["POST"])
+@admin_required
+def logout() -> Any:
+    logout_user()
+    return redirect(url_for("admin.login"))

@@ -1,0 +1,224 @@
+"""Workspace pages: the list, an overview, settings, API tokens and the signing secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from connector import db
+from connector.admin import bp
+from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
+from connector.connections.store import secret_box
+from connector.models import (
+    ApiToken,
+    CustomerMapping,
+    Draft,
+    DraftStatus,
+    Timesheet,
+    TrackerEntity,
+    Workspace,
+    utcnow,
+)
+from connector.providers import DISPLAY_NAMES, PROVIDER_NAMES
+from connector.settings import GROUPINGS, SettingsError, WorkspaceSettings, validate_settings
+from connector.workspaces import (
+    retire_old_signing_secrets,
+    rotate_signing_secret,
+    signing_secrets,
+    webhook_url,
+)
+
+# Statuses that need a human (or a mapping/rate/reconnect) before an invoice exists.
+ATTENTION_STATUSES = (
+    DraftStatus.NEEDS_MAPPING,
+    DraftStatus.NEEDS_RATE,
+    DraftStatus.CURRENCY_MISMATCH,
+    DraftStatus.RECONNECT_NEEDED,
+    DraftStatus.FAILED,
+    DraftStatus.NEEDS_ATTENTION,
+)
+
+
+def no_store(response: Any) -> Any:
+    """Pages that show a secret once must not be kept by the browser or a proxy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/")
+@admin_required
+def index() -> Any:
+    ids = sorted(admin_workspace_ids())
+    if len(ids) == 1:
+        return redirect(url_for("admin.workspace", workspace_id=ids[0]))
+    return redirect(url_for("admin.workspaces"))
+
+
+@bp.route("/workspaces")
+@admin_required
+def workspaces() -> Any:
+    ids = admin_workspace_ids()
+    rows = db.session.scalars(
+        select(Workspace).where(Workspace.id.in_(ids)).order_by(Workspace.name)
+    ).all()
+    return render_template("admin/workspaces.html", workspaces=rows, display_names=DISPLAY_NAMES)
+
+
+@bp.route("/workspaces/<int:workspace_id>")
+@admin_required
+def workspace(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    counts = dict(
+        db.session.execute(
+            select(Draft.status, func.count())
+            .where(Draft.workspace_id == ws.id, Draft.status.in_(ATTENTION_STATUSES))
+            .group_by(Draft.status)
+        ).all()
+    )
+    mapped = set(
+        db.session.execute(
+            select(CustomerMapping.kind, CustomerMapping.tracker_id).where(
+                CustomerMapping.workspace_id == ws.id
+            )
+        ).all()
+    )
+    entities = db.session.execute(
+        select(TrackerEntity.kind, TrackerEntity.tracker_id, TrackerEntity.client_id).where(
+            TrackerEntity.workspace_id == ws.id, TrackerEntity.kind.in_(("client", "project"))
+        )
+    ).all()
+    unmapped = sum(
+        1
+        for kind, tracker_id, client_id in entities
+        if (kind, tracker_id) not in mapped
+        and not (kind == "project" and ("client", client_id) in mapped)
+    )
+    approvals = db.session.scalar(
+        select(func.count()).select_from(Timesheet).where(Timesheet.workspace_id == ws.id)
+    )
+    return render_template(
+        "admin/workspace.html",
+        workspace=ws,
+        webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+        counts=counts,
+        attention=sum(counts.values()),
+        unmapped=unmapped,
+        approvals=approvals,
+        provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
+    )
+
+
+# --- settings ------------------------------------------------------------------------------------
+SETTING_FIELDS = ("grouping", "billing_increment", "payment_terms_days", "default_currency")
+
+
+@bp.route("/workspaces/<int:workspace_id>/settings", methods=["GET", "POST"])
+@admin_required
+def settings(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    current = WorkspaceSettings.from_dict(ws.settings)
+    errors: dict[str, str] = {}
+    form: dict[str, Any] = {**current.to_dict(), "auto_invoicing": ws.auto_invoicing}
+    form["provider"] = ws.provider
+    if request.method == "POST":
+        changes: dict[str, Any] = {name: request.form.get(name, "") for name in SETTING_FIELDS}
+        changes["tax_code"] = request.form.get("tax_code", "")
+        provider = request.form.get("provider", ws.provider)
+        auto = request.form.get("auto_invoicing") == "on"
+        form.update(changes, provider=provider, auto_invoicing=auto)
+        try:
+            validated = validate_settings(changes, current)
+        except SettingsError as exc:
+            errors[exc.field] = exc.message
+        if provider not in PROVIDER_NAMES:
+            errors["provider"] = "choose one of the listed accounting systems"
+        if not errors:
+            ws.settings = validated.to_dict()
+            ws.provider = provider
+            ws.auto_invoicing = auto
+            db.session.commit()
+            flash("Settings saved.", "success")
+            return redirect(url_for("admin.settings", workspace_id=ws.id))
+    page = render_template(
+        "admin/settings.html",
+        workspace=ws,
+        form=form,
+        errors=errors,
+        groupings=GROUPINGS,
+        providers=[(name, DISPLAY_NAMES[name]) for name in PROVIDER_NAMES],
+    )
+    return (page, 422) if errors else page
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+def _tokens(ws: Workspace) -> list[ApiToken]:
+    return list(
+        db.session.scalars(
+            select(ApiToken).where(ApiToken.workspace_id == ws.id).order_by(ApiToken.id.desc())
+        )
+    )
+
+
+@bp.route("/workspaces/<int:workspace_id>/tokens", methods=["GET", "POST"])
+@admin_required
+def tokens(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    new_token = None
+    error = None
+    if request.method == "POST":
+        name = (request.form.get("name") or "").strip()
+        if not name or len(name) > 200:
+            error = "Give the token a name of 1 to 200 characters (what uses it?)."
+        else:
+            new_token = issue_api_token(db.session, ws.id, name=name)
+            db.session.commit()
+    page = render_template(
+        "admin/tokens.html", workspace=ws, tokens=_tokens(ws), new_token=new_token, error=error
+    )
+    return no_store(current_app.make_response((page, 422 if error else 200)))
+
+
+@bp.route("/workspaces/<int:workspace_id>/tokens/<int:token_id>/revoke", methods=["POST"])
+@admin_required
+def revoke_token(workspace_id: int, token_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.workspace_id != ws.id:
+        return ("Not found", 404)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.session.commit()
+        flash(f"Token {row.prefix}… revoked; callers using it now get 401.", "success")
+    return redirect(url_for("admin.tokens", workspace_id=ws.id))
+
+
+# --- signing secret ------------------------------------------------------------------------------
+@bp.route("/workspaces/<int:workspace_id>/signing-secret", methods=["GET", "POST"])
+@admin_required
+def signing_secret(workspace_id: int) -> Any:
+    """Rotating shows the new secret exactly once; it is stored encrypted and never shown again."""
+    ws = workspace_for_admin(workspace_id)
+    box = secret_box()
+    revealed = None
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action == "rotate":
+            revealed = rotate_signing_secret(db.session, box, ws)
+            db.session.commit()
+        elif action == "retire":
+            retire_old_signing_secrets(db.session, box, ws)
+            db.session.commit()
+            flash("Older signing secrets retired: only the newest one verifies now.", "success")
+            return redirect(url_for("admin.signing_secret", workspace_id=ws.id))
+        else:
+            return ("Unknown action", 400)
+    page = render_template(
+        "admin/signing_secret.html",
+        workspace=ws,
+        revealed=revealed,
+        active=len(signing_secrets(box, ws)),
+        webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+    )
+    return no_store(current_app.make_response(page))

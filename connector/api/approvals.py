@@ -1,0 +1,181 @@
+"""``/api/v1/approvals``: approved timesheets with their drafts, filterable; and retry."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import g, jsonify, request
+from sqlalchemy import func, or_, select
+
+from connector import db
+from connector.api import bp
+from connector.api.drafts import serialize_draft, serialize_timesheet
+from connector.api.mappings import invalid
+from connector.auth import token_required
+from connector.models import HOLD_STATUSES, Draft, DraftStatus, Timesheet
+from connector.problems import Problem
+
+MAX_LIMIT = 200
+HELD = sorted(HOLD_STATUSES | {DraftStatus.RECONNECT_NEEDED})
+
+
+def _day(name: str) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise invalid(name, "must be a date as YYYY-MM-DD") from None
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise invalid(name, f"must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+@bp.get("/approvals")
+@token_required
+def list_approvals() -> Any:
+    """Approvals of this workspace, newest first, each with its live drafts.
+
+    ``status`` filters on a draft status (or ``held``); ``from``/``to`` keep approvals whose
+    period overlaps the range.
+    """
+    status = request.args.get("status")
+    valid = {s.value for s in DraftStatus} | {"held"}
+    if status and status not in valid:
+        raise invalid("status", f"must be one of {', '.join(sorted(valid))}")
+    day_from, day_to = _day("from"), _day("to")
+    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    stmt = select(Timesheet).where(Timesheet.workspace_id == g.workspace.id)
+    if status:
+        wanted = HELD if status == "held" else [status]
+        stmt = stmt.where(
+            Timesheet.id.in_(
+                select(Draft.timesheet_pk).where(
+                    Draft.workspace_id == g.workspace.id,
+                    Draft.status.in_(wanted),
+                    Draft.revision == Timesheet.revision,
+                )
+            )
+        )
+    if day_from:
+        stmt = stmt.where(or_(Timesheet.date_to.is_(None), Timesheet.date_to >= day_from))
+    if day_to:
+        stmt = stmt.where(or_(Timesheet.date_from.is_(None), Timesheet.date_from <= day_to))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.session.scalars(
+        stmt.order_by(Timesheet.approved_at.desc(), Timesheet.id.desc()).offset(offset).limit(limit)
+    )
+    approvals = []
+    for ts in rows:
+        drafts = [
+            d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
+        ]
+        approvals.append(
+            {**serialize_timesheet(ts), "drafts": [serialize_draft(d) for d in drafts]}
+        )
+    return jsonify(approvals=approvals, total=total, limit=limit, offset=offset)
+
+
+@bp.post("/approvals/<timesheet_id>/retry")
+@token_required
+def retry_approval(timesheet_id: str) -> Any:
+    """Try the failed drafts of one approval again (same idempotency keys: no duplicates)."""
+    ts = db.session.scalars(
+        select(Timesheet).where(
+            Timesheet.workspace_id == g.workspace.id, Timesheet.timesheet_id == timesheet_id
+        )
+    ).first()
+    if ts is None:
+        raise Problem(
+            404,
+            "Timesheet not found",
+            f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
+            type_="not-found",
+        )
+    from connector.pipeline import retry_timesheet
+
+    job_id = retry_timesheet(g.workspace.id, ts.id)
+    return jsonify(job_id=job_id), 202
+
+
+_APPROVAL = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Timesheet"},
+        {
+            "type": "object",
+            "properties": {
+                "drafts": {"type": "array", "items": {"$ref": "#/components/schemas/Draft"}}
+            },
+        },
+    ]
+}
+_401 = {"$ref": "#/components/responses/Unauthorized"}
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+OPENAPI_PATHS = {
+    "/approvals": {
+        "get": {
+            "operationId": "listApprovals",
+            "summary": "Approved timesheets with their drafts, newest first",
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "A draft status, or 'held' (mapping, rate, currency, reconnect)",
+                },
+                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "A page of approvals",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "approvals": {"type": "array", "items": _APPROVAL},
+                                    "total": {"type": "integer"},
+                                    "limit": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": _401,
+                "422": _PROBLEM,
+            },
+        }
+    },
+    "/approvals/{timesheet_id}/retry": {
+        "post": {
+            "operationId": "retryApproval",
+            "summary": "Retry the failed drafts of one approval",
+            "parameters": [
+                {
+                    "name": "timesheet_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "202": {"description": "Queued; body has job_id"},
+                "401": _401,
+                "404": _PROBLEM,
+            },
+        }
+    },
+}

@@ -1,0 +1,178 @@
+"""``/api/v1/rates``: the rate table (member x project, project, customer, workspace default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify
+
+from connector import db
+from connector.api import bp
+from connector.api.mappings import invalid, json_object
+from connector.auth import token_required
+from connector.problems import Problem
+from mappings import rates as rate_table
+from mappings import service
+
+
+def _not_found(rate_id: int) -> Problem:
+    return Problem(404, "Not found", f"No rate {rate_id} in this workspace.", type_="not-found")
+
+
+@bp.get("/rates")
+@token_required
+def list_rates() -> Any:
+    rows = rate_table.list_rates(db.session, g.workspace.id)
+    return jsonify(rates=[rate_table.serialize_rate(r) for r in rows])
+
+
+@bp.post("/rates")
+@token_required
+def create_rate() -> Any:
+    body = json_object()
+    try:
+        row = rate_table.create_rate(db.session, g.workspace.id, body)
+    except rate_table.RateError as exc:
+        db.session.rollback()
+        raise invalid(exc.field, exc.message) from None
+    db.session.commit()
+    released = service.after_change(g.workspace.id)
+    return jsonify(rate=rate_table.serialize_rate(row), released=released), 201
+
+
+@bp.get("/rates/<int:rate_id>")
+@token_required
+def get_rate(rate_id: int) -> Any:
+    row = rate_table.get_rate(db.session, g.workspace.id, rate_id)
+    if row is None:
+        raise _not_found(rate_id)
+    return jsonify(rate=rate_table.serialize_rate(row))
+
+
+@bp.put("/rates/<int:rate_id>")
+@token_required
+def update_rate(rate_id: int) -> Any:
+    body = json_object()
+    try:
+        row = rate_table.update_rate(db.session, g.workspace.id, rate_id, body)
+    except LookupError:
+        raise _not_found(rate_id) from None
+    except rate_table.RateError as exc:
+        db.session.rollback()
+        raise invalid(exc.field, exc.message) from None
+    db.session.commit()
+    released = service.after_change(g.workspace.id)
+    return jsonify(rate=rate_table.serialize_rate(row), released=released)
+
+
+@bp.delete("/rates/<int:rate_id>")
+@token_required
+def delete_rate(rate_id: int) -> Any:
+    if not rate_table.delete_rate(db.session, g.workspace.id, rate_id):
+        raise _not_found(rate_id)
+    db.session.commit()
+    service.after_change(g.workspace.id)
+    return "", 204
+
+
+_RATE_REF = {"$ref": "#/components/schemas/Rate"}
+_ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "404": {"$ref": "#/components/responses/Problem"},
+    "422": {"$ref": "#/components/responses/Problem"},
+}
+_ID = [{"name": "rate_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RateInput"}}},
+}
+
+
+def _ok(description: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"rate": _RATE_REF, "released": {"type": "integer"}}}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SCOPE_IDS = {
+    "member_id": {"type": ["string", "null"], "description": "with project_id: member x project"},
+    "project_id": {"type": ["string", "null"]},
+    "contract_id": {"type": ["string", "null"]},
+    "customer_id": {"type": ["string", "null"], "description": "alone: a customer's rate"},
+}
+OPENAPI_SCHEMAS = {
+    "RateInput": {
+        "type": "object",
+        "required": ["amount", "currency"],
+        "description": "The scope is implied by which ids are set; none = the workspace default.",
+        "properties": {
+            "amount": {"type": "string", "description": 'Hourly rate as a decimal string: "27.50"'},
+            "currency": {"type": "string", "description": "ISO 4217 code"},
+            "effective_from": {"type": ["string", "null"], "format": "date"},
+            **_SCOPE_IDS,
+        },
+    },
+    "Rate": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "scope": {
+                "type": "string",
+                "enum": ["contract", "member_project", "project", "customer", "workspace"],
+            },
+            "amount": {"type": "string"},
+            "currency": {"type": "string"},
+            "effective_from": {"type": ["string", "null"], "format": "date"},
+            **_SCOPE_IDS,
+        },
+    },
+}
+
+OPENAPI_PATHS = {
+    "/rates": {
+        "get": {
+            "operationId": "listRates",
+            "summary": "The rate table, most specific scope first",
+            "responses": {
+                "200": {
+                    "description": "Rates",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"rates": {"type": "array", "items": _RATE_REF}},
+                            }
+                        }
+                    },
+                },
+                **_ERRORS,
+            },
+        },
+        "post": {
+            "operationId": "createRate",
+            "summary": "Add a rate; held approvals are re-billed",
+            "requestBody": _BODY,
+            "responses": {"201": _ok("Created"), **_ERRORS},
+        },
+    },
+    "/rates/{rate_id}": {
+        "get": {
+            "operationId": "getRate",
+            "summary": "One rate",
+            "parameters": _ID,
+            "responses": {"200": _ok("The rate"), **_ERRORS},
+        },
+        "put": {
+            "operationId": "updateRate",
+            "summary": "Replace a rate; held approvals are re-billed",
+            "parameters": _ID,
+            "requestBody": _BODY,
+            "responses": {"200": _ok("Updated"), **_ERRORS},
+        },
+        "delete": {
+            "operationId": "deleteRate",
+            "summary": "Delete a rate",
+            "parameters": _ID,
+            "responses": {"204": {"description": "Deleted"}, **_ERRORS},
+        },
+    },
+}

@@ -1,0 +1,109 @@
+"""``/api/v1/settings``: the workspace's invoicing switch, provider and billing settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify
+
+from connector import db
+from connector.api import bp
+from connector.api.mappings import invalid, json_object
+from connector.auth import token_required
+from connector.models import Workspace
+from connector.providers import PROVIDER_NAMES
+from connector.settings import SettingsError, WorkspaceSettings, validate_settings
+
+
+def _settings_json(ws: Workspace) -> dict[str, Any]:
+    return {
+        "auto_invoicing": ws.auto_invoicing,
+        "provider": ws.provider,
+        "settings": WorkspaceSettings.from_dict(ws.settings).to_dict(),
+    }
+
+
+@bp.get("/settings")
+@token_required
+def get_settings() -> Any:
+    return jsonify(_settings_json(g.workspace))
+
+
+@bp.patch("/settings")
+@token_required
+def patch_settings() -> Any:
+    """Change only the fields sent; ``settings`` holds the billing settings."""
+    body = json_object()
+    ws: Workspace = g.workspace
+    for name in body:
+        if name not in ("auto_invoicing", "provider", "settings"):
+            raise invalid(name, "is not a setting (auto_invoicing, provider, settings)")
+    if "auto_invoicing" in body and not isinstance(body["auto_invoicing"], bool):
+        raise invalid("auto_invoicing", "must be true or false")
+    if "provider" in body and body["provider"] not in PROVIDER_NAMES:
+        raise invalid("provider", f"must be one of {', '.join(PROVIDER_NAMES)}")
+    changes = body.get("settings", {})
+    if not isinstance(changes, dict):
+        raise invalid("settings", "must be an object")
+    try:
+        validated = validate_settings(changes, WorkspaceSettings.from_dict(ws.settings))
+    except SettingsError as exc:
+        raise invalid(f"settings/{exc.field}", exc.message) from None
+    ws.settings = validated.to_dict()
+    if "auto_invoicing" in body:
+        ws.auto_invoicing = body["auto_invoicing"]
+    if "provider" in body:
+        ws.provider = body["provider"]
+    db.session.commit()
+    return jsonify(_settings_json(ws))
+
+
+_SETTINGS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "auto_invoicing": {"type": "boolean"},
+        "provider": {"type": "string", "enum": ["local", "quickbooks", "stripe"]},
+        "settings": {
+            "type": "object",
+            "properties": {
+                "grouping": {
+                    "type": "string",
+                    "enum": ["project", "project_day", "task", "detailed"],
+                },
+                "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
+                "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365},
+                "default_currency": {"type": "string"},
+                "tax_code": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+_OK = {
+    "description": "The workspace settings",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Settings"}}},
+}
+OPENAPI_SCHEMAS = {"Settings": _SETTINGS_SCHEMA}
+OPENAPI_PATHS = {
+    "/settings": {
+        "get": {
+            "operationId": "getSettings",
+            "summary": "Workspace settings",
+            "responses": {"200": _OK, "401": {"$ref": "#/components/responses/Unauthorized"}},
+        },
+        "patch": {
+            "operationId": "patchSettings",
+            "summary": "Change some settings (only the fields sent)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Settings"}}
+                },
+            },
+            "responses": {
+                "200": _OK,
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "422": {"$ref": "#/components/responses/Problem"},
+            },
+        },
+    }
+}

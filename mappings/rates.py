@@ -1,0 +1,235 @@
+"""The rate table: hourly rates per scope with effective dates, validated before they are stored.
+
+Scopes, most specific first (the billing engine picks the first that has a rate in force):
+contract, member x project, project, customer, workspace default. The scope is implied by
+which ids are set; combinations the engine would reject are refused here with the field named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector import billing
+from connector.models import Rate
+from connector.money import check_currency, parse_amount
+
+SCOPE_LABELS: Final = {
+    "contract": "Contract",
+    "member_project": "Member on project",
+    "project": "Project",
+    "customer": "Customer",
+    "workspace": "Workspace default",
+}
+_ID_FIELDS: Final = ("member_id", "project_id", "contract_id", "customer_id")
+
+
+class RateError(ValueError):
+    """A rate that cannot be stored; ``field`` names the input to fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RateInput:
+    amount: Decimal
+    currency: str
+    effective_from: date | None = None
+    member_id: str | None = None
+    project_id: str | None = None
+    contract_id: str | None = None
+    customer_id: str | None = None
+
+    def entry(self) -> billing.RateEntry:
+        return billing.RateEntry(
+            amount=self.amount,
+            currency=self.currency,
+            effective_from=self.effective_from,
+            member_id=self.member_id,
+            project_id=self.project_id,
+            contract_id=self.contract_id,
+            customer_id=self.customer_id,
+        )
+
+
+def scope_of(rate: Rate | RateInput) -> str:
+    if rate.contract_id:
+        return "contract"
+    if rate.member_id:
+        return "member_project"
+    if rate.project_id:
+        return "project"
+    if rate.customer_id:
+        return "customer"
+    return "workspace"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_rate(data: Mapping[str, Any]) -> RateInput:
+    """Validate raw form/JSON input; raise RateError naming the first bad field."""
+    raw_amount = data.get("amount")
+    if isinstance(raw_amount, int | float):  # bool is an int too
+        # JSON numbers are binary floats: 0.1 + 0.2 is not 0.3, so money travels as text.
+        raise RateError("amount", 'send the amount as a string, e.g. "27.50"')
+    if raw_amount is None or not str(raw_amount).strip():
+        raise RateError("amount", "is required")
+    try:
+        amount = parse_amount(str(raw_amount))
+    except (TypeError, ValueError):
+        raise RateError("amount", "must be a plain non-negative number such as 27.50") from None
+
+    currency = (_text(data.get("currency")) or "").upper()
+    try:
+        check_currency(currency)
+    except ValueError:
+        raise RateError("currency", "must be a 3-letter ISO currency code such as USD") from None
+
+    effective_from = None
+    raw_date = _text(data.get("effective_from"))
+    if raw_date:
+        try:
+            effective_from = date.fromisoformat(raw_date)
+        except ValueError:
+            raise RateError("effective_from", "must be a date as YYYY-MM-DD") from None
+
+    ids = {name: _text(data.get(name)) for name in _ID_FIELDS}
+    for name, value in ids.items():
+        if value is not None and len(value) > 255:
+            raise RateError(name, "is longer than 255 characters")
+    if ids["contract_id"] and ids["customer_id"]:
+        raise RateError("customer_id", "a contract rate cannot also name a customer")
+    if ids["member_id"] and not (ids["project_id"] or ids["contract_id"]):
+        raise RateError("project_id", "a member rate needs a project (member x project)")
+    if ids["member_id"] and ids["customer_id"]:
+        raise RateError("customer_id", "a member x project rate cannot also name a customer")
+    if ids["project_id"] and ids["customer_id"] and not ids["contract_id"]:
+        raise RateError("customer_id", "a project rate cannot also name a customer")
+
+    rate = RateInput(amount=amount, currency=currency, effective_from=effective_from, **ids)
+    try:
+        billing.check_rate(amount, currency)
+    except (TypeError, ValueError) as exc:
+        raise RateError("amount", str(exc)) from None
+    return rate
+
+
+def list_rates(s: Session, workspace_id: int) -> list[Rate]:
+    rows = s.scalars(select(Rate).where(Rate.workspace_id == workspace_id).order_by(Rate.id))
+    order = list(SCOPE_LABELS)
+    return sorted(
+        rows,
+        key=lambda r: (
+            order.index(scope_of(r)),
+            r.contract_id or "",
+            r.member_id or "",
+            r.project_id or "",
+            r.customer_id or "",
+            r.effective_from or date.min,
+        ),
+    )
+
+
+def _same_slot(row: Rate, rate: RateInput) -> bool:
+    return all(getattr(row, f) == getattr(rate, f) for f in (*_ID_FIELDS, "effective_from"))
+
+
+def _check_table(s: Session, workspace_id: int, rate: RateInput, *, skip_id: int | None) -> None:
+    others = [r for r in list_rates(s, workspace_id) if r.id != skip_id]
+    for row in others:
+        if _same_slot(row, rate):
+            when = rate.effective_from.isoformat() if rate.effective_from else "the start"
+            raise RateError(
+                "effective_from",
+                f"this scope already has a rate from {when} (rate #{row.id}); edit that one",
+            )
+    entries = [to_entry(r) for r in others] + [rate.entry()]
+    try:
+        billing.RateTable(tuple(entries))
+    except ValueError as exc:  # the engine's own consistency rules, in its words
+        raise RateError("effective_from", str(exc)) from None
+
+
+def to_entry(row: Rate) -> billing.RateEntry:
+    return billing.RateEntry(
+        amount=row.amount,
+        currency=row.currency,
+        effective_from=row.effective_from,
+        member_id=row.member_id,
+        project_id=row.project_id,
+        contract_id=row.contract_id,
+        customer_id=row.customer_id,
+    )
+
+
+def create_rate(s: Session, workspace_id: int, data: Mapping[str, Any]) -> Rate:
+    rate = parse_rate(data)
+    _check_table(s, workspace_id, rate, skip_id=None)
+    row = Rate(workspace_id=workspace_id, **_values(rate))
+    s.add(row)
+    s.flush()
+    return row
+
+
+def get_rate(s: Session, workspace_id: int, rate_id: int) -> Rate | None:
+    row = s.get(Rate, rate_id)
+    # Another workspace's rate is "not found", never "forbidden": ids must not leak.
+    return row if row is not None and row.workspace_id == workspace_id else None
+
+
+def update_rate(s: Session, workspace_id: int, rate_id: int, data: Mapping[str, Any]) -> Rate:
+    row = get_rate(s, workspace_id, rate_id)
+    if row is None:
+        raise LookupError(rate_id)
+    rate = parse_rate(data)
+    _check_table(s, workspace_id, rate, skip_id=row.id)
+    for name, value in _values(rate).items():
+        setattr(row, name, value)
+    s.flush()
+    return row
+
+
+def delete_rate(s: Session, workspace_id: int, rate_id: int) -> bool:
+    row = get_rate(s, workspace_id, rate_id)
+    if row is None:
+        return False
+    s.delete(row)
+    s.flush()
+    return True
+
+
+def _values(rate: RateInput) -> dict[str, Any]:
+    return {
+        "amount": rate.amount,
+        "currency": rate.currency,
+        "effective_from": rate.effective_from,
+        **{name: getattr(rate, name) for name in _ID_FIELDS},
+    }
+
+
+def serialize_rate(row: Rate) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "scope": scope_of(row),
+        "amount": str(row.amount),
+        "currency": row.currency,
+        "effective_from": row.effective_from.isoformat() if row.effective_from else None,
+        "member_id": row.member_id,
+        "project_id": row.project_id,
+        "contract_id": row.contract_id,
+        "customer_id": row.customer_id,
+    }

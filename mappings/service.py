@@ -1,0 +1,240 @@
+"""Customer mappings: which accounting customer a tracker client or project is billed to.
+
+A project mapping overrides its client's mapping. Every change ends with ``after_change``, which
+asks the pipeline to re-bill approvals held for a missing mapping or rate, so holds release
+themselves without anyone pressing retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.models import CustomerMapping, TrackerEntity
+from connector.providers.base import AccountingCustomer, AccountingProvider
+from mappings.suggest import Suggestion, confident_choice, rank_customers
+
+KINDS: Final = ("client", "project")
+# The mapping screen lists at most this many accounting customers for suggestions; a company
+# with more still maps by search (the provider's own query).
+MAX_CUSTOMERS_FOR_SUGGESTIONS: Final = 2000
+
+
+class MappingError(ValueError):
+    """A mapping that cannot be stored; ``field`` names the input to fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class EntityRow:
+    """One line of the mapping screen: a tracker client or project and where it bills."""
+
+    kind: str
+    tracker_id: str
+    name: str
+    email: str | None = None
+    client_id: str | None = None
+    mapping: CustomerMapping | None = None
+    via_client: CustomerMapping | None = None  # projects without their own mapping
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    @property
+    def effective(self) -> CustomerMapping | None:
+        return self.mapping or self.via_client
+
+    @property
+    def confident(self) -> Suggestion | None:
+        return None if self.mapping else confident_choice(self.suggestions)
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise MappingError("kind", "must be 'client' or 'project'")
+    return kind
+
+
+def get_mapping(
+    s: Session, workspace_id: int, kind: str, tracker_id: str
+) -> CustomerMapping | None:
+    return s.scalars(
+        select(CustomerMapping).where(
+            CustomerMapping.workspace_id == workspace_id,
+            CustomerMapping.kind == kind,
+            CustomerMapping.tracker_id == tracker_id,
+        )
+    ).one_or_none()
+
+
+def list_mappings(s: Session, workspace_id: int, kind: str | None = None) -> list[CustomerMapping]:
+    stmt = select(CustomerMapping).where(CustomerMapping.workspace_id == workspace_id)
+    if kind:
+        stmt = stmt.where(CustomerMapping.kind == check_kind(kind))
+    return list(s.scalars(stmt.order_by(CustomerMapping.kind, CustomerMapping.tracker_id)))
+
+
+def set_mapping(
+    s: Session,
+    workspace_id: int,
+    *,
+    kind: str,
+    tracker_id: str,
+    customer_id: str,
+    customer_name: str,
+    customer_currency: str | None = None,
+) -> CustomerMapping:
+    """Create or replace the mapping of one client/project (flushes, does not commit)."""
+    check_kind(kind)
+    tracker_id = str(tracker_id or "").strip()
+    customer_id = str(customer_id or "").strip()
+    if not tracker_id:
+        raise MappingError("tracker_id", "is required")
+    if not customer_id:
+        raise MappingError("customer_id", "is required")
+    if len(tracker_id) > 255 or len(customer_id) > 255:
+        raise MappingError("customer_id" if len(customer_id) > 255 else "tracker_id", "is too long")
+    currency = (customer_currency or "").strip().upper() or None
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        raise MappingError("customer_currency", "must be a 3-letter ISO currency code")
+    row = get_mapping(s, workspace_id, kind, tracker_id)
+    if row is None:
+        row = CustomerMapping(workspace_id=workspace_id, kind=kind, tracker_id=tracker_id)
+        s.add(row)
+    row.customer_id = customer_id
+    row.customer_name = (customer_name or "").strip()[:500] or customer_id
+    row.customer_currency = currency
+    s.flush()
+    return row
+
+
+def link_customer(
+    s: Session,
+    workspace_id: int,
+    provider: AccountingProvider,
+    *,
+    kind: str,
+    tracker_id: str,
+    customer_id: str,
+) -> CustomerMapping:
+    """Map to a customer that must exist in the accounting system (name/currency from there)."""
+    check_kind(kind)
+    if not str(customer_id or "").strip():
+        raise MappingError("customer_id", "is required")
+    customer = provider.get_customer(str(customer_id).strip())
+    if customer is None:
+        raise MappingError(
+            "customer_id", f"no customer {customer_id!r} in {provider.display_name or 'the books'}"
+        )
+    return map_to(s, workspace_id, kind=kind, tracker_id=tracker_id, customer=customer)
+
+
+def map_to(
+    s: Session, workspace_id: int, *, kind: str, tracker_id: str, customer: AccountingCustomer
+) -> CustomerMapping:
+    return set_mapping(
+        s,
+        workspace_id,
+        kind=kind,
+        tracker_id=tracker_id,
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_currency=customer.currency,
+    )
+
+
+def remove_mapping(s: Session, workspace_id: int, kind: str, tracker_id: str) -> bool:
+    row = get_mapping(s, workspace_id, check_kind(kind), tracker_id)
+    if row is None:
+        return False
+    s.delete(row)
+    s.flush()
+    return True
+
+
+def list_entities(s: Session, workspace_id: int) -> list[EntityRow]:
+    """Every client and project seen in approvals (or mapped by hand), with its mapping."""
+    mappings = {(m.kind, m.tracker_id): m for m in list_mappings(s, workspace_id)}
+    seen = s.scalars(
+        select(TrackerEntity)
+        .where(TrackerEntity.workspace_id == workspace_id, TrackerEntity.kind.in_(KINDS))
+        .order_by(TrackerEntity.kind, TrackerEntity.name)
+    )
+    rows: dict[tuple[str, str], EntityRow] = {}
+    for entity in seen:
+        rows[(entity.kind, entity.tracker_id)] = EntityRow(
+            kind=entity.kind,
+            tracker_id=entity.tracker_id,
+            name=entity.name or entity.tracker_id,
+            email=entity.email,
+            client_id=entity.client_id,
+        )
+    for kind, tracker_id in mappings:
+        rows.setdefault(
+            (kind, tracker_id),
+            EntityRow(kind=kind, tracker_id=tracker_id, name=tracker_id),
+        )
+    for key, row in rows.items():
+        row.mapping = mappings.get(key)
+        if row.kind == "project" and row.client_id:
+            row.via_client = mappings.get(("client", row.client_id))
+    return sorted(rows.values(), key=lambda r: (KINDS.index(r.kind), r.name.lower(), r.tracker_id))
+
+
+def fetch_customers(provider: AccountingProvider) -> list[AccountingCustomer]:
+    """The provider's customers for suggestions (bounded; raises ProviderError subclasses)."""
+    customers: list[AccountingCustomer] = []
+    for customer in provider.iter_customers():
+        customers.append(customer)
+        if len(customers) >= MAX_CUSTOMERS_FOR_SUGGESTIONS:
+            break
+    return customers
+
+
+def add_suggestions(
+    rows: Iterable[EntityRow], customers: list[AccountingCustomer], *, limit: int = 3
+) -> None:
+    for row in rows:
+        if row.mapping is None:
+            row.suggestions = rank_customers(row.name, row.email, customers, limit=limit)
+
+
+def accept_confident(s: Session, workspace_id: int, rows: Iterable[EntityRow]) -> int:
+    """Map every unmapped row whose top suggestion is confident; returns how many."""
+    count = 0
+    for row in rows:
+        choice = row.confident
+        if choice is not None:
+            row.mapping = map_to(
+                s, workspace_id, kind=row.kind, tracker_id=row.tracker_id, customer=choice.customer
+            )
+            count += 1
+    return count
+
+
+def serialize_mapping(row: CustomerMapping) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "tracker_id": row.tracker_id,
+        "customer_id": row.customer_id,
+        "customer_name": row.customer_name,
+        "customer_currency": row.customer_currency,
+        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+    }
+
+
+def after_change(workspace_id: int) -> int:
+    """Re-bill approvals held on this workspace; returns how many were re-queued.
+
+    Called after every mapping or rate change (web and API), after the change is committed.
+    """
+    from connector import pipeline
+
+    return int(pipeline.release_holds(workspace_id))
