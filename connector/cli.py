@@ -285,3 +285,6 @@ def register_cli(app: Flask) -> None:
     for group in (db_cli, workspaces_cli, events_cli, jobs_cli):
         app.cli.add_command(group)
     app.cli.add_command(config_command())
+    from connector.admin.cli import admins_cli
+
+    app.cli.add_command(admins_cli)

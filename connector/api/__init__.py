@@ -9,6 +9,24 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-API_MODULES = ("drafts", "preview", "openapi")
+API_MODULES = (
+    "drafts",
+    "preview",
+    "openapi",
+    "mappings",
+    "rates",
+    "settings",
+    "approvals",
+    "tokens",
+)
 
-from connector.api import drafts, openapi, preview  # noqa: E402, F401  - registers routes
+from connector.api import (  # noqa: E402, F401  - registers routes
+    approvals,
+    drafts,
+    mappings,
+    openapi,
+    preview,
+    rates,
+    settings,
+    tokens,
+)
