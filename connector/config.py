@@ -146,6 +146,21 @@ SETTINGS: tuple[Setting, ...] = (
         "The platform's secret key, for Connect OAuth.",
         secret=True,
     ),
+    Setting(
+        "STRIPE_API_BASE_URL",
+        "https://api.stripe.com",
+        "Stripe API address (override only for tests or a local fake).",
+    ),
+    Setting(
+        "STRIPE_CONNECT_BASE_URL",
+        "https://connect.stripe.com",
+        "Stripe Connect OAuth address (override only for tests or a local fake).",
+    ),
+    Setting(
+        "STRIPE_TIMEOUT_SECONDS",
+        "30",
+        "Read timeout of one Stripe call; a timed-out create is reconciled, never repeated blind.",
+    ),
     Setting("WEBWORK_CLIENT_ID", None, "WebWork OAuth client id (tracker connection)."),
     Setting("WEBWORK_CLIENT_SECRET", None, "WebWork OAuth client secret.", secret=True),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
