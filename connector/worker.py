@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+from flask import has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from sqlalchemy import or_, select, update
 
@@ -157,6 +158,18 @@ def _finish(job_id: int, **values: Any) -> None:
         )
 
 
+def _mark_delivery_failed(job: Job, message: str) -> None:
+    if job.delivery_id is None:
+        return
+    from connector.models import Delivery, DeliveryStatus
+
+    with db.session_scope() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is not None:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = message
+
+
 def run_job(job_id: int) -> str:
     """Run one job to an outcome; returns the resulting state (for tests and logs)."""
     if not claim(job_id):
@@ -183,6 +196,7 @@ def run_job(job_id: int) -> str:
         message = str(exc) or type(exc).__name__
         if permanent or job.attempts >= job.max_attempts:
             _finish(job_id, state=JobState.FAILED, last_error=message, finished_at=utcnow())
+            _mark_delivery_failed(job, message)
             return JobState.FAILED
         delay = backoff_seconds(job.attempts)
         if isinstance(exc, RetryLater) and exc.retry_after:
@@ -275,18 +289,18 @@ def sweep(limit: int = 500) -> int:
 # --- huey tasks: ids only (huey pickles its messages) ------------------------------------------
 @huey.task(name="process_job")
 def process_job(job_id: int) -> str:
-    app = _ensure_app() if not _config else None
-    if app is not None:
-        with app.app_context():
-            return run_job(job_id)
-    return run_job(job_id)
+    if has_app_context():  # inline (immediate mode) inside a web request
+        return run_job(job_id)
+    with _ensure_app().app_context():
+        return run_job(job_id)
 
 
 @huey.periodic_task(crontab(minute="*"), name="sweep_jobs")
 def sweep_jobs() -> int:
-    if not _config:
-        _ensure_app()
-    return sweep()
+    if has_app_context():
+        return sweep()
+    with _ensure_app().app_context():
+        return sweep()
 
 
 def _load_handlers() -> None:
