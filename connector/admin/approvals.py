@@ -253,8 +253,15 @@ def approvals(workspace_id: int) -> Any:
             .limit(PAGE_SIZE)
         )
     )
+    def page_url(number: int) -> str:
+        args = {"status": status, "from": day_from, "to": day_to, "page": number}
+        return url_for(
+            "admin.approvals", workspace_id=ws.id, **{k: v for k, v in args.items() if v}
+        )
+
     return render_template(
         "admin/approvals.html",
+        page_url=page_url,
         workspace=ws,
         rows=_view_rows(ws, timesheets),
         status=status,
