@@ -67,7 +67,10 @@ def _client(api_key: str, *, stripe_account: str | None = None) -> stripe.Stripe
         },
         max_network_retries=0,
         http_client=stripe.RequestsClient(
-            timeout=(CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
+            timeout=(
+                CONNECT_TIMEOUT_SECONDS,
+                float(config.get("STRIPE_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
+            )
         ),
     )
 

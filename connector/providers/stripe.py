@@ -139,9 +139,10 @@ def line_description(line: DraftLine, currency: str) -> str:
 
 def line_params(draft: DraftInvoice, index: int, line: DraftLine) -> dict[str, Any]:
     """One ``lines[]`` entry of add_lines: integer minor units, never a float or a Decimal."""
+    currency = draft.currency.upper()  # the money helpers take ISO codes in upper case
     params: dict[str, Any] = {
-        "amount": to_minor_units(line.amount, draft.currency),
-        "description": line_description(line, draft.currency),
+        "amount": to_minor_units(line.amount, currency),
+        "description": line_description(line, currency),
         # draft_key + index let a resumed create_draft tell which lines are already there.
         "metadata": _metadata(
             line.metadata,
@@ -518,7 +519,7 @@ class StripeProvider(AccountingProvider):
             )
         try:
             for line in draft.lines:
-                to_minor_units(line.amount, draft.currency)
+                to_minor_units(line.amount, draft.currency.upper())
         except (TypeError, ValueError) as exc:
             raise Rejected(f"A line amount cannot be sent to Stripe: {exc}") from exc
 
@@ -741,10 +742,12 @@ class StripeProvider(AccountingProvider):
                 return
         customer = (pending or {}).get("customer") or self._customer_hint(key)
         if customer:
+            # Listing is strongly consistent: when it shows nothing, search (which lags) would
+            # not know better, so it is not asked.
             invoice = self._find_for_customer(customer, key)
             if invoice is not None:
                 yield invoice
-                return
+            return
         invoice = self._search_invoice(key)
         if invoice is not None:
             yield invoice

@@ -471,6 +471,30 @@ def test_find_draft_lists_the_customer_when_the_pending_record_names_it(
     assert not any("/search" in c.request.url for c in rsps.calls)
 
 
+def test_find_draft_uses_the_customer_the_pipeline_recorded(
+    provider: Any, workspace: Any, rsps: Any
+) -> None:
+    from connector import db
+    from connector.models import Draft, Timesheet
+
+    with db.session_scope() as s:
+        ts = Timesheet(workspace_id=workspace.id, source="webwork", timesheet_id="ts-991",
+                       status="approved")  # fmt: skip
+        s.add(ts)
+        s.flush()
+        s.add(Draft(workspace_id=workspace.id, timesheet_pk=ts.id, revision="rev1-abc",
+                    subject_key="customer:cus_A", key=KEY, customer_id="cus_A"))  # fmt: skip
+    rsps.add(responses.GET, f"{API}/v1/invoices", json=fx("invoice_list__customer"))
+    found = provider.find_draft(KEY)
+    assert found is not None and found.provider_id == INVOICE
+    assert "customer=cus_A" in rsps.calls[0].request.url
+    assert len(rsps.calls) == 1  # strongly consistent list: no search needed
+
+    rsps.replace(responses.GET, f"{API}/v1/invoices", json=fx("invoice_list__empty"))
+    assert provider.find_draft(KEY) is None
+    assert not any("/search" in c.request.url for c in rsps.calls)
+
+
 def test_find_draft_nothing_anywhere(provider: Any, rsps: Any) -> None:
     rsps.add(
         responses.GET,
