@@ -31,6 +31,7 @@ from connector.workspaces import signing_secrets
 from webhooks.inbox import find_delivery, kept_headers, new_job
 from webhooks.signing import SignatureError, verify
 from webhooks.webwork.events import EventError, parse_event
+from webhooks.webwork.normalize import normalize_timesheet
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -101,6 +102,8 @@ def receive(source: str, token: str) -> Any:
     job = None
     try:
         event = parse_event(body)
+        if event.type == "timesheet.approved" and not event.is_thin:
+            normalize_timesheet(event.timesheet)  # dates and periods: tell the sender now
     except EventError as exc:
         delivery.status = DeliveryStatus.INVALID
         delivery.error = str(exc)

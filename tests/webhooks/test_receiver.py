@@ -99,9 +99,16 @@ def test_row_outside_the_period_is_422(workspace, post_event) -> None:
     rows = doc["data"]["timesheet"]["daily_breakdown"].pop("2026-11-20")
     doc["data"]["timesheet"]["daily_breakdown"]["2026-12-20"] = rows
     res = post_event(workspace, doc)
-    assert res.status_code == 202  # schema-valid; the pipeline rejects it with a clear error
-    job = db.session.scalars(select(Job)).one()
-    assert job.state == "failed" and "outside" in job.last_error
+    assert res.status_code == 422
+    assert res.json["field"] == "/data/timesheet/daily_breakdown/2026-12-20"
+    assert count(Job) == 0
+
+
+def test_period_ending_before_it_starts_is_422(workspace, post_event) -> None:
+    doc = event(APPROVED)
+    doc["data"]["timesheet"]["date_to"] = "2026-11-01"
+    res = post_event(workspace, doc)
+    assert res.status_code == 422 and res.json["field"] == "/data/timesheet/date_to"
 
 
 def test_other_workspace_id_is_422(workspace, post_event) -> None:

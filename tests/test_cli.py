@@ -1,0 +1,86 @@
+"""Operator commands, run through Flask's CLI runner."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from connector import db
+from connector.models import Delivery, Job, Workspace
+from tests.helpers import event
+
+
+def test_workspaces_create_json_prints_everything_needed(app) -> None:
+    runner = app.test_cli_runner()
+    res = runner.invoke(
+        args=[
+            "workspaces",
+            "create",
+            "Acme",
+            "--tracker-workspace-id",
+            "77",
+            "--auto-invoicing",
+            "--json",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["tracker_workspace_id"] == "77"
+    assert out["webhook_url"].startswith("http://invoicer.test/webhooks/webwork/")
+    assert out["signing_secret"].startswith("whsec_")
+    assert out["api_token"].startswith("tsi_")
+    ws = db.session.get(Workspace, out["id"])
+    assert ws.auto_invoicing is True
+    assert out["signing_secret"] not in ws.signing_secrets_encrypted  # encrypted at rest
+
+    again = runner.invoke(args=["workspaces", "create", "Acme", "--tracker-workspace-id", "77"])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_auto_invoicing_switch_and_secret_rotation(app, workspace) -> None:
+    runner = app.test_cli_runner()
+    assert (
+        runner.invoke(args=["workspaces", "auto-invoicing", str(workspace.id), "off"]).exit_code
+        == 0
+    )
+    db.session.expire_all()
+    assert db.session.get(Workspace, workspace.id).auto_invoicing is False
+    res = runner.invoke(args=["workspaces", "rotate-secret", str(workspace.id)])
+    assert res.exit_code == 0 and res.output.strip().startswith("whsec_")
+    missing = runner.invoke(args=["workspaces", "auto-invoicing", "999", "on"])
+    assert missing.exit_code != 0 and "no workspace" in missing.output
+
+
+def test_replay_and_retry_failed_jobs(app, workspace, post_event, monkeypatch) -> None:
+    runner = app.test_cli_runner()
+    monkeypatch.setattr("connector.pipeline.plan_drafts", _boom)
+    post_event(workspace, event("timesheet_approved__three_customers"))
+    failed = runner.invoke(args=["jobs", "failed"])
+    assert "process_delivery" in failed.output and "cannot be billed" in failed.output
+    monkeypatch.undo()
+    job = db.session.scalars(select(Job)).one()
+    assert runner.invoke(args=["jobs", "retry", str(job.id)]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).state == "done"
+    delivery = db.session.scalars(select(Delivery)).one()
+    res = runner.invoke(args=["events", "replay", str(delivery.id)])
+    assert res.exit_code == 0 and "queued again" in res.output
+    assert db.session.scalar(select(Job).order_by(Job.id.desc())).kind == "process_delivery"
+
+
+def _boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise ValueError("two different rates for the same scope and date")
+
+
+def test_config_prints_every_variable(app) -> None:
+    out = app.test_cli_runner().invoke(args=["config"]).output
+    for name in (
+        "DATABASE_URL",
+        "QUEUE_URL",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "TOKEN_ENCRYPTION_KEYS",
+        "PUBLIC_BASE_URL",
+    ):
+        assert f"`{name}`" in out
