@@ -253,6 +253,7 @@ def approvals(workspace_id: int) -> Any:
             .limit(PAGE_SIZE)
         )
     )
+
     def page_url(number: int) -> str:
         args = {"status": status, "from": day_from, "to": day_to, "page": number}
         return url_for(
