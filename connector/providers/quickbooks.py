@@ -271,7 +271,9 @@ class QuickBooksProvider(AccountingProvider):
                 term = {}
             due_days = term.get("DueDays")
             # Only "net N days" terms convert to days; date-driven terms leave it to QuickBooks.
-            self._terms[term_id] = int(due_days) if isinstance(due_days, int | str) else None
+            self._terms[term_id] = (
+                int(due_days) if isinstance(due_days, int) or str(due_days).isdigit() else None
+            )
         return self._terms[term_id]
 
     def _customer(
