@@ -212,6 +212,10 @@ class _Replayed(RetryLater):
     """A 5xx Stripe replayed from its idempotency cache: retrying the same key cannot help."""
 
 
+class _KeyConflict(Rejected):
+    """Stripe's idempotency_error: this key was first used with other parameters."""
+
+
 # --- the provider ------------------------------------------------------------------------------
 class StripeProvider(AccountingProvider):
     name = "stripe"
@@ -594,9 +598,17 @@ class StripeProvider(AccountingProvider):
         self._set_pending(draft.key, invoice["id"], draft.customer_id)
         lines = [line_params(draft, i, line) for i, line in enumerate(draft.lines)]
         for index, chunk in chunks(lines):
-            invoice = self._add_lines(
-                invoice["id"], list(chunk), f"{draft.key}:lines:{index}", draft
-            )
+            try:
+                invoice = self._add_lines(
+                    invoice["id"], list(chunk), f"{draft.key}:lines:{index}", draft
+                )
+            except _KeyConflict:
+                # This chunk's key was used before with other content: the line metadata, not
+                # the keys, now says what is missing; _resume adds exactly that and finishes.
+                current = self._retrieve_invoice(invoice["id"])
+                if current is None:
+                    raise
+                return self._resume(current, draft)
         return self._finish(invoice, draft)
 
     def _add_lines(
@@ -615,11 +627,7 @@ class StripeProvider(AccountingProvider):
             )
         except Rejected as exc:
             if exc.code == "idempotency_error":
-                # The chunk was sent before with other content: trust the line metadata instead.
-                invoice = self._retrieve_invoice(invoice_id)
-                if invoice is None:
-                    raise
-                return self._resume(invoice, draft, finish=False)
+                raise _KeyConflict(exc.message, code=exc.code, detail=exc.detail) from exc
             raise self._translate_mismatch(exc, draft) from exc
 
     def _finish(self, invoice: dict[str, Any], draft: DraftInvoice) -> CreatedDraft:
@@ -630,7 +638,7 @@ class StripeProvider(AccountingProvider):
         )
         return self._created(invoice)
 
-    def _resume(self, invoice: dict[str, Any], draft: DraftInvoice, *, finish: bool = True) -> Any:
+    def _resume(self, invoice: dict[str, Any], draft: DraftInvoice) -> CreatedDraft:
         """Add the lines a previous attempt did not, judged by the lines' own metadata."""
         if invoice.get("status") != "draft":
             # Finance finalized/sent it (or it is void): hands off, report it as it is.
@@ -644,14 +652,13 @@ class StripeProvider(AccountingProvider):
             if not missing:
                 continue
             # A whole missing chunk is exactly the original request: reuse its key (a replay
-            # within 24 h returns Stripe's stored answer). A partial one gets its own key.
+            # within 24 h returns Stripe's stored answer). A partial one gets its own key. A key
+            # conflict here is not reconciled again (no loop): it fails as Rejected.
             key = f"{draft.key}:lines:{index}"
             if len(missing) != len(chunk):
-                key += ":rest-" + "-".join(p["metadata"]["line"] for p in missing[:1])
+                key += ":rest-" + missing[0]["metadata"]["line"]
             invoice = self._add_lines(invoice["id"], missing, key, draft)
             present.update(p["metadata"]["line"] for p in missing)
-        if not finish:
-            return invoice
         return self._finish(invoice, draft)
 
     def _present_lines(self, invoice_id: str, key: str) -> set[str]:

@@ -426,6 +426,34 @@ def test_idempotency_error_without_an_invoice_never_creates_another(
     assert len(posts(rsps, "/v1/invoices")) == 1
 
 
+def test_lines_key_conflict_adds_only_what_the_line_metadata_says_is_missing(
+    provider: Any, rsps: Any
+) -> None:
+    add_create(rsps)
+    rsps.add(
+        responses.POST,
+        f"{API}/v1/invoices/{INVOICE}/add_lines",
+        json=fx("error__idempotency"),
+        status=400,
+    )
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}", json=fx("invoice__draft_created"))
+    rsps.add(
+        responses.GET,
+        f"{API}/v1/invoices/{INVOICE}/lines",
+        json=fx("invoice_lines__first_only"),
+    )
+    add_lines(rsps)
+
+    created = provider.create_draft(make_draft())
+
+    first, second = posts(rsps, f"/v1/invoices/{INVOICE}/add_lines")
+    assert first.request.headers["Idempotency-Key"] == f"{KEY}:lines:0"
+    assert second.request.headers["Idempotency-Key"] == f"{KEY}:lines:0:rest-1"
+    assert form(second)["lines[0][metadata][line]"] == "1"
+    assert len(posts(rsps, "/v1/invoices")) == 1
+    assert created.provider_id == INVOICE
+
+
 def test_replayed_500_looks_then_creates_under_a_fresh_key(provider: Any, rsps: Any) -> None:
     rsps.add(
         responses.POST,
