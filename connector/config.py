@@ -90,6 +90,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("JOB_RETRY_MAX_SECONDS", "3600", "Longest delay between two attempts."),
     Setting(
+        "JOB_POLL_SECONDS",
+        "1",
+        "How often each worker process looks for due jobs and jobs whose worker died "
+        "(the jobs table, not the queue, is the source of truth).",
+    ),
+    Setting(
         "WORKER_IMMEDIATE",
         "false",
         "`true` runs queued tasks inline in the web process "
@@ -208,6 +214,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JOB_MAX_ATTEMPTS": int(str(_get(env, "JOB_MAX_ATTEMPTS"))),
         "JOB_RETRY_BASE_SECONDS": float(str(_get(env, "JOB_RETRY_BASE_SECONDS"))),
         "JOB_RETRY_MAX_SECONDS": float(str(_get(env, "JOB_RETRY_MAX_SECONDS"))),
+        "JOB_POLL_SECONDS": float(str(_get(env, "JOB_POLL_SECONDS"))),
         "WORKER_IMMEDIATE": _truthy(_get(env, "WORKER_IMMEDIATE")),
         "QUICKBOOKS_CLIENT_ID": _get(env, "QUICKBOOKS_CLIENT_ID"),
         "QUICKBOOKS_CLIENT_SECRET": _get(env, "QUICKBOOKS_CLIENT_SECRET"),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connector import db
@@ -25,6 +26,16 @@ from connector.models import Lock, utcnow
 
 class LockTimeout(TimeoutError):
     pass
+
+
+# Locks this thread holds, so a long job's heartbeat can extend them with its lease.
+_held = threading.local()
+
+
+def _held_locks() -> list[tuple[str, str]]:
+    if not hasattr(_held, "locks"):
+        _held.locks = []
+    return _held.locks
 
 
 def _owner() -> str:
@@ -62,7 +73,25 @@ def advisory_lock(name: str, *, ttl: float = 60.0, timeout: float = 30.0) -> Ite
             raise LockTimeout(f"could not acquire lock {name!r} within {timeout:.0f}s")
         time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
         delay = min(delay * 2, 0.5)
+    _held_locks().append((name, owner))
     try:
         yield
     finally:
+        _held_locks().remove((name, owner))
         release(name, owner)
+
+
+def extend_held(ttl: float) -> None:
+    """Push back the expiry of every lock the current thread holds."""
+    held = list(_held_locks())
+    if not held:
+        return
+    expires = utcnow() + timedelta(seconds=ttl)
+    with db.new_session() as s:
+        for name, owner in held:
+            s.execute(
+                update(Lock)
+                .where(Lock.name == name, Lock.owner == owner)
+                .values(expires_at=expires)
+            )
+        s.commit()

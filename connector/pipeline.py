@@ -14,7 +14,8 @@ Exactly-once rules kept here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import billing, db, worker
-from connector.locks import advisory_lock
+from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     HOLD_STATUSES,
     CustomerMapping,
@@ -436,6 +437,7 @@ def push_drafts(workspace: Workspace, ts_row_id: int, provider: AccountingProvid
         )
     for draft_id in ids:
         push_draft(workspace, ts_row_id, draft_id, provider)
+        worker.heartbeat()  # a timesheet with many customers may outlast one lease
 
 
 def push_draft(
@@ -524,6 +526,7 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
             row.status = DraftStatus.VOIDED
             row.hold_message = f"Draft {outcome.value} at the provider: {reason}."
         s.commit()  # one provider call, one durable record
+        worker.heartbeat()
 
 
 def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
@@ -540,8 +543,22 @@ def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event:
 
 
 # --- job handlers ----------------------------------------------------------------------------
-def _lock_name(workspace_id: int, timesheet_id: str) -> str:
-    return f"timesheet:{workspace_id}:{timesheet_id}"[:200]
+@contextmanager
+def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
+    """One worker at a time per timesheet, across processes.
+
+    The lock lives as long as a job lease and is extended with it (``worker.heartbeat``), so a
+    killed worker's lock frees itself when its job becomes claimable again.
+    """
+    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
+    name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
+    try:
+        with advisory_lock(name, ttl=lease, timeout=min(lease, 30.0)):
+            yield
+    except LockTimeout:
+        raise RetryLater(
+            "another worker is processing this timesheet", retry_after=min(lease, 30.0)
+        ) from None
 
 
 @worker.handler("process_delivery")
@@ -559,8 +576,7 @@ def process_delivery(job: Job) -> None:
             return
         workspace_id, source = delivery.workspace_id, delivery.source
 
-    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
-    with advisory_lock(_lock_name(workspace_id, event.timesheet_id), ttl=lease, timeout=lease):
+    with _timesheet_lock(workspace_id, event.timesheet_id):
         outcome = _process_event(workspace_id, source, event)
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)
@@ -645,8 +661,7 @@ def bill_timesheet(job: Job) -> None:
         if ts_row is None:
             return
         timesheet_id = ts_row.timesheet_id
-    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
-    with advisory_lock(_lock_name(job.workspace_id, timesheet_id), ttl=lease, timeout=lease):
+    with _timesheet_lock(job.workspace_id, timesheet_id):
         bill_timesheet_now(
             job.workspace_id, ts_pk, retry_failed=bool(job.payload.get("retry_failed"))
         )

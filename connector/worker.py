@@ -2,10 +2,10 @@
 
 huey never acknowledges a message, so a task a killed worker was running is gone from the
 queue. Every job therefore lives in the database with a lease: a worker claims it with a
-compare-and-set, renews nothing, and finishes it with another write. A periodic sweeper (at
-consumer start and every minute) re-enqueues jobs that are due or whose lease expired, so a
-killed worker loses nothing; the claim and the idempotency keys make sure nothing runs twice to
-completion.
+compare-and-set, extends the lease while it makes progress (``heartbeat``), and finishes it with
+another write. A poller thread in every consumer process nudges jobs that are due or whose lease
+expired, so a killed worker loses nothing; the claim, the per-timesheet lock and the
+idempotency keys make sure nothing runs twice to completion.
 
 Start it with ``huey_consumer connector.worker.huey -g TERM`` (see Procfile).
 """
@@ -16,16 +16,18 @@ import logging
 import os
 import random
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 from flask import has_app_context
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import or_, select, update
 
-from connector import db
+from connector import db, locks
 from connector.config import load_config
 from connector.models import Job, JobState, utcnow
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater
@@ -158,6 +160,27 @@ def _finish(job_id: int, **values: Any) -> None:
         )
 
 
+_current = threading.local()
+
+
+def heartbeat() -> None:
+    """Extend the running job's lease: long jobs call this after each step of progress."""
+    job_id = getattr(_current, "job_id", None)
+    if job_id is None:
+        return
+    lease = timedelta(seconds=int(_setting("JOB_LEASE_SECONDS", 300)))
+    with db.session_scope() as s:
+        s.execute(
+            update(Job)
+            .where(
+                Job.id == job_id, Job.state == JobState.RUNNING, Job.lease_owner == lease_owner()
+            )
+            .values(lease_expires_at=utcnow() + lease)
+            .execution_options(synchronize_session=False)
+        )
+    locks.extend_held(lease.total_seconds())
+
+
 def _mark_delivery_failed(job: Job, message: str) -> None:
     if job.delivery_id is None:
         return
@@ -174,6 +197,14 @@ def run_job(job_id: int) -> str:
     """Run one job to an outcome; returns the resulting state (for tests and logs)."""
     if not claim(job_id):
         return "not-claimed"
+    _current.job_id = job_id
+    try:
+        return _run_claimed(job_id)
+    finally:
+        _current.job_id = None
+
+
+def _run_claimed(job_id: int) -> str:
     with db.new_session() as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -201,13 +232,16 @@ def run_job(job_id: int) -> str:
         delay = backoff_seconds(job.attempts)
         if isinstance(exc, RetryLater) and exc.retry_after:
             delay = max(delay, float(exc.retry_after))
+        due = utcnow() + timedelta(seconds=delay)
+        scheduled = not huey.immediate
         _finish(
             job_id,
             state=JobState.PENDING,
             last_error=message,
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            next_attempt_at=due,
+            enqueued_at=due if scheduled else None,
         )
-        if not huey.immediate:
+        if scheduled:
             process_job.schedule((job_id,), delay=delay)
         return JobState.PENDING
     _finish(job_id, state=JobState.DONE, last_error=None, wait_reason=None, finished_at=utcnow())
@@ -215,12 +249,12 @@ def run_job(job_id: int) -> str:
 
 
 def enqueue(job_id: int) -> None:
-    """Nudge a worker after the job row is committed (the sweeper covers a lost nudge)."""
+    """Nudge a worker about a committed job (the poller covers a lost nudge)."""
     try:
         process_job(job_id)
     except Exception:
-        # The queue being down must not lose the job: it is committed, the sweeper finds it.
-        log.exception("could not enqueue job %s; the sweeper will pick it up", job_id)
+        # The queue being down must not lose the job: it is committed, the poller finds it.
+        log.exception("could not enqueue job %s; the poller will pick it up", job_id)
 
 
 def resume_waiting(workspace_id: int, reason: str) -> int:
@@ -263,27 +297,76 @@ def retry_job(job_id: int) -> bool:
 
 
 def sweep(limit: int = 500) -> int:
-    """Re-enqueue due pending jobs and jobs whose worker died (lease expired)."""
+    """Nudge due pending jobs and jobs whose worker died (lease expired); returns how many.
+
+    The nudge is recorded in ``enqueued_at`` by the same UPDATE that picks the jobs, so two
+    pollers never nudge one job twice and a backlog is not re-queued on every poll.
+    """
     now = utcnow()
-    with db.new_session() as s:
+    lease = timedelta(seconds=int(_setting("JOB_LEASE_SECONDS", 300)))
+    due = or_(
+        (Job.state == JobState.PENDING) & (Job.next_attempt_at <= now),
+        (Job.state == JobState.RUNNING) & (Job.lease_expires_at < now),
+    )
+    not_nudged = or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - lease)
+    with db.session_scope() as s:
+        candidates = (
+            select(Job.id).where(due, not_nudged).order_by(Job.next_attempt_at).limit(limit)
+        ).scalar_subquery()
         ids = list(
             s.scalars(
-                select(Job.id)
-                .where(
-                    or_(
-                        (Job.state == JobState.PENDING) & (Job.next_attempt_at <= now),
-                        (Job.state == JobState.RUNNING) & (Job.lease_expires_at < now),
-                    )
-                )
-                .order_by(Job.next_attempt_at)
-                .limit(limit)
+                update(Job)
+                .where(Job.id.in_(candidates), due, not_nudged)
+                .values(enqueued_at=now)
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
             )
         )
     for job_id in ids:
         enqueue(job_id)
     if ids:
-        log.info("sweeper re-enqueued %d job(s)", len(ids))
+        log.info("poller enqueued %d job(s)", len(ids))
     return len(ids)
+
+
+def job_committed(job_id: int) -> None:
+    """A web request committed a new job row.
+
+    In immediate mode (tests, development without a worker) the job runs now. Otherwise
+    nothing is sent from the request path: every worker process polls the jobs table each
+    JOB_POLL_SECONDS, which keeps the queue out of the acknowledgement's latency, and a queue
+    outage can neither lose nor strand a committed job.
+    """
+    if huey.immediate:
+        enqueue(job_id)
+
+
+_poller_lock = threading.Lock()
+_poller_thread: threading.Thread | None = None
+
+
+def _poll_forever(interval: float) -> None:
+    app = _ensure_app()
+    while True:
+        try:
+            with app.app_context():
+                sweep()
+        except Exception:
+            log.exception("job poller failed; trying again")
+        time.sleep(interval)
+
+
+def start_poller() -> None:
+    """One poller thread per consumer process (started by huey's on_startup hook)."""
+    global _poller_thread
+    with _poller_lock:
+        if _poller_thread is not None and _poller_thread.is_alive():
+            return
+        interval = float(load_config().get("JOB_POLL_SECONDS", 1))
+        _poller_thread = threading.Thread(
+            target=_poll_forever, args=(interval,), name="job-poller", daemon=True
+        )
+        _poller_thread.start()
 
 
 # --- huey tasks: ids only (huey pickles its messages) ------------------------------------------
@@ -295,12 +378,9 @@ def process_job(job_id: int) -> str:
         return run_job(job_id)
 
 
-@huey.periodic_task(crontab(minute="*"), name="sweep_jobs")
-def sweep_jobs() -> int:
-    if has_app_context():
-        return sweep()
-    with _ensure_app().app_context():
-        return sweep()
+@huey.on_startup()
+def _start_poller_in_consumer() -> None:
+    start_poller()
 
 
 def _load_handlers() -> None:

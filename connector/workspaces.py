@@ -30,7 +30,8 @@ class CreatedWorkspace:
 
 
 def webhook_url(public_base_url: str, workspace: Workspace) -> str:
-    return f"{public_base_url.rstrip('/')}/webhooks/{workspace.tracker_source}/{workspace.endpoint_token}"
+    base = public_base_url.rstrip("/")
+    return f"{base}/webhooks/{workspace.tracker_source}/{workspace.endpoint_token}"
 
 
 def signing_secrets(box: SecretBox, workspace: Workspace) -> list[str]:

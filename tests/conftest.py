@@ -223,11 +223,13 @@ def csrf_token(test_client: Any, path: str = "/") -> str:
     """A valid CSRF token for the client's session (flask-wtf keeps it in the session)."""
     from flask_wtf.csrf import generate_csrf
 
-    with test_client.application.test_request_context(path):
-        with test_client.session_transaction() as sess:
-            from flask import session as flask_session
+    with (
+        test_client.application.test_request_context(path),
+        test_client.session_transaction() as sess,
+    ):
+        from flask import session as flask_session
 
-            flask_session.update(sess)
-            token = generate_csrf()
-            sess.update(dict(flask_session))
+        flask_session.update(sess)
+        token = generate_csrf()
+        sess.update(dict(flask_session))
     return token

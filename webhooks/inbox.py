@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from connector import db, worker
-from connector.models import Delivery, DeliveryStatus, Job, JobState
+from connector.models import Delivery, DeliveryStatus, Job, JobState, utcnow
 
 KEPT_HEADERS = (
     "webhook-id",
@@ -41,6 +41,29 @@ def new_job(workspace_id: int, kind: str, delivery_id: int | None = None, **payl
         state=JobState.PENDING,
         max_attempts=int(worker._setting("JOB_MAX_ATTEMPTS", 15)),
     )
+
+
+_INSERT_JOB = insert(Job.__table__).returning(Job.__table__.c.id)
+
+
+def insert_job(
+    s: Session, workspace_id: int, kind: str, delivery_id: int | None = None, **payload: Any
+) -> int:
+    """Insert a pending job row in the caller's transaction (a prebuilt Core insert: hot path)."""
+    now = utcnow()
+    params = {
+        "workspace_id": workspace_id,
+        "delivery_id": delivery_id,
+        "kind": kind,
+        "payload": payload,
+        "state": JobState.PENDING,
+        "attempts": 0,
+        "max_attempts": int(worker._setting("JOB_MAX_ATTEMPTS", 15)),
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return int(s.connection().execute(_INSERT_JOB, params).scalar_one())
 
 
 def replay_delivery(workspace_id: int, delivery_id: int) -> int | None:

@@ -16,19 +16,22 @@ Outcomes, in the order they are decided (docs/events.md has the full table):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector import db, worker
-from connector.connections.store import secret_box
-from connector.models import Delivery, DeliveryStatus, Workspace
+from connector.crypto import SecretBox
+from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
-from connector.workspaces import signing_secrets
-from webhooks.inbox import find_delivery, kept_headers, new_job
+from webhooks.inbox import find_delivery, insert_job, kept_headers
 from webhooks.signing import SignatureError, verify
 from webhooks.webwork.events import EventError, parse_event
 from webhooks.webwork.normalize import normalize_timesheet
@@ -39,122 +42,169 @@ bp = Blueprint("webhooks", __name__)
 SOURCES = frozenset({"webwork"})
 
 
-def _workspace(source: str, token: str) -> Workspace:
+@dataclass(frozen=True)
+class Endpoint:
+    workspace_id: int
+    tracker_workspace_id: str
+    auto_invoicing: bool
+    secrets: tuple[str, ...]
+
+
+@lru_cache(maxsize=1024)
+def _decrypt_secrets(keys: tuple[str, ...], ciphertext: str) -> tuple[str, ...]:
+    # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this cache can
+    # never serve a stale secret; it only spares a Fernet decryption per request.
+    return tuple(SecretBox(keys).decrypt_json(ciphertext) or ())
+
+
+# Statements are built once: on the hot path, building and hashing a statement per request
+# costs more than running it.
+_ENDPOINT_QUERY = select(
+    Workspace.id,
+    Workspace.tracker_workspace_id,
+    Workspace.auto_invoicing,
+    Workspace.signing_secrets_encrypted,
+).where(
+    Workspace.endpoint_token == bindparam("token"), Workspace.tracker_source == bindparam("source")
+)
+
+
+def _endpoint(source: str, token: str) -> Endpoint:
     if source not in SOURCES:
         raise Problem(
             404, "Unknown source", f"No receiver for source {source!r}.", type_="unknown-endpoint"
         )
-    workspace = db.session.scalars(
-        select(Workspace).where(
-            Workspace.endpoint_token == token, Workspace.tracker_source == source
-        )
-    ).one_or_none()
-    if workspace is None:
+    row = db.session.connection().execute(_ENDPOINT_QUERY, {"token": token, "source": source})
+    found = row.one_or_none()
+    if found is None:
         raise Problem(
             404, "Unknown endpoint", "No workspace has this webhook URL.", type_="unknown-endpoint"
         )
-    return workspace
+    keys = tuple(current_app.config["TOKEN_ENCRYPTION_KEYS"])
+    return Endpoint(found[0], found[1], bool(found[2]), _decrypt_secrets(keys, found[3]))
 
 
 def _read_body() -> bytes:
+    limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
+    too_large = Problem(
+        413, "Event too large", f"Events are limited to {limit} bytes.", type_="too-large"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
     try:
         return request.get_data(cache=True)
     except RequestEntityTooLarge:
-        limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
-        raise Problem(
-            413, "Event too large", f"Events are limited to {limit} bytes.", type_="too-large"
-        ) from None
+        raise too_large from None
+
+
+@lru_cache(maxsize=2)
+def _insert_delivery_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = Delivery.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "webhook_id"])
+        .returning(table.c.id)
+    )
+
+
+def _insert_delivery(values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING: None when this webhook-id was stored already."""
+    conn = db.session.connection()
+    stmt = _insert_delivery_statement(conn.dialect.name)
+    return conn.execute(stmt, values).scalar_one_or_none()
+
+
+def _duplicate(workspace_id: int, webhook_id: str) -> Any:
+    existing = find_delivery(db.session, workspace_id, webhook_id)
+    return jsonify(status="duplicate", delivery_id=existing.id if existing else None), 200
 
 
 @bp.post("/webhooks/<source>/<token>")
 def receive(source: str, token: str) -> Any:
-    workspace = _workspace(source, token)
-    limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise Problem(
-            413, "Event too large", f"Events are limited to {limit} bytes.", type_="too-large"
-        )
+    endpoint = _endpoint(source, token)
     body = _read_body()
-
     try:
         webhook_id = verify(
-            signing_secrets(secret_box(), workspace),
+            endpoint.secrets,
             request.headers,
             body,
             tolerance_seconds=current_app.config["WEBHOOK_TOLERANCE_SECONDS"],
         )
     except SignatureError as exc:
-        log.warning("rejected webhook for workspace %s: %s", workspace.id, exc)
+        log.warning("rejected webhook for workspace %s: %s", endpoint.workspace_id, exc)
         raise Problem(401, "Invalid signature", str(exc), type_="invalid-signature") from None
 
-    existing = find_delivery(db.session, workspace.id, webhook_id)
-    if existing is not None:
-        return jsonify(status="duplicate", delivery_id=existing.id), 200
-
-    delivery = Delivery(
-        workspace_id=workspace.id,
-        source=source,
-        webhook_id=webhook_id,
-        headers=kept_headers(request.headers),
-        body=body,
-    )
+    values: dict[str, Any] = {
+        "workspace_id": endpoint.workspace_id,
+        "source": source,
+        "webhook_id": webhook_id,
+        "headers": kept_headers(request.headers),
+        "body": body,
+        "received_at": utcnow(),
+        "status": DeliveryStatus.ACCEPTED,
+        "error": None,
+        "event_type": None,
+        "event_timestamp": None,
+        "timesheet_id": None,
+        "replay_of_id": None,
+    }
     problem: Problem | None = None
-    job = None
     try:
         event = parse_event(body)
         if event.type == "timesheet.approved" and not event.is_thin:
             normalize_timesheet(event.timesheet)  # dates and periods: tell the sender now
     except EventError as exc:
-        delivery.status = DeliveryStatus.INVALID
-        delivery.error = str(exc)
+        values.update(status=DeliveryStatus.INVALID, error=str(exc))
         title = "Malformed event" if exc.status == 400 else "Event breaks the contract"
         problem = Problem(
             exc.status, title, exc.message, type_="invalid-event", field=exc.field or None
         )
     else:
-        delivery.event_type = event.type
-        delivery.event_timestamp = event.timestamp
-        delivery.timesheet_id = event.timesheet_id[:255]
-        if event.workspace_id != workspace.tracker_workspace_id:
-            delivery.status = DeliveryStatus.INVALID
-            delivery.error = (
-                f"data.workspace_id {event.workspace_id!r} is not this endpoint's workspace"
-            )
+        values.update(
+            event_type=event.type,
+            event_timestamp=event.timestamp,
+            timesheet_id=event.timesheet_id[:255],
+        )
+        if event.workspace_id != endpoint.tracker_workspace_id:
+            error = f"data.workspace_id {event.workspace_id!r} is not this endpoint's workspace"
+            values.update(status=DeliveryStatus.INVALID, error=error)
             problem = Problem(
-                422,
-                "Wrong workspace",
-                delivery.error,
-                type_="wrong-workspace",
-                field="/data/workspace_id",
+                422, "Wrong workspace", error, type_="wrong-workspace", field="/data/workspace_id"
             )
         elif not event.supported:
-            delivery.status = DeliveryStatus.IGNORED
-            log.info("ignored unsupported event type %r (workspace %s)", event.type, workspace.id)
-        elif not workspace.auto_invoicing:
-            delivery.status = DeliveryStatus.SKIPPED
-            delivery.error = "automatic invoicing is off for this workspace"
+            values["status"] = DeliveryStatus.IGNORED
+            log.info(
+                "ignored unsupported event type %r (workspace %s)",
+                event.type,
+                endpoint.workspace_id,
+            )
+        elif not endpoint.auto_invoicing:
+            values.update(
+                status=DeliveryStatus.SKIPPED, error="automatic invoicing is off for this workspace"
+            )
         else:
-            delivery.status = DeliveryStatus.ACCEPTED
+            values["status"] = DeliveryStatus.ACCEPTED
 
-    db.session.add(delivery)
+    job_id: int | None = None
     try:
-        db.session.flush()
-        if delivery.status == DeliveryStatus.ACCEPTED:
-            job = new_job(workspace.id, "process_delivery", delivery.id)
-            db.session.add(job)
+        delivery_id = _insert_delivery(values)
+        if delivery_id is None:
+            db.session.rollback()
+            return _duplicate(endpoint.workspace_id, webhook_id)
+        if values["status"] == DeliveryStatus.ACCEPTED:
+            job_id = insert_job(db.session, endpoint.workspace_id, "process_delivery", delivery_id)
         db.session.commit()  # delivery and job together, or neither
     except IntegrityError:
-        # The same webhook-id raced us from another request: that one owns the job.
-        db.session.rollback()
-        existing = find_delivery(db.session, workspace.id, webhook_id)
-        return jsonify(status="duplicate", delivery_id=existing.id if existing else None), 200
+        db.session.rollback()  # a concurrent request with the same webhook-id won the race
+        return _duplicate(endpoint.workspace_id, webhook_id)
 
     if problem is not None:
-        problem.extra["delivery_id"] = delivery.id
+        problem.extra["delivery_id"] = delivery_id
         raise problem
-    if job is not None:
-        worker.enqueue(job.id)
-        return jsonify(status="accepted", delivery_id=delivery.id, job_id=job.id), 202
-    if delivery.status == DeliveryStatus.SKIPPED:
-        return jsonify(status="skipped", delivery_id=delivery.id, detail=delivery.error), 202
-    return jsonify(status="ignored", delivery_id=delivery.id, event_type=delivery.event_type), 200
+    if job_id is not None:
+        worker.job_committed(job_id)
+        return jsonify(status="accepted", delivery_id=delivery_id, job_id=job_id), 202
+    if values["status"] == DeliveryStatus.SKIPPED:
+        return jsonify(status="skipped", delivery_id=delivery_id, detail=values["error"]), 202
+    return jsonify(status="ignored", delivery_id=delivery_id, event_type=values["event_type"]), 200

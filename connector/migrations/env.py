@@ -20,8 +20,21 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    # Migrations must not import the app's column types: render them as their plain SQL types.
+    from connector.db import DecimalString
+    from connector.models import UTCDateTime
+
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, DecimalString):
+        return "sa.String(length=40)"
+    return False
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
+        render_item=_render_item,
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things

@@ -10,8 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+import fastjsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("event.v1.schema.json")
 SUPPORTED_TYPES = frozenset({"timesheet.approved", "timesheet.unapproved"})
@@ -49,23 +48,26 @@ class Event:
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+def _validator() -> Any:
+    # fastjsonschema compiles the schema to Python once: validation costs a fraction of a
+    # millisecond on the request path, where an interpreted validator cost several.
+    return fastjsonschema.compile(json.loads(SCHEMA_PATH.read_text()))
 
 
 def pointer(path: Any) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _describe(error: ValidationError) -> tuple[str, str]:
-    field = pointer(error.absolute_path)
-    if error.validator == "required":
-        # jsonschema reports the parent; name the missing member itself.
-        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+def _describe(error: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
+    path = list(error.path or [])[1:]  # drop the leading "data" (the document itself)
+    field = pointer(path)
+    message = str(error.message).replace(str(error.name), "value", 1)
+    if error.rule == "required" and isinstance(error.value, dict):
+        missing = next((m for m in error.rule_definition if m not in error.value), "")
         return f"{field.rstrip('/')}/{missing}", f"'{missing}' is required"
-    return field, error.message
+    if error.rule == "dependencies" and isinstance(error.value, dict):
+        return field, f"{message} (a timesheet with rows needs member, date_from and date_to)"
+    return field, message
 
 
 def decode_json(body: bytes) -> Any:
@@ -90,12 +92,11 @@ def parse_event(body: bytes) -> Event:
     document = decode_json(body)
     if not isinstance(document, dict):
         raise EventError(400, "", "body must be a JSON object")
-    errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
-    if errors:
-        # Report the deepest-first, most specific error: that names the field to fix.
-        best = max(errors, key=lambda e: len(list(e.absolute_path)))
-        field, message = _describe(best)
-        raise EventError(422, field, message)
+    try:
+        _validator()(document)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        field, message = _describe(exc)
+        raise EventError(422, field, message) from None
     timestamp = parse_datetime(document["timestamp"], "/timestamp")
     data = document["data"]
     return Event(
