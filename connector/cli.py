@@ -286,5 +286,8 @@ def register_cli(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(config_command())
     from connector.admin.cli import admins_cli
+    from mappings.cli import mappings_cli
+
+    app.cli.add_command(mappings_cli)
 
     app.cli.add_command(admins_cli)

@@ -84,3 +84,19 @@ def test_config_prints_every_variable(app) -> None:
         "PUBLIC_BASE_URL",
     ):
         assert f"`{name}`" in out
+
+
+def test_walkthrough_from_the_terminal(app, workspace, post_event, client) -> None:
+    """README's five-minute walkthrough: sample approval -> held -> create customers -> drafts."""
+    runner = app.test_cli_runner()
+    post_event(workspace, event("timesheet_approved__three_customers"))
+    listed = runner.invoke(args=["mappings", "list", str(workspace.id)]).output
+    assert "cl-globex" in listed and "unmapped" in listed
+    res = runner.invoke(args=["mappings", "create-customers", str(workspace.id)])
+    assert res.exit_code == 0, res.output
+    assert "3 client(s) mapped" in res.output
+    drafts = client.get("/api/v1/timesheets/ts_8f3a2c9e1b/drafts", headers=workspace.auth).json[
+        "drafts"
+    ]
+    assert sorted(d["total"] for d in drafts) == ["202.00", "265.84", "856.58"]
+    assert {d["status"] for d in drafts} == {"drafted"}

@@ -1,0 +1,79 @@
+"""``flask --app connector mappings ...``: see and fix mappings from a terminal.
+
+mappings list WORKSPACE_ID                 every client/project seen and where it bills
+mappings create-customers WORKSPACE_ID     create the accounting customer of every unmapped
+                                           client and map it (holds then release themselves)
+"""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from connector import db
+from connector.models import Workspace
+from connector.providers import build_provider
+from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError
+from mappings import service
+
+mappings_cli = AppGroup("mappings", help="List and create customer mappings.")
+
+
+def _workspace(workspace_id: int) -> Workspace:
+    ws = db.session.get(Workspace, workspace_id)
+    if ws is None:
+        raise click.ClickException(f"no workspace with id {workspace_id}")
+    return ws
+
+
+@mappings_cli.command("list")
+@click.argument("workspace_id", type=int)
+def list_mappings(workspace_id: int) -> None:
+    """Every tracker client and project seen in approvals, with its accounting customer."""
+    _workspace(workspace_id)
+    rows = service.list_entities(db.session, workspace_id)
+    if not rows:
+        click.echo("no clients or projects seen yet: send an approval first")
+    for row in rows:
+        target = row.effective
+        where = (
+            f"-> {target.customer_name} ({target.customer_id})"
+            + (" via its client" if row.mapping is None else "")
+            if target
+            else "unmapped"
+        )
+        click.echo(f"{row.kind:8} {row.tracker_id:16} {row.name:32} {where}")
+
+
+@mappings_cli.command("create-customers")
+@click.argument("workspace_id", type=int)
+@click.option("--currency", default=None, help="Currency of the new customers (ISO code).")
+def create_customers(workspace_id: int, currency: str | None) -> None:
+    """Create (or link, if the name exists) a customer for every unmapped tracker client."""
+    ws = _workspace(workspace_id)
+    provider = build_provider(ws.id, ws.provider, current_app.config)
+    created = 0
+    for row in service.list_entities(db.session, workspace_id):
+        if row.kind != "client" or row.mapping is not None:
+            continue
+        try:
+            customer = provider.create_customer(
+                NewCustomer(
+                    name=row.name, email=row.email, currency=currency, tracker_id=row.tracker_id
+                )
+            )
+        except DuplicateCustomer as exc:
+            if exc.existing is None:
+                raise click.ClickException(str(exc)) from None
+            customer = exc.existing
+        except ProviderError as exc:
+            raise click.ClickException(f"{row.name}: {exc}") from None
+        service.map_to(
+            db.session, workspace_id, kind="client", tracker_id=row.tracker_id, customer=customer
+        )
+        db.session.commit()
+        created += 1
+        click.echo(f"client {row.tracker_id} -> {customer.name} ({customer.id})")
+    released = service.after_change(workspace_id) if created else 0
+    click.echo(f"{created} client(s) mapped; {released} held approval(s) re-billed")
