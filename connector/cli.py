@@ -30,6 +30,7 @@ db_cli = AppGroup("db", help="Create or upgrade the database schema.")
 workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
 events_cli = AppGroup("events", help="Send a signed sample event; replay stored deliveries.")
 jobs_cli = AppGroup("jobs", help="Inspect and retry background jobs.")
+secrets_cli = AppGroup("secrets", help="Encryption-key rotation for stored secrets.")
 
 SAMPLE_EVENT = (
     Path(__file__).resolve().parent.parent
@@ -272,6 +273,28 @@ def jobs_retry(job_ids: tuple[int, ...], all_failed: bool) -> None:
         click.echo(f"job {job_id}: {'queued again' if ok else 'not retryable (done or unknown)'}")
 
 
+# --- secrets -------------------------------------------------------------------------------------
+@secrets_cli.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every stored secret under the first TOKEN_ENCRYPTION_KEYS key.
+
+    Rotate by prepending a new key, deploying, running this, then dropping the old key.
+    """
+    from connector.models import Connection
+
+    box = _box()
+    count = 0
+    with db.session_scope() as s:
+        for ws in s.scalars(select(Workspace)):
+            ws.signing_secrets_encrypted = box.rotate(ws.signing_secrets_encrypted)
+            count += 1
+        for conn in s.scalars(select(Connection)):
+            if conn.credentials_encrypted:
+                conn.credentials_encrypted = box.rotate(conn.credentials_encrypted)
+                count += 1
+    click.echo(f"re-encrypted {count} secret(s) under the newest key")
+
+
 def config_command() -> click.Command:
     @click.command("config")
     def show_config() -> None:
@@ -282,7 +305,7 @@ def config_command() -> click.Command:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, workspaces_cli, events_cli, jobs_cli):
+    for group in (db_cli, workspaces_cli, events_cli, jobs_cli, secrets_cli):
         app.cli.add_command(group)
     app.cli.add_command(config_command())
     from connector.admin.cli import admins_cli

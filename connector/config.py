@@ -82,7 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "JOB_LEASE_SECONDS",
         "300",
-        "How long a worker owns a job before the sweeper hands it to another worker.",
+        "How long a worker owns a job before the poller hands it to another worker.",
     ),
     Setting("JOB_MAX_ATTEMPTS", "15", "Attempts before a job fails for good (it can be retried)."),
     Setting(

@@ -100,3 +100,15 @@ def test_walkthrough_from_the_terminal(app, workspace, post_event, client) -> No
     ]
     assert sorted(d["total"] for d in drafts) == ["202.00", "265.84", "856.58"]
     assert {d["status"] for d in drafts} == {"drafted"}
+
+
+def test_key_rotation_reencrypts_every_secret(app, workspace, post_event) -> None:
+    from cryptography.fernet import Fernet
+
+    old_keys = list(app.config["TOKEN_ENCRYPTION_KEYS"])
+    new_key = Fernet.generate_key().decode()
+    app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key, *old_keys]
+    res = app.test_cli_runner().invoke(args=["secrets", "reencrypt"])
+    assert res.exit_code == 0 and "re-encrypted 1" in res.output
+    app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key]  # the old key is gone now
+    assert post_event(workspace, event("timesheet_submitted__unsupported")).status_code == 200
