@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from connector import db, migrate, worker
+from connector import db, worker
 from connector.config import settings_table_markdown
 from connector.models import Delivery, Job, JobState, Workspace
 
@@ -46,6 +46,8 @@ SAMPLE_EVENT = (
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head). Safe to run on every deploy."""
+    from connector import migrate  # alembic is imported only by the commands that use it
+
     migrate.upgrade(revision)
     click.echo(f"database upgraded to {revision}")
 
@@ -54,6 +56,8 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ("base" empties the database)."""
+    from connector import migrate
+
     migrate.downgrade(revision)
 
 
@@ -61,12 +65,16 @@ def db_downgrade(revision: str) -> None:
 @click.option("-m", "--message", required=True)
 def db_revision(message: str) -> None:
     """Autogenerate a migration from the models."""
+    from connector import migrate
+
     migrate.revision(message)
 
 
 @db_cli.command("current")
 def db_current() -> None:
     """Show the schema revision the database is at."""
+    from connector import migrate
+
     migrate.current()
 
 
