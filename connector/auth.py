@@ -31,6 +31,7 @@ login_manager.login_message = "Please sign in to continue."
 PUBLIC_ENDPOINTS = frozenset(
     {
         "static",
+        "admin.static",  # the console stylesheet
         "health.healthz",
         "health.readyz",
         "webhooks.receive",

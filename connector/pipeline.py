@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 # Draft rows the pipeline still has to push to the provider.
 TO_PUSH = frozenset({DraftStatus.PENDING, DraftStatus.RECONNECT_NEEDED})
+# Outcomes where the provider said no: nothing was created under the row's key.
+KNOWN_NOT_CREATED = frozenset({DraftStatus.FAILED, DraftStatus.CURRENCY_MISMATCH})
 # Draft rows that exist (or may exist) at the provider.
 AT_PROVIDER = frozenset({DraftStatus.DRAFTED, DraftStatus.PENDING, DraftStatus.RECONNECT_NEEDED})
 
@@ -374,6 +376,12 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         row.lines = [_line_to_json(line) for line in draft.lines]
         row.provider = workspace.provider
         if row.status in HOLD_STATUSES or row.status == DraftStatus.FAILED:
+            if row.attempts and row.provider_id is None and row.status in KNOWN_NOT_CREATED:
+                # The provider refused it, so nothing exists under the old key; the fixed
+                # request goes out under a new key (a provider may replay the old refusal).
+                row.key = billing.draft_key(
+                    str(workspace.id), ts_row.timesheet_id, revision, f"{subject}#{row.attempts}"
+                )
             row.status = DraftStatus.PENDING
             row.hold_reason = row.hold_message = row.error = None
 
@@ -511,6 +519,8 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
             found = provider.find_draft(row.key)
             provider_id = found.provider_id if found else None
         if provider_id is None:
+            if row.attempts > 0:
+                provider.abandon_draft(row.key)  # e.g. a Stripe invoice whose lines never came
             row.status = DraftStatus.VOIDED
             row.hold_message = f"Not invoiced: {reason}."
             s.commit()

@@ -182,3 +182,32 @@ def test_api_requires_a_token_of_that_workspace(make_workspace, post_event, clie
     assert client.get(f"/api/v1/timesheets/{TS_ID}/drafts", headers=bad).status_code == 401
     res = client.get(f"/api/v1/timesheets/{TS_ID}/drafts", headers=b.auth)
     assert res.status_code == 404 and res.mimetype == "application/problem+json"
+
+
+def test_a_refused_draft_is_retried_under_a_fresh_key(workspace, post_event, client, monkeypatch):
+    from connector.providers.base import Rejected
+    from connector.providers.local import LocalProvider
+
+    map_clients_locally(workspace.id)
+    original = LocalProvider.create_draft
+
+    def refuse_initech(self, draft):  # type: ignore[no-untyped-def]
+        if draft.customer_name == "Initech":
+            raise Rejected("Customer is inactive", code="610")
+        return original(self, draft)
+
+    monkeypatch.setattr(LocalProvider, "create_draft", refuse_initech)
+    post_event(workspace, event(APPROVED))
+    initech = next(
+        d for d in drafts_api(client, workspace)["drafts"] if d["customer"]["name"] == "Initech"
+    )
+    assert initech["status"] == "failed" and "inactive" in initech["error"]
+    monkeypatch.setattr(LocalProvider, "create_draft", original)
+
+    ts = db.session.scalars(select(Timesheet)).one()
+    pipeline.retry_timesheet(workspace.id, ts.id)
+    retried = next(
+        d for d in drafts_api(client, workspace)["drafts"] if d["customer"]["name"] == "Initech"
+    )
+    assert retried["status"] == "drafted" and retried["key"] != initech["key"]
+    assert len(invoices()) == 3

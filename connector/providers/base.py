@@ -240,6 +240,15 @@ class AccountingProvider(abc.ABC):
     def remove_draft(self, provider_id: str) -> RemovalOutcome:
         """Delete (or void where deleting is impossible) an invoice that is still a draft."""
 
+    def abandon_draft(self, key: str) -> RemovalOutcome:
+        """Remove whatever an unfinished create under ``key`` left behind.
+
+        Called when an approval is withdrawn while its draft's creation never completed (e.g.
+        Stripe's invoice exists but not all lines were added). Providers whose create is a
+        single call have nothing to clean up.
+        """
+        return RemovalOutcome.ALREADY_GONE
+
     @abc.abstractmethod
     def draft_link(self, provider_id: str) -> str | None:
         """A deep link a human can open to review the draft."""

@@ -809,6 +809,15 @@ class StripeProvider(AccountingProvider):
         )
         return RemovalOutcome.DELETED
 
+    def abandon_draft(self, key: str) -> RemovalOutcome:
+        """Delete the half-filled invoice a create under ``key`` left (lines never all added)."""
+        pending = self._meta(META_PENDING).get(key)
+        if not pending:
+            return RemovalOutcome.ALREADY_GONE
+        outcome = self.remove_draft(pending["invoice"])
+        self._clear_pending(key)
+        return outcome
+
     def draft_link(self, provider_id: str) -> str | None:
         # Dashboard pattern: /[acct_…/][test/]invoices/{id}. With Connect the account id makes
         # the Dashboard switch to the connected account the invoice lives in.

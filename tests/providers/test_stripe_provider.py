@@ -369,6 +369,27 @@ def test_resume_after_a_crash_between_the_two_calls(provider: Any, rsps: Any) ->
     assert provider.store.meta()["pending_drafts"] == {}
 
 
+def test_abandoning_a_half_built_draft_deletes_its_invoice(provider: Any, rsps: Any) -> None:
+    """An approval withdrawn between the two calls must not leave an empty draft in Stripe."""
+    add_create(rsps)
+    rsps.add(
+        responses.POST,
+        f"{API}/v1/invoices/{INVOICE}/add_lines",
+        body=requests.exceptions.ConnectionError("worker lost its network"),
+    )
+    with pytest.raises(RetryLater):
+        provider.create_draft(make_draft())
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}", json=fx("invoice__draft_created"))
+    rsps.add(
+        responses.DELETE, f"{API}/v1/invoices/{INVOICE}", json={"id": INVOICE, "deleted": True}
+    )
+
+    assert provider.abandon_draft(KEY) == RemovalOutcome.DELETED
+    assert [c.request.method for c in rsps.calls if c.request.method == "DELETE"] == ["DELETE"]
+    assert provider.store.meta()["pending_drafts"] == {}
+    assert provider.abandon_draft(KEY) == RemovalOutcome.ALREADY_GONE  # nothing left to do
+
+
 def test_resume_with_every_line_missing_reuses_the_original_chunk_key(
     provider: Any, rsps: Any
 ) -> None:
