@@ -70,10 +70,14 @@ def _describe(error: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]
     return field, message
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def decode_json(body: bytes) -> Any:
     """JSON with exact decimals (never floats), or EventError(400)."""
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EventError(400, "", f"body is not valid JSON: {exc}") from None
 
