@@ -11,10 +11,18 @@ from datetime import date
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from connector import db
 from connector.admin import bp
+from connector.approvals import (
+    HELD_STATUSES,
+    approvals_query,
+    count,
+    earlier_drafts,
+    find_timesheet,
+    live_drafts,
+)
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import (
     HOLD_STATUSES,
@@ -30,7 +38,6 @@ from connector.models import (
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-WAITING_STATUSES = frozenset(HOLD_STATUSES | {DraftStatus.RECONNECT_NEEDED})
 # The status filter: "held" groups everything an admin can unblock, then each status by name.
 STATUS_FILTERS = {
     "": "Any status",
@@ -168,12 +175,6 @@ def fixes_for(
     return fixes
 
 
-def current_drafts(ts: Timesheet) -> list[Draft]:
-    return [
-        d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
-    ]
-
-
 def _parse_day(name: str) -> date | None:
     raw = (request.args.get(name) or "").strip()
     if not raw:
@@ -189,7 +190,7 @@ def _view_rows(ws: Workspace, timesheets: list[Timesheet]) -> list[dict[str, Any
     names = _entity_names(ws)
     rows = []
     for ts in timesheets:
-        drafts = current_drafts(ts)
+        drafts = live_drafts(ts)
         needs_rebill = any(d.status in HOLD_STATUSES for d in drafts)
         holds = _holds_by_subject(ws, ts) if needs_rebill else {}
         rows.append(
@@ -228,31 +229,14 @@ def approvals(workspace_id: int) -> Any:
     day_from, day_to = _parse_day("from"), _parse_day("to")
     page = max(1, request.args.get("page", 1, type=int) or 1)
 
-    stmt = select(Timesheet).where(Timesheet.workspace_id == ws.id)
-    if status:
-        wanted = list(WAITING_STATUSES) if status == "held" else [status]
-        stmt = stmt.where(
-            Timesheet.id.in_(
-                select(Draft.timesheet_pk).where(
-                    Draft.workspace_id == ws.id,
-                    Draft.status.in_(wanted),
-                    Draft.revision == Timesheet.revision,
-                )
-            )
-        )
-    # Period: approvals whose period overlaps [from, to].
-    if day_from:
-        stmt = stmt.where(or_(Timesheet.date_to.is_(None), Timesheet.date_to >= day_from))
-    if day_to:
-        stmt = stmt.where(or_(Timesheet.date_from.is_(None), Timesheet.date_from <= day_to))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    timesheets = list(
-        db.session.scalars(
-            stmt.order_by(Timesheet.approved_at.desc(), Timesheet.id.desc())
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
-        )
+    stmt = approvals_query(
+        ws.id,
+        statuses=(HELD_STATUSES if status == "held" else [status]) if status else None,
+        day_from=day_from,
+        day_to=day_to,
     )
+    total = count(db.session, stmt)
+    timesheets = list(db.session.scalars(stmt.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
 
     def page_url(number: int) -> str:
         args = {"status": status, "from": day_from, "to": day_to, "page": number}
@@ -294,7 +278,7 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
             .order_by(Delivery.id.desc())
         )
     )
-    previous = [d for d in ts.drafts if d not in current_drafts(ts)]
+    previous = earlier_drafts(ts)
     return render_template(
         "admin/approval.html",
         workspace=ws,
@@ -369,11 +353,7 @@ def delivery(workspace_id: int, delivery_id: int) -> Any:
         abort(404)
     timesheet = None
     if row.timesheet_id:
-        timesheet = db.session.scalars(
-            select(Timesheet).where(
-                Timesheet.workspace_id == ws.id, Timesheet.timesheet_id == row.timesheet_id
-            )
-        ).first()
+        timesheet = find_timesheet(db.session, ws.id, row.timesheet_id)
     return render_template(
         "admin/delivery.html",
         workspace=ws,

@@ -6,18 +6,16 @@ from datetime import date
 from typing import Any
 
 from flask import g, jsonify, request
-from sqlalchemy import func, or_, select
 
 from connector import db
 from connector.api import bp
-from connector.api.drafts import serialize_draft, serialize_timesheet
+from connector.api.drafts import serialize_draft, serialize_timesheet, timesheet_not_found
 from connector.api.mappings import invalid
+from connector.approvals import HELD_STATUSES, approvals_query, count, find_timesheet, live_drafts
 from connector.auth import token_required
-from connector.models import HOLD_STATUSES, Draft, DraftStatus, Timesheet
-from connector.problems import Problem
+from connector.models import DraftStatus
 
 MAX_LIMIT = 200
-HELD = sorted(HOLD_STATUSES | {DraftStatus.RECONNECT_NEEDED})
 
 
 def _day(name: str) -> date | None:
@@ -54,31 +52,17 @@ def list_approvals() -> Any:
     day_from, day_to = _day("from"), _day("to")
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
     offset = _int_arg("offset", 0, 0, 10**9)
-    stmt = select(Timesheet).where(Timesheet.workspace_id == g.workspace.id)
-    if status:
-        wanted = HELD if status == "held" else [status]
-        stmt = stmt.where(
-            Timesheet.id.in_(
-                select(Draft.timesheet_pk).where(
-                    Draft.workspace_id == g.workspace.id,
-                    Draft.status.in_(wanted),
-                    Draft.revision == Timesheet.revision,
-                )
-            )
-        )
-    if day_from:
-        stmt = stmt.where(or_(Timesheet.date_to.is_(None), Timesheet.date_to >= day_from))
-    if day_to:
-        stmt = stmt.where(or_(Timesheet.date_from.is_(None), Timesheet.date_from <= day_to))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(
-        stmt.order_by(Timesheet.approved_at.desc(), Timesheet.id.desc()).offset(offset).limit(limit)
+    stmt = approvals_query(
+        g.workspace.id,
+        statuses=(HELD_STATUSES if status == "held" else [status]) if status else None,
+        day_from=day_from,
+        day_to=day_to,
     )
+    total = count(db.session, stmt)
+    rows = db.session.scalars(stmt.offset(offset).limit(limit))
     approvals = []
     for ts in rows:
-        drafts = [
-            d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
-        ]
+        drafts = live_drafts(ts)
         approvals.append(
             {**serialize_timesheet(ts), "drafts": [serialize_draft(d) for d in drafts]}
         )
@@ -89,18 +73,9 @@ def list_approvals() -> Any:
 @token_required
 def retry_approval(timesheet_id: str) -> Any:
     """Try the failed drafts of one approval again (same idempotency keys: no duplicates)."""
-    ts = db.session.scalars(
-        select(Timesheet).where(
-            Timesheet.workspace_id == g.workspace.id, Timesheet.timesheet_id == timesheet_id
-        )
-    ).first()
+    ts = find_timesheet(db.session, g.workspace.id, timesheet_id)
     if ts is None:
-        raise Problem(
-            404,
-            "Timesheet not found",
-            f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
-            type_="not-found",
-        )
+        raise timesheet_not_found(timesheet_id)
     from connector.pipeline import retry_timesheet
 
     job_id = retry_timesheet(g.workspace.id, ts.id)

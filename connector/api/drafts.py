@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify
-from sqlalchemy import select
 
 from connector import db
 from connector.api import bp
+from connector.approvals import earlier_drafts, find_timesheet, live_drafts
 from connector.auth import token_required
 from connector.models import Draft, DraftStatus, Timesheet
 from connector.problems import Problem
@@ -53,30 +53,25 @@ def serialize_timesheet(ts: Timesheet) -> dict[str, Any]:
     }
 
 
+def timesheet_not_found(timesheet_id: str) -> Problem:
+    return Problem(
+        404,
+        "Timesheet not found",
+        f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
+        type_="not-found",
+    )
+
+
 @bp.get("/timesheets/<path:timesheet_id>/drafts")
 @token_required
 def timesheet_drafts(timesheet_id: str) -> Any:
-    ts = db.session.scalars(
-        select(Timesheet).where(
-            Timesheet.workspace_id == g.workspace.id, Timesheet.timesheet_id == timesheet_id
-        )
-    ).first()
+    ts = find_timesheet(db.session, g.workspace.id, timesheet_id)
     if ts is None:
-        raise Problem(
-            404,
-            "Timesheet not found",
-            f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
-            type_="not-found",
-        )
-    rows = list(
-        db.session.scalars(select(Draft).where(Draft.timesheet_pk == ts.id).order_by(Draft.id))
-    )
-    current = [d for d in rows if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED]
-    history = [d for d in rows if d not in current]
+        raise timesheet_not_found(timesheet_id)
     return jsonify(
         timesheet=serialize_timesheet(ts),
-        drafts=[serialize_draft(d) for d in current],
-        previous_drafts=[serialize_draft(d) for d in history],
+        drafts=[serialize_draft(d) for d in live_drafts(ts)],
+        previous_drafts=[serialize_draft(d) for d in earlier_drafts(ts)],
     )
 
 
