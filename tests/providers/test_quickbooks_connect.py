@@ -25,17 +25,6 @@ def qbo_app(app: Any) -> Any:
 
 
 @pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def fake(rsps: Any) -> FakeQbo:
-    return FakeQbo(rsps)
-
-
-@pytest.fixture
 def restored(monkeypatch: Any) -> list[int]:
     calls: list[int] = []
     monkeypatch.setattr("connector.pipeline.on_connection_restored", calls.append)

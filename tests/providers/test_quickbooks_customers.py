@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import responses
 
 from connector.providers import quickbooks
 from connector.providers.base import DuplicateCustomer, NewCustomer, Rejected
@@ -19,17 +18,6 @@ from tests.providers.qbo_fixtures import (
     sent_json,
     validate_entity,
 )
-
-
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def fake(rsps: Any) -> FakeQbo:
-    return FakeQbo(rsps)
 
 
 @pytest.fixture

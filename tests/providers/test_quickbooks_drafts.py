@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-import responses
 
 from connector.providers import quickbooks
 from connector.providers.base import (
@@ -70,17 +69,6 @@ def make_draft(key: str = "ts-77-r1-c1", **kw: Any) -> DraftInvoice:
     }
     values.update(kw)
     return DraftInvoice(**values)
-
-
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def fake(rsps: Any) -> FakeQbo:
-    return FakeQbo(rsps)
 
 
 @pytest.fixture

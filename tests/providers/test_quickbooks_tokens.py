@@ -23,17 +23,6 @@ from tests.providers.qbo_fixtures import (
 )
 
 
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def fake(rsps: Any) -> FakeQbo:
-    return FakeQbo(rsps)
-
-
 def connection_row(workspace_id: int) -> Connection:
     from sqlalchemy import select
 

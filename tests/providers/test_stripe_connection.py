@@ -36,12 +36,6 @@ def stripe_config(app: Any) -> None:
 
 
 @pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def restored(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     monkeypatch.setattr("connector.pipeline.on_connection_restored", calls.append)

@@ -118,12 +118,6 @@ def provider(app: Any, workspace: Any, store: DbCredentialStore, limiter: Record
     return p
 
 
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def add_create(rsps: Any, **kw: Any) -> None:
     rsps.add(responses.POST, f"{API}/v1/invoices", json=fx("invoice__draft_created"), **kw)
 
