@@ -21,16 +21,19 @@ def build_document() -> dict[str, Any]:
             paths.setdefault(path, {}).update(ops)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     event = json.loads(SCHEMA_PATH.read_text())
-    defs = event.pop("$defs", {})
+    defs = event.pop("definitions", {})
     event.pop("$schema", None)
     event.pop("$id", None)
-    # JSON Schema $defs become components; rewrite the internal references accordingly.
-    text = json.dumps(event)
-    for name in defs:
-        schemas[f"Event_{name}"] = json.loads(
-            json.dumps(defs[name]).replace("#/$defs/", "#/components/schemas/Event_")
+
+    # The contract's JSON Schema definitions become components; rewrite references to match.
+    def as_component(schema: Any) -> Any:
+        return json.loads(
+            json.dumps(schema).replace("#/definitions/", "#/components/schemas/Event_")
         )
-    schemas["Event"] = json.loads(text.replace("#/$defs/", "#/components/schemas/Event_"))
+
+    for name, schema in defs.items():
+        schemas[f"Event_{name}"] = as_component(schema)
+    schemas["Event"] = as_component(event)
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details",
