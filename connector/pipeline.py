@@ -643,8 +643,28 @@ def bill_timesheet_now(workspace_id: int, ts_pk: int, *, retry_failed: bool = Fa
         s.expunge(workspace)
     if not _has_work(ts_pk):
         return
-    provider = build_provider(workspace.id, workspace.provider, _config())
+    try:
+        provider = build_provider(workspace.id, workspace.provider, _config())
+    except ReconnectNeeded as exc:
+        _mark_waiting_for_reconnect(ts_pk, str(exc))
+        raise
     push_drafts(workspace, ts_pk, provider)
+
+
+def _mark_waiting_for_reconnect(ts_pk: int, message: str) -> None:
+    """No usable account at all (never connected, or revoked): say so on every waiting draft."""
+    with db.session_scope() as s:
+        ts_row = s.get(Timesheet, ts_pk)
+        assert ts_row is not None
+        for row in s.scalars(
+            select(Draft).where(
+                Draft.timesheet_pk == ts_pk,
+                Draft.revision == ts_row.revision,
+                Draft.status.in_(list(TO_PUSH)),
+            )
+        ):
+            row.status = DraftStatus.RECONNECT_NEEDED
+            row.error = message
 
 
 def _has_work(ts_pk: int) -> bool:

@@ -211,3 +211,15 @@ def test_a_refused_draft_is_retried_under_a_fresh_key(workspace, post_event, cli
     )
     assert retried["status"] == "drafted" and retried["key"] != initech["key"]
     assert len(invoices()) == 3
+
+
+def test_provider_never_connected_parks_drafts_as_reconnect_needed(
+    make_workspace, post_event, client
+):
+    ws = make_workspace(provider="quickbooks")
+    map_clients_locally(ws.id)  # mappings exist, but QuickBooks was never connected
+    post_event(ws, event(APPROVED))
+    drafts = drafts_api(client, ws)["drafts"]
+    assert {d["status"] for d in drafts} == {"reconnect_needed"}
+    job = db.session.scalars(select(Job)).one()
+    assert job.state == "waiting" and job.wait_reason == "reconnect_needed"
