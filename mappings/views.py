@@ -32,6 +32,8 @@ from connector.providers.base import (
     ProviderError,
     ReconnectNeeded,
 )
+from connector.settings import GROUPINGS
+from mappings import customer_settings as overrides
 from mappings import rates as rate_table
 from mappings import service
 from mappings.suggest import rank_customers
@@ -98,6 +100,7 @@ def index(workspace_id: int) -> Any:
         confident=sum(1 for r in rows if r.confident),
         problem=problem,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
+        customers=overrides.list_customers(db.session, ws.id),
     )
 
 
@@ -239,6 +242,50 @@ def remove(workspace_id: int) -> Any:
     else:
         flash("That mapping was already gone.", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
+
+
+# --- per-customer settings ----------------------------------------------------------------------
+@bp.route(
+    "/workspaces/<int:workspace_id>/customers/<path:customer_id>/settings",
+    methods=["GET", "POST"],
+)
+@admin_required
+def customer_settings(workspace_id: int, customer_id: str) -> Any:
+    """One customer's overrides of the workspace settings; empty fields = workspace default."""
+    ws = workspace_for_admin(workspace_id)
+    view = overrides.get(db.session, ws.id, customer_id)
+    if view is None:
+        abort(404)
+    stored = view.overrides.to_dict()
+    form = {name: "" if value is None else str(value) for name, value in stored.items()}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        here = url_for("mappings.customer_settings", workspace_id=ws.id, customer_id=customer_id)
+        if request.form.get("action") == "clear":
+            if overrides.clear(db.session, ws.id, customer_id):
+                _changed(ws, f"{view.customer_name} now uses the workspace settings.")
+            else:
+                flash(f"{view.customer_name} already uses the workspace settings.", "success")
+            return redirect(here)
+        form = {name: request.form.get(name, "") for name in overrides.FIELDS}
+        try:
+            overrides.set_overrides(db.session, ws.id, customer_id, form)
+        except overrides.CustomerSettingsError as exc:
+            db.session.rollback()
+            errors[exc.field] = exc.message
+        else:
+            _changed(ws, f"Settings for {view.customer_name} saved.")
+            return redirect(here)
+    page = render_template(
+        "mappings/customer_settings.html",
+        workspace=ws,
+        customer=view,
+        defaults=view.workspace,
+        form=form,
+        errors=errors,
+        groupings=GROUPINGS,
+    )
+    return (page, 422) if errors else page
 
 
 # --- rates ---------------------------------------------------------------------------------------

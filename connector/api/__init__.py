@@ -18,10 +18,12 @@ API_MODULES = (
     "settings",
     "approvals",
     "tokens",
+    "customer_settings",
 )
 
 from connector.api import (  # noqa: E402, F401  - registers routes
     approvals,
+    customer_settings,
     drafts,
     mappings,
     openapi,

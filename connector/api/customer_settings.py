@@ -1,0 +1,154 @@
+"""``/api/v1/customers/<customer_id>/settings``: one accounting customer's overrides of the
+workspace settings (grouping, billing increment, payment terms, tax code; null = workspace's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify
+
+from connector import db
+from connector.api import bp
+from connector.api.mappings import invalid, json_object
+from connector.auth import token_required
+from connector.problems import Problem
+from mappings import customer_settings as service
+
+
+def _not_found(customer_id: str) -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        f"customer {customer_id!r}: no client or project of this workspace is billed to it",
+        type_="not-found",
+        field="/customer_id",
+    )
+
+
+@bp.get("/customers/<path:customer_id>/settings")
+@token_required
+def get_customer_settings(customer_id: str) -> Any:
+    view = service.get(db.session, g.workspace.id, customer_id)
+    if view is None:
+        raise _not_found(customer_id)
+    return jsonify(view.to_json())
+
+
+@bp.put("/customers/<path:customer_id>/settings")
+@token_required
+def put_customer_settings(customer_id: str) -> Any:
+    """Replace the overrides: fields omitted or null use the workspace's setting."""
+    body = json_object()
+    if service.get(db.session, g.workspace.id, customer_id) is None:
+        raise _not_found(customer_id)
+    try:
+        view = service.set_overrides(db.session, g.workspace.id, customer_id, body)
+    except service.CustomerSettingsError as exc:
+        db.session.rollback()
+        raise invalid(exc.field, exc.message) from None
+    db.session.commit()
+    released = service.after_change(g.workspace.id)
+    return jsonify({**view.to_json(), "released": released})
+
+
+@bp.delete("/customers/<path:customer_id>/settings")
+@token_required
+def delete_customer_settings(customer_id: str) -> Any:
+    if not service.clear(db.session, g.workspace.id, customer_id):
+        raise Problem(
+            404,
+            "Not found",
+            f"customer {customer_id!r} has no settings of its own",
+            type_="not-found",
+            field="/customer_id",
+        )
+    db.session.commit()
+    service.after_change(g.workspace.id)
+    return "", 204
+
+
+_VALUES = {
+    "grouping": {
+        "type": ["string", "null"],
+        "enum": ["project", "project_day", "task", "detailed", None],
+    },
+    "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
+    "payment_terms_days": {"type": ["integer", "null"], "minimum": 0, "maximum": 365},
+    "tax_code": {"type": ["string", "null"], "maxLength": 100},
+}
+_OVERRIDES = {
+    "type": "object",
+    "description": "null = the workspace's setting",
+    "additionalProperties": False,
+    "properties": _VALUES,
+}
+_REF = {"$ref": "#/components/schemas/CustomerSettings"}
+_PARAMS = [{"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "404": {"$ref": "#/components/responses/Problem"},
+}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI_SCHEMAS = {
+    "CustomerSettingsOverrides": _OVERRIDES,
+    "CustomerSettings": {
+        "type": "object",
+        "properties": {
+            "customer_id": {"type": "string"},
+            "customer_name": {"type": "string"},
+            "overrides": {"$ref": "#/components/schemas/CustomerSettingsOverrides"},
+            "workspace": {"type": "object", "description": "the workspace's settings"},
+            "effective": {"type": "object", "description": "what the next draft uses"},
+        },
+    },
+}
+OPENAPI_PATHS = {
+    "/customers/{customer_id}/settings": {
+        "get": {
+            "operationId": "getCustomerSettings",
+            "summary": "One accounting customer's overrides of the workspace settings",
+            "parameters": _PARAMS,
+            "responses": {"200": _ok("The overrides and what applies", _REF), **_ERRORS},
+        },
+        "put": {
+            "operationId": "putCustomerSettings",
+            "summary": (
+                "Replace the customer's overrides (omitted or null = workspace setting); "
+                "releases held approvals"
+            ),
+            "parameters": _PARAMS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/CustomerSettingsOverrides"}
+                    }
+                },
+            },
+            "responses": {
+                "200": _ok(
+                    "The stored overrides; released = approvals re-billed",
+                    {
+                        "allOf": [
+                            _REF,
+                            {"type": "object", "properties": {"released": {"type": "integer"}}},
+                        ]
+                    },
+                ),
+                "422": {"$ref": "#/components/responses/Problem"},
+                **_ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "deleteCustomerSettings",
+            "summary": "Back to the workspace's settings for this customer",
+            "parameters": _PARAMS,
+            "responses": {"204": {"description": "Cleared"}, **_ERRORS},
+        },
+    }
+}
