@@ -9,6 +9,8 @@ signing secret), ``connections``, ``approvals`` (drafts, holds and their fixes, 
 
 from flask import Blueprint
 
+from connector.providers import DISPLAY_NAMES
+
 bp = Blueprint(
     "admin",
     __name__,
@@ -16,6 +18,13 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/admin/static",
 )
+
+
+@bp.app_template_filter("provider_name")
+def provider_name(name: str | None) -> str:
+    """ "quickbooks" -> "QuickBooks Online", for people."""
+    return DISPLAY_NAMES.get(name or "", name or "")
+
 
 from connector.admin import (  # noqa: E402, F401  - each module registers its routes on bp
     approvals,

@@ -60,7 +60,7 @@ def test_held_approval_becomes_a_draft_after_one_click(
     assert "55.00 USD" in drafted.inner_text()
     [draft] = live_drafts(workspace.id)
     assert draft.status == DraftStatus.DRAFTED and draft.customer_id == customer_id
-    href = drafted.get_by_role("link", name="Open draft in local").get_attribute("href")
+    href = drafted.get_by_role("link", name="Open draft in Built-in ledger").get_attribute("href")
     assert href.endswith(f"{ws}/ledger/{draft.provider_id}")
     shot(page, "06-approvals-drafted")
 
