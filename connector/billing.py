@@ -136,6 +136,7 @@ class RateEntry:
 # A resolved rate: (amount, currency, source).
 _Rate = tuple[Decimal, str, str]
 _NEVER: Final = date.min
+_WORKSPACE_SCOPE: Final = ("workspace",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,8 @@ class RateTable:
     """Rate entries plus an index built once (entries are validated on construction)."""
 
     entries: tuple[RateEntry, ...] = ()
-    _index: dict[tuple, list[tuple[date, RateEntry]]] = field(
+    # scope key -> (effective_from days, entries), sorted by day (then member/project filter).
+    _index: dict[tuple, tuple[list[date], list[RateEntry]]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -152,6 +154,7 @@ class RateTable:
         for entry in self.entries:
             check_rate(entry.amount, entry.currency, "rate entry")
             index.setdefault(_scope_key(entry), []).append((entry.effective_from or _NEVER, entry))
+        scopes: dict[tuple, tuple[list[date], list[RateEntry]]] = {}
         for key, items in index.items():
             items.sort(key=lambda item: (item[0], _entry_filter(item[1])))
             for (day_a, a), (day_b, b) in pairwise(items):
@@ -161,7 +164,9 @@ class RateTable:
                         f"two different rates for the same scope {key} from {day_a}: "
                         f"{a.amount} {a.currency} and {b.amount} {b.currency}"
                     )
-        object.__setattr__(self, "_index", index)
+            # Days and entries side by side: find() bisects the plain day list (no key function).
+            scopes[key] = ([day for day, _ in items], [entry for _, entry in items])
+        object.__setattr__(self, "_index", scopes)
 
     def find(
         self,
@@ -172,27 +177,54 @@ class RateTable:
         customer_id: str,
     ) -> _Rate | None:
         """The rate in force on `day` in the most specific scope that has one, or None."""
-        scopes: tuple[tuple[tuple, str], ...] = (
-            (("contract", contract_id), SOURCE_MEMBER_PROJECT),
-            (("member_project", member_id, project_id), SOURCE_MEMBER_PROJECT),
-            (("project", project_id), SOURCE_PROJECT),
-            (("customer", customer_id), SOURCE_CUSTOMER),
-            (("workspace",), SOURCE_WORKSPACE),
-        )
-        for key, source in scopes:
-            if key == ("contract", None):
+        index = self._index
+        for key, source in _scopes(member_id, project_id, contract_id, customer_id):
+            scope = index.get(key)
+            if scope is None:
                 continue
-            items = self._index.get(key)
-            if not items:
-                continue
+            days, entries = scope
             # Latest effective_from <= day; a scope with no entry in force yet falls through.
-            in_force = items[: bisect_right(items, day, key=lambda item: item[0])]
-            for _effective, entry in reversed(in_force):
+            # Walking indices down avoids copying the in-force prefix (this runs per day row).
+            for i in range(bisect_right(days, day) - 1, -1, -1):
+                entry = entries[i]
                 if (entry.member_id is None or entry.member_id == member_id) and (
                     entry.project_id is None or entry.project_id == project_id
                 ):
                     return (entry.amount, entry.currency, source)
         return None
+
+    def timeline(
+        self, member_id: str, project_id: str, contract_id: str | None, customer_id: str
+    ) -> tuple[tuple[date, ...], tuple[_Rate | None, ...]]:
+        """find() for every day at once: (days, rates) with
+        find(day, ...) == rates[bisect_right(days, day)].
+
+        The answer can only change on an effective_from of an entry in one of the scopes find()
+        consults, so one find() per such day covers the whole calendar. Before the first of them
+        no entry is in force anywhere, hence rates[0] is None.
+        """
+        changes: set[date] = set()
+        for key, _source in _scopes(member_id, project_id, contract_id, customer_id):
+            scope = self._index.get(key)
+            if scope is not None:
+                changes.update(scope[0])
+        days = tuple(sorted(changes))
+        found = (self.find(day, member_id, project_id, contract_id, customer_id) for day in days)
+        return days, (None, *found)
+
+
+def _scopes(
+    member_id: str, project_id: str, contract_id: str | None, customer_id: str
+) -> tuple[tuple[tuple, str], ...]:
+    # Most specific first. ("contract", None) is never indexed (_scope_key), so a row without a
+    # contract falls through to the member/project scope.
+    return (
+        (("contract", contract_id), SOURCE_MEMBER_PROJECT),
+        (("member_project", member_id, project_id), SOURCE_MEMBER_PROJECT),
+        (("project", project_id), SOURCE_PROJECT),
+        (("customer", customer_id), SOURCE_CUSTOMER),
+        (_WORKSPACE_SCOPE, SOURCE_WORKSPACE),
+    )
 
 
 def _entry_filter(entry: RateEntry) -> tuple[str, str]:
@@ -216,7 +248,7 @@ def _scope_key(entry: RateEntry) -> tuple:
         return ("project", entry.project_id)
     if entry.customer_id is not None:
         return ("customer", entry.customer_id)
-    return ("workspace",)
+    return _WORKSPACE_SCOPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,23 +340,28 @@ def timesheet_revision(timesheet: Timesheet) -> str:
             timesheet.date_to.isoformat(),
         )
     )
+    # Each token is repr() of the tuple (date ISO string, project id, project name, minutes,
+    # contract id, billable, None | (canonical rate, currency), None | (client id, name, email),
+    # None | (task id, name)). It is spelled out below with !r, which is exactly what repr() of
+    # a tuple does to each item, so no tuple is built per row; the date, shared by many rows, is
+    # formatted once per day. test_revision_token_format pins this against the tuple form.
+    day_reprs: dict[date, str] = {}
     tokens = []
     for row in timesheet.rows:
+        day = day_reprs.get(row.date)
+        if day is None:
+            day = day_reprs[row.date] = repr(row.date.isoformat())
         rate, client, task = row.rate, row.client, row.task
+        rate_part = (
+            "None" if rate is None else repr((_canonical_decimal(rate.amount), rate.currency))
+        )
+        client_part = (
+            "None" if client is None else f"({client.id!r}, {client.name!r}, {client.email!r})"
+        )
+        task_part = "None" if task is None else f"({task.id!r}, {task.name!r})"
         tokens.append(
-            repr(
-                (
-                    row.date.isoformat(),
-                    row.project_id,
-                    row.project_name,
-                    row.minutes,
-                    row.contract_id,
-                    row.billable,
-                    None if rate is None else (_canonical_decimal(rate.amount), rate.currency),
-                    None if client is None else (client.id, client.name, client.email),
-                    None if task is None else (task.id, task.name),
-                )
-            )
+            f"({day}, {row.project_id!r}, {row.project_name!r}, {row.minutes!r}, "
+            f"{row.contract_id!r}, {row.billable!r}, {rate_part}, {client_part}, {task_part})"
         )
     tokens.sort()
     digest = hashlib.sha256()
@@ -466,63 +503,98 @@ def _canonical_rate(amount: Decimal, currency: str) -> Decimal:
 
 # --------------------------------------------------------------------------- engine
 
+# (unit price, amount, quantity, duration text) of one (billed minutes, rate, currency).
+_Priced = tuple[Decimal, Decimal, Decimal, str]
 
-def _build_line(
-    values: list,
-    currency: str,
+
+def _build_lines(
+    acc: _CustomerAcc,
     member: Member,
     project_names: dict[tuple, tuple[date, str]],
     task_names: dict[tuple, tuple[date, str]],
-    owner: str,
-    pricing: dict[tuple[int, Decimal], tuple[Decimal, Decimal, Decimal]],
-) -> Line:
-    billed, tracked, first, last, project_id, task_id, rate, source = values
-    # Detailed grouping prices many lines with the same minutes and rate: memoize per bill().
-    priced = pricing.get((billed, rate))
-    if priced is None:
-        unit_price = _canonical_rate(rate, currency)
-        amount = line_amount(billed, unit_price, currency)
-        quantity = line_quantity(billed, unit_price, amount, currency)
-        priced = pricing[billed, rate] = (unit_price, amount, quantity)
-    unit_price, amount, quantity = priced
-    project_name = project_names[owner, project_id][1]
-    task_name = None if task_id is None else task_names[owner, task_id][1]
-    title = f"{project_name} ({task_name})" if task_name else project_name
-    return Line(
-        description=(
-            f"{member.name} — {title} — {_period(first, last)} — {format_duration(billed)}"
-        ),
-        minutes=billed,
-        quantity=quantity,
-        unit_price=unit_price,
-        amount=amount,
-        service_date=first if first == last else None,
-        date_from=first,
-        date_to=last,
-        project_id=project_id,
-        project_name=project_name,
-        task_name=task_name,
-        rate_source=source,
-        tracked_minutes=tracked,
-        task_id=task_id,
-    )
+    pricing: dict[tuple[int, Decimal, str], _Priced],
+    unit_prices: dict[tuple[Decimal, str], Decimal],
+) -> tuple[Line, ...]:
+    """The customer's lines, in a total order on everything that can tell two lines apart.
 
-
-def _line_order(line: Line) -> tuple:
-    # A total order on everything that can tell two lines apart, so output never depends on
-    # row order (task ids may be None, hence the "" stand-ins).
-    return (
-        line.project_name,
-        line.project_id,
-        line.task_name or "",
-        line.task_id or "",
-        line.date_from,
-        line.date_to,
-        line.unit_price,
-        line.rate_source,
-        line.minutes,
-        line.description,
-    )
+    The "detailed" grouping builds about one line per day row, and the same minutes and rate,
+    the same project/task title and the same period recur thousands of times: each derived
+    value is computed once and reused (pricing once per bill() call, as it depends only on the
+    minutes, the rate and the currency; titles and periods once per customer).
+    """
+    customer_id, currency = acc.customer.id, acc.customer.currency
+    # (project id, task id) -> (project name, task name, description up to the period)
+    titles: dict[tuple[str, str | None], tuple[str, str | None, str]] = {}
+    periods: dict[tuple[date, date], str] = {}
+    lines: list[Line] = []
+    keys: list[tuple] = []
+    for billed, tracked, first, last, project_id, task_id, rate, source in acc.lines.values():
+        priced = pricing.get((billed, rate, currency))
+        if priced is None:
+            # A few hundred rates meet a few dozen billed durations: canonicalize each rate once.
+            unit_price = unit_prices.get((rate, currency))
+            if unit_price is None:
+                unit_price = unit_prices[rate, currency] = _canonical_rate(rate, currency)
+            amount = line_amount(billed, unit_price, currency)
+            quantity = line_quantity(billed, unit_price, amount, currency)
+            priced = (unit_price, amount, quantity, format_duration(billed))
+            pricing[billed, rate, currency] = priced
+        unit_price, amount, quantity, duration = priced
+        titled = titles.get((project_id, task_id))
+        if titled is None:
+            project_name = project_names[customer_id, project_id][1]
+            task_name = None if task_id is None else task_names[customer_id, task_id][1]
+            title = f"{project_name} ({task_name})" if task_name else project_name
+            titled = titles[project_id, task_id] = (
+                project_name,
+                task_name,
+                f"{member.name} — {title} — ",
+            )
+        project_name, task_name, prefix = titled
+        period = periods.get((first, last))
+        if period is None:
+            period = periods[first, last] = _period(first, last)
+        description = f"{prefix}{period} — {duration}"
+        # Positional, in field order: with 14 fields, keywords cost ~25% more per Line and the
+        # detailed grouping builds ~100k of them.
+        line = Line(
+            description,
+            billed,  # minutes
+            quantity,
+            unit_price,
+            amount,
+            first if first == last else None,  # service_date
+            first,  # date_from
+            last,  # date_to
+            project_id,
+            project_name,
+            task_name,
+            source,  # rate_source
+            tracked,  # tracked_minutes
+            task_id,
+        )
+        lines.append(line)
+        # Sort key built from the locals rather than read back from the Line: a total order on
+        # everything that can tell two lines apart, so output never depends on row order (task
+        # ids may be None, hence the "" stand-ins).
+        keys.append(
+            (
+                project_name,
+                project_id,
+                task_name or "",
+                task_id or "",
+                first,
+                last,
+                unit_price,
+                source,
+                billed,
+                description,
+            )
+        )
+    # A stable sort of positions (equal keys keep insertion order, as sorting the lines by key
+    # would): no (key, line) pairs to allocate, and Lines are never compared.
+    order = sorted(range(len(lines)), key=keys.__getitem__)
+    return tuple([lines[i] for i in order])
 
 
 def _customer_holds(
@@ -594,8 +666,11 @@ class _CustomerAcc:
 
     def __init__(self, customer: Customer) -> None:
         self.customer = customer
-        # line key -> [billed, tracked, first day, last day, project_id, task_id, rate, source]
-        self.lines: dict[tuple, list] = {}
+        # line key -> (billed, tracked, first day, last day, project_id, task_id, rate, source).
+        # Replaced rather than updated in place: a tuple of plain values is untracked by the
+        # garbage collector, while ~100k lists ("detailed") would trigger and slow down several
+        # full collections per call.
+        self.lines: dict[tuple, tuple] = {}
         # project_id -> [tracked minutes, first day, last day, client ids]
         self.missing: dict[str, list] = {}
         # (rate currency, source) -> {project_id: tracked minutes}
@@ -656,14 +731,25 @@ def bill(
     customers: dict[str, _CustomerAcc] = {}
     unmapped: dict[str, list] = {}  # project_id -> [tracked, client ids]
     resolved: dict[tuple[str, str | None], Customer | None] = {}
-    rate_cache: dict[tuple, _Rate | None] = {}
+    # (project, contract, customer) -> RateTable.timeline(): one bisect per day row instead of a
+    # find() per distinct (day, project, contract, customer), which is nearly every day row.
+    timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
     project_names: dict[tuple, tuple[date, str]] = {}
     task_names: dict[tuple, tuple[date, str]] = {}
     client_names: dict[tuple, tuple[date, str]] = {}
     member_id = member.id
     for row_key, minutes in day_rows.items():
-        day, project_id, contract_id, client_id, task_id, row_rate = row_key[:6]
-        project_name, client_name, task_name = row_key[6:]
+        (
+            day,
+            project_id,
+            contract_id,
+            client_id,
+            task_id,
+            row_rate,
+            project_name,
+            client_name,
+            task_name,
+        ) = row_key
         resolve_key = (project_id, client_id)
         if resolve_key in resolved:
             customer = resolved[resolve_key]
@@ -689,7 +775,7 @@ def bill(
         if acc is None:
             _check_customer(customer)
             acc = customers[customer.id] = _CustomerAcc(customer)
-        elif acc.customer != customer:
+        elif acc.customer is not customer and acc.customer != customer:  # `is`: the usual case
             raise ValueError(f"customer id {customer.id} is mapped to two different customers")
         acc.tracked += minutes
         if client_id is not None:
@@ -699,13 +785,14 @@ def bill(
         if row_rate is not None:
             rate = (row_rate.amount, row_rate.currency, SOURCE_ROW)
         else:
-            cache_key = (day, project_id, contract_id, customer.id)
-            if cache_key in rate_cache:
-                rate = rate_cache[cache_key]
-            else:
-                rate = rate_cache[cache_key] = rates.find(
-                    day, member_id, project_id, contract_id, customer.id
+            timeline_key = (project_id, contract_id, customer.id)
+            timeline = timelines.get(timeline_key)
+            if timeline is None:
+                timeline = timelines[timeline_key] = rates.timeline(
+                    member_id, project_id, contract_id, customer.id
                 )
+            change_days, found = timeline
+            rate = found[bisect_right(change_days, day)]
         if rate is None:
             missing = acc.missing.get(project_id)
             if missing is None:
@@ -740,14 +827,19 @@ def bill(
         if line is None:
             # Only task-level groupings name a task: a project line spans several tasks.
             line_task = task_id if grouping in ("task", "detailed") else None
-            acc.lines[line_key] = [billed, minutes, day, day, project_id, line_task, amount, source]
+            acc.lines[line_key] = (billed, minutes, day, day, project_id, line_task, amount, source)
         else:
-            line[0] += billed
-            line[1] += minutes
-            if day < line[2]:
-                line[2] = day
-            elif day > line[3]:
-                line[3] = day
+            acc.lines[line_key] = (
+                line[0] + billed,
+                line[1] + minutes,
+                min(line[2], day),
+                max(line[3], day),
+                *line[4:],
+            )
+
+    # Every day row is accumulated: drop them and the lookup caches before building ~100k lines,
+    # so that the garbage collector's full passes during that do not walk them again.
+    del day_rows, resolved, timelines
 
     # 3. Build drafts and holds, customer by customer (each from its own rows only).
     drafts: list[Draft] = []
@@ -761,6 +853,9 @@ def bill(
     def client_label(owner: str | None, client_id: str) -> str:
         return f"{client_names[owner, client_id][1]} ({client_id})"
 
+    # Shared by all customers: pricing depends only on the minutes, the rate and the currency.
+    pricing: dict[tuple[int, Decimal, str], _Priced] = {}
+    unit_prices: dict[tuple[Decimal, str], Decimal] = {}
     for customer_id in sorted(customers):
         acc = customers[customer_id]
         customer = acc.customer
@@ -769,24 +864,7 @@ def bill(
             held_minutes += acc.tracked
             holds.extend(_customer_holds(acc, member, key, project_label, client_label))
             continue
-        pricing: dict[tuple[int, Decimal], tuple[Decimal, Decimal, Decimal]] = {}
-        lines = tuple(
-            sorted(
-                (
-                    _build_line(
-                        values,
-                        customer.currency,
-                        member,
-                        project_names,
-                        task_names,
-                        customer_id,
-                        pricing,
-                    )
-                    for values in acc.lines.values()
-                ),
-                key=_line_order,
-            )
-        )
+        lines = _build_lines(acc, member, project_names, task_names, pricing, unit_prices)
         if not lines:
             continue
         zero = decimal_from_scaled(0, minor_units(customer.currency))
