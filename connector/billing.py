@@ -588,6 +588,7 @@ def _build_lines(
                 unit_price,
                 source,
                 billed,
+                tracked,  # two day rows rounded up to the same billed minutes still differ here
                 description,
             )
         )

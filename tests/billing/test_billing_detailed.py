@@ -187,3 +187,14 @@ def test_revision_token_format() -> None:
     for token in sorted(_revision_token_as_tuple(r) for r in rows):
         digest.update(b"\n" + token.encode())
     assert timesheet_revision(sheet) == "rev1-" + digest.hexdigest()[:40]
+
+
+def test_detailed_lines_that_round_up_alike_keep_one_order_whatever_the_row_order() -> None:
+    # Same day, project and rate under two contracts: 25 and 28 tracked minutes both bill 30
+    # with a 15-minute increment, so only the tracked minutes tell the two lines apart.
+    a = row(2, 25, contract_id="c-1")
+    b = row(2, 28, contract_id="c-2")
+    forward = only_draft(run(a, b, grouping="detailed", increment=15))
+    backward = only_draft(run(b, a, grouping="detailed", increment=15))
+    assert forward.lines == backward.lines
+    assert [line.tracked_minutes for line in forward.lines] == [25, 28]
