@@ -58,6 +58,7 @@ from connector.providers.base import (
     RetryLater,
 )
 from connector.settings import WorkspaceSettings
+from mappings.rates import to_entry
 from webhooks.webwork.events import Event, EventError, parse_event
 from webhooks.webwork.normalize import normalize_timesheet
 
@@ -100,19 +101,8 @@ def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
 
 
 def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
-    entries = tuple(
-        billing.RateEntry(
-            amount=r.amount,
-            currency=r.currency.upper(),
-            effective_from=r.effective_from,
-            member_id=r.member_id,
-            project_id=r.project_id,
-            contract_id=r.contract_id,
-            customer_id=r.customer_id,
-        )
-        for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))
-    )
-    return billing.RateTable(entries=entries)
+    rows = s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))
+    return billing.RateTable(entries=tuple(to_entry(r) for r in rows))
 
 
 def billing_settings(workspace: Workspace) -> billing.BillingSettings:
