@@ -433,9 +433,20 @@ def push_drafts(workspace: Workspace, ts_row_id: int, provider: AccountingProvid
                 .order_by(Draft.id)
             )
         )
+    # One draft's transient failure (a 5xx, a timeout) must not keep the other customers of the
+    # approval waiting: push them all, then raise the first failure so the job retries it.
+    # A lost connection is different: every other call would fail the same way.
+    first_failure: RetryLater | None = None
     for draft_id in ids:
-        push_draft(workspace, ts_row_id, draft_id, provider)
+        try:
+            push_draft(workspace, ts_row_id, draft_id, provider)
+        except ReconnectNeeded:
+            raise
+        except RetryLater as exc:
+            first_failure = first_failure or exc
         worker.heartbeat()  # a timesheet with many customers may outlast one lease
+    if first_failure is not None:
+        raise first_failure
 
 
 def push_draft(
