@@ -238,3 +238,21 @@ def after_change(workspace_id: int) -> int:
     from connector import pipeline
 
     return int(pipeline.release_holds(workspace_id))
+
+
+def change_notice(
+    workspace_id: int,
+    *,
+    customer_id: str | None = None,
+    tracker: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fields every change response carries: drafts already created stay as they are."""
+    from connector import pipeline
+
+    count = pipeline.approvals_with_created_drafts(
+        workspace_id, customer_id=customer_id, tracker=tracker
+    )
+    return {
+        "approvals_with_created_drafts": count,
+        "notice": pipeline.future_approvals_notice(count),
+    }
