@@ -59,12 +59,23 @@ def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None
         return [], _provider_problem(ws, exc)
 
 
-def _changed(ws: Workspace, message: str) -> None:
-    """Commit, then release holds; the flash says how many approvals are being re-billed."""
+def _changed(
+    ws: Workspace,
+    message: str,
+    *,
+    customer_id: str | None = None,
+    tracker: tuple[str, str] | None = None,
+    notice: bool = True,
+) -> None:
+    """Commit, then release holds; the flash says how many approvals are being re-billed, and
+    that drafts already created (for this customer / client / project) stay as they are."""
     db.session.commit()
     released = service.after_change(ws.id)
     if released:
         message += f" Re-billing {released} held approval(s)."
+    if notice:
+        said = service.change_notice(ws.id, customer_id=customer_id, tracker=tracker)["notice"]
+        message += f" {said}" if said else ""
     flash(message, "success")
 
 
@@ -127,7 +138,11 @@ def save(workspace_id: int) -> Any:
         db.session.rollback()
         flash(_provider_problem(ws, exc), "error")
         return redirect(_back(ws))
-    _changed(ws, f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.")
+    _changed(
+        ws,
+        f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.",
+        tracker=(kind, tracker_id),
+    )
     return redirect(_back(ws))
 
 
@@ -143,7 +158,8 @@ def accept_confident(workspace_id: int) -> Any:
     service.add_suggestions(rows, customers)
     count = service.accept_confident(db.session, ws.id, rows)
     if count:
-        _changed(ws, f"Accepted {count} confident suggestion(s).")
+        # Only unmapped clients/projects were mapped: no created draft bills their hours.
+        _changed(ws, f"Accepted {count} confident suggestion(s).", notice=False)
     else:
         flash("No confident suggestions to accept; pick customers one by one.", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
@@ -228,7 +244,11 @@ def create_customer(workspace_id: int) -> Any:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
     service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
-    _changed(ws, f"Created {customer.name} and billed {kind} {tracker_id} to it.")
+    _changed(
+        ws,
+        f"Created {customer.name} and billed {kind} {tracker_id} to it.",
+        tracker=(kind, tracker_id),
+    )
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 
@@ -238,7 +258,7 @@ def remove(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
     if service.remove_mapping(db.session, ws.id, kind, tracker_id):
-        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.")
+        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.", tracker=(kind, tracker_id))
     else:
         flash("That mapping was already gone.", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
@@ -263,7 +283,11 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
         here = url_for("mappings.customer_settings", workspace_id=ws.id, customer_id=customer_id)
         if request.form.get("action") == "clear":
             if overrides.clear(db.session, ws.id, customer_id):
-                _changed(ws, f"{view.customer_name} now uses the workspace settings.")
+                _changed(
+                    ws,
+                    f"{view.customer_name} now uses the workspace settings.",
+                    customer_id=view.customer_id,
+                )
             else:
                 flash(f"{view.customer_name} already uses the workspace settings.", "success")
             return redirect(here)
@@ -274,7 +298,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             db.session.rollback()
             errors[exc.field] = exc.message
         else:
-            _changed(ws, f"Settings for {view.customer_name} saved.")
+            _changed(ws, f"Settings for {view.customer_name} saved.", customer_id=view.customer_id)
             return redirect(here)
     page = render_template(
         "mappings/customer_settings.html",

@@ -188,3 +188,45 @@ def test_rebill_unknown_or_withdrawn_approval_is_a_problem(workspace, post_event
     post_event(workspace, event("timesheet_unapproved"))
     res = client.post(f"/api/v1/approvals/{TS_ID}/rebill", headers=workspace.auth)
     assert res.status_code == 409 and res.mimetype == "application/problem+json"
+
+
+def test_console_rebill_confirms_what_follows_then_rebills(
+    workspace, post_event, client, admin_client
+):
+    from connector.models import Timesheet
+    from tests.conftest import csrf_token
+
+    globex_1 = local_customer(workspace.id, "Globex Corporation")
+    globex_2 = local_customer(workspace.id, "Globex Corp (new books)")
+    post_event(workspace, event(APPROVED))
+    put_mapping(client, workspace, "client", "cl-globex", globex_1)
+    ts_pk = db.session.scalars(select(Timesheet.id)).one()
+
+    # The mapping page says the change applies to future approvals.
+    res = admin_client.post(
+        f"/workspaces/{workspace.id}/mappings",
+        data={
+            "kind": "client",
+            "tracker_id": "cl-globex",
+            "customer_id": globex_2,
+            "csrf_token": csrf_token(admin_client),
+        },
+        follow_redirects=True,
+    )
+    assert "applies to future approvals" in res.data.decode()
+    assert [inv.customer_id for inv in live_invoices()] == [globex_1]
+
+    page = admin_client.get(f"/workspaces/{workspace.id}/approvals/{ts_pk}").data.decode()
+    url = f"/workspaces/{workspace.id}/approvals/{ts_pk}/rebill"
+    assert url in page
+    confirm = admin_client.get(url).data.decode()
+    assert "deleted" in confirm and "left alone and flagged" in confirm
+    assert "Globex Corporation" in confirm and GLOBEX_TOTAL in confirm
+    assert [inv.customer_id for inv in live_invoices()] == [globex_1]  # GET changes nothing
+
+    res = admin_client.post(url, data={"csrf_token": csrf_token(admin_client)})
+    assert res.status_code == 302
+    assert [(inv.customer_id, inv.state) for inv in ledger()] == [
+        (globex_1, "deleted"),
+        (globex_2, "draft"),
+    ]
