@@ -134,3 +134,33 @@ def test_service_item_without_income_account_is_rejected(provider: Any, fake: Fa
     fake.accounts = []
     with pytest.raises(Rejected, match="Income account"):
         provider.service_item_id()
+
+
+def test_foreign_currency_customer_with_multicurrency_off_is_refused_in_plain_words(
+    provider: Any, fake: FakeQbo
+):
+    fake.multicurrency = False
+    with pytest.raises(Rejected) as info:
+        provider.create_customer(NewCustomer(name="Globex GmbH", currency="eur"))
+    message = str(info.value)
+    assert "multicurrency" in message.lower() and "EUR" in message and "USD" in message
+    assert fake.calls("POST", "/customer") == []  # refused before anything was created
+    assert any("FROM Preferences" in q for q in fake.queries)
+
+
+def test_home_currency_customer_with_multicurrency_off_is_created(provider: Any, fake: FakeQbo):
+    fake.multicurrency = False
+    created = provider.create_customer(NewCustomer(name="Initech", currency="USD"))
+    assert created.currency == "USD"
+    body = fake.created_bodies["customer"][0]
+    validate_entity("Customer", body)
+
+
+def test_foreign_currency_customer_with_multicurrency_on_names_its_currency(
+    provider: Any, fake: FakeQbo
+):
+    created = provider.create_customer(NewCustomer(name="Tokyo KK", currency="JPY"))
+    assert created.currency == "JPY"
+    body = fake.created_bodies["customer"][0]
+    validate_entity("Customer", body)
+    assert body["CurrencyRef"] == {"value": "JPY"}
