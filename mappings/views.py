@@ -203,7 +203,8 @@ def _render_edit(
         problem=problem,
         duplicate=duplicate,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
-        default_currency=(ws.settings or {}).get("default_currency", "USD"),
+        # The currency its approved rows are priced in, else the workspace's default.
+        default_currency=service.billing_currency(db.session, ws.id, kind, tracker_id),
     )
     return page, status
 
@@ -225,7 +226,9 @@ def create_customer(workspace_id: int) -> Any:
     kind, tracker_id = _kind_and_id()
     name = (request.form.get("name") or "").strip()
     email = (request.form.get("email") or "").strip() or None
-    currency = (request.form.get("currency") or "").strip().upper() or None
+    currency = (request.form.get("currency") or "").strip().upper() or service.billing_currency(
+        db.session, ws.id, kind, tracker_id
+    )
     if not name:
         flash("Not created: the customer needs a name.", "error")
         return _render_edit(ws, kind, tracker_id, status=422)
@@ -243,7 +246,9 @@ def create_customer(workspace_id: int) -> Any:
     except ProviderError as exc:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
-    service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
+    service.map_to(
+        db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer, currency=currency
+    )
     _changed(
         ws,
         f"Created {customer.name} and billed {kind} {tracker_id} to it.",
