@@ -163,3 +163,14 @@ def test_console_offers_and_uses_the_clients_currency(workspace, post_event, adm
     assert res.status_code == 302
     assert db.session.scalars(select(LocalCustomer)).one().currency == "EUR"
     assert mapped_currencies(workspace.id) == {"cl-initech": "EUR"}
+
+
+def test_local_customer_without_a_currency_takes_the_workspace_default(app, make_workspace):
+    from connector.providers.base import NewCustomer
+    from connector.providers.local import LocalProvider
+
+    ws = make_workspace()
+    with db.session_scope() as s:
+        row = s.get(Workspace, ws.id)
+        row.settings = {**(row.settings or {}), "default_currency": "EUR"}
+    assert LocalProvider(ws.id).create_customer(NewCustomer(name="Globex")).currency == "EUR"
