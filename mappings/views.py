@@ -70,12 +70,17 @@ def _changed(
     """Commit, then release holds; the flash says how many approvals are being re-billed, and
     that drafts already created (for this customer / client / project) stay as they are."""
     db.session.commit()
+    # Counted before the holds are re-billed: the drafts that existed before this change.
+    said = (
+        service.change_notice(ws.id, customer_id=customer_id, tracker=tracker)["notice"]
+        if notice
+        else None
+    )
     released = service.after_change(ws.id)
     if released:
         message += f" Re-billing {released} held approval(s)."
-    if notice:
-        said = service.change_notice(ws.id, customer_id=customer_id, tracker=tracker)["notice"]
-        message += f" {said}" if said else ""
+    if said:
+        message += f" {said}"
     flash(message, "success")
 
 

@@ -65,6 +65,7 @@ def test_remove_and_remap_a_client_never_bills_its_hours_twice(workspace, post_e
 
     first = put_mapping(client, workspace, "client", "cl-globex", globex_1)
     assert first["released"] == 1
+    assert first["notice"] is None and first["approvals_with_created_drafts"] == 0
     assert [(inv.customer_id, str(inv.total)) for inv in live_invoices()] == [
         (globex_1, GLOBEX_TOTAL)
     ]

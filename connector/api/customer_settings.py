@@ -48,8 +48,9 @@ def put_customer_settings(customer_id: str) -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
-    released = service.after_change(g.workspace.id)
+    # Counted before the holds are re-billed: the drafts that existed before this change.
     notice = mapping_service.change_notice(g.workspace.id, customer_id=view.customer_id)
+    released = service.after_change(g.workspace.id)
     return jsonify({**view.to_json(), "released": released, **notice})
 
 

@@ -161,12 +161,10 @@ def put_mapping(kind: str, tracker_id: str) -> Any:
         db.session.rollback()
         raise provider_problem(exc) from None
     db.session.commit()
+    # Counted before the holds are re-billed: the drafts that existed before this change.
+    notice = service.change_notice(g.workspace.id, tracker=(kind, tracker_id))
     released = service.after_change(g.workspace.id)
-    return jsonify(
-        mapping=service.serialize_mapping(row),
-        released=released,
-        **service.change_notice(g.workspace.id, tracker=(kind, tracker_id)),
-    )
+    return jsonify(mapping=service.serialize_mapping(row), released=released, **notice)
 
 
 @bp.delete("/mappings/<kind>/<path:tracker_id>")

@@ -36,8 +36,8 @@ def create_rate() -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
+    notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    notice = service.change_notice(g.workspace.id)
     return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice), 201
 
 
@@ -62,8 +62,8 @@ def update_rate(rate_id: int) -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
+    notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    notice = service.change_notice(g.workspace.id)
     return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice)
 
 
