@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -902,38 +902,51 @@ def approvals_with_created_drafts(
     """How many approved timesheets have drafts already created at the provider (optionally
     for one customer, or billing rows of one tracker client/project): a mapping, rate or
     settings change leaves those drafts as they are, so the admin is told."""
-    with db.new_session() as s:
-        stmt = (
-            select(Draft)
-            .join(
-                Timesheet,
-                (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision),
-            )
-            .where(
-                Timesheet.workspace_id == workspace_id,
-                Timesheet.status == TimesheetStatus.APPROVED,
-                Draft.status.in_([DraftStatus.DRAFTED, *TO_PUSH]),
-            )
+    live = or_(
+        Draft.status.in_([DraftStatus.DRAFTED, DraftStatus.NEEDS_ATTENTION]),
+        Draft.status.in_(list(TO_PUSH)) & (Draft.attempts > 0),
+    )  # is_live() in SQL
+    stmt = (
+        select(Draft.timesheet_pk, Draft.covers, Draft.lines)
+        .join(
+            Timesheet,
+            (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision),
         )
-        if customer_id is not None:
-            stmt = stmt.where(Draft.customer_id == customer_id)
-        timesheets: set[int] = set()
-        for row in s.scalars(stmt):
-            if not is_live(row) or row.timesheet_pk in timesheets:
-                continue
-            if tracker is not None and not _covers_tracker(row, *tracker):
-                continue
-            timesheets.add(row.timesheet_pk)
-        return len(timesheets)
+        .where(
+            Timesheet.workspace_id == workspace_id,
+            Timesheet.status == TimesheetStatus.APPROVED,
+            live,
+        )
+    )
+    if customer_id is not None:
+        stmt = stmt.where(Draft.customer_id == customer_id)
+    with db.new_session() as s:
+        if tracker is None:
+            found = stmt.subquery()
+            return int(s.scalar(select(func.count(func.distinct(found.c.timesheet_pk)))) or 0)
+        return len(
+            {
+                pk
+                for pk, covers, lines in s.execute(stmt)
+                if _covers_tracker(covers, lines, *tracker)
+            }
+        )
 
 
-def _covers_tracker(row: Draft, kind: str, tracker_id: str) -> bool:
-    if row.covers is None:
-        return kind == "project" and any(
-            str(line.get("project_id")) == tracker_id for line in row.lines or []
+def _covers_tracker(
+    covers: list[list[str | None]] | None,
+    lines: list[dict[str, Any]] | None,
+    kind: str,
+    tracker_id: str,
+) -> bool:
+    if covers is None:
+        # Planned before drafts recorded their rows: lines name projects, never clients, so a
+        # client is assumed to be on it (saying too much beats hiding a created draft).
+        return kind == "client" or any(
+            str(line.get("project_id")) == tracker_id for line in lines or []
         )
     index = 0 if kind == "project" else 1
-    return any(pair[index] == tracker_id for pair in row.covers)
+    return any(pair[index] == tracker_id for pair in covers)
 
 
 def future_approvals_notice(count: int) -> str | None:

@@ -231,3 +231,26 @@ def test_console_rebill_confirms_what_follows_then_rebills(
         (globex_1, "deleted"),
         (globex_2, "draft"),
     ]
+
+
+def test_notices_count_only_approvals_whose_created_drafts_the_change_concerns(
+    workspace, post_event, client
+):
+    from connector import pipeline
+
+    globex = local_customer(workspace.id, "Globex Corporation")
+    post_event(workspace, event(APPROVED))
+    second = event(APPROVED)
+    second["data"]["timesheet"]["id"] = "ts_second"
+    post_event(workspace, second)
+    put_mapping(client, workspace, "client", "cl-globex", globex)
+    assert len(live_invoices()) == 2
+
+    count = pipeline.approvals_with_created_drafts
+    assert count(workspace.id) == 2
+    assert count(workspace.id, customer_id=globex) == 2
+    assert count(workspace.id, customer_id="someone-else") == 0
+    assert count(workspace.id, tracker=("client", "cl-globex")) == 2
+    assert count(workspace.id, tracker=("project", "p-102")) == 2
+    assert count(workspace.id, tracker=("client", "cl-initech")) == 0  # its hours are held
+    assert count(workspace.id, tracker=("project", "p-202")) == 0
