@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from connector import db
 from connector.models import Workspace
 from connector.providers import build_provider
-from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError
+from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError, Rejected
 from mappings import service
 
 mappings_cli = AppGroup("mappings", help="List and create customer mappings.")
@@ -59,6 +59,7 @@ def create_customers(workspace_id: int, currency: str | None) -> None:
     ws = _workspace(workspace_id)
     provider = build_provider(ws.id, ws.provider, current_app.config)
     created = 0
+    refused: list[str] = []
     for row in service.list_entities(db.session, workspace_id):
         if row.kind != "client" or row.mapping is not None:
             continue
@@ -73,8 +74,14 @@ def create_customers(workspace_id: int, currency: str | None) -> None:
             )
         except DuplicateCustomer as exc:
             if exc.existing is None:
-                raise click.ClickException(str(exc)) from None
+                refused.append(f"{row.name}: {exc}")
+                continue
             customer = exc.existing
+        except Rejected as exc:
+            # One client the books refuse (e.g. a foreign currency with multicurrency off) must
+            # not keep the others unmapped: say why, go on, and fail at the end.
+            refused.append(f"{row.name}: {exc}")
+            continue
         except ProviderError as exc:
             raise click.ClickException(f"{row.name}: {exc}") from None
         service.map_to(
@@ -91,3 +98,5 @@ def create_customers(workspace_id: int, currency: str | None) -> None:
         click.echo(f"client {row.tracker_id} -> {customer.name} ({customer.id}, {shown})")
     released = service.after_change(workspace_id) if created else 0
     click.echo(f"{created} client(s) mapped; {released} held approval(s) re-billed")
+    if refused:
+        raise click.ClickException("not created:\n  " + "\n  ".join(refused))

@@ -164,3 +164,38 @@ def test_foreign_currency_customer_with_multicurrency_on_names_its_currency(
     body = fake.created_bodies["customer"][0]
     validate_entity("Customer", body)
     assert body["CurrencyRef"] == {"value": "JPY"}
+
+
+def test_create_customers_cli_with_multicurrency_off_maps_the_home_currency_client_and_says_why_not_the_others(  # noqa: E501
+    app: Any, make_workspace: Any, post_event: Any, fake: FakeQbo
+):
+    from sqlalchemy import select
+
+    from connector import db
+    from connector.models import CustomerMapping
+    from tests.helpers import event
+
+    app.config.update(CONFIG)
+    ws = make_workspace(provider="quickbooks")
+    connect_store(ws.id, app)
+    doc = event("timesheet_approved__three_customers")
+    for rows in doc["data"]["timesheet"]["daily_breakdown"].values():
+        for row in rows:
+            if (row.get("client") or {}).get("id") == "cl-initech":
+                row["rate"] = {"amount": "95.00", "currency": "EUR"}
+    post_event(ws, doc)
+    fake.multicurrency = False
+
+    res = app.test_cli_runner().invoke(args=["mappings", "create-customers", str(ws.id)])
+
+    assert res.exit_code != 0
+    assert "Initech: QuickBooks has multicurrency turned off" in res.output
+    assert "billed in EUR" in res.output
+    mapped = {
+        m.tracker_id: m.customer_currency for m in db.session.scalars(select(CustomerMapping))
+    }
+    assert mapped == {"cl-globex": "USD", "cl-umbrella": "USD"}  # the others still mapped
+    assert [b["DisplayName"] for b in fake.created_bodies["customer"]] == [
+        "Globex Corporation",
+        "Umbrella Ltd",
+    ]
