@@ -174,3 +174,21 @@ def test_local_customer_without_a_currency_takes_the_workspace_default(app, make
         row = s.get(Workspace, ws.id)
         row.settings = {**(row.settings or {}), "default_currency": "EUR"}
     assert LocalProvider(ws.id).create_customer(NewCustomer(name="Globex")).currency == "EUR"
+
+
+def test_linking_a_customer_with_no_currency_yet_keeps_the_clients_currency(workspace, post_event):
+    """An existing Stripe customer that never had an invoice has no currency either."""
+    from connector.providers.base import AccountingCustomer
+    from mappings import service
+
+    post_event(workspace, three_currencies())
+    unlocked = AccountingCustomer(id="cus_X", name="Umbrella Ltd", currency=None)
+    row = service.map_to(
+        db.session, workspace.id, kind="client", tracker_id="cl-umbrella", customer=unlocked
+    )
+    assert row.customer_currency == "JPY"
+    locked = AccountingCustomer(id="cus_Y", name="Initech", currency="USD")
+    row = service.map_to(
+        db.session, workspace.id, kind="client", tracker_id="cl-initech", customer=locked
+    )
+    assert row.customer_currency == "USD"  # the books' own currency wins (a mismatch is shown)
