@@ -691,6 +691,14 @@ def _latest_name(names: dict, key: tuple, day: date, name: str) -> None:
         names[key] = candidate
 
 
+def resolve_customer(mappings: Mappings, project_id: str, client_id: str | None) -> Customer | None:
+    """The customer a row of ``project_id`` for ``client_id`` bills to: project, then client."""
+    customer = mappings.projects.get(project_id)
+    if customer is None and client_id is not None:
+        customer = mappings.clients.get(client_id)
+    return customer
+
+
 def bill(
     timesheet: Timesheet, settings: BillingSettings, mappings: Mappings, rates: RateTable
 ) -> BillingResult:
@@ -755,9 +763,7 @@ def bill(
         if resolve_key in resolved:
             customer = resolved[resolve_key]
         else:
-            customer = mappings.projects.get(project_id)
-            if customer is None and client_id is not None:
-                customer = mappings.clients.get(client_id)
+            customer = resolve_customer(mappings, project_id, client_id)
             resolved[resolve_key] = customer
         owner = None if customer is None else customer.id
         _latest_name(project_names, (owner, project_id), day, project_name)

@@ -257,6 +257,10 @@ class Draft(Base):
     total: Mapped[Decimal | None] = mapped_column(DecimalString(), nullable=True)
     minutes: Mapped[int] = mapped_column(Integer, default=0)
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The tracker rows this draft bills, as [project_id, client_id or null] pairs (how rows are
+    # resolved to a customer): once the draft exists at the provider these rows are left out of
+    # any new plan of the same revision, so a mapping change can never bill them twice.
+    covers: Mapped[list[list[str | None]] | None] = mapped_column(JSON, nullable=True)
     provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
     provider_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     link: Mapped[str | None] = mapped_column(String(1000), nullable=True)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -258,12 +259,6 @@ def effective_revision(content_revision: str, generation: int) -> str:
     return content_revision if generation == 0 else f"{content_revision}-g{generation}"
 
 
-def _key(workspace: Workspace, ts_row: Timesheet, revision: str, subject: str, given: str) -> str:
-    if revision == ts_row.summary.get("content_revision"):
-        return given  # generation 0: the billing engine's own key
-    return billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
-
-
 # --- approving ---------------------------------------------------------------------------------
 def _timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
     row = s.scalars(
@@ -318,11 +313,63 @@ def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: E
     record_tracker_entities(s, workspace.id, timesheet)
 
 
+def is_live(row: Draft) -> bool:
+    """Its hours are (or may be) on an invoice at the provider: never re-planned or duplicated."""
+    if row.status in (DraftStatus.DRAFTED, DraftStatus.NEEDS_ATTENTION):
+        return True
+    # Sent at least once with no known outcome: it may exist under its key.
+    return row.status in TO_PUSH and row.attempts > 0
+
+
+def _row_pair(row: billing.TimeRow) -> tuple[str, str | None]:
+    return (row.project_id, row.client.id if row.client else None)
+
+
+class _Coverage:
+    """The tracker rows already on live drafts of one revision."""
+
+    def __init__(self, live: Iterable[Draft]) -> None:
+        self.pairs: set[tuple[str, str | None]] = set()
+        self.projects: set[str] = set()
+        for row in live:
+            if row.covers is None:
+                # Planned before drafts recorded their rows: their lines name the projects.
+                self.projects.update(str(line.get("project_id")) for line in row.lines or [])
+            else:
+                self.pairs.update((str(p), None if c is None else str(c)) for p, c in row.covers)
+
+    def __contains__(self, row: billing.TimeRow) -> bool:
+        return _row_pair(row) in self.pairs or row.project_id in self.projects
+
+
+def _covers_by_subject(
+    timesheet: billing.Timesheet, mappings: billing.Mappings
+) -> dict[str, list[list[str | None]]]:
+    """subject_key -> the [project_id, client_id] pairs of billable rows that go to it."""
+    out: dict[str, set[tuple[str, str | None]]] = {}
+    for row in timesheet.rows:
+        if row.billable is False or not row.minutes:
+            continue
+        project_id, client_id = _row_pair(row)
+        customer = billing.resolve_customer(mappings, project_id, client_id)
+        subject = f"customer:{customer.id}" if customer else f"project:{project_id}"
+        out.setdefault(subject, set()).add((project_id, client_id))
+    return {
+        subject: [[p, c] for p, c in sorted(pairs, key=lambda pc: (pc[0], pc[1] or ""))]
+        for subject, pairs in out.items()
+    }
+
+
 def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_failed: bool) -> None:
-    """Bring the Draft rows of the live revision in line with a fresh billing run."""
+    """Bring the Draft rows of the live revision in line with a fresh billing run.
+
+    Only drafts not yet created at the provider are re-planned. Rows already on a live draft
+    (created, or sent with an unknown outcome) are left out of the run, so a mapping, rate or
+    settings change never bills an hour of this revision twice; replacing a created draft is an
+    explicit re-bill (:func:`rebill_timesheet`), which withdraws it first.
+    """
     assert ts_row.revision is not None and ts_row.content is not None
     timesheet = normalize_timesheet(ts_row.content)
-    result = run_billing(s, workspace, timesheet)
     revision = ts_row.revision
     existing = {
         d.subject_key: d
@@ -330,32 +377,69 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
             select(Draft).where(Draft.timesheet_pk == ts_row.id, Draft.revision == revision)
         )
     }
+    coverage = _Coverage(d for d in existing.values() if is_live(d))
+    filtered = bool(coverage.pairs or coverage.projects)
+    if filtered:
+        timesheet = replace(
+            timesheet,
+            rows=tuple(r for r in timesheet.rows if r.billable is False or r not in coverage),
+        )
+    mappings = load_mappings(s, workspace)
+    result = billing.bill(
+        timesheet, billing_settings(workspace), mappings, load_rates(s, workspace.id)
+    )
+    covers = _covers_by_subject(timesheet, mappings)
     settled = {DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION}
     if not retry_failed:
         settled = settled | {DraftStatus.FAILED}
     seen: set[str] = set()
 
-    def row_for(subject: str, key: str) -> Draft:
+    def free_subject(base: str) -> str:
+        # A customer whose created draft stays as it is gets the rest of its hours on another
+        # draft (customer:<id>+2, +3 ...), never on the created one.
+        subject, n = base, 1
+        while (row := existing.get(subject)) is not None and is_live(row):
+            n += 1
+            subject = f"{base}+{n}"
+        return subject
+
+    def row_for(base: str, key: str) -> Draft:
+        subject = free_subject(base)
+        seen.add(subject)
         row = existing.get(subject)
         if row is None:
+            if filtered or subject != base or revision != ts_row.summary.get("content_revision"):
+                # The engine's key is derived from the rows it was given; a draft planned beside
+                # a live one, or after a re-bill, is named by its subject in the live revision.
+                key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
             row = Draft(
                 workspace_id=workspace.id,
                 timesheet_pk=ts_row.id,
                 revision=revision,
                 subject_key=subject,
-                key=_key(workspace, ts_row, revision, subject, key),
+                key=key,
                 status=DraftStatus.PENDING,
                 lines=[],
                 attempts=0,
             )
             s.add(row)
             existing[subject] = row
+        row.covers = covers.get(base)
         return row
 
+    def fresh_key_if_refused(row: Draft) -> None:
+        if row.attempts and row.provider_id is None:
+            # The provider refused it (or it was never created), so nothing exists under the old
+            # key; the new request goes out under a new key (a provider may replay a refusal).
+            row.key = billing.draft_key(
+                str(workspace.id),
+                ts_row.timesheet_id,
+                revision,
+                f"{row.subject_key}#{row.attempts}",
+            )
+
     for draft in result.drafts:
-        subject = f"customer:{draft.customer.id}"
-        seen.add(subject)
-        row = row_for(subject, draft.key)
+        row = row_for(f"customer:{draft.customer.id}", draft.key)
         if row.status in settled:
             continue  # never rewrite what the provider has (or finance acted on)
         row.customer_id = draft.customer.id
@@ -365,13 +449,12 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         row.minutes = draft.minutes
         row.lines = [_line_to_json(line) for line in draft.lines]
         row.provider = workspace.provider
-        if row.status in HOLD_STATUSES or row.status == DraftStatus.FAILED:
-            if row.attempts and row.provider_id is None and row.status in KNOWN_NOT_CREATED:
-                # The provider refused it, so nothing exists under the old key; the fixed
-                # request goes out under a new key (a provider may replay the old refusal).
-                row.key = billing.draft_key(
-                    str(workspace.id), ts_row.timesheet_id, revision, f"{subject}#{row.attempts}"
-                )
+        if row.status in HOLD_STATUSES or row.status in (
+            DraftStatus.FAILED,
+            DraftStatus.SUPERSEDED,
+        ):
+            if row.status in KNOWN_NOT_CREATED or row.status == DraftStatus.SUPERSEDED:
+                fresh_key_if_refused(row)
             row.status = DraftStatus.PENDING
             row.hold_reason = row.hold_message = row.error = None
 
@@ -379,10 +462,9 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
     for hold in result.holds:
         holds_by_subject.setdefault(hold.subject_key, []).append(hold)
     for subject, holds in holds_by_subject.items():
-        seen.add(subject)
         row = row_for(subject, holds[0].key)
-        if row.status in settled or (row.status == DraftStatus.PENDING and row.attempts > 0):
-            continue  # a call may be in flight for it: never turn that into a hold
+        if row.status in settled:
+            continue
         customer = holds[0].customer
         row.customer_id = customer.id if customer else None
         row.customer_name = customer.name if customer else None
@@ -396,10 +478,11 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         row.provider = workspace.provider
 
     for subject, row in existing.items():
-        if subject not in seen and (
-            row.status in HOLD_STATUSES or row.status == DraftStatus.FAILED
-        ):
-            # e.g. an unmapped project's hold, now billed on its customer's draft
+        if subject in seen or is_live(row):
+            continue
+        if row.status in HOLD_STATUSES or row.status in TO_PUSH or row.status == DraftStatus.FAILED:
+            # e.g. an unmapped project's hold, now billed on its customer's draft, or a draft
+            # never sent whose rows now go to another customer
             row.status = DraftStatus.SUPERSEDED
     summary = dict(ts_row.summary or {})
     summary.update(
@@ -433,9 +516,20 @@ def push_drafts(workspace: Workspace, ts_row_id: int, provider: AccountingProvid
                 .order_by(Draft.id)
             )
         )
+    # One draft's transient failure (a 5xx, a timeout) must not keep the other customers of the
+    # approval waiting: push them all, then raise the first failure so the job retries it.
+    # A lost connection is different: every other call would fail the same way.
+    first_failure: RetryLater | None = None
     for draft_id in ids:
-        push_draft(workspace, ts_row_id, draft_id, provider)
+        try:
+            push_draft(workspace, ts_row_id, draft_id, provider)
+        except ReconnectNeeded:
+            raise
+        except RetryLater as exc:
+            first_failure = first_failure or exc
         worker.heartbeat()  # a timesheet with many customers may outlast one lease
+    if first_failure is not None:
+        raise first_failure
 
 
 def push_draft(
@@ -734,6 +828,137 @@ def retry_timesheet(workspace_id: int, timesheet_pk: int) -> int | None:
         if ts_row is None or ts_row.workspace_id != workspace_id:
             return None
     return _enqueue_bill(workspace_id, [timesheet_pk], retry_failed=True)[0]
+
+
+class RebillRefused(ValueError):
+    """The approval cannot be re-billed now (withdrawn, or never approved)."""
+
+
+def request_rebill(workspace_id: int, timesheet_pk: int) -> int | None:
+    """The re-bill button: queue a job that withdraws the approval's created drafts (deleted if
+    still drafts, flagged if finance sent them) and bills the revision again with the current
+    mappings, rates and settings. None when the approval is not this workspace's."""
+    from webhooks.inbox import new_job
+
+    with db.session_scope() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if ts_row is None or ts_row.workspace_id != workspace_id:
+            return None
+        if ts_row.status != TimesheetStatus.APPROVED or ts_row.revision is None:
+            raise RebillRefused(
+                "This timesheet is not approved (it was withdrawn or is waiting for its rows), "
+                "so there is nothing to re-bill."
+            )
+        # The job re-bills this revision only: a retried or repeated job finds the revision
+        # moved on and just finishes billing instead of withdrawing the new drafts again.
+        job = new_job(
+            workspace_id, "rebill_timesheet", timesheet_pk=ts_row.id, revision=ts_row.revision
+        )
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    worker.enqueue(job_id)
+    return job_id
+
+
+def rebill_now(workspace_id: int, ts_pk: int, revision: str) -> None:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        ts_row = s.get(Timesheet, ts_pk)
+        if workspace is None or ts_row is None or ts_row.status != TimesheetStatus.APPROVED:
+            return
+        if ts_row.revision == revision:
+            withdraw_drafts(
+                s, workspace, ts_row, reason="re-billed with the current mappings and rates"
+            )
+            summary = dict(ts_row.summary or {})
+            summary["generation"] = int(summary.get("generation", 0)) + 1
+            ts_row.summary = summary
+            ts_row.revision = effective_revision(
+                summary.get("content_revision") or revision, summary["generation"]
+            )
+            s.commit()
+    bill_timesheet_now(workspace_id, ts_pk, retry_failed=True)
+
+
+@worker.handler("rebill_timesheet")
+def rebill_timesheet(job: Job) -> None:
+    ts_pk = int(job.payload["timesheet_pk"])
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, ts_pk)
+        if ts_row is None:
+            return
+        timesheet_id = ts_row.timesheet_id
+    with _timesheet_lock(job.workspace_id, timesheet_id):
+        rebill_now(job.workspace_id, ts_pk, str(job.payload.get("revision") or ""))
+
+
+def approvals_with_created_drafts(
+    workspace_id: int,
+    *,
+    customer_id: str | None = None,
+    tracker: tuple[str, str] | None = None,
+) -> int:
+    """How many approved timesheets have drafts already created at the provider (optionally
+    for one customer, or billing rows of one tracker client/project): a mapping, rate or
+    settings change leaves those drafts as they are, so the admin is told."""
+    live = or_(
+        Draft.status.in_([DraftStatus.DRAFTED, DraftStatus.NEEDS_ATTENTION]),
+        Draft.status.in_(list(TO_PUSH)) & (Draft.attempts > 0),
+    )  # is_live() in SQL
+    stmt = (
+        select(Draft.timesheet_pk, Draft.covers, Draft.lines)
+        .join(
+            Timesheet,
+            (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision),
+        )
+        .where(
+            Timesheet.workspace_id == workspace_id,
+            Timesheet.status == TimesheetStatus.APPROVED,
+            live,
+        )
+    )
+    if customer_id is not None:
+        stmt = stmt.where(Draft.customer_id == customer_id)
+    with db.new_session() as s:
+        if tracker is None:
+            found = stmt.subquery()
+            return int(s.scalar(select(func.count(func.distinct(found.c.timesheet_pk)))) or 0)
+        return len(
+            {
+                pk
+                for pk, covers, lines in s.execute(stmt)
+                if _covers_tracker(covers, lines, *tracker)
+            }
+        )
+
+
+def _covers_tracker(
+    covers: list[list[str | None]] | None,
+    lines: list[dict[str, Any]] | None,
+    kind: str,
+    tracker_id: str,
+) -> bool:
+    if covers is None:
+        # Planned before drafts recorded their rows: lines name projects, never clients, so a
+        # client is assumed to be on it (saying too much beats hiding a created draft).
+        return kind == "client" or any(
+            str(line.get("project_id")) == tracker_id for line in lines or []
+        )
+    index = 0 if kind == "project" else 1
+    return any(pair[index] == tracker_id for pair in covers)
+
+
+def future_approvals_notice(count: int) -> str | None:
+    """What a change page and API response say when created drafts stay as they are."""
+    if not count:
+        return None
+    which = "1 approval already has" if count == 1 else f"{count} approvals already have"
+    return (
+        f"This change applies to future approvals. {which} drafts created in the accounting "
+        "system; they stay as they are. To bill such an approval again with the current "
+        "mappings and rates, use Re-bill on it: its drafts are withdrawn first."
+    )
 
 
 def on_connection_restored(workspace_id: int) -> None:

@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from connector import db
 from connector.models import Workspace
 from connector.providers import build_provider
-from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError
+from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError, Rejected
 from mappings import service
 
 mappings_cli = AppGroup("mappings", help="List and create customer mappings.")
@@ -48,32 +48,55 @@ def list_mappings(workspace_id: int) -> None:
 
 @mappings_cli.command("create-customers")
 @click.argument("workspace_id", type=int)
-@click.option("--currency", default=None, help="Currency of the new customers (ISO code).")
+@click.option(
+    "--currency",
+    default=None,
+    help="Currency of every new customer (ISO code). Default: each client's own, the currency "
+    "its approved rows are priced in, else the workspace's default currency.",
+)
 def create_customers(workspace_id: int, currency: str | None) -> None:
     """Create (or link, if the name exists) a customer for every unmapped tracker client."""
     ws = _workspace(workspace_id)
     provider = build_provider(ws.id, ws.provider, current_app.config)
     created = 0
+    refused: list[str] = []
     for row in service.list_entities(db.session, workspace_id):
         if row.kind != "client" or row.mapping is not None:
             continue
+        wanted = (currency or "").strip().upper() or service.billing_currency(
+            db.session, workspace_id, "client", row.tracker_id
+        )
         try:
             customer = provider.create_customer(
                 NewCustomer(
-                    name=row.name, email=row.email, currency=currency, tracker_id=row.tracker_id
+                    name=row.name, email=row.email, currency=wanted, tracker_id=row.tracker_id
                 )
             )
         except DuplicateCustomer as exc:
             if exc.existing is None:
-                raise click.ClickException(str(exc)) from None
+                refused.append(f"{row.name}: {exc}")
+                continue
             customer = exc.existing
+        except Rejected as exc:
+            # One client the books refuse (e.g. a foreign currency with multicurrency off) must
+            # not keep the others unmapped: say why, go on, and fail at the end.
+            refused.append(f"{row.name}: {exc}")
+            continue
         except ProviderError as exc:
             raise click.ClickException(f"{row.name}: {exc}") from None
         service.map_to(
-            db.session, workspace_id, kind="client", tracker_id=row.tracker_id, customer=customer
+            db.session,
+            workspace_id,
+            kind="client",
+            tracker_id=row.tracker_id,
+            customer=customer,
+            currency=wanted,
         )
         db.session.commit()
         created += 1
-        click.echo(f"client {row.tracker_id} -> {customer.name} ({customer.id})")
+        shown = customer.currency or wanted
+        click.echo(f"client {row.tracker_id} -> {customer.name} ({customer.id}, {shown})")
     released = service.after_change(workspace_id) if created else 0
     click.echo(f"{created} client(s) mapped; {released} held approval(s) re-billed")
+    if refused:
+        raise click.ClickException("not created:\n  " + "\n  ".join(refused))

@@ -7,6 +7,7 @@ themselves without anyone pressing retry.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -136,8 +137,19 @@ def link_customer(
 
 
 def map_to(
-    s: Session, workspace_id: int, *, kind: str, tracker_id: str, customer: AccountingCustomer
+    s: Session,
+    workspace_id: int,
+    *,
+    kind: str,
+    tracker_id: str,
+    customer: AccountingCustomer,
+    currency: str | None = None,
 ) -> CustomerMapping:
+    """Map to ``customer``; ``currency`` is what it was created in, for a provider (Stripe) whose
+    customers have no currency until their first invoice locks one. Such a customer with no
+    currency given bills in the currency the client's/project's rows are priced in."""
+    if not customer.currency and not currency:
+        currency = billing_currency(s, workspace_id, kind, tracker_id)
     return set_mapping(
         s,
         workspace_id,
@@ -145,8 +157,70 @@ def map_to(
         tracker_id=tracker_id,
         customer_id=customer.id,
         customer_name=customer.name,
-        customer_currency=customer.currency,
+        customer_currency=customer.currency or currency,
     )
+
+
+# Approvals looked at to tell which currency a client's or project's hours are priced in.
+RECENT_APPROVALS_FOR_CURRENCY: Final = 100
+
+
+def billing_currency(s: Session, workspace_id: int, kind: str, tracker_id: str) -> str:
+    """The currency a new customer for this client/project should bill in.
+
+    The currency its billable rows are priced in, as seen in recent approvals (a row's own
+    rate, else the rate table entry for its project or the workspace's rate); else the
+    workspace's default currency. A customer created in another currency would hold every
+    draft as a currency mismatch.
+    """
+    from connector.models import Rate, Timesheet, TimesheetStatus, Workspace
+    from connector.settings import WorkspaceSettings
+    from webhooks.webwork.normalize import normalize_timesheet
+
+    check_kind(kind)
+    seen: Counter[str] = Counter()
+    unpriced_projects: set[str] = set()
+    approvals = s.scalars(
+        select(Timesheet)
+        .where(
+            Timesheet.workspace_id == workspace_id,
+            Timesheet.status == TimesheetStatus.APPROVED,
+            Timesheet.content.is_not(None),
+        )
+        .order_by(Timesheet.approved_at.desc(), Timesheet.id.desc())
+        .limit(RECENT_APPROVALS_FOR_CURRENCY)
+    )
+    for approval in approvals:
+        try:
+            rows = normalize_timesheet(approval.content or {}).rows
+        except (ValueError, KeyError, TypeError):
+            continue  # an approval the pipeline could not bill either
+        for row in rows:
+            if row.billable is False:
+                continue
+            mine = (
+                row.project_id == tracker_id
+                if kind == "project"
+                else (row.client is not None and row.client.id == tracker_id)
+            )
+            if not mine:
+                continue
+            if row.rate is not None:
+                seen[row.rate.currency] += row.minutes
+            else:
+                unpriced_projects.add(row.project_id)
+    if not seen and unpriced_projects:
+        for rate in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id)):
+            scoped = rate.project_id in unpriced_projects and rate.member_id is None
+            workspace_wide = not (
+                rate.project_id or rate.member_id or rate.contract_id or rate.customer_id
+            )
+            if scoped or workspace_wide:
+                seen[rate.currency] += 2 if scoped else 1
+    if seen:
+        return seen.most_common(1)[0][0].upper()
+    workspace = s.get(Workspace, workspace_id)
+    return WorkspaceSettings.from_dict(workspace.settings if workspace else None).default_currency
 
 
 def remove_mapping(s: Session, workspace_id: int, kind: str, tracker_id: str) -> bool:
@@ -238,3 +312,21 @@ def after_change(workspace_id: int) -> int:
     from connector import pipeline
 
     return int(pipeline.release_holds(workspace_id))
+
+
+def change_notice(
+    workspace_id: int,
+    *,
+    customer_id: str | None = None,
+    tracker: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fields every change response carries: drafts already created stay as they are."""
+    from connector import pipeline
+
+    count = pipeline.approvals_with_created_drafts(
+        workspace_id, customer_id=customer_id, tracker=tracker
+    )
+    return {
+        "approvals_with_created_drafts": count,
+        "notice": pipeline.future_approvals_notice(count),
+    }

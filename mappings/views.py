@@ -59,12 +59,28 @@ def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None
         return [], _provider_problem(ws, exc)
 
 
-def _changed(ws: Workspace, message: str) -> None:
-    """Commit, then release holds; the flash says how many approvals are being re-billed."""
+def _changed(
+    ws: Workspace,
+    message: str,
+    *,
+    customer_id: str | None = None,
+    tracker: tuple[str, str] | None = None,
+    notice: bool = True,
+) -> None:
+    """Commit, then release holds; the flash says how many approvals are being re-billed, and
+    that drafts already created (for this customer / client / project) stay as they are."""
     db.session.commit()
+    # Counted before the holds are re-billed: the drafts that existed before this change.
+    said = (
+        service.change_notice(ws.id, customer_id=customer_id, tracker=tracker)["notice"]
+        if notice
+        else None
+    )
     released = service.after_change(ws.id)
     if released:
         message += f" Re-billing {released} held approval(s)."
+    if said:
+        message += f" {said}"
     flash(message, "success")
 
 
@@ -127,7 +143,11 @@ def save(workspace_id: int) -> Any:
         db.session.rollback()
         flash(_provider_problem(ws, exc), "error")
         return redirect(_back(ws))
-    _changed(ws, f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.")
+    _changed(
+        ws,
+        f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.",
+        tracker=(kind, tracker_id),
+    )
     return redirect(_back(ws))
 
 
@@ -143,7 +163,8 @@ def accept_confident(workspace_id: int) -> Any:
     service.add_suggestions(rows, customers)
     count = service.accept_confident(db.session, ws.id, rows)
     if count:
-        _changed(ws, f"Accepted {count} confident suggestion(s).")
+        # Only unmapped clients/projects were mapped: no created draft bills their hours.
+        _changed(ws, f"Accepted {count} confident suggestion(s).", notice=False)
     else:
         flash("No confident suggestions to accept; pick customers one by one.", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
@@ -187,7 +208,8 @@ def _render_edit(
         problem=problem,
         duplicate=duplicate,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
-        default_currency=(ws.settings or {}).get("default_currency", "USD"),
+        # The currency its approved rows are priced in, else the workspace's default.
+        default_currency=service.billing_currency(db.session, ws.id, kind, tracker_id),
     )
     return page, status
 
@@ -209,7 +231,9 @@ def create_customer(workspace_id: int) -> Any:
     kind, tracker_id = _kind_and_id()
     name = (request.form.get("name") or "").strip()
     email = (request.form.get("email") or "").strip() or None
-    currency = (request.form.get("currency") or "").strip().upper() or None
+    currency = (request.form.get("currency") or "").strip().upper() or service.billing_currency(
+        db.session, ws.id, kind, tracker_id
+    )
     if not name:
         flash("Not created: the customer needs a name.", "error")
         return _render_edit(ws, kind, tracker_id, status=422)
@@ -227,8 +251,14 @@ def create_customer(workspace_id: int) -> Any:
     except ProviderError as exc:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
-    service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
-    _changed(ws, f"Created {customer.name} and billed {kind} {tracker_id} to it.")
+    service.map_to(
+        db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer, currency=currency
+    )
+    _changed(
+        ws,
+        f"Created {customer.name} and billed {kind} {tracker_id} to it.",
+        tracker=(kind, tracker_id),
+    )
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 
@@ -238,7 +268,7 @@ def remove(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
     if service.remove_mapping(db.session, ws.id, kind, tracker_id):
-        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.")
+        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.", tracker=(kind, tracker_id))
     else:
         flash("That mapping was already gone.", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
@@ -263,7 +293,11 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
         here = url_for("mappings.customer_settings", workspace_id=ws.id, customer_id=customer_id)
         if request.form.get("action") == "clear":
             if overrides.clear(db.session, ws.id, customer_id):
-                _changed(ws, f"{view.customer_name} now uses the workspace settings.")
+                _changed(
+                    ws,
+                    f"{view.customer_name} now uses the workspace settings.",
+                    customer_id=view.customer_id,
+                )
             else:
                 flash(f"{view.customer_name} already uses the workspace settings.", "success")
             return redirect(here)
@@ -274,7 +308,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             db.session.rollback()
             errors[exc.field] = exc.message
         else:
-            _changed(ws, f"Settings for {view.customer_name} saved.")
+            _changed(ws, f"Settings for {view.customer_name} saved.", customer_id=view.customer_id)
             return redirect(here)
     page = render_template(
         "mappings/customer_settings.html",

@@ -223,3 +223,34 @@ def test_provider_never_connected_parks_drafts_as_reconnect_needed(
     assert {d["status"] for d in drafts} == {"reconnect_needed"}
     job = db.session.scalars(select(Job)).one()
     assert job.state == "waiting" and job.wait_reason == "reconnect_needed"
+
+
+def test_one_draft_failing_at_the_provider_does_not_stop_the_others(
+    workspace, post_event, client, monkeypatch
+):
+    """A 5xx on one customer's draft: the other drafts of the approval are still created."""
+    from connector.providers.base import RetryLater
+    from connector.providers.local import LocalProvider
+
+    map_clients_locally(workspace.id)
+    original = LocalProvider.create_draft
+
+    def fail_globex(self, draft):  # type: ignore[no-untyped-def]
+        if draft.customer_name == "Globex Corporation":
+            raise RetryLater("provider returned 500", outcome_unknown=True)
+        return original(self, draft)
+
+    monkeypatch.setattr(LocalProvider, "create_draft", fail_globex)
+    post_event(workspace, event(APPROVED))
+    by_name = {d["customer"]["name"]: d for d in drafts_api(client, workspace)["drafts"]}
+    assert by_name["Globex Corporation"]["status"] == "pending"
+    assert by_name["Initech"]["status"] == "drafted"
+    assert by_name["Umbrella Ltd"]["status"] == "drafted"
+    job = db.session.scalars(select(Job)).one()
+    assert job.state == "pending" and "500" in (job.last_error or "")  # retried later
+
+    monkeypatch.setattr(LocalProvider, "create_draft", original)
+    ts = db.session.scalars(select(Timesheet)).one()
+    pipeline.bill_timesheet_now(workspace.id, ts.id)
+    assert sorted(d["status"] for d in drafts_api(client, workspace)["drafts"]) == ["drafted"] * 3
+    assert len(invoices()) == 3

@@ -307,6 +307,40 @@ def retry_approval(workspace_id: int, timesheet_pk: int) -> Any:
     )
 
 
+@bp.route(
+    "/workspaces/<int:workspace_id>/approvals/<int:timesheet_pk>/rebill", methods=["GET", "POST"]
+)
+@admin_required
+def rebill_approval(workspace_id: int, timesheet_pk: int) -> Any:
+    """Re-bill: a confirmation page saying what follows (GET), then the job (POST)."""
+    ws = workspace_for_admin(workspace_id)
+    ts = _timesheet_for(ws, timesheet_pk)
+    from connector.pipeline import RebillRefused, is_live, request_rebill
+
+    here = url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
+    if request.method == "POST":
+        try:
+            job_id = request_rebill(ws.id, ts.id)
+        except RebillRefused as exc:
+            flash(str(exc), "error")
+        else:
+            flash(
+                f"Re-billing this approval (job #{job_id}): its drafts are withdrawn first, then "
+                "it is billed with the current mappings and rates.",
+                "success",
+            )
+        return redirect(here)
+    drafts = live_drafts(ts)
+    return render_template(
+        "admin/rebill.html",
+        workspace=ws,
+        ts=ts,
+        created=[d for d in drafts if is_live(d)],
+        others=[d for d in drafts if not is_live(d)],
+        back=here,
+    )
+
+
 # --- deliveries ----------------------------------------------------------------------------------
 @bp.route("/workspaces/<int:workspace_id>/deliveries")
 @admin_required

@@ -139,7 +139,10 @@ def settings(workspace_id: int) -> Any:
             ws.provider = provider
             ws.auto_invoicing = auto
             db.session.commit()
-            flash("Settings saved.", "success")
+            from mappings.service import change_notice
+
+            notice = change_notice(ws.id)["notice"]
+            flash("Settings saved." + (f" {notice}" if notice else ""), "success")
             return redirect(url_for("admin.settings", workspace_id=ws.id))
     page = render_template(
         "admin/settings.html",

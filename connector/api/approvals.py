@@ -14,6 +14,7 @@ from connector.api.mappings import invalid
 from connector.approvals import HELD_STATUSES, approvals_query, count, find_timesheet, live_drafts
 from connector.auth import token_required
 from connector.models import DraftStatus
+from connector.problems import Problem
 
 MAX_LIMIT = 200
 
@@ -79,6 +80,24 @@ def retry_approval(timesheet_id: str) -> Any:
     from connector.pipeline import retry_timesheet
 
     job_id = retry_timesheet(g.workspace.id, ts.id)
+    return jsonify(job_id=job_id), 202
+
+
+@bp.post("/approvals/<timesheet_id>/rebill")
+@token_required
+def rebill_approval(timesheet_id: str) -> Any:
+    """Replace the approval's drafts: withdraw the created ones (deleted while still drafts,
+    flagged when finance already sent them), then bill the timesheet again with the current
+    mappings, rates and settings."""
+    ts = find_timesheet(db.session, g.workspace.id, timesheet_id)
+    if ts is None:
+        raise timesheet_not_found(timesheet_id)
+    from connector.pipeline import RebillRefused, request_rebill
+
+    try:
+        job_id = request_rebill(g.workspace.id, ts.id)
+    except RebillRefused as exc:
+        raise Problem(409, "Cannot re-bill", str(exc), type_="not-approved") from None
     return jsonify(job_id=job_id), 202
 
 
@@ -150,6 +169,44 @@ OPENAPI_PATHS = {
                 "202": {"description": "Queued; body has job_id"},
                 "401": _401,
                 "404": _PROBLEM,
+            },
+        }
+    },
+    "/approvals/{timesheet_id}/rebill": {
+        "post": {
+            "operationId": "rebillApproval",
+            "summary": "Re-bill one approval with the current mappings, rates and settings",
+            "description": (
+                "Mapping, rate and settings changes never touch drafts already created in the "
+                "accounting system. This replaces them: every draft of the approval is withdrawn "
+                "first, exactly as when the approval is withdrawn in the tracker (deleted while "
+                "it is still a draft; left alone and flagged needs_attention when finance already "
+                "sent it), then the timesheet is billed again under fresh idempotency keys. The "
+                "old drafts are listed under previous_drafts."
+            ),
+            "parameters": [
+                {
+                    "name": "timesheet_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "202": {
+                    "description": "Queued; body has job_id",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"job_id": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                "401": _401,
+                "404": _PROBLEM,
+                "409": _PROBLEM,
             },
         }
     },

@@ -9,10 +9,11 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from mappings import customer_settings as service
+from mappings import service as mapping_service
 
 
 def _not_found(customer_id: str) -> Problem:
@@ -47,8 +48,10 @@ def put_customer_settings(customer_id: str) -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
+    # Counted before the holds are re-billed: the drafts that existed before this change.
+    notice = mapping_service.change_notice(g.workspace.id, customer_id=view.customer_id)
     released = service.after_change(g.workspace.id)
-    return jsonify({**view.to_json(), "released": released})
+    return jsonify({**view.to_json(), "released": released, **notice})
 
 
 @bp.delete("/customers/<path:customer_id>/settings")
@@ -136,7 +139,13 @@ OPENAPI_PATHS = {
                     {
                         "allOf": [
                             _REF,
-                            {"type": "object", "properties": {"released": {"type": "integer"}}},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "released": {"type": "integer"},
+                                    **CHANGE_NOTICE_PROPERTIES,
+                                },
+                            },
                         ]
                     },
                 ),

@@ -161,8 +161,10 @@ def put_mapping(kind: str, tracker_id: str) -> Any:
         db.session.rollback()
         raise provider_problem(exc) from None
     db.session.commit()
+    # Counted before the holds are re-billed: the drafts that existed before this change.
+    notice = service.change_notice(g.workspace.id, tracker=(kind, tracker_id))
     released = service.after_change(g.workspace.id)
-    return jsonify(mapping=service.serialize_mapping(row), released=released)
+    return jsonify(mapping=service.serialize_mapping(row), released=released, **notice)
 
 
 @bp.delete("/mappings/<kind>/<path:tracker_id>")
@@ -177,6 +179,19 @@ def delete_mapping(kind: str, tracker_id: str) -> Any:
 
 
 _MAPPING_REF = {"$ref": "#/components/schemas/Mapping"}
+# Carried by every mapping, rate and settings change response.
+CHANGE_NOTICE_PROPERTIES: dict[str, Any] = {
+    "approvals_with_created_drafts": {
+        "type": "integer",
+        "description": "Approvals this change could touch whose drafts were already created in "
+        "the accounting system: they are left as they are (re-bill one to replace them)",
+    },
+    "notice": {
+        "type": ["string", "null"],
+        "description": "Plain words for the admin when such drafts exist: the change applies "
+        "to future approvals",
+    },
+}
 _ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "404": {"$ref": "#/components/responses/Problem"},
@@ -280,7 +295,11 @@ OPENAPI_PATHS = {
                     "The mapping; released = approvals re-billed",
                     {
                         "type": "object",
-                        "properties": {"mapping": _MAPPING_REF, "released": {"type": "integer"}},
+                        "properties": {
+                            "mapping": _MAPPING_REF,
+                            "released": {"type": "integer"},
+                            **CHANGE_NOTICE_PROPERTIES,
+                        },
                     },
                 ),
                 **_ERRORS,

@@ -8,7 +8,7 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from mappings import rates as rate_table
@@ -36,8 +36,9 @@ def create_rate() -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
+    notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    return jsonify(rate=rate_table.serialize_rate(row), released=released), 201
+    return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice), 201
 
 
 @bp.get("/rates/<int:rate_id>")
@@ -61,8 +62,9 @@ def update_rate(rate_id: int) -> Any:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
+    notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    return jsonify(rate=rate_table.serialize_rate(row), released=released)
+    return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice)
 
 
 @bp.delete("/rates/<int:rate_id>")
@@ -89,7 +91,14 @@ _BODY = {
 
 
 def _ok(description: str) -> dict[str, Any]:
-    schema = {"type": "object", "properties": {"rate": _RATE_REF, "released": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "rate": _RATE_REF,
+            "released": {"type": "integer"},
+            **CHANGE_NOTICE_PROPERTIES,
+        },
+    }
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 

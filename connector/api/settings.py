@@ -8,7 +8,7 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
 from connector.auth import token_required
 from connector.models import Workspace
 from connector.providers import PROVIDER_NAMES
@@ -55,7 +55,11 @@ def patch_settings() -> Any:
     if "provider" in body:
         ws.provider = body["provider"]
     db.session.commit()
-    return jsonify(_settings_json(ws))
+    if "settings" not in body:
+        return jsonify(_settings_json(ws))
+    from mappings.service import change_notice
+
+    return jsonify({**_settings_json(ws), **change_notice(ws.id)})
 
 
 _SETTINGS_SCHEMA = {
@@ -100,7 +104,20 @@ OPENAPI_PATHS = {
                 },
             },
             "responses": {
-                "200": _OK,
+                "200": {
+                    "description": "The workspace settings; a change of `settings` also says "
+                    "whether drafts already created stay as they are",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "allOf": [
+                                    {"$ref": "#/components/schemas/Settings"},
+                                    {"type": "object", "properties": CHANGE_NOTICE_PROPERTIES},
+                                ]
+                            }
+                        }
+                    },
+                },
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "422": {"$ref": "#/components/responses/Problem"},
             },

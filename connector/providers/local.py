@@ -14,7 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from connector import db
-from connector.models import LocalCustomer, LocalInvoice
+from connector.models import LocalCustomer, LocalInvoice, Workspace
 from connector.providers.base import (
     AccountingCustomer,
     AccountingProvider,
@@ -27,6 +27,7 @@ from connector.providers.base import (
     Rejected,
     RemovalOutcome,
 )
+from connector.settings import WorkspaceSettings
 
 
 class LocalProvider(AccountingProvider):
@@ -79,11 +80,17 @@ class LocalProvider(AccountingProvider):
         if not new.name.strip():
             raise Rejected("A customer needs a name.")
         with db.session_scope() as s:
+            currency = new.currency
+            if not currency:
+                # Not told: the workspace's default currency, never a hard-coded one.
+                workspace = s.get(Workspace, self.workspace_id)
+                settings = WorkspaceSettings.from_dict(workspace.settings if workspace else None)
+                currency = settings.default_currency
             row = LocalCustomer(
                 workspace_id=self.workspace_id,
                 name=new.name.strip(),
                 email=new.email,
-                currency=(new.currency or "USD").upper(),
+                currency=currency.upper(),
                 tracker_id=new.tracker_id,
             )
             s.add(row)

@@ -325,10 +325,28 @@ class QuickBooksProvider(AccountingProvider):
         )
         return self._customer(rows[0]) if rows else None
 
+    def _check_customer_currency(self, currency: str) -> None:
+        """A company with multicurrency off only has customers in its home currency: say so
+        before QuickBooks refuses with a generic validation error."""
+        rows = self.http.query("SELECT * FROM Preferences").get("Preferences") or []
+        prefs = (rows[0] if rows else {}).get("CurrencyPrefs") or {}
+        home = str((prefs.get("HomeCurrency") or {}).get("value") or "").upper()
+        if prefs.get("MultiCurrencyEnabled") or not home or currency.upper() == home:
+            return
+        raise Rejected(
+            f"QuickBooks has multicurrency turned off for this company (home currency {home}), "
+            f"so it cannot have a customer billed in {currency.upper()}. Turn on Multicurrency "
+            "in QuickBooks (Settings > Account and settings > Advanced > Currency; it cannot be "
+            f"turned off again), or bill this client in {home}.",
+            code="multicurrency_off",
+        )
+
     def create_customer(self, new: NewCustomer) -> AccountingCustomer:
         body = build_customer(new)
         if not body.get("DisplayName"):
             raise Rejected("A customer needs a name.")
+        if new.currency:
+            self._check_customer_currency(new.currency)
         # Same customer asked again (a retried job) -> QuickBooks answers with the first result.
         rid = (
             "tsi-cust-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]

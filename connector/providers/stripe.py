@@ -21,6 +21,8 @@ Exactly once, in layers:
    caller's next ``create_draft`` completes it instead of recording a half-filled draft.
 4. Same key with different parameters (``IdempotencyError``) or a replayed 500 reconciles through
    the customer's invoice list; a second invoice is never created while one exists for the key.
+   A replayed 500 on ``add_lines`` reconciles through the invoice's lines: only the missing ones
+   go out, under a fresh key derived from the chunk's.
 
 Currency is checked before anything is sent: the Stripe customer's locked currency is cached in
 ``meta["customer_currencies"]`` (filled by get/list/create customer and after each draft); only an
@@ -599,7 +601,7 @@ class StripeProvider(AccountingProvider):
         lines = [line_params(draft, i, line) for i, line in enumerate(draft.lines)]
         for index, chunk in chunks(lines):
             try:
-                invoice = self._add_lines(
+                invoice = self._add_chunk(
                     invoice["id"], list(chunk), f"{draft.key}:lines:{index}", draft
                 )
             except _KeyConflict:
@@ -610,6 +612,31 @@ class StripeProvider(AccountingProvider):
                     raise
                 return self._resume(current, draft)
         return self._finish(invoice, draft)
+
+    def _add_chunk(
+        self, invoice_id: str, lines: list[dict[str, Any]], key: str, draft: DraftInvoice
+    ) -> dict[str, Any]:
+        """Add one chunk; a replayed 5xx is reconciled like one on create.
+
+        Stripe stores a 5xx under the idempotency key and replays it for ~24 h, so sending the
+        same key again cannot help: look at the invoice's lines (their metadata says which landed)
+        and send only the missing ones under a fresh key derived from this one (per hour, so a
+        retry inside the hour reuses it; the job lease keeps a second worker out).
+        """
+        try:
+            return self._add_lines(invoice_id, lines, key, draft)
+        except _Replayed:
+            present = self._present_lines(invoice_id, draft.key)
+            missing = [p for p in lines if p["metadata"]["line"] not in present]
+            if not missing:
+                invoice = self._retrieve_invoice(invoice_id)
+                if invoice is None:
+                    raise
+                return invoice
+            fresh = f"{key}:retry-{int(time.time()) // 3600}"
+            if len(missing) != len(lines):
+                fresh += "-rest-" + missing[0]["metadata"]["line"]
+            return self._add_lines(invoice_id, missing, fresh, draft)
 
     def _add_lines(
         self, invoice_id: str, lines: list[dict[str, Any]], key: str, draft: DraftInvoice
@@ -657,7 +684,7 @@ class StripeProvider(AccountingProvider):
             key = f"{draft.key}:lines:{index}"
             if len(missing) != len(chunk):
                 key += ":rest-" + missing[0]["metadata"]["line"]
-            invoice = self._add_lines(invoice["id"], missing, key, draft)
+            invoice = self._add_chunk(invoice["id"], missing, key, draft)
             present.update(p["metadata"]["line"] for p in missing)
         return self._finish(invoice, draft)
 

@@ -253,6 +253,9 @@ class FakeQbo:
             "58": customer_row("58", "Kensington Ltd", currency="GBP"),
         }
         self.terms = {"3": {"Id": "3", "Name": "Net 30", "DueDays": 30, "Active": True}}
+        # Preferences.CurrencyPrefs: with multicurrency off, only home-currency customers exist.
+        self.multicurrency = True
+        self.home_currency = "USD"
         self.items: dict[str, dict[str, Any]] = {}
         self.accounts = [
             {"Id": "79", "Name": "Sales of Product Income", "AccountType": "Income"},
@@ -391,6 +394,16 @@ class FakeQbo:
             "Item": list(self.items.values()),
             "Account": self.accounts,
             "Invoice": sorted(self.invoices.values(), key=lambda r: -int(r["Id"])),
+            "Preferences": [
+                {
+                    "Id": "1",
+                    "SyncToken": "0",
+                    "CurrencyPrefs": {
+                        "MultiCurrencyEnabled": self.multicurrency,
+                        "HomeCurrency": {"value": self.home_currency},
+                    },
+                }
+            ],
         }[entity]
         if where:
             eq = re.match(r"(DisplayName|Name) = '((?:[^'\\]|\\.)*)'", where)
@@ -438,11 +451,18 @@ class FakeQbo:
                 names = {c["DisplayName"] for c in self.customers.values()}
                 if body["DisplayName"] in names:
                     return self._json(400, FAULT_6240)
-                row = customer_row(
-                    new_id,
-                    body["DisplayName"],
-                    currency=body.get("CurrencyRef", {}).get("value", "USD"),
-                )
+                currency = body.get("CurrencyRef", {}).get("value", self.home_currency)
+                if currency != self.home_currency and not self.multicurrency:
+                    return self._json(
+                        400,
+                        fault(
+                            "6000",
+                            "A business validation error has occurred while processing your "
+                            "request",
+                            "Business Validation Error: Multicurrency is not enabled.",
+                        ),
+                    )
+                row = customer_row(new_id, body["DisplayName"], currency=currency)
                 self.customers[new_id] = row
                 kind = "Customer"
             elif entity == "item":

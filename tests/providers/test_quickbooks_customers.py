@@ -134,3 +134,68 @@ def test_service_item_without_income_account_is_rejected(provider: Any, fake: Fa
     fake.accounts = []
     with pytest.raises(Rejected, match="Income account"):
         provider.service_item_id()
+
+
+def test_foreign_currency_customer_with_multicurrency_off_is_refused_in_plain_words(
+    provider: Any, fake: FakeQbo
+):
+    fake.multicurrency = False
+    with pytest.raises(Rejected) as info:
+        provider.create_customer(NewCustomer(name="Globex GmbH", currency="eur"))
+    message = str(info.value)
+    assert "multicurrency" in message.lower() and "EUR" in message and "USD" in message
+    assert fake.calls("POST", "/customer") == []  # refused before anything was created
+    assert any("FROM Preferences" in q for q in fake.queries)
+
+
+def test_home_currency_customer_with_multicurrency_off_is_created(provider: Any, fake: FakeQbo):
+    fake.multicurrency = False
+    created = provider.create_customer(NewCustomer(name="Initech", currency="USD"))
+    assert created.currency == "USD"
+    body = fake.created_bodies["customer"][0]
+    validate_entity("Customer", body)
+
+
+def test_foreign_currency_customer_with_multicurrency_on_names_its_currency(
+    provider: Any, fake: FakeQbo
+):
+    created = provider.create_customer(NewCustomer(name="Tokyo KK", currency="JPY"))
+    assert created.currency == "JPY"
+    body = fake.created_bodies["customer"][0]
+    validate_entity("Customer", body)
+    assert body["CurrencyRef"] == {"value": "JPY"}
+
+
+def test_create_customers_cli_with_multicurrency_off_maps_the_home_currency_client_and_says_why_not_the_others(  # noqa: E501
+    app: Any, make_workspace: Any, post_event: Any, fake: FakeQbo
+):
+    from sqlalchemy import select
+
+    from connector import db
+    from connector.models import CustomerMapping
+    from tests.helpers import event
+
+    app.config.update(CONFIG)
+    ws = make_workspace(provider="quickbooks")
+    connect_store(ws.id, app)
+    doc = event("timesheet_approved__three_customers")
+    for rows in doc["data"]["timesheet"]["daily_breakdown"].values():
+        for row in rows:
+            if (row.get("client") or {}).get("id") == "cl-initech":
+                row["rate"] = {"amount": "95.00", "currency": "EUR"}
+    post_event(ws, doc)
+    fake.multicurrency = False
+
+    res = app.test_cli_runner().invoke(args=["mappings", "create-customers", str(ws.id)])
+
+    assert res.exit_code != 0
+    assert "Initech: QuickBooks has multicurrency turned off" in res.output
+    assert "billed in EUR" in res.output
+    mapped = {
+        m.tracker_id: m.customer_currency for m in db.session.scalars(select(CustomerMapping))
+    }
+    assert mapped == {"cl-globex": "USD", "cl-umbrella": "USD"}  # the others still mapped
+    assert [b["DisplayName"] for b in fake.created_bodies["customer"]] == [
+        "Globex Corporation",
+        "Umbrella Ltd",
+    ]

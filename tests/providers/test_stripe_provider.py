@@ -739,3 +739,77 @@ def test_credentials_are_encrypted_at_rest(app: Any, store: DbCredentialStore) -
     assert API_KEY not in raw and "rk_test" not in raw
     assert store.load()["api_key"] == API_KEY
     assert json.dumps(store.meta()).find(API_KEY) == -1
+
+
+def test_replayed_500_on_add_lines_looks_at_the_lines_then_adds_under_a_fresh_key(
+    provider: Any, rsps: Any
+) -> None:
+    """Stripe stores a 500 under the ``:lines:0`` key and replays it: the same key never helps."""
+    add_create(rsps)
+    replayed = {"status": 500, "headers": {"Idempotent-Replayed": "true"}}
+    rsps.add(
+        responses.POST,
+        f"{API}/v1/invoices/{INVOICE}/add_lines",
+        json=fx("error__api_500"),
+        **replayed,
+    )
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}/lines", json=fx("invoice_lines__empty"))
+    add_lines(rsps)
+
+    created = provider.create_draft(make_draft())
+
+    first, second = posts(rsps, f"/v1/invoices/{INVOICE}/add_lines")
+    assert first.request.headers["Idempotency-Key"] == f"{KEY}:lines:0"
+    assert second.request.headers["Idempotency-Key"].startswith(f"{KEY}:lines:0:")
+    assert second.request.headers["Idempotency-Key"] != f"{KEY}:lines:0"
+    assert form(second)["lines[1][metadata][line]"] == "1"
+    assert len(posts(rsps, "/v1/invoices")) == 1
+    assert created.provider_id == INVOICE and created.total == Decimal("45.84")
+    assert provider.store.meta()["pending_drafts"] == {}
+
+
+def test_replayed_500_on_add_lines_when_resuming_uses_a_fresh_key_too(
+    provider: Any, rsps: Any
+) -> None:
+    provider.store.update_meta(
+        pending_drafts={KEY: {"invoice": INVOICE, "customer": "cus_A", "at": 0}}
+    )
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}", json=fx("invoice__draft_created"))
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}/lines", json=fx("invoice_lines__empty"))
+    rsps.add(
+        responses.POST,
+        f"{API}/v1/invoices/{INVOICE}/add_lines",
+        json=fx("error__api_500"),
+        status=500,
+        headers={"Idempotent-Replayed": "true"},
+    )
+    add_lines(rsps)
+
+    created = provider.create_draft(make_draft())
+
+    keys = [
+        c.request.headers["Idempotency-Key"]
+        for c in posts(rsps, f"/v1/invoices/{INVOICE}/add_lines")
+    ]
+    assert keys[0] == f"{KEY}:lines:0" and len(keys) == 2 and keys[1] != keys[0]
+    assert created.provider_id == INVOICE
+
+
+def test_replayed_500_on_add_lines_with_the_lines_already_there_adds_nothing(
+    provider: Any, rsps: Any
+) -> None:
+    add_create(rsps)
+    rsps.add(
+        responses.POST,
+        f"{API}/v1/invoices/{INVOICE}/add_lines",
+        json=fx("error__api_500"),
+        status=500,
+        headers={"Idempotent-Replayed": "true"},
+    )
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}/lines", json=fx("invoice_lines__all"))
+    rsps.add(responses.GET, f"{API}/v1/invoices/{INVOICE}", json=fx("invoice__draft_with_lines"))
+
+    created = provider.create_draft(make_draft())
+
+    assert len(posts(rsps, f"/v1/invoices/{INVOICE}/add_lines")) == 1
+    assert created.provider_id == INVOICE and created.total == Decimal("45.84")
