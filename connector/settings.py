@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 GROUPINGS = ("project", "project_day", "task", "detailed")
 BILLING_INCREMENTS = (None, 1, 6, 15)
@@ -34,12 +34,28 @@ class WorkspaceSettings:
         return asdict(self)
 
 
+def _text_fields() -> frozenset[str]:
+    hints = get_type_hints(WorkspaceSettings)
+    return frozenset(
+        f.name
+        for f in fields(WorkspaceSettings)
+        if str in (hints[f.name], *getattr(hints[f.name], "__args__", ()))
+    )
+
+
+# Settings held as text: a JSON number, list or object sent for one is refused, never stored
+# as its ``str()`` (``tax_code: 0`` is not the tax code "0").
+TEXT_FIELDS = _text_fields()
+
+
 def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> WorkspaceSettings:
     """Apply ``changes`` to ``current``; raise SettingsError naming the first bad field."""
     known = {f.name for f in fields(WorkspaceSettings)}
-    for name in changes:
+    for name, value in changes.items():
         if name not in known:
             raise SettingsError(name, "is not a setting")
+        if name in TEXT_FIELDS and value is not None and not isinstance(value, str):
+            raise SettingsError(name, "must be a string")
     merged = {**current.to_dict(), **changes}
     if merged["grouping"] not in GROUPINGS:
         raise SettingsError("grouping", f"must be one of {', '.join(GROUPINGS)}")

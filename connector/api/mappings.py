@@ -283,6 +283,7 @@ OPENAPI_PATHS = {
                         "properties": {"mapping": _MAPPING_REF, "released": {"type": "integer"}},
                     },
                 ),
+                "409": {"$ref": "#/components/responses/Problem"},  # reconnect needed
                 **_ERRORS,
             },
         },
