@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 
 from connector import db
 from connector.admin import bp
-from connector.auth import AdminSession, admin_required, hash_password, verify_password
+from connector.auth import (
+    AdminSession,
+    admin_required,
+    end_all_sessions,
+    hash_password,
+    verify_password,
+)
 from connector.models import AdminUser, utcnow
 
 # Checked when the email is unknown, so a wrong email takes as long as a wrong password.
@@ -62,5 +68,11 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 @admin_required
 def logout() -> Any:
+    """Sign out for real: the session cookie is client-side, so a copy of it would still be
+    valid; bumping the admin's session version ends this and every other session of theirs."""
+    user = db.session.get(AdminUser, int(current_user.id))
+    if user is not None:
+        end_all_sessions(user)
+        db.session.commit()
     logout_user()
     return redirect(url_for("admin.login"))
