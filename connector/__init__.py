@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector import db, security
 from connector.config import INSTANCE_DIR, check_production, load_config
@@ -43,11 +44,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     security.install(app)  # before any blueprint adds an <int:...> rule
 
     from connector import ratelimit, worker
+    from connector.throttle import LoginThrottle, make_storage
 
     redis_url = config.get("REDIS_URL") or (
         config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
     )
     ratelimit.configure(redis_url)
+    app.extensions["login_throttle"] = LoginThrottle(
+        make_storage(redis_url),
+        per_account=str(config["ADMIN_LOGIN_FAILURES_PER_ACCOUNT"]),
+        per_address=str(config["ADMIN_LOGIN_FAILURES_PER_ADDRESS"]),
+    )
+    hops = int(config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        # The client address (sign-in throttling, logs) and scheme from the proxies' headers.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     worker.configure(config)
 
     csrf.init_app(app)

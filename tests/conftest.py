@@ -91,6 +91,7 @@ def app(database_url: str) -> Iterator[Any]:
         yield application
     db.session.remove()
     _truncate_all()
+    application.extensions["login_throttle"].reset()  # Redis counters outlive the tables
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
@@ -19,6 +20,7 @@ from connector.auth import (
     verify_password,
 )
 from connector.models import AdminUser, utcnow
+from connector.throttle import LoginThrottle
 
 # Checked when the email is unknown, so a wrong email takes as long as a wrong password.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -46,6 +48,22 @@ def login() -> Any:
 
     email = (request.form.get("email") or "").strip().lower()
     password = request.form.get("password") or ""
+    throttle: LoginThrottle = current_app.extensions["login_throttle"]
+    address = request.remote_addr or ""
+    wait = throttle.retry_after(email, address)
+    if wait is not None:
+        minutes = max(1, math.ceil(wait / 60))
+        page = render_template(
+            "admin/login.html",
+            next_url=next_url,
+            email=email,
+            error=(
+                "Too many failed sign-ins for this account or from this address. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
+                "or ask another admin to reset your password."
+            ),
+        )
+        return page, 429, {"Retry-After": str(wait)}
     user = db.session.scalars(
         select(AdminUser).where(func.lower(AdminUser.email) == email)
     ).one_or_none()
@@ -55,7 +73,9 @@ def login() -> Any:
         login_user(AdminSession(user))
         user.last_login_at = utcnow()
         db.session.commit()
+        throttle.succeeded(email)
         return redirect(next_url or url_for("admin.index"))
+    throttle.failed(email, address)
     page = render_template(
         "admin/login.html",
         next_url=next_url,

@@ -255,6 +255,7 @@ def test_worker_exits_non_zero_when_it_refuses_to_start(tmp_path: Path) -> None:
         "APP_ENV": "production",
         "SECRET_KEY": "changeme",
         "PUBLIC_BASE_URL": "https://invoicer.example.com",
+        "WORKER_IMMEDIATE": "false",
         "QUEUE_URL": f"sqlite:///{tmp_path / 'queue.db'}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
     }
