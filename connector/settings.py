@@ -34,18 +34,31 @@ class WorkspaceSettings:
         return asdict(self)
 
 
-def _text_fields() -> frozenset[str]:
+def _fields_holding(kind: type) -> frozenset[str]:
     hints = get_type_hints(WorkspaceSettings)
     return frozenset(
         f.name
         for f in fields(WorkspaceSettings)
-        if str in (hints[f.name], *getattr(hints[f.name], "__args__", ()))
+        if kind in (hints[f.name], *getattr(hints[f.name], "__args__", ()))
     )
 
 
 # Settings held as text: a JSON number, list or object sent for one is refused, never stored
 # as its ``str()`` (``tax_code: 0`` is not the tax code "0").
-TEXT_FIELDS = _text_fields()
+TEXT_FIELDS = _fields_holding(str)
+# Whole numbers: JSON true is not 1 and 30.5 days is not 30 (forms send digits as text).
+WHOLE_NUMBER_FIELDS = _fields_holding(int)
+
+
+def _check_json_type(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if name in TEXT_FIELDS and not isinstance(value, str):
+        raise SettingsError(name, "must be a string")
+    if name in WHOLE_NUMBER_FIELDS and (
+        isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise SettingsError(name, "must be a whole number")
 
 
 def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> WorkspaceSettings:
@@ -54,8 +67,7 @@ def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> Wo
     for name, value in changes.items():
         if name not in known:
             raise SettingsError(name, "is not a setting")
-        if name in TEXT_FIELDS and value is not None and not isinstance(value, str):
-            raise SettingsError(name, "must be a string")
+        _check_json_type(name, value)
     merged = {**current.to_dict(), **changes}
     if merged["grouping"] not in GROUPINGS:
         raise SettingsError("grouping", f"must be one of {', '.join(GROUPINGS)}")

@@ -83,6 +83,11 @@ def test_problem_field_is_never_null(client: Any, workspace: Any) -> None:
         ({"tax_code": ["TAX"]}, "/settings/tax_code"),
         ({"default_currency": ["USD"]}, "/settings/default_currency"),
         ({"grouping": ["project"]}, "/settings/grouping"),
+        # Whole-number settings: true is not 1 and 30.5 days is not 30.
+        ({"billing_increment": True}, "/settings/billing_increment"),
+        ({"payment_terms_days": True}, "/settings/payment_terms_days"),
+        ({"payment_terms_days": 30.5}, "/settings/payment_terms_days"),
+        ({"payment_terms_days": {}}, "/settings/payment_terms_days"),
     ],
 )
 def test_settings_string_fields_accept_only_strings(
@@ -93,6 +98,7 @@ def test_settings_string_fields_accept_only_strings(
     assert response.json["field"] == field
     stored = client.get("/api/v1/settings", headers=workspace.auth).json["settings"]
     assert stored["tax_code"] is None
+    assert stored["billing_increment"] is None and stored["payment_terms_days"] == 30
 
 
 @pytest.mark.parametrize(
