@@ -272,3 +272,33 @@ def test_worker_exits_non_zero_when_it_refuses_to_start(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Refusing to start in production" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_client_address_comes_from_trusted_proxies_only(
+    database_url: str, workspace: Any, make_admin: Any, hops: int
+) -> None:
+    """Behind one proxy (hops=1) each client has its own allowance; with hops=0 a forged
+    X-Forwarded-For does not buy an attacker a fresh one."""
+    make_admin(workspace, email="ada@example.com", password=PASSWORD)
+    app = create_app(
+        {
+            **app_overrides(database_url),
+            "TRUSTED_PROXY_HOPS": hops,
+            "ADMIN_LOGIN_FAILURES_PER_ADDRESS": "3 per 15 minutes",
+        }
+    )
+    client = app.test_client()
+
+    def attempt(forwarded_for: str, email: str, password: str) -> int:
+        return client.post(
+            "/login",
+            data={"email": email, "password": password, "csrf_token": csrf_token(client)},
+            headers={"X-Forwarded-For": forwarded_for},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},  # the proxy
+        ).status_code
+
+    for n in range(3):
+        assert attempt("198.51.100.1", f"user{n}@example.com", "guess") == 401
+    assert attempt("198.51.100.2", "ada@example.com", PASSWORD) == (302 if hops else 429)
+    app.extensions["login_throttle"].reset()
