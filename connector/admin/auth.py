@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ from connector.auth import (
 )
 from connector.models import AdminUser, utcnow
 from connector.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
 
 # Checked when the email is unknown, so a wrong email takes as long as a wrong password.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -52,6 +55,7 @@ def login() -> Any:
     address = request.remote_addr or ""
     wait = throttle.retry_after(email, address)
     if wait is not None:
+        log.warning("sign-in refused: too many failures (address %s)", address)
         minutes = max(1, math.ceil(wait / 60))
         page = render_template(
             "admin/login.html",
