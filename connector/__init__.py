@@ -13,8 +13,9 @@ from typing import Any
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from connector import db
+from connector import db, security
 from connector.config import INSTANCE_DIR, check_production, load_config
 
 csrf = CSRFProtect()
@@ -29,8 +30,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.update(config)
     app.config["MAX_CONTENT_LENGTH"] = config["WEBHOOK_MAX_BODY_BYTES"]
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask defines both keys (SAMESITE as None), so setdefault would keep Flask's values.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
     logging.basicConfig(
@@ -39,13 +41,24 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
 
     db.init_engine(config["DATABASE_URL"])
+    security.install(app)  # before any blueprint adds an <int:...> rule
 
     from connector import ratelimit, worker
+    from connector.throttle import LoginThrottle, make_storage
 
     redis_url = config.get("REDIS_URL") or (
         config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
     )
     ratelimit.configure(redis_url)
+    app.extensions["login_throttle"] = LoginThrottle(
+        make_storage(redis_url),
+        per_account=str(config["ADMIN_LOGIN_FAILURES_PER_ACCOUNT"]),
+        per_address=str(config["ADMIN_LOGIN_FAILURES_PER_ADDRESS"]),
+    )
+    hops = int(config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        # The client address (sign-in throttling, logs) and scheme from the proxies' headers.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     worker.configure(config)
 
     csrf.init_app(app)
@@ -100,7 +113,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         if _wants_problem_json():
-            return problem_response(
+            response = problem_response(
                 {
                     "type": "about:blank",
                     "title": exc.name,
@@ -109,6 +122,11 @@ def _register_error_handlers(app: Flask) -> None:
                 },
                 exc.code or 500,
             )
+            # Keep what the exception says besides its body: Allow on 405, Retry-After on 429.
+            for name, value in exc.get_headers():
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response
         return exc
 
     @app.errorhandler(Exception)

@@ -50,15 +50,30 @@ class AdminSession(UserMixin):
     def email(self) -> str:
         return self.user.email
 
+    def get_id(self) -> str:
+        # What flask-login keeps in the (client-side, signed) session cookie.
+        return session_user_id(self.user)
+
+
+def session_user_id(user: AdminUser) -> str:
+    """``"<admin id>:<session version>"``: a cookie is only good while the version matches."""
+    return f"{user.id}:{user.session_version or 0}"
+
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> AdminSession | None:
-    if not user_id.isdigit():
-        return None
+def _load_user(session_id: str) -> AdminSession | None:
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None  # includes sessions from before versions existed: sign in again
     user = db.session.get(AdminUser, int(user_id))
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or (user.session_version or 0) != int(version):
         return None
     return AdminSession(user)
+
+
+def end_all_sessions(user: AdminUser) -> None:
+    """Invalidate every session cookie of this admin (sign-out, password change); flushes."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def hash_password(password: str) -> str:

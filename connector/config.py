@@ -6,6 +6,7 @@ so the two cannot drift apart.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "APP_ENV",
         "development",
-        "`development`, `test` or `production`. Production refuses to "
-        "start with default or missing secrets and names each one.",
+        "`development`, `test` or `production`. Production refuses to start (web and worker "
+        "exit non-zero) with default, missing or weak secrets and names each one, and sends "
+        "HSTS.",
     ),
     Setting(
         "DATABASE_URL",
@@ -52,12 +54,12 @@ SETTINGS: tuple[Setting, ...] = (
         "REDIS_URL",
         None,
         "Heroku-style Redis URL; used as the queue when `QUEUE_URL` is unset, "
-        "and for the shared provider rate limiter.",
+        "and for the shared provider rate limiter and failed sign-in counters.",
     ),
     Setting(
         "SECRET_KEY",
         DEV_SECRET_KEY,
-        "Signs admin sessions and CSRF tokens.",
+        "Signs admin sessions and CSRF tokens. Production wants at least 32 random characters.",
         secret=True,
         required_in_production=True,
     ),
@@ -76,6 +78,24 @@ SETTINGS: tuple[Setting, ...] = (
         "The address the world reaches this service at: webhook URLs and OAuth redirect URIs "
         "are built from it.",
         required_in_production=True,
+    ),
+    Setting(
+        "ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
+        "10 per 15 minutes",
+        "Failed console sign-ins allowed per account (email) in a window; more are refused "
+        "with 429 until it ends, even with the right password. Counted in Redis when "
+        "`REDIS_URL` is set, else in the database, so every process shares the count.",
+    ),
+    Setting(
+        "ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+        "30 per 15 minutes",
+        "Failed console sign-ins allowed per client address in a window (any accounts).",
+    ),
+    Setting(
+        "TRUSTED_PROXY_HOPS",
+        "0",
+        "How many proxies in front of the app set `X-Forwarded-For`/`-Proto` (1 on Heroku or "
+        "behind one load balancer). 0 trusts none: the client address is the socket's peer.",
     ),
     Setting("WEBHOOK_MAX_BODY_BYTES", "1048576", "Largest inbound event accepted (413 above it)."),
     Setting("WEBHOOK_TOLERANCE_SECONDS", "300", "How far a `webhook-timestamp` may be from now."),
@@ -208,6 +228,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             k.strip() for k in str(_get(env, "TOKEN_ENCRYPTION_KEYS")).split(",") if k.strip()
         ],
         "PUBLIC_BASE_URL": str(_get(env, "PUBLIC_BASE_URL")).rstrip("/"),
+        "ADMIN_LOGIN_FAILURES_PER_ACCOUNT": _get(env, "ADMIN_LOGIN_FAILURES_PER_ACCOUNT"),
+        "ADMIN_LOGIN_FAILURES_PER_ADDRESS": _get(env, "ADMIN_LOGIN_FAILURES_PER_ADDRESS"),
+        "TRUSTED_PROXY_HOPS": int(str(_get(env, "TRUSTED_PROXY_HOPS"))),
         "WEBHOOK_MAX_BODY_BYTES": int(str(_get(env, "WEBHOOK_MAX_BODY_BYTES"))),
         "WEBHOOK_TOLERANCE_SECONDS": int(str(_get(env, "WEBHOOK_TOLERANCE_SECONDS"))),
         "JOB_LEASE_SECONDS": int(str(_get(env, "JOB_LEASE_SECONDS"))),
@@ -236,14 +259,41 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
+# A secret a person typed ("changeme", "secret-key-12345", "aaaa...") fails one of these; 32
+# random characters from any of the usual alphabets pass both.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10
+
+
+def _weak_fernet_key(key: str) -> bool:
+    """Not a Fernet key, or 32 bytes nobody drew at random (b"\\0" * 32, a repeated pattern)."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (ValueError, TypeError):
+        return True
+    return len(raw) != 32 or len(set(raw)) < 16
+
+
 def production_problems(config: Mapping[str, Any]) -> list[str]:
     """Why this configuration must not run in production (empty when it may)."""
     problems = []
-    if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY:
+    secret = str(config.get("SECRET_KEY") or "")
+    if not secret or secret == DEV_SECRET_KEY:
         problems.append("SECRET_KEY is missing or still the development default")
+    elif len(secret) < MIN_SECRET_KEY_LENGTH or len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        problems.append(
+            f"SECRET_KEY is weak: use at least {MIN_SECRET_KEY_LENGTH} random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     keys = config.get("TOKEN_ENCRYPTION_KEYS") or []
     if not keys or DEV_TOKEN_KEY in keys:
         problems.append("TOKEN_ENCRYPTION_KEYS is missing or still holds the development default")
+    elif any(_weak_fernet_key(key) for key in keys):
+        problems.append(
+            "TOKEN_ENCRYPTION_KEYS holds a key that is not a random Fernet key "
+            "(python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        )
     base = str(config.get("PUBLIC_BASE_URL") or "")
     if not base or base == _BY_NAME["PUBLIC_BASE_URL"].default:
         problems.append("PUBLIC_BASE_URL is missing or still the development default")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -106,6 +107,9 @@ class AdminUser(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Part of every session's id: signing out (or a new password) bumps it, so a copy of an
+    # older session cookie no longer signs anyone in.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WorkspaceMember(Base):
@@ -319,6 +323,17 @@ class RateLimitCounter(Base):
     bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ThrottleCounter(Base):
+    """Counters of the ``limits`` library (failed sign-ins) when Redis is absent: one row per key,
+    reset when its window has expired (see ``connector.throttle``)."""
+
+    __tablename__ = "throttle_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 # --- the built-in local provider's books ----------------------------------------------------------

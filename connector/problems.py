@@ -34,7 +34,8 @@ class Problem(Exception):
         }
         if self.detail:
             body["detail"] = self.detail
-        body.update(self.extra)
+        # An absent member, never null: the schema says "field" and friends are strings.
+        body.update({name: value for name, value in self.extra.items() if value is not None})
         return body
 
     def response(self) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 GROUPINGS = ("project", "project_day", "task", "detailed")
 BILLING_INCREMENTS = (None, 1, 6, 15)
@@ -34,12 +34,40 @@ class WorkspaceSettings:
         return asdict(self)
 
 
+def _fields_holding(kind: type) -> frozenset[str]:
+    hints = get_type_hints(WorkspaceSettings)
+    return frozenset(
+        f.name
+        for f in fields(WorkspaceSettings)
+        if kind in (hints[f.name], *getattr(hints[f.name], "__args__", ()))
+    )
+
+
+# Settings held as text: a JSON number, list or object sent for one is refused, never stored
+# as its ``str()`` (``tax_code: 0`` is not the tax code "0").
+TEXT_FIELDS = _fields_holding(str)
+# Whole numbers: JSON true is not 1 and 30.5 days is not 30 (forms send digits as text).
+WHOLE_NUMBER_FIELDS = _fields_holding(int)
+
+
+def _check_json_type(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if name in TEXT_FIELDS and not isinstance(value, str):
+        raise SettingsError(name, "must be a string")
+    if name in WHOLE_NUMBER_FIELDS and (
+        isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise SettingsError(name, "must be a whole number")
+
+
 def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> WorkspaceSettings:
     """Apply ``changes`` to ``current``; raise SettingsError naming the first bad field."""
     known = {f.name for f in fields(WorkspaceSettings)}
-    for name in changes:
+    for name, value in changes.items():
         if name not in known:
             raise SettingsError(name, "is not a setting")
+        _check_json_type(name, value)
     merged = {**current.to_dict(), **changes}
     if merged["grouping"] not in GROUPINGS:
         raise SettingsError("grouping", f"must be one of {', '.join(GROUPINGS)}")

@@ -28,7 +28,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import or_, select, update
 
 from connector import db, locks
-from connector.config import load_config
+from connector.config import check_production, load_config
 from connector.models import Job, JobState, utcnow
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater
 
@@ -61,6 +61,10 @@ def make_huey(config: Mapping[str, Any]) -> Huey:
 
 # The consumer imports this module and reads ``huey``; it is built from the environment.
 _boot_config = load_config()
+# Refuse here, at import, not later in the app the poller builds: huey_consumer then exits
+# non-zero ("Error importing connector.worker.huey"), so the platform sees a crashed worker
+# instead of one idling forever with nothing processed.
+check_production(_boot_config)
 huey: Huey = make_huey(_boot_config)
 _huey_key = (str(_boot_config["QUEUE_URL"]), bool(_boot_config.get("WORKER_IMMEDIATE")))
 _config: dict[str, Any] = {}

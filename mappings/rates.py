@@ -73,11 +73,14 @@ def scope_of(rate: Rate | RateInput) -> str:
     return "workspace"
 
 
-def _text(value: Any) -> str | None:
+def _text(data: Mapping[str, Any], field: str) -> str | None:
+    """A text input: None when absent or blank; a JSON number, list or object is refused."""
+    value = data.get(field)
     if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    if not isinstance(value, str):
+        raise RateError(field, "must be a string")
+    return value.strip() or None
 
 
 def parse_rate(data: Mapping[str, Any]) -> RateInput:
@@ -86,28 +89,30 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
     if isinstance(raw_amount, int | float):  # bool is an int too
         # JSON numbers are binary floats: 0.1 + 0.2 is not 0.3, so money travels as text.
         raise RateError("amount", 'send the amount as a string, e.g. "27.50"')
-    if raw_amount is None or not str(raw_amount).strip():
+    if raw_amount is not None and not isinstance(raw_amount, str):
+        raise RateError("amount", 'send the amount as a string, e.g. "27.50"')
+    if raw_amount is None or not raw_amount.strip():
         raise RateError("amount", "is required")
     try:
-        amount = parse_amount(str(raw_amount))
+        amount = parse_amount(raw_amount)
     except (TypeError, ValueError):
         raise RateError("amount", "must be a plain non-negative number such as 27.50") from None
 
-    currency = (_text(data.get("currency")) or "").upper()
+    currency = (_text(data, "currency") or "").upper()
     try:
         check_currency(currency)
     except ValueError:
         raise RateError("currency", "must be a 3-letter ISO currency code such as USD") from None
 
     effective_from = None
-    raw_date = _text(data.get("effective_from"))
+    raw_date = _text(data, "effective_from")
     if raw_date:
         try:
             effective_from = date.fromisoformat(raw_date)
         except ValueError:
             raise RateError("effective_from", "must be a date as YYYY-MM-DD") from None
 
-    ids = {name: _text(data.get(name)) for name in _ID_FIELDS}
+    ids = {name: _text(data, name) for name in _ID_FIELDS}
     for name, value in ids.items():
         if value is not None and len(value) > 255:
             raise RateError(name, "is longer than 255 characters")

@@ -91,6 +91,7 @@ def app(database_url: str) -> Iterator[Any]:
         yield application
     db.session.remove()
     _truncate_all()
+    application.extensions["login_throttle"].reset()  # Redis counters outlive the tables
 
 
 @pytest.fixture
@@ -211,10 +212,13 @@ def make_admin(app: Any) -> Any:
 @pytest.fixture
 def admin_client(app: Any, workspace: WorkspaceHandle, make_admin: Any) -> Any:
     """A test client signed in as an admin of ``workspace`` (CSRF stays ON: use csrf_token())."""
+    from connector.auth import session_user_id
+    from connector.models import AdminUser
+
     user_id = make_admin(workspace)
     test_client = app.test_client()
-    with test_client.session_transaction() as sess:
-        sess["_user_id"] = str(user_id)
+    with db.new_session() as s, test_client.session_transaction() as sess:
+        sess["_user_id"] = session_user_id(s.get(AdminUser, user_id))
         sess["_fresh"] = True
     return test_client
 

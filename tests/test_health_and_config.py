@@ -63,12 +63,14 @@ def test_production_refuses_default_secrets_and_names_each() -> None:
 
 
 def test_production_starts_with_real_secrets() -> None:
+    import secrets
+
     from cryptography.fernet import Fernet
 
     config = load_config(
         {
             "APP_ENV": "production",
-            "SECRET_KEY": "a" * 40,
+            "SECRET_KEY": secrets.token_urlsafe(48),  # "a" * 40 is refused as weak
             "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "PUBLIC_BASE_URL": "https://invoicer.example.com",
         }

@@ -34,6 +34,7 @@ from connector.models import (
     TrackerEntity,
     Workspace,
 )
+from connector.security import bounded_int_arg
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def approvals(workspace_id: int) -> Any:
         flash("Ignored an unknown status filter.", "error")
         status = ""
     day_from, day_to = _parse_day("from"), _parse_day("to")
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = bounded_int_arg(request.args.get("page"), 1)
 
     stmt = approvals_query(
         ws.id,
@@ -352,7 +353,7 @@ def deliveries(workspace_id: int) -> Any:
         stmt = stmt.where(Delivery.status == status)
     else:
         status = ""
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = bounded_int_arg(request.args.get("page"), 1)
     rows = list(
         db.session.scalars(
             stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)

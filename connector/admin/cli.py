@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from connector import db
-from connector.auth import hash_password
+from connector.auth import end_all_sessions, hash_password
 from connector.models import AdminUser, Workspace, WorkspaceMember
 
 admins_cli = AppGroup("admins", help="Manage admin console users.")
@@ -60,6 +60,8 @@ def create_admin(
             user.name = name
         user.password_hash = hash_password(password)
         user.is_active = True
+        if not created:
+            end_all_sessions(user)  # a new password signs out every old session
         s.flush()
         existing = set(
             s.scalars(

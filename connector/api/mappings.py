@@ -302,6 +302,7 @@ OPENAPI_PATHS = {
                         },
                     },
                 ),
+                "409": {"$ref": "#/components/responses/Problem"},  # reconnect needed
                 **_ERRORS,
             },
         },

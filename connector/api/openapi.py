@@ -11,6 +11,8 @@ from flask import jsonify
 from connector.api import API_MODULES, bp
 from webhooks.webwork.events import SCHEMA_PATH
 
+_PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
+
 
 def build_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
@@ -20,6 +22,16 @@ def build_document() -> dict[str, Any]:
         for path, ops in getattr(module, "OPENAPI_PATHS", {}).items():
             paths.setdefault(path, {}).update(ops)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    for path, ops in paths.items():
+        # Every body is read as JSON first: a malformed one is a 400 on any operation.
+        paths[path] = {
+            method: (
+                {**op, "responses": {"400": _PROBLEM_REF, **op["responses"]}}
+                if "requestBody" in op
+                else op
+            )
+            for method, op in ops.items()
+        }
     event = json.loads(SCHEMA_PATH.read_text())
     defs = event.pop("definitions", {})
     event.pop("$schema", None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from werkzeug.routing import IntegerConverter
+
 from connector.auth import PUBLIC_ENDPOINTS
 from tests.conftest import csrf_token
 
@@ -16,7 +18,7 @@ def _url(app: Any, rule: Any, workspace_id: int) -> str:
     values: dict[str, Any] = {}
     for arg in rule.arguments:
         converter = rule._converters[arg]
-        values[arg] = workspace_id if type(converter).__name__ == "IntegerConverter" else "x"
+        values[arg] = workspace_id if isinstance(converter, IntegerConverter) else "x"
     if "kind" in values:
         values["kind"] = "project"
     adapter = app.url_map.bind("localhost")
