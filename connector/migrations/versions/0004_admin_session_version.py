@@ -1,7 +1,7 @@
 """Admin sessions carry a version that sign-out bumps; failed sign-in counters in the database
 
-Revision ID: 0003_admin_session_version
-Revises: 0002_job_enqueued_at
+Revision ID: 0004_admin_session_version
+Revises: 0003_draft_rebill
 Create Date: 2026-11-30 04:45:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_admin_session_version"
-down_revision: str | None = "0002_job_enqueued_at"
+revision: str = "0004_admin_session_version"
+down_revision: str | None = "0003_draft_rebill"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
