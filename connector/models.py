@@ -264,6 +264,11 @@ class Draft(Base):
     hold_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # What finance did with the invoice at the provider (draft, sent, paid, ...; see
+    # providers.base.ProviderStatus), learnt from its webhooks or the reconcile job. Kept apart
+    # from ``status``, which is our own lifecycle. None: never read yet.
+    provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
