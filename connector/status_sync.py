@@ -210,8 +210,11 @@ def reconcile_provider_status(job: Job) -> None:
     reconcile_workspace(job.workspace_id)
 
 
-def queue_reconcile(workspace_id: int) -> int | None:
-    """Queue a reconcile job unless one is already waiting or running; returns its id."""
+def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
+    """Queue a reconcile job unless one is already waiting or running.
+
+    Returns (job id, True) for a new job, (the queued job's id, False) otherwise.
+    """
     from webhooks.inbox import new_job
 
     with db.session_scope() as s:
@@ -223,13 +226,13 @@ def queue_reconcile(workspace_id: int) -> int | None:
             )
         ).first()
         if busy is not None:
-            return None
+            return busy, False
         job = new_job(workspace_id, RECONCILE_JOB)
         s.add(job)
         s.flush()
         job_id = job.id
     worker.job_committed(job_id)
-    return job_id
+    return job_id, True
 
 
 def _due_workspaces(interval: timedelta) -> list[int]:
@@ -276,8 +279,8 @@ def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
     try:
         with locks.advisory_lock("status-sync:scheduler", ttl=120.0, timeout=0.0):
             for workspace_id in _due_workspaces(timedelta(minutes=interval_minutes)):
-                job_id = queue_reconcile(workspace_id)
-                if job_id is not None:
+                job_id, created = queue_reconcile(workspace_id)
+                if created:
                     queued.append(job_id)
     except locks.LockTimeout:
         return []  # another worker process is scheduling right now

@@ -98,3 +98,154 @@ def accept(
         ),
         200,
     )
+
+
+# --- the receivers in the OpenAPI document (served at the root, not under /api/v1) -------------
+def _receiver(summary: str, description: str, header: str, schema: str) -> dict[str, Any]:
+    ok = {
+        "description": "accepted, duplicate or ignored (see status)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "status": {
+                            "type": "string",
+                            "enum": ["accepted", "duplicate", "ignored"],
+                        },
+                        "event_id": {"type": "string"},
+                        "delivery_ids": {"type": "array", "items": {"type": "integer"}},
+                        "detail": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "description": description,
+            "security": [],
+            "parameters": [
+                {"name": header, "in": "header", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+                },
+            },
+            "responses": {
+                "200": ok,
+                "400": {"$ref": "#/components/responses/Problem"},
+                "401": {"$ref": "#/components/responses/Problem"},
+                "413": {"$ref": "#/components/responses/Problem"},
+            },
+        },
+        # Receivers live at the service root, beside /api/v1.
+        "servers": [{"url": "/", "description": "the service root (PUBLIC_BASE_URL)"}],
+    }
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/webhooks/stripe": {
+        **_receiver(
+            "Stripe invoice events (status sync)",
+            "Register this URL in Stripe (Developers > Webhooks; for Connect platforms an "
+            "endpoint listening to connected accounts) with the events invoice.finalized, "
+            "invoice.sent, invoice.paid, invoice.voided, invoice.deleted and "
+            "invoice.marked_uncollectible, and set STRIPE_WEBHOOK_SECRET to its signing "
+            "secret. Verified with Stripe's SDK (Stripe-Signature, 300 s tolerance), stored, "
+            "then each named invoice is read and its provider_status recorded by a job. A "
+            "redelivered event id is acknowledged and not processed twice.",
+            "Stripe-Signature",
+            "StripeEvent",
+        ),
+    },
+    "/webhooks/quickbooks": {
+        **_receiver(
+            "QuickBooks Invoice notifications (status sync)",
+            "Register this URL in the Intuit developer portal (Webhooks, entity Invoice: "
+            "Create, Update, Delete, Void, Emailed) and set QBO_WEBHOOK_VERIFIER_TOKEN to the "
+            "app's verifier token. intuit-signature = base64 HMAC-SHA256 of the raw body. "
+            "Both the legacy eventNotifications shape and CloudEvents are accepted; realmId "
+            "selects the workspaces, a job reads the invoices and records provider_status.",
+            "intuit-signature",
+            "QuickBooksNotification",
+        ),
+    },
+}
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "StripeEvent": {
+        "type": "object",
+        "description": "A Stripe event (only the fields the status sync reads)",
+        "required": ["id", "type"],
+        "properties": {
+            "id": {"type": "string", "description": "evt_...: the dedupe key"},
+            "type": {"type": "string", "examples": ["invoice.paid"]},
+            "account": {"type": "string", "description": "Connect: the connected account"},
+            "livemode": {"type": "boolean"},
+            "data": {
+                "type": "object",
+                "properties": {
+                    "object": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "object": {"const": "invoice"}},
+                    }
+                },
+            },
+        },
+    },
+    "QuickBooksNotification": {
+        "description": "Intuit's legacy notification, or a list of CloudEvents",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["eventNotifications"],
+                "properties": {
+                    "eventNotifications": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "realmId": {"type": "string"},
+                                "dataChangeEvent": {
+                                    "type": "object",
+                                    "properties": {
+                                        "entities": {
+                                            "type": "array",
+                                            "items": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "name": {"type": "string"},
+                                                    "id": {"type": "string"},
+                                                    "operation": {"type": "string"},
+                                                    "lastUpdated": {"type": "string"},
+                                                },
+                                            },
+                                        }
+                                    },
+                                },
+                            },
+                        },
+                    }
+                },
+            },
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "specversion": {"type": "string"},
+                        "id": {"type": "string"},
+                        "type": {"type": "string", "examples": ["qbo.invoice.updated.v1"]},
+                        "intuitaccountid": {"type": "string"},
+                        "intuitentityid": {"type": "string"},
+                        "time": {"type": "string"},
+                    },
+                },
+            },
+        ],
+    },
+}

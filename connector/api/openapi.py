@@ -20,6 +20,11 @@ def build_document() -> dict[str, Any]:
         for path, ops in getattr(module, "OPENAPI_PATHS", {}).items():
             paths.setdefault(path, {}).update(ops)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    # The provider receivers (status sync) live beside the API; their path items say so.
+    from webhooks import provider_receiver
+
+    paths.update(provider_receiver.OPENAPI_PATHS)
+    schemas.update(provider_receiver.OPENAPI_SCHEMAS)
     event = json.loads(SCHEMA_PATH.read_text())
     defs = event.pop("definitions", {})
     event.pop("$schema", None)
