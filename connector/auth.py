@@ -35,6 +35,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "health.readyz",
         "webhooks.receive",
+        "stripe_webhooks.receive",  # authenticated by Stripe-Signature
+        "quickbooks_webhooks.receive",  # authenticated by intuit-signature
         "api.openapi",
         "admin.login",
     }
