@@ -36,6 +36,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.readyz",
         "webhooks.receive",
         "stripe_webhooks.receive",  # authenticated by Stripe-Signature
+        "stripe_webhooks.receive_for_workspace",  # authenticated by Stripe-Signature
         "quickbooks_webhooks.receive",  # authenticated by intuit-signature
         "api.openapi",
         "admin.login",

@@ -171,8 +171,9 @@ SETTINGS: tuple[Setting, ...] = (
         "STRIPE_WEBHOOK_SECRET",
         None,
         "Signing secret(s) (`whsec_...`, comma-separated while rolling) of the Stripe webhook "
-        "endpoint `PUBLIC_BASE_URL/webhooks/stripe` (status sync; see docs/stripe.md). Unset: "
-        "Stripe events are refused and only the reconcile job updates invoice states.",
+        "endpoint `PUBLIC_BASE_URL/webhooks/stripe` (status sync for Connect or one account; "
+        "key-connected workspaces save their own endpoint's secret on the Connections page; see "
+        "docs/stripe.md). Unset: that endpoint refuses events.",
         secret=True,
     ),
     Setting(

@@ -162,6 +162,20 @@ OPENAPI_PATHS: dict[str, Any] = {
             "StripeEvent",
         ),
     },
+    "/webhooks/stripe/{token}": {
+        **_receiver(
+            "Stripe invoice events for one key-connected workspace (status sync)",
+            "The endpoint an admin registers in the workspace's own Stripe account (the URL is "
+            "shown on the Connections page; token = the workspace's endpoint token) with the "
+            "same six invoice events; verified with the signing secret the admin saved there. "
+            "Otherwise like /webhooks/stripe.",
+            "Stripe-Signature",
+            "StripeEvent",
+        ),
+        "parameters": [
+            {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+    },
     "/webhooks/quickbooks": {
         **_receiver(
             "QuickBooks Invoice notifications (status sync)",

@@ -275,3 +275,96 @@ def test_replaying_a_stored_event_from_the_console_syncs_again(
     assert draft(draft_id).provider_status == "paid"
     kinds = set(db.session.scalars(select(Job.kind)))
     assert kinds == {"sync_provider_event"}
+
+
+# --- a key-connected workspace's own endpoint (secret saved by its admin) -----------------------
+WS_SECRET = "whsec_workspaceOwnSecret1234"
+
+
+@pytest.fixture
+def key_ws(app: Any, workspace: Any) -> Any:
+    DbCredentialStore(workspace.id, "stripe", secret_box(app.config)).connect(
+        {"method": "api_key", "api_key": "rk_test_51TestKeyForTheConnectorabcd"},
+        account_id=None,
+        environment="test",
+        meta={"method": "api_key"},
+    )
+    return workspace
+
+
+def save_secret(admin_client: Any, workspace: Any, secret: str) -> Any:
+    from tests.conftest import csrf_token
+
+    return admin_client.post(
+        f"/workspaces/{workspace.id}/connections/stripe/webhook-secret",
+        data={"csrf_token": csrf_token(admin_client), "webhook_secret": secret},
+    )
+
+
+def test_admin_saves_the_secret_and_the_workspace_endpoint_accepts_its_events(
+    admin_client: Any, client: Any, key_ws: Any, rsps: Any
+) -> None:
+    page = admin_client.get(f"/workspaces/{key_ws.id}/connections").data.decode()
+    url = f"http://invoicer.test/webhooks/stripe/{key_ws.endpoint_token}"
+    assert url in page and "Save signing secret" in page
+
+    draft_id = add_draft(key_ws.id, "stripe", INVOICE)
+    rsps.get(f"{API}/v1/invoices/{INVOICE}", json=invoice("paid"))
+    body = json.dumps(provider_event("stripe", "invoice_paid")).encode()
+    path = f"/webhooks/stripe/{key_ws.endpoint_token}"
+
+    def send(secret: str) -> Any:
+        sig = stripe_signature(body, secret=secret)
+        return client.post(path, data=body, headers={"Stripe-Signature": sig})
+
+    assert send(WS_SECRET).status_code == 401  # nothing saved yet
+    assert save_secret(admin_client, key_ws, "sk_test_not_a_secret").status_code == 302
+    assert save_secret(admin_client, key_ws, WS_SECRET).status_code == 302
+    page = admin_client.get(f"/workspaces/{key_ws.id}/connections").data.decode()
+    assert "whsec_…1234" in page and WS_SECRET not in page
+
+    assert send(STRIPE_SECRET).status_code == 401  # the app's secret is not this endpoint's
+    res = send(WS_SECRET)
+    assert res.status_code == 200 and res.json["status"] == "accepted"
+    assert draft(draft_id).provider_status == "paid"
+    meta = DbCredentialStore(key_ws.id, "stripe", secret_box(client.application.config)).meta()
+    assert WS_SECRET not in json.dumps(meta)  # encrypted at rest
+
+
+def test_unknown_workspace_endpoint_is_a_404(client: Any) -> None:
+    res = client.post("/webhooks/stripe/nope", data=b"{}", headers={"Stripe-Signature": "t=1"})
+    assert res.status_code == 404
+
+
+def test_webwork_receiver_is_not_shadowed_by_the_stripe_route(
+    client: Any, workspace: Any, post_event: Any
+) -> None:
+    from tests.helpers import event
+
+    assert post_event(workspace, event("timesheet_approved__three_customers")).status_code == 202
+
+
+def test_key_rotation_reencrypts_the_saved_webhook_secret(
+    app: Any, client: Any, key_ws: Any, rsps: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from connector.connections.stripe import META_WEBHOOK_SECRET
+
+    store = DbCredentialStore(key_ws.id, "stripe", secret_box(app.config))
+    store.update_meta(**{META_WEBHOOK_SECRET: secret_box(app.config).encrypt_json(WS_SECRET)})
+    new_key = Fernet.generate_key().decode()
+    app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key, *app.config["TOKEN_ENCRYPTION_KEYS"]]
+    res = app.test_cli_runner().invoke(args=["secrets", "reencrypt"])
+    assert res.exit_code == 0, res.output
+    app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key]  # the old key is gone now
+
+    add_draft(key_ws.id, "stripe", INVOICE)
+    rsps.get(f"{API}/v1/invoices/{INVOICE}", json=invoice("paid"))
+    body = json.dumps(provider_event("stripe", "invoice_paid")).encode()
+    res = client.post(
+        f"/webhooks/stripe/{key_ws.endpoint_token}",
+        data=body,
+        headers={"Stripe-Signature": stripe_signature(body, secret=WS_SECRET)},
+    )
+    assert res.status_code == 200, res.json

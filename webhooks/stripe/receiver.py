@@ -9,6 +9,8 @@ workspaces that have a draft with that invoice id.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -16,7 +18,10 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import select
 
 from connector import db
-from connector.models import Draft
+from connector.connections.stripe import META_WEBHOOK_SECRET
+from connector.crypto import SecretBox
+from connector.models import Connection, ConnectionStatus, Draft, Workspace
+from connector.problems import Problem
 from webhooks.provider_receiver import (
     accept,
     configured_secrets,
@@ -29,6 +34,7 @@ from webhooks.provider_receiver import (
 from webhooks.stripe import SOURCE
 from webhooks.stripe.events import EventError, StripeEvent, parse_event
 
+log = logging.getLogger(__name__)
 bp = Blueprint("stripe_webhooks", __name__)
 
 
@@ -67,6 +73,47 @@ def receive() -> Any:
             "Stripe status sync is not configured here: set STRIPE_WEBHOOK_SECRET to the "
             "endpoint's signing secret."
         )
+    return _receive(secrets, workspaces_for)
+
+
+@bp.post("/webhooks/stripe/<token>")
+def receive_for_workspace(token: str) -> Any:
+    """A key-connected workspace's own endpoint, registered in its own Stripe account and signed
+    with the secret its admin saved on the Connections page."""
+    workspace_id, secrets = _workspace_endpoint(token)
+    if not secrets:
+        raise unauthorized(
+            "No webhook signing secret is saved for this workspace's Stripe connection: paste "
+            "the endpoint's signing secret on the Connections page."
+        )
+    return _receive(secrets, lambda _event: [workspace_id])
+
+
+def _workspace_endpoint(token: str) -> tuple[int, list[str]]:
+    workspace_id = db.session.scalar(select(Workspace.id).where(Workspace.endpoint_token == token))
+    if workspace_id is None:
+        raise Problem(
+            404, "Unknown endpoint", "No workspace has this webhook URL.", type_="unknown-endpoint"
+        )
+    meta = db.session.scalar(
+        select(Connection.meta).where(
+            Connection.workspace_id == workspace_id,
+            Connection.provider == SOURCE,
+            Connection.status != ConnectionStatus.DISCONNECTED,
+        )
+    )
+    ciphertext = (meta or {}).get(META_WEBHOOK_SECRET)
+    if not ciphertext:
+        return workspace_id, []
+    try:
+        secret = SecretBox(current_app.config["TOKEN_ENCRYPTION_KEYS"]).decrypt_json(ciphertext)
+    except ValueError:  # encrypted under a key that was dropped: as good as no secret
+        log.error("Stripe webhook secret of workspace %s cannot be decrypted", workspace_id)
+        return workspace_id, []
+    return workspace_id, [str(secret)] if secret else []
+
+
+def _receive(secrets: list[str], workspaces: Callable[[StripeEvent], list[int]]) -> Any:
     body = read_body()
     verify(
         body,
@@ -80,7 +127,7 @@ def receive() -> Any:
         raise malformed(str(exc)) from None
     if not event.supported:
         return ignored(f"event type {event.type} does not change a draft", event_id=event.id)
-    workspace_ids = workspaces_for(event)
+    workspace_ids = workspaces(event)
     if not workspace_ids:
         return ignored(
             f"no workspace here is connected to {event.account or 'this invoice'}",
