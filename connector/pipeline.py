@@ -544,6 +544,15 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
             )
             s.commit()
             continue
+        if row.provider_status in (ProviderStatus.VOIDED, ProviderStatus.DELETED):
+            # Finance already removed it (neither state can be undone): nothing left to call.
+            row.status = DraftStatus.VOIDED
+            row.hold_message = (
+                f"Not invoiced: {reason}; finance had already {row.provider_status} it at the "
+                "provider."
+            )
+            s.commit()
+            continue
         outcome = provider.remove_draft(provider_id)
         if outcome == RemovalOutcome.NOT_A_DRAFT:
             row.status = DraftStatus.NEEDS_ATTENTION

@@ -242,7 +242,9 @@ def _due_workspaces(interval: timedelta) -> list[int]:
     with db.new_session() as s:
         candidates = set(
             s.scalars(
-                select(Draft.workspace_id).where(
+                select(Draft.workspace_id)
+                .distinct()
+                .where(
                     Draft.provider_id.is_not(None),
                     or_(
                         Draft.provider_status.is_(None),

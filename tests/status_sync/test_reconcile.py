@@ -217,3 +217,23 @@ def test_console_shows_each_drafts_provider_state(
         assert page.count('data-provider-status="paid"') == 1, path
         assert page.count('data-provider-status="draft"') == 2, path
         assert "paid in Built-in ledger" in page
+
+
+def test_withdrawal_of_a_draft_finance_already_deleted_makes_no_call(
+    app: Any, workspace: Any, rsps: Any
+) -> None:
+    from connector import pipeline
+    from connector.models import Timesheet, Workspace
+
+    fake = FakeQbo(rsps)
+    app.config.update(CONFIG)
+    connect_store(workspace.id, app)
+    gone = add_draft(workspace.id, "quickbooks", "302", provider_status="deleted")
+    with db.new_session() as s:
+        ws = s.get(Workspace, workspace.id)
+        ts = s.scalars(select(Timesheet)).one()
+        pipeline.withdraw_drafts(s, ws, ts, reason="approval withdrawn")
+        s.commit()
+    row = draft(gone)
+    assert row.status == "voided" and "already deleted" in row.hold_message
+    assert len(rsps.calls) == 0 and fake.queries == []
