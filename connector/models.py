@@ -241,7 +241,11 @@ class Draft(Base):
     """One per (timesheet revision, customer) - or per unmapped project while held."""
 
     __tablename__ = "drafts"
-    __table_args__ = (UniqueConstraint("timesheet_pk", "revision", "subject_key"),)
+    __table_args__ = (
+        UniqueConstraint("timesheet_pk", "revision", "subject_key"),
+        # Status sync: a provider event names an invoice id; find its drafts without a scan.
+        Index("ix_drafts_provider_ref", "provider", "provider_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -368,3 +368,17 @@ def test_key_rotation_reencrypts_the_saved_webhook_secret(
         headers={"Stripe-Signature": stripe_signature(body, secret=WS_SECRET)},
     )
     assert res.status_code == 200, res.json
+
+
+def test_an_oversized_body_is_refused_before_anything_is_stored(
+    app: Any, client: Any, stripe_ws: Any
+) -> None:
+    body = b'{"id": "evt_big", "pad": "' + b"x" * app.config["WEBHOOK_MAX_BODY_BYTES"] + b'"}'
+    res = client.post(
+        "/webhooks/stripe",
+        data=body,
+        headers={"Stripe-Signature": stripe_signature(body)},
+        content_type="application/json",
+    )
+    assert res.status_code == 413 and res.mimetype == "application/problem+json"
+    assert count(Delivery) == 0

@@ -22,9 +22,11 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("provider_status_at", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.create_index("ix_drafts_provider_ref", ["provider", "provider_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("drafts", schema=None) as batch_op:
+        batch_op.drop_index("ix_drafts_provider_ref")
         batch_op.drop_column("provider_status_at")
         batch_op.drop_column("provider_status")
