@@ -328,5 +328,8 @@ def register_cli(app: Flask) -> None:
     from mappings.cli import mappings_cli
 
     app.cli.add_command(mappings_cli)
+    from connector.status_sync import provider_status_cli
+
+    app.cli.add_command(provider_status_cli)
 
     app.cli.add_command(admins_cli)

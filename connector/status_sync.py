@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import click
+from flask.cli import AppGroup
 from huey import crontab
 from sqlalchemy import or_, select, update
 
@@ -296,3 +298,19 @@ def _schedule_status_reconciles() -> None:
         queued = schedule_reconciles()
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
+
+
+# --- operator CLI: ``flask --app connector provider-status reconcile [WORKSPACE_ID ...]`` -------
+provider_status_cli = AppGroup("provider-status", help="Sync drafts' state from the providers.")
+
+
+@provider_status_cli.command("reconcile")
+@click.argument("workspace_ids", nargs=-1, type=int)
+def reconcile_command(workspace_ids: tuple[int, ...]) -> None:
+    """Read the open drafts of these workspaces (default: every workspace that has some) again
+    from their providers, now, in this process."""
+    targets = list(workspace_ids) or _due_workspaces(timedelta(0))
+    for workspace_id in targets:
+        read = reconcile_workspace(workspace_id)
+        summary = ", ".join(f"{n} at {p}" for p, n in read.items()) or "nothing to read"
+        click.echo(f"workspace {workspace_id}: {summary}")

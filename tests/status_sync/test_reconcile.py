@@ -237,3 +237,14 @@ def test_withdrawal_of_a_draft_finance_already_deleted_makes_no_call(
     row = draft(gone)
     assert row.status == "voided" and "already deleted" in row.hold_message
     assert len(rsps.calls) == 0 and fake.queries == []
+
+
+def test_operator_cli_reconciles_now(app: Any, workspace: Any, post_event: Any) -> None:
+    map_clients_locally(workspace.id)
+    post_event(workspace, event(APPROVED))
+    with db.session_scope() as s:
+        s.scalars(select(LocalInvoice).order_by(LocalInvoice.id)).first().state = "deleted"
+    res = app.test_cli_runner().invoke(args=["provider-status", "reconcile"])
+    assert res.exit_code == 0, res.output
+    assert f"workspace {workspace.id}: 3 at local" in res.output
+    assert [d.provider_status for d in local_drafts()] == ["deleted", "draft", "draft"]
