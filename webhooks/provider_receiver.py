@@ -1,6 +1,7 @@
 """What the provider receivers (``webhooks/stripe``, ``webhooks/quickbooks``) share.
 
 Outcomes, in the order they are decided (docs/stripe.md and docs/quickbooks.md):
+  unknown workspace endpoint token    404 (``/webhooks/stripe/<token>`` only)
   no signing secret configured        401, nothing stored
   forged, unsigned or stale           401, nothing stored (checked on the raw body first)
   body over the size cap              413, nothing stored

@@ -1,10 +1,14 @@
-"""``POST /webhooks/stripe``: Stripe invoice events, verified with the SDK, stored, then synced.
+"""Stripe invoice events, verified with the SDK, stored, then synced by a job.
 
-One endpoint for the deployment, signed with ``STRIPE_WEBHOOK_SECRET`` (the endpoint's
-``whsec_...``; several, comma-separated, while rolling it). Connect events carry ``account``:
-it selects the workspaces connected to that account. An event without ``account`` (the
-deployment's own Stripe account, e.g. a self-hosted install with a restricted key) goes to the
-workspaces that have a draft with that invoice id.
+``POST /webhooks/stripe``: one endpoint for the deployment, signed with
+``STRIPE_WEBHOOK_SECRET`` (the endpoint's ``whsec_...``; several, comma-separated, while rolling
+it). Connect events carry ``account``: it selects the workspaces connected to that account. An
+event without ``account`` (the deployment's own Stripe account) goes to the workspaces that have
+a draft with that invoice id.
+
+``POST /webhooks/stripe/<endpoint token>``: a key-connected workspace's own endpoint, registered
+in its own Stripe account; signed with the secret its admin saved on the Connections page
+(encrypted in the connection's meta). Unknown token: 404.
 """
 
 from __future__ import annotations
