@@ -72,10 +72,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from connector.connections.quickbooks import bp as quickbooks_bp
     from connector.connections.stripe import bp as stripe_bp
     from mappings.views import bp as mappings_bp
+    from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
     from webhooks.receiver import bp as webhooks_bp
+    from webhooks.stripe.receiver import bp as stripe_webhooks_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(stripe_webhooks_bp)
+    app.register_blueprint(quickbooks_webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(mappings_bp)
@@ -83,6 +87,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(stripe_bp)
     # Machine-to-machine routes authenticate by signature or bearer token, not cookies.
     csrf.exempt(webhooks_bp)
+    csrf.exempt(stripe_webhooks_bp)
+    csrf.exempt(quickbooks_webhooks_bp)
     csrf.exempt(api_bp)
 
     from connector.cli import register_cli

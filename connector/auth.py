@@ -35,6 +35,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "health.readyz",
         "webhooks.receive",
+        "stripe_webhooks.receive",  # authenticated by Stripe-Signature
+        "stripe_webhooks.receive_for_workspace",  # authenticated by Stripe-Signature
+        "quickbooks_webhooks.receive",  # authenticated by intuit-signature
         "api.openapi",
         "admin.login",
     }

@@ -300,6 +300,14 @@ def secrets_reencrypt() -> None:
             if conn.credentials_encrypted:
                 conn.credentials_encrypted = box.rotate(conn.credentials_encrypted)
                 count += 1
+            # Encrypted values kept in meta (a Stripe status sync endpoint's signing secret).
+            encrypted = {k: v for k, v in (conn.meta or {}).items() if k.endswith("_encrypted")}
+            if any(encrypted.values()):
+                conn.meta = {
+                    **conn.meta,
+                    **{k: box.rotate(v) for k, v in encrypted.items() if v},
+                }
+                count += sum(1 for v in encrypted.values() if v)
     click.echo(f"re-encrypted {count} secret(s) under the newest key")
 
 
@@ -320,5 +328,8 @@ def register_cli(app: Flask) -> None:
     from mappings.cli import mappings_cli
 
     app.cli.add_command(mappings_cli)
+    from connector.status_sync import provider_status_cli
+
+    app.cli.add_command(provider_status_cli)
 
     app.cli.add_command(admins_cli)

@@ -187,6 +187,29 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "Read timeout of one Stripe call; a timed-out create is reconciled, never repeated blind.",
     ),
+    Setting(
+        "STRIPE_WEBHOOK_SECRET",
+        None,
+        "Signing secret(s) (`whsec_...`, comma-separated while rolling) of the Stripe webhook "
+        "endpoint `PUBLIC_BASE_URL/webhooks/stripe` (status sync for Connect or one account; "
+        "key-connected workspaces save their own endpoint's secret on the Connections page; see "
+        "docs/stripe.md). Unset: that endpoint refuses events.",
+        secret=True,
+    ),
+    Setting(
+        "QBO_WEBHOOK_VERIFIER_TOKEN",
+        None,
+        "The Intuit app's webhook verifier token(s), comma-separated while rotating, for "
+        "`PUBLIC_BASE_URL/webhooks/quickbooks` (status sync; see docs/quickbooks.md). Unset: "
+        "notifications are refused and only the reconcile job updates invoice states.",
+        secret=True,
+    ),
+    Setting(
+        "STATUS_RECONCILE_MINUTES",
+        "60",
+        "How often each workspace's open drafts are read again from the provider (webhooks get "
+        "lost); `0` turns the periodic reconcile off.",
+    ),
     Setting("WEBWORK_CLIENT_ID", None, "WebWork OAuth client id (tracker connection)."),
     Setting("WEBWORK_CLIENT_SECRET", None, "WebWork OAuth client secret.", secret=True),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
@@ -244,6 +267,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QUICKBOOKS_ENVIRONMENT": _get(env, "QUICKBOOKS_ENVIRONMENT"),
         "STRIPE_CONNECT_CLIENT_ID": _get(env, "STRIPE_CONNECT_CLIENT_ID"),
         "STRIPE_PLATFORM_SECRET_KEY": _get(env, "STRIPE_PLATFORM_SECRET_KEY"),
+        "STRIPE_WEBHOOK_SECRET": _get(env, "STRIPE_WEBHOOK_SECRET"),
+        "QBO_WEBHOOK_VERIFIER_TOKEN": _get(env, "QBO_WEBHOOK_VERIFIER_TOKEN"),
+        "STATUS_RECONCILE_MINUTES": float(str(_get(env, "STATUS_RECONCILE_MINUTES"))),
         "WEBWORK_CLIENT_ID": _get(env, "WEBWORK_CLIENT_ID"),
         "WEBWORK_CLIENT_SECRET": _get(env, "WEBWORK_CLIENT_SECRET"),
         "LOG_LEVEL": _get(env, "LOG_LEVEL"),

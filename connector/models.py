@@ -245,7 +245,11 @@ class Draft(Base):
     """One per (timesheet revision, customer) - or per unmapped project while held."""
 
     __tablename__ = "drafts"
-    __table_args__ = (UniqueConstraint("timesheet_pk", "revision", "subject_key"),)
+    __table_args__ = (
+        UniqueConstraint("timesheet_pk", "revision", "subject_key"),
+        # Status sync: a provider event names an invoice id; find its drafts without a scan.
+        Index("ix_drafts_provider_ref", "provider", "provider_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -272,6 +276,11 @@ class Draft(Base):
     hold_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # What finance did with the invoice at the provider (draft, sent, paid, ...; see
+    # providers.base.ProviderStatus), learnt from its webhooks or the reconcile job. Kept apart
+    # from ``status``, which is our own lifecycle. None: never read yet.
+    provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -48,11 +48,14 @@ from connector.models import (
 from connector.money import format_money
 from connector.providers import build_provider
 from connector.providers.base import (
+    HANDS_OFF_PROVIDER_STATUSES,
     AccountingProvider,
     CreatedDraft,
     CurrencyMismatch,
     DraftInvoice,
     DraftLine,
+    DraftState,
+    ProviderStatus,
     ReconnectNeeded,
     Rejected,
     RemovalOutcome,
@@ -498,6 +501,22 @@ def _record_created(row: Draft, created: CreatedDraft) -> None:
     row.link = created.link
     row.status = DraftStatus.DRAFTED
     row.error = row.hold_reason = row.hold_message = None
+    _record_provider_status(row, PROVIDER_STATUS_OF_DRAFT_STATE.get(created.state))
+
+
+# What a create/find tells about the invoice's provider state (the status sync refines it).
+PROVIDER_STATUS_OF_DRAFT_STATE = {
+    DraftState.DRAFT: ProviderStatus.DRAFT,
+    DraftState.SENT: ProviderStatus.SENT,
+    DraftState.VOID: ProviderStatus.VOIDED,
+    DraftState.DELETED: ProviderStatus.DELETED,
+}
+
+
+def _record_provider_status(row: Draft, status: ProviderStatus | None) -> None:
+    if status is not None:
+        row.provider_status = status.value
+        row.provider_status_at = utcnow()
 
 
 def push_drafts(workspace: Workspace, ts_row_id: int, provider: AccountingProvider) -> None:
@@ -609,6 +628,25 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
             row.hold_message = f"Not invoiced: {reason}."
             s.commit()
             continue
+        if row.provider_status in HANDS_OFF_PROVIDER_STATUSES:
+            # The status sync saw finance send (or be paid for) it: never touch it, flag it.
+            row.status = DraftStatus.NEEDS_ATTENTION
+            row.hold_message = (
+                f"The approval was withdrawn ({reason}), but this invoice is already "
+                f"{row.provider_status.replace('_', ' ')} at the provider, so it was left "
+                "alone. Review it by hand."
+            )
+            s.commit()
+            continue
+        if row.provider_status in (ProviderStatus.VOIDED, ProviderStatus.DELETED):
+            # Finance already removed it (neither state can be undone): nothing left to call.
+            row.status = DraftStatus.VOIDED
+            row.hold_message = (
+                f"Not invoiced: {reason}; finance had already {row.provider_status} it at the "
+                "provider."
+            )
+            s.commit()
+            continue
         outcome = provider.remove_draft(provider_id)
         if outcome == RemovalOutcome.NOT_A_DRAFT:
             row.status = DraftStatus.NEEDS_ATTENTION
@@ -619,6 +657,12 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
         else:
             row.status = DraftStatus.VOIDED
             row.hold_message = f"Draft {outcome.value} at the provider: {reason}."
+            _record_provider_status(
+                row,
+                ProviderStatus.VOIDED
+                if outcome == RemovalOutcome.VOIDED
+                else ProviderStatus.DELETED,
+            )
         s.commit()  # one provider call, one durable record
         worker.heartbeat()
 

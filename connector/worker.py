@@ -388,8 +388,8 @@ def _start_poller_in_consumer() -> None:
 
 
 def _load_handlers() -> None:
-    # The pipeline registers its handlers on import.
-    import connector.pipeline  # noqa: F401
+    # The pipeline and the provider status sync register their handlers on import.
+    from connector import pipeline, status_sync  # noqa: F401
 
 
 _load_handlers()

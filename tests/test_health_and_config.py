@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connector import create_app, worker
@@ -11,6 +13,7 @@ from connector.config import (
     check_production,
     load_config,
     normalize_database_url,
+    settings_table_markdown,
 )
 
 
@@ -82,3 +85,10 @@ def test_production_starts_with_real_secrets() -> None:
 def test_create_app_refuses_production_with_defaults(database_url) -> None:
     with pytest.raises(ConfigurationError):
         create_app({"APP_ENV": "production", "DATABASE_URL": database_url})
+
+
+def test_readme_configuration_table_is_the_generated_one() -> None:
+    """The README's table is `flask --app connector config`'s output: a variable added to
+    connector/config.py without regenerating the README fails here, not in a user's deployment."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert settings_table_markdown().strip() in readme

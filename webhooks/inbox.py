@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import db, worker
@@ -66,6 +69,61 @@ def insert_job(
     return int(s.connection().execute(_INSERT_JOB, params).scalar_one())
 
 
+# Inbound provider events (status sync) are stored as deliveries too; their jobs differ.
+PROVIDER_EVENT_JOB = "sync_provider_event"
+PROVIDER_SOURCES = frozenset({"stripe", "quickbooks"})
+PROVIDER_KEPT_HEADERS = ("stripe-signature", "intuit-signature", "content-type", "user-agent")
+
+
+def store_provider_event(
+    s: Session,
+    *,
+    workspace_ids: Iterable[int],
+    source: str,
+    event_id: str,
+    event_type: str | None,
+    headers: Any,
+    body: bytes,
+) -> list[tuple[int, int]]:
+    """Store first, process later: one delivery + job per workspace the event concerns.
+
+    INSERT ... ON CONFLICT DO NOTHING on (workspace, event id): a redelivered event stores and
+    queues nothing. Returns (delivery id, job id) of the new rows; the caller commits.
+    """
+    table = Delivery.__table__
+    insert_ = pg_insert if s.connection().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert_(table)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "webhook_id"])
+        .returning(table.c.id)
+    )
+    kept = {name: headers[name] for name in PROVIDER_KEPT_HEADERS if name in headers}
+    stored = []
+    for workspace_id in sorted(set(workspace_ids)):
+        delivery_id = (
+            s.connection()
+            .execute(
+                statement,
+                {
+                    "workspace_id": workspace_id,
+                    "source": source,
+                    "webhook_id": event_id,
+                    "event_type": event_type,
+                    "headers": kept,
+                    "body": body,
+                    "received_at": utcnow(),
+                    "status": DeliveryStatus.ACCEPTED,
+                },
+            )
+            .scalar_one_or_none()
+        )
+        if delivery_id is not None:
+            stored.append(
+                (delivery_id, insert_job(s, workspace_id, PROVIDER_EVENT_JOB, delivery_id))
+            )
+    return stored
+
+
 def replay_delivery(workspace_id: int, delivery_id: int) -> int | None:
     """Queue a stored delivery again (after a fix); the idempotency keys prevent duplicates.
 
@@ -75,7 +133,8 @@ def replay_delivery(workspace_id: int, delivery_id: int) -> int | None:
         delivery = s.get(Delivery, delivery_id)
         if delivery is None or delivery.workspace_id != workspace_id:
             return None
-        job = new_job(workspace_id, "process_delivery", delivery.id, replay=True)
+        kind = PROVIDER_EVENT_JOB if delivery.source in PROVIDER_SOURCES else "process_delivery"
+        job = new_job(workspace_id, kind, delivery.id, replay=True)
         s.add(job)
         if delivery.status in (
             DeliveryStatus.FAILED,

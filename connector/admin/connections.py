@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import select
 
 from connector import db
@@ -57,6 +57,13 @@ def connections(workspace_id: int) -> Any:
                 (rows[name].environment or "") if name in rows else ""
             ),
             "in_use": ws.provider == name,
+            # Status sync (Stripe, key-based): the URL to register and the saved secret's hint.
+            "webhook_url": f"{current_app.config['PUBLIC_BASE_URL']}/webhooks/{name}/"
+            f"{ws.endpoint_token}",
+            "webhook_secret_hint": ((rows[name].meta or {}) if name in rows else {}).get(
+                "webhook_secret_hint"
+            ),
+            "method": ((rows[name].meta or {}) if name in rows else {}).get("method"),
         }
         for name in EXTERNAL_PROVIDERS
     ]

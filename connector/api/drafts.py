@@ -12,6 +12,7 @@ from connector.approvals import earlier_drafts, find_timesheet, live_drafts
 from connector.auth import token_required
 from connector.models import Draft, DraftStatus, Timesheet
 from connector.problems import Problem
+from connector.providers.base import ProviderStatus
 
 
 def serialize_draft(draft: Draft) -> dict[str, Any]:
@@ -32,6 +33,10 @@ def serialize_draft(draft: Draft) -> dict[str, Any]:
         "hold_reason": draft.hold_reason,
         "hold_message": draft.hold_message,
         "error": draft.error,
+        "provider_status": draft.provider_status,
+        "provider_status_at": draft.provider_status_at.isoformat()
+        if draft.provider_status_at
+        else None,
         "key": draft.key,
         "revision": draft.revision,
         "created_at": draft.created_at.isoformat(),
@@ -60,6 +65,16 @@ def timesheet_not_found(timesheet_id: str) -> Problem:
         f"No approval of timesheet {timesheet_id!r} has reached this workspace.",
         type_="not-found",
     )
+
+
+@bp.post("/drafts/provider-status/sync")
+@token_required
+def sync_provider_status() -> Any:
+    """Queue a reconcile of every open draft's provider status (what the periodic job does)."""
+    from connector.status_sync import queue_reconcile
+
+    job_id, created = queue_reconcile(g.workspace.id)
+    return jsonify(job_id=job_id, status="queued" if created else "already_queued"), 202
 
 
 @bp.get("/timesheets/<path:timesheet_id>/drafts")
@@ -102,6 +117,20 @@ DRAFT_SCHEMA = {
         "hold_reason": {"type": ["string", "null"]},
         "hold_message": {"type": ["string", "null"]},
         "error": {"type": ["string", "null"]},
+        "provider_status": {
+            "type": ["string", "null"],
+            "enum": [*(s.value for s in ProviderStatus), None],
+            "description": (
+                "Where the invoice stands at the provider (what finance did with it), learnt "
+                "from the provider's webhooks and a periodic reconcile; null until first read. "
+                "Separate from status, which is the connector's own lifecycle."
+            ),
+        },
+        "provider_status_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "When provider_status was read from the provider",
+        },
         "key": {"type": "string", "maxLength": 50, "description": "Idempotency key"},
         "revision": {"type": "string"},
         "created_at": {"type": "string", "format": "date-time"},
@@ -145,6 +174,38 @@ OPENAPI_SCHEMAS = {
 }
 
 OPENAPI_PATHS = {
+    "/drafts/provider-status/sync": {
+        "post": {
+            "operationId": "syncDraftProviderStatus",
+            "summary": "Read every open draft's state from the provider again, now",
+            "description": (
+                "Queues the reconcile job the worker otherwise runs every "
+                "STATUS_RECONCILE_MINUTES: drafts whose provider_status can still change are "
+                "read again in batches within the provider's rate limits. One job at a time per "
+                "workspace: asking again while one is queued returns that job."
+            ),
+            "responses": {
+                "202": {
+                    "description": "Queued (or already queued)",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "job_id": {"type": "integer"},
+                                    "status": {
+                                        "type": "string",
+                                        "enum": ["queued", "already_queued"],
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+            },
+        }
+    },
     "/timesheets/{timesheet_id}/drafts": {
         "get": {
             "operationId": "listTimesheetDrafts",
@@ -184,5 +245,5 @@ OPENAPI_PATHS = {
                 "404": {"$ref": "#/components/responses/Problem"},
             },
         }
-    }
+    },
 }

@@ -32,6 +32,11 @@ def build_document() -> dict[str, Any]:
             )
             for method, op in ops.items()
         }
+    # The provider receivers (status sync) live beside the API; their path items say so.
+    from webhooks import provider_receiver
+
+    paths.update(provider_receiver.OPENAPI_PATHS)
+    schemas.update(provider_receiver.OPENAPI_SCHEMAS)
     event = json.loads(SCHEMA_PATH.read_text())
     defs = event.pop("definitions", {})
     event.pop("$schema", None)

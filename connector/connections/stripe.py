@@ -45,6 +45,11 @@ PROVIDER = "stripe"
 KEY_RE = re.compile(r"(?P<kind>rk|sk)_(?P<mode>test|live)_[A-Za-z0-9]{8,247}")
 SESSION_KEY = "stripe_oauth"
 NEEDED_PERMISSIONS = "Customers: Write and Invoices: Write"
+# Status sync for key-based connections: the signing secret of the endpoint the admin registered
+# in their own Stripe account, encrypted like every credential (the hint is what is shown).
+META_WEBHOOK_SECRET = "webhook_secret_encrypted"
+META_WEBHOOK_SECRET_HINT = "webhook_secret_hint"
+WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,250}")
 
 
 def _connections_url(workspace_id: int) -> str:
@@ -96,6 +101,10 @@ def _carried_meta(store: DbCredentialStore, account_id: str | None, environment:
     )
     if same_account and old.get(META_CURRENCIES):
         carried[META_CURRENCIES] = old[META_CURRENCIES]
+    if same_account and old.get(META_WEBHOOK_SECRET):
+        # The status sync endpoint registered in that account keeps working with a new key.
+        carried[META_WEBHOOK_SECRET] = old[META_WEBHOOK_SECRET]
+        carried[META_WEBHOOK_SECRET_HINT] = old.get(META_WEBHOOK_SECRET_HINT)
     return carried
 
 
@@ -267,6 +276,36 @@ def callback() -> Any:
         meta=meta,
     )
     return _after_connect(workspace, f"Stripe account {account_id} connected ({environment}).")
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/stripe/webhook-secret")
+@admin_required
+def save_webhook_secret(workspace_id: int) -> Any:
+    """The signing secret of the status sync endpoint the admin registered in their account."""
+    workspace_for_admin(workspace_id)
+    store = _store(workspace_id)
+    row = store.connection()
+    if row is None or row.status == "disconnected":
+        return _fail(workspace_id, "Connect Stripe first, then add its webhook signing secret.")
+    secret = (request.form.get("webhook_secret") or "").strip()
+    if not secret:
+        store.update_meta(**{META_WEBHOOK_SECRET: None, META_WEBHOOK_SECRET_HINT: None})
+        flash("Webhook signing secret removed: Stripe events to this workspace's URL are refused.")
+        return redirect(_connections_url(workspace_id))
+    if not WEBHOOK_SECRET_RE.fullmatch(secret):
+        return _fail(
+            workspace_id,
+            "That is not a webhook signing secret. In Stripe open Developers > Webhooks, choose "
+            "this endpoint and reveal its signing secret: it starts with whsec_.",
+        )
+    store.update_meta(
+        **{
+            META_WEBHOOK_SECRET: secret_box().encrypt_json(secret),
+            META_WEBHOOK_SECRET_HINT: f"whsec_…{secret[-4:]}",
+        }
+    )
+    flash("Webhook signing secret saved: Stripe invoice events now update the drafts.", "success")
+    return redirect(_connections_url(workspace_id))
 
 
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/disconnect")

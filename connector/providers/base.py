@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -169,6 +169,42 @@ class CreatedDraft:
     total: Decimal | None = None
 
 
+class ProviderStatus(enum.StrEnum):
+    """Where an invoice stands at the provider, as the console and the API show it."""
+
+    DRAFT = "draft"  # unsent (QuickBooks) / draft (Stripe): the connector may still remove it
+    SENT = "sent"  # sent or finalized, nothing paid yet: hands off
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"  # Stripe: finance wrote it off
+    VOIDED = "voided"
+    DELETED = "deleted"  # gone at the provider (deleted by finance or by a withdrawal)
+
+
+# States finance can no longer change back into a draft: the reconcile job stops reading them.
+SETTLED_PROVIDER_STATUSES = frozenset(
+    {ProviderStatus.PAID, ProviderStatus.VOIDED, ProviderStatus.DELETED}
+)
+# States in which the connector must never touch the invoice (a withdrawal only flags it).
+HANDS_OFF_PROVIDER_STATUSES = frozenset(
+    {
+        ProviderStatus.SENT,
+        ProviderStatus.PARTIALLY_PAID,
+        ProviderStatus.PAID,
+        ProviderStatus.UNCOLLECTIBLE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class InvoiceState:
+    """One invoice's provider state, read by :meth:`AccountingProvider.fetch_invoice_states`."""
+
+    status: ProviderStatus
+    balance: Decimal | None = None  # what is still owed, when the provider says
+    total: Decimal | None = None
+
+
 class RemovalOutcome(enum.StrEnum):
     DELETED = "deleted"
     VOIDED = "voided"
@@ -248,6 +284,12 @@ class AccountingProvider(abc.ABC):
         single call have nothing to clean up.
         """
         return RemovalOutcome.ALREADY_GONE
+
+    def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
+        """The current state of each invoice in ``refs`` (provider ids), read in as few calls as
+        the provider allows and within its rate limits. An invoice the provider no longer has is
+        reported as ``DELETED``; every ref asked for is in the answer."""
+        raise NotImplementedError(f"{self.name} cannot report invoice states")
 
     @abc.abstractmethod
     def draft_link(self, provider_id: str) -> str | None:

@@ -6,7 +6,7 @@ reference implementation of the provider contract (idempotent on the key, findab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,11 +23,22 @@ from connector.providers.base import (
     CustomerPage,
     DraftInvoice,
     DraftState,
+    InvoiceState,
     NewCustomer,
+    ProviderStatus,
     Rejected,
     RemovalOutcome,
 )
 from connector.settings import WorkspaceSettings
+
+# The ledger's own invoice states; anything else it may learn later counts as sent (hands off).
+LOCAL_STATUSES = {
+    "draft": ProviderStatus.DRAFT,
+    "sent": ProviderStatus.SENT,
+    "paid": ProviderStatus.PAID,
+    "void": ProviderStatus.VOIDED,
+    "deleted": ProviderStatus.DELETED,
+}
 
 
 class LocalProvider(AccountingProvider):
@@ -176,6 +187,26 @@ class LocalProvider(AccountingProvider):
                 return RemovalOutcome.NOT_A_DRAFT
             row.state = "deleted"
             return RemovalOutcome.DELETED
+
+    def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
+        ids = {int(ref) for ref in refs if ref.isdigit()}
+        with db.new_session() as s:
+            rows = {
+                str(row.id): row
+                for row in s.scalars(
+                    select(LocalInvoice).where(
+                        LocalInvoice.workspace_id == self.workspace_id, LocalInvoice.id.in_(ids)
+                    )
+                )
+            }
+        states = {}
+        for ref in refs:
+            row = rows.get(ref)
+            status = LOCAL_STATUSES.get(row.state, ProviderStatus.SENT) if row else None
+            states[ref] = InvoiceState(
+                status=status or ProviderStatus.DELETED, total=row.total if row else None
+            )
+        return states
 
     def draft_link(self, provider_id: str) -> str | None:
         return f"{self.public_base_url}/workspaces/{self.workspace_id}/ledger/{provider_id}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,7 +36,9 @@ from connector.providers.base import (
     DraftInvoice,
     DraftState,
     DuplicateCustomer,
+    InvoiceState,
     NewCustomer,
+    ProviderStatus,
     RateLimiter,
     ReconnectNeeded,
     Rejected,
@@ -184,6 +186,31 @@ def build_invoice(
         "EmailStatus": "NotSet",  # never queue it for sending: finance reviews it first
     }
     return compact(body)
+
+
+STATES_PER_QUERY = 100  # ids per "Id IN (...)" query: one request, a URL well under 8 KB
+
+
+def invoice_status(row: Mapping[str, Any]) -> ProviderStatus:
+    """Where a QuickBooks invoice stands, from the fields a read returns (pure).
+
+    A voided invoice keeps its row with every amount zeroed and "Voided" put in its PrivateNote
+    (recorded in void_invoice.yml); a payment lowers Balance; "sent" is EmailStatus EmailSent.
+    Deleted invoices are simply absent from reads.
+    """
+    total = _decimal(row.get("TotalAmt"))
+    balance = _decimal(row.get("Balance"))
+    note = str(row.get("PrivateNote") or "")
+    if total == 0 and note.startswith("Voided"):
+        return ProviderStatus.VOIDED
+    if total is not None and total > 0 and balance is not None:
+        if balance <= 0:
+            return ProviderStatus.PAID
+        if balance < total:
+            return ProviderStatus.PARTIALLY_PAID
+    if row.get("EmailStatus") == "EmailSent":
+        return ProviderStatus.SENT
+    return ProviderStatus.DRAFT
 
 
 def build_customer(new: NewCustomer) -> dict[str, Any]:
@@ -557,6 +584,35 @@ class QuickBooksProvider(AccountingProvider):
                 if exc.code != STALE_OBJECT_CODE or attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
+        """One ``SELECT * FROM Invoice WHERE Id IN (...)`` per 100 invoices (rate limited by the
+        shared limiter in QboHttp); an id the query does not return was deleted."""
+        wanted = list(dict.fromkeys(ref for ref in refs if ref.isdigit()))
+        found: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(wanted), STATES_PER_QUERY):
+            chunk = wanted[start : start + STATES_PER_QUERY]
+            ids = ", ".join(quote(ref) for ref in chunk)
+            rows = (
+                self.http.query(
+                    select("Invoice", f"Id IN ({ids})", f"MAXRESULTS {STATES_PER_QUERY}")
+                ).get("Invoice")
+                or []
+            )
+            found.update({str(row.get("Id")): row for row in rows})
+        states = {}
+        for ref in refs:
+            row = found.get(ref)
+            states[ref] = (
+                InvoiceState(
+                    status=invoice_status(row),
+                    balance=_decimal(row.get("Balance")),
+                    total=_decimal(row.get("TotalAmt")),
+                )
+                if row is not None
+                else InvoiceState(status=ProviderStatus.DELETED)
+            )
+        return states
 
     def draft_link(self, provider_id: str) -> str | None:
         return f"{self.settings.app_base_url}/app/invoice?txnId={provider_id}"

@@ -38,5 +38,31 @@ def test_documented_paths_exist(app: Any, client: Any) -> None:
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("api.")
     }
-    documented = set(client.get("/api/v1/openapi.json").json["paths"])
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    documented = {path for path, item in paths.items() if "servers" not in item}
     assert documented <= served, documented - served
+    # Path items with their own servers (the provider receivers) are served at the root.
+    root = {re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", r.rule) for r in app.url_map.iter_rules()}
+    at_root = {
+        p for p, item in paths.items() if [s["url"] for s in item.get("servers", [])] == ["/"]
+    }
+    assert at_root and at_root <= root, at_root - root
+
+
+def test_status_sync_fields_and_receivers_are_documented(client: Any) -> None:
+    doc = client.get("/api/v1/openapi.json").json
+    draft = doc["components"]["schemas"]["Draft"]["properties"]
+    assert set(draft["provider_status"]["enum"]) == {
+        "draft",
+        "sent",
+        "partially_paid",
+        "paid",
+        "uncollectible",
+        "voided",
+        "deleted",
+        None,
+    }
+    assert draft["provider_status_at"]["format"] == "date-time"
+    assert "post" in doc["paths"]["/drafts/provider-status/sync"]
+    for receiver in ("/webhooks/stripe", "/webhooks/quickbooks"):
+        assert "post" in doc["paths"][receiver], receiver

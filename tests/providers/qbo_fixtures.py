@@ -406,6 +406,10 @@ class FakeQbo:
             ],
         }[entity]
         if where:
+            ids_in = re.fullmatch(r"Id IN \((.*)\)", where)
+            if ids_in:  # the status sync's batch read: deleted invoices are simply absent
+                wanted = set(re.findall(r"'(\d+)'", ids_in.group(1)))
+                rows = [r for r in rows if r["Id"] in wanted]
             eq = re.match(r"(DisplayName|Name) = '((?:[^'\\]|\\.)*)'", where)
             like = re.match(r"DisplayName LIKE '%((?:[^'\\]|\\.)*)%'", where)
             if eq:

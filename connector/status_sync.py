@@ -1,0 +1,316 @@
+"""Status sync: what finance did with each draft at the provider (sent, paid, voided, deleted).
+
+Two ways in, one way to record:
+
+* ``sync_provider_event`` jobs: a verified Stripe event or QuickBooks notification was stored as
+  a delivery (``webhooks/stripe``, ``webhooks/quickbooks``); the job reads the invoices it names
+  from the provider (events can arrive late or out of order, the invoice itself cannot) and
+  records their state.
+* ``reconcile_provider_status`` jobs: webhooks get lost, so every draft whose state can still
+  change is read again, in batches, through the providers' rate-limited HTTP layers. A huey
+  periodic task queues one per workspace every ``STATUS_RECONCILE_MINUTES``.
+
+``record_states`` writes ``Draft.provider_status`` only when the read is newer than what is
+stored, so a slow job cannot overwrite a fresher state. Our own lifecycle (``Draft.status``) is
+left alone; withdrawals consult ``provider_status`` (see ``pipeline.withdraw_drafts``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+from huey import crontab
+from sqlalchemy import or_, select, update
+
+from connector import db, locks, worker
+from connector.models import (
+    Connection,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    Job,
+    JobState,
+    utcnow,
+)
+from connector.providers import build_provider
+from connector.providers.base import (
+    SETTLED_PROVIDER_STATUSES,
+    InvoiceState,
+    ReconnectNeeded,
+    Rejected,
+)
+
+log = logging.getLogger(__name__)
+
+RECONCILE_JOB = "reconcile_provider_status"
+EVENT_JOB = "sync_provider_event"
+RECONCILE_BATCH = 100  # drafts read per provider call batch (one QuickBooks query)
+RECONCILE_MAX_PER_RUN = 1000  # drafts one reconcile job reads; the next run continues
+DEFAULT_RECONCILE_MINUTES = 60
+
+
+def _config() -> Mapping[str, Any]:
+    from flask import current_app
+
+    return current_app.config
+
+
+# --- recording -----------------------------------------------------------------------------
+def record_states(
+    workspace_id: int, provider: str, states: Mapping[str, InvoiceState], read_at: datetime
+) -> int:
+    """Store each invoice's state on its drafts, unless a newer read is already stored."""
+    changed = 0
+    with db.session_scope() as s:
+        for ref, state in states.items():
+            result = s.execute(
+                update(Draft)
+                .where(
+                    Draft.workspace_id == workspace_id,
+                    Draft.provider == provider,
+                    Draft.provider_id == ref,
+                    or_(Draft.provider_status_at.is_(None), Draft.provider_status_at <= read_at),
+                )
+                .values(provider_status=state.status.value, provider_status_at=read_at)
+                .execution_options(synchronize_session=False)
+            )
+            changed += result.rowcount or 0
+    return changed
+
+
+def sync_invoices(workspace_id: int, provider_name: str, refs: Iterable[str]) -> int:
+    """Read these invoices from the provider and record their states; returns drafts updated."""
+    refs = sorted(set(refs))
+    if not refs:
+        return 0
+    provider = build_provider(workspace_id, provider_name, _config())
+    updated = 0
+    for start in range(0, len(refs), RECONCILE_BATCH):
+        chunk = refs[start : start + RECONCILE_BATCH]
+        read_at = utcnow()  # before the read: a state read later always wins
+        states = provider.fetch_invoice_states(chunk)
+        updated += record_states(workspace_id, provider_name, states, read_at)
+        worker.heartbeat()
+    return updated
+
+
+# --- events from the providers -------------------------------------------------------------
+def _event_refs(delivery: Delivery, account_id: str | None) -> list[str]:
+    """The invoice ids a stored provider event names for this workspace's connection."""
+    if delivery.source == "stripe":
+        from webhooks.stripe.events import parse_event
+
+        event = parse_event(delivery.body)
+        if event.account and account_id and event.account != account_id:
+            return []
+        return [event.invoice_id] if event.supported and event.invoice_id else []
+    if delivery.source == "quickbooks":
+        from webhooks.quickbooks.events import parse_notification
+
+        return [
+            change.invoice_id
+            for change in parse_notification(delivery.body)
+            if account_id is None or change.realm_id == account_id
+        ]
+    raise Rejected(f"delivery {delivery.id} is not a provider event ({delivery.source})")
+
+
+@worker.handler(EVENT_JOB)
+def sync_provider_event(job: Job) -> None:
+    with db.new_session() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is None:
+            raise Rejected(f"delivery {job.delivery_id} no longer exists")
+        connection = s.scalars(
+            select(Connection).where(
+                Connection.workspace_id == delivery.workspace_id,
+                Connection.provider == delivery.source,
+            )
+        ).one_or_none()
+        s.expunge(delivery)
+    try:
+        refs = _event_refs(delivery, connection.account_id if connection else None)
+    except ValueError as exc:  # stored by an older version, or replayed after a change
+        _finish_delivery(delivery.id, DeliveryStatus.INVALID, str(exc))
+        return
+    with db.new_session() as s:
+        # Only our own drafts: an event about any other invoice of the account costs no call.
+        ours = sorted(
+            set(
+                s.scalars(
+                    select(Draft.provider_id).where(
+                        Draft.workspace_id == delivery.workspace_id,
+                        Draft.provider == delivery.source,
+                        Draft.provider_id.in_(refs),
+                    )
+                )
+            )
+        )
+    note = None
+    if ours:
+        sync_invoices(delivery.workspace_id, delivery.source, [r for r in ours if r])
+    else:
+        note = "no draft of this workspace is concerned"
+    _finish_delivery(delivery.id, DeliveryStatus.PROCESSED, note)
+
+
+def _finish_delivery(delivery_id: int, status: DeliveryStatus, note: str | None) -> None:
+    with db.session_scope() as s:
+        delivery = s.get(Delivery, delivery_id)
+        if delivery is not None:
+            delivery.status = status
+            delivery.error = note
+
+
+# --- reconcile (webhooks get lost) ---------------------------------------------------------
+def open_drafts(workspace_id: int, limit: int = RECONCILE_MAX_PER_RUN) -> list[tuple[str, str]]:
+    """(provider, invoice id) of the drafts whose provider state can still change, the ones read
+    longest ago (or never) first."""
+    with db.new_session() as s:
+        rows = s.execute(
+            select(Draft.provider, Draft.provider_id)
+            .where(
+                Draft.workspace_id == workspace_id,
+                Draft.provider.is_not(None),
+                Draft.provider_id.is_not(None),
+                or_(
+                    Draft.provider_status.is_(None),
+                    Draft.provider_status.notin_([s.value for s in SETTLED_PROVIDER_STATUSES]),
+                ),
+            )
+            .order_by(Draft.provider_status_at.is_not(None), Draft.provider_status_at, Draft.id)
+            .limit(limit)
+        ).all()
+    return [(str(provider), str(ref)) for provider, ref in rows]
+
+
+def reconcile_workspace(workspace_id: int) -> dict[str, int]:
+    """Read every open draft of the workspace again; returns drafts read per provider."""
+    by_provider: dict[str, list[str]] = {}
+    for provider, ref in open_drafts(workspace_id):
+        by_provider.setdefault(provider, []).append(ref)
+    read = {}
+    for provider, refs in by_provider.items():
+        try:
+            sync_invoices(workspace_id, provider, refs)
+        except ReconnectNeeded as exc:
+            # Best effort: a provider waiting for a reconnect is read again on a later run; the
+            # console already asks the admin to reconnect.
+            log.info("status reconcile of workspace %s skips %s: %s", workspace_id, provider, exc)
+            continue
+        read[provider] = len(refs)
+    return read
+
+
+@worker.handler(RECONCILE_JOB)
+def reconcile_provider_status(job: Job) -> None:
+    reconcile_workspace(job.workspace_id)
+
+
+def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
+    """Queue a reconcile job unless one is already waiting or running.
+
+    Returns (job id, True) for a new job, (the queued job's id, False) otherwise.
+    """
+    from webhooks.inbox import new_job
+
+    with db.session_scope() as s:
+        busy = s.scalars(
+            select(Job.id).where(
+                Job.workspace_id == workspace_id,
+                Job.kind == RECONCILE_JOB,
+                Job.state.in_([JobState.PENDING, JobState.RUNNING]),
+            )
+        ).first()
+        if busy is not None:
+            return busy, False
+        job = new_job(workspace_id, RECONCILE_JOB)
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    worker.job_committed(job_id)
+    return job_id, True
+
+
+def _due_workspaces(interval: timedelta) -> list[int]:
+    """Workspaces with open drafts at a connected provider (or the ledger) whose last reconcile
+    was queued more than ``interval`` ago."""
+    since = utcnow() - interval
+    with db.new_session() as s:
+        candidates = set(
+            s.scalars(
+                select(Draft.workspace_id)
+                .distinct()
+                .where(
+                    Draft.provider_id.is_not(None),
+                    or_(
+                        Draft.provider_status.is_(None),
+                        Draft.provider_status.notin_(
+                            [st.value for st in SETTLED_PROVIDER_STATUSES]
+                        ),
+                    ),
+                )
+            )
+        )
+        if not candidates:
+            return []
+        recent = set(
+            s.scalars(
+                select(Job.workspace_id).where(
+                    Job.kind == RECONCILE_JOB,
+                    Job.workspace_id.in_(candidates),
+                    Job.created_at > since,
+                )
+            )
+        )
+    return sorted(candidates - recent)
+
+
+def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
+    """Queue the reconcile jobs that are due (one scheduler at a time across processes)."""
+    if interval_minutes is None:
+        interval_minutes = float(
+            _config().get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES
+        )
+    if interval_minutes <= 0:
+        return []
+    queued = []
+    try:
+        with locks.advisory_lock("status-sync:scheduler", ttl=120.0, timeout=0.0):
+            for workspace_id in _due_workspaces(timedelta(minutes=interval_minutes)):
+                job_id, created = queue_reconcile(workspace_id)
+                if created:
+                    queued.append(job_id)
+    except locks.LockTimeout:
+        return []  # another worker process is scheduling right now
+    return queued
+
+
+@worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
+def _schedule_status_reconciles() -> None:
+    # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
+    with worker._ensure_app().app_context():
+        queued = schedule_reconciles()
+    if queued:
+        log.info("queued %d provider status reconcile job(s)", len(queued))
+
+
+# --- operator CLI: ``flask --app connector provider-status reconcile [WORKSPACE_ID ...]`` -------
+provider_status_cli = AppGroup("provider-status", help="Sync drafts' state from the providers.")
+
+
+@provider_status_cli.command("reconcile")
+@click.argument("workspace_ids", nargs=-1, type=int)
+def reconcile_command(workspace_ids: tuple[int, ...]) -> None:
+    """Read the open drafts of these workspaces (default: every workspace that has some) again
+    from their providers, now, in this process."""
+    targets = list(workspace_ids) or _due_workspaces(timedelta(0))
+    for workspace_id in targets:
+        read = reconcile_workspace(workspace_id)
+        summary = ", ".join(f"{n} at {p}" for p, n in read.items()) or "nothing to read"
+        click.echo(f"workspace {workspace_id}: {summary}")
