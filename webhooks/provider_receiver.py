@@ -102,7 +102,9 @@ def accept(
 
 
 # --- the receivers in the OpenAPI document (served at the root, not under /api/v1) -------------
-def _receiver(summary: str, description: str, header: str, schema: str) -> dict[str, Any]:
+def _receiver(
+    summary: str, description: str, header: str, schema: str, *, unknown_token: bool = False
+) -> dict[str, Any]:
     ok = {
         "description": "accepted, duplicate or ignored (see status)",
         "content": {
@@ -141,6 +143,8 @@ def _receiver(summary: str, description: str, header: str, schema: str) -> dict[
                 "400": {"$ref": "#/components/responses/Problem"},
                 "401": {"$ref": "#/components/responses/Problem"},
                 "413": {"$ref": "#/components/responses/Problem"},
+                # A per-workspace URL whose token names no workspace.
+                **({"404": {"$ref": "#/components/responses/Problem"}} if unknown_token else {}),
             },
         },
         # Receivers live at the service root, beside /api/v1.
@@ -172,6 +176,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "Otherwise like /webhooks/stripe.",
             "Stripe-Signature",
             "StripeEvent",
+            unknown_token=True,
         ),
         "parameters": [
             {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
