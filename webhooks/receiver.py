@@ -33,7 +33,7 @@ from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
 from webhooks.inbox import find_delivery, insert_job, kept_headers
 from webhooks.signing import SignatureError, verify
-from webhooks.webwork.events import EventError, parse_event
+from webhooks.webwork.events import EventError, parse_event, storable_text
 from webhooks.webwork.normalize import normalize_timesheet
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ def receive(source: str, token: str) -> Any:
         if event.type == "timesheet.approved" and not event.is_thin:
             normalize_timesheet(event.timesheet)  # dates and periods: tell the sender now
     except EventError as exc:
-        values.update(status=DeliveryStatus.INVALID, error=str(exc))
+        # The message may quote the sender's text; the delivery must be stored whatever it holds.
+        values.update(status=DeliveryStatus.INVALID, error=storable_text(str(exc)))
         title = "Malformed event" if exc.status == 400 else "Event breaks the contract"
         problem = Problem(
             exc.status, title, exc.message, type_="invalid-event", field=exc.field or None
@@ -164,7 +165,7 @@ def receive(source: str, token: str) -> Any:
         values.update(
             event_type=event.type,
             event_timestamp=event.timestamp,
-            timesheet_id=event.timesheet_id[:255],
+            timesheet_id=event.timesheet_id if event.supported else None,
         )
         if event.workspace_id != endpoint.tracker_workspace_id:
             error = f"data.workspace_id {event.workspace_id!r} is not this endpoint's workspace"

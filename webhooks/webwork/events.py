@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,10 @@ class EventError(Exception):
 
 @dataclass(frozen=True)
 class Event:
+    """A validated event. ``timesheet`` is JSON-ready: numbers with a fraction are kept as their
+    exact decimal text (json.loads read them as Decimal), so it can be stored as it is.
+    Unsupported types carry only the envelope: their ``timesheet`` is empty."""
+
     type: str
     timestamp: datetime
     workspace_id: str
@@ -89,7 +94,60 @@ def parse_datetime(value: str, field: str) -> datetime:
         raise EventError(422, field, f"{value!r} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
         raise EventError(422, field, "date-time needs a UTC offset, e.g. 2026-11-20T10:00:00Z")
-    return parsed
+    try:
+        # Stored in UTC: 0001-01-01T00:00:00+05:00 has no UTC equivalent and could not be.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise EventError(422, field, f"{value!r} is outside the years 1..9999 in UTC") from None
+
+
+# What neither database can store in a text column or PostgreSQL in JSON: NUL, and UTF-16
+# surrogate code points (json.loads turns an unpaired "\ud800" escape into one).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and unpaired surrogates escaped, so it can be stored (error messages)."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# Deeper than any timesheet: a fixed bound keeps the walk (and the JSON encoder later) far
+# from the interpreter's recursion limit, whatever extra fields a sender nests.
+MAX_DEPTH = 32
+
+
+def _check_storable(value: Any, path: tuple[Any, ...]) -> Any:
+    """Raise EventError(422) naming the first string (or key) the database cannot store.
+
+    Returns the value JSON-ready: Decimals become their exact decimal text, because the stdlib
+    json encoder (which SQLAlchemy's JSON columns use) cannot write a Decimal.
+    """
+    if len(path) > MAX_DEPTH:
+        raise EventError(422, storable_text(pointer(path)), f"nested deeper than {MAX_DEPTH}")
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise EventError(
+                422,
+                storable_text(pointer(path)),
+                "contains a NUL character or an unpaired surrogate, which cannot be stored",
+            )
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if _UNSTORABLE.search(key):
+                raise EventError(
+                    422,
+                    storable_text(pointer((*path, key))),
+                    "this name contains a NUL character or an unpaired surrogate",
+                )
+            out[key] = _check_storable(item, (*path, key))
+        return out
+    if isinstance(value, list):
+        return [_check_storable(item, (*path, index)) for index, item in enumerate(value)]
+    return value
 
 
 def parse_event(body: bytes) -> Event:
@@ -103,9 +161,16 @@ def parse_event(body: bytes) -> Event:
         raise EventError(422, field, message) from None
     timestamp = parse_datetime(document["timestamp"], "/timestamp")
     data = document["data"]
+    event_type = document["type"]
+    workspace_id = _check_storable(data["workspace_id"], ("data", "workspace_id"))
+    timesheet: dict[str, Any] = {}
+    if event_type in SUPPORTED_TYPES:
+        # Only what we act on is checked and stored: an unsupported type is acknowledged
+        # whatever its data holds (its raw body is kept as it came).
+        timesheet = _check_storable(data["timesheet"], ("data", "timesheet"))
     return Event(
-        type=document["type"],
+        type=event_type,
         timestamp=timestamp,
-        workspace_id=str(data["workspace_id"]),
-        timesheet=data["timesheet"],
+        workspace_id=str(workspace_id),
+        timesheet=timesheet,
     )
