@@ -574,6 +574,10 @@ def process_delivery(job: Job) -> None:
             delivery.error = str(exc)
             s.commit()
             return
+        if not event.supported:  # a replayed "ignored" delivery: still nothing to do
+            delivery.status = DeliveryStatus.IGNORED
+            s.commit()
+            return
         workspace_id, source = delivery.workspace_id, delivery.source
 
     with _timesheet_lock(workspace_id, event.timesheet_id):

@@ -212,3 +212,39 @@ def test_supported_type_still_needs_its_timesheet(workspace, post_event) -> None
     del doc["data"]["timesheet"]
     res = post_event(workspace, doc)
     assert res.status_code == 422 and res.json["field"] == "/data/timesheet"
+
+
+def test_replaying_an_ignored_delivery_does_not_fail(workspace, post_event) -> None:
+    from webhooks.inbox import replay_delivery
+
+    doc = {
+        "type": "member.updated",
+        "timestamp": "2026-11-23T09:15:02Z",
+        "data": {"workspace_id": "4242", "member": {"id": 7}},
+    }
+    res = post_event(workspace, doc)
+    assert res.status_code == 200
+    assert replay_delivery(workspace.id, res.json["delivery_id"]) is not None
+    assert_accepted_ends_well()
+    assert db.session.get(Delivery, res.json["delivery_id"]).status == "ignored"
+
+
+def test_preview_of_an_unsupported_type_names_the_type(workspace, client) -> None:
+    doc = event(APPROVED, type="member.updated")
+    res = client.post("/api/v1/preview", json=doc, headers=workspace.auth)
+    assert res.status_code == 422 and res.json["field"] == "/type"
+
+
+@pytest.mark.parametrize("msg_id", ["msg\x00id", "msg\x7f", "msg\tid"])
+def test_a_webhook_id_the_database_cannot_store_is_refused(workspace, post_event, msg_id) -> None:
+    res = post_event(workspace, event(APPROVED), msg_id=msg_id)
+    assert res.status_code == 401, res.get_data(as_text=True)
+    assert db.session.scalars(select(Delivery)).first() is None
+
+
+def test_kept_headers_the_database_cannot_store_do_not_lose_the_delivery(
+    workspace, post_event
+) -> None:
+    res = post_event(workspace, event(APPROVED), headers={"user-agent": "relay\x00\x01/1.0"})
+    assert res.status_code == 202, res.get_data(as_text=True)
+    assert db.session.get(Delivery, res.json["delivery_id"]).headers["user-agent"]
