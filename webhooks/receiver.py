@@ -3,12 +3,12 @@
 Outcomes, in the order they are decided (docs/events.md has the full table):
   unknown source or endpoint          404, nothing stored
   forged, unsigned or stale           401, nothing stored (checked before anything is parsed)
-  body over the size cap              413, nothing stored
+  body over the size cap              413 + Connection: close, body drained, nothing stored
   authentic duplicate webhook-id      200, no second job
   authentic but not JSON              400 problem+json, raw delivery kept as "invalid"
   authentic JSON breaking the schema  422 problem+json naming the field, delivery kept
   data.workspace_id not this one      422, delivery kept
-  well-formed but unsupported type    200, delivery kept as "ignored", logged
+  unsupported type, valid envelope    200, delivery kept as "ignored", logged (data unchecked)
   automatic invoicing off             202, delivery kept as "skipped", no job
   authentic and new                   202, delivery + job in ONE transaction, then the worker
 """
