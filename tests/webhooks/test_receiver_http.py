@@ -25,7 +25,18 @@ from tests.helpers import event
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVED = "timesheet_approved__three_customers"
-PORT = 5101  # this branch's port range (HELPER_RULES): 5101-5109
+PORTS = range(5101, 5110)
+
+
+def _free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip(f"no free port in {PORTS}")
 
 
 def _chunked_post(client, ws, body: bytes, **kw):  # type: ignore[no-untyped-def]
@@ -150,13 +161,14 @@ def gunicorn_server(tmp_path):  # type: ignore[no-untyped-def]
     )
     token, secret = json.loads(out.stdout.decode().strip().splitlines()[-1])
     log_path = tmp_path / "access.log"
+    port = _free_port()
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
         *_procfile_web_args(),
         "--bind",
-        f"127.0.0.1:{PORT}",
+        f"127.0.0.1:{port}",
         "--workers",
         "1",
         "--threads",
@@ -169,13 +181,13 @@ def gunicorn_server(tmp_path):  # type: ignore[no-untyped-def]
     try:
         for _ in range(300):
             try:
-                with socket.create_connection(("127.0.0.1", PORT), timeout=0.5):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
             except OSError:
                 time.sleep(0.1)
         else:
             pytest.fail("gunicorn did not start")
-        yield SimpleNamespace(token=token, secret=secret, log=log_path)
+        yield SimpleNamespace(token=token, secret=secret, log=log_path, port=port)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -189,7 +201,7 @@ def test_under_gunicorn_a_413_loses_no_next_request_and_the_log_keeps_secrets(
     gunicorn_server,
 ) -> None:
     path = f"/webhooks/webwork/{gunicorn_server.token}"
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", gunicorn_server.port, timeout=30)
     big = b'{"pad": "' + b"x" * 250_000 + b'"}'
     for chunked in (False, True):
         headers = signed_headers(gunicorn_server.secret, big)
