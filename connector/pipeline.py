@@ -301,6 +301,11 @@ def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: E
     if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
         # Re-approved with other rows while the old approval stood: retire the old drafts.
         withdraw_drafts(s, workspace, ts_row, reason="replaced by a newer approval")
+        # As after a withdrawal: content approved before (A -> B -> A) needs fresh keys, its
+        # old drafts were just voided under the ones it would get again.
+        generation += 1
+        summary["generation"] = generation
+        revision = effective_revision(content_revision, generation)
     summary["content_revision"] = content_revision
     ts_row.summary = summary
     ts_row.status = TimesheetStatus.APPROVED

@@ -14,7 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from connector import db
-from connector.models import HOLD_STATUSES, Delivery, Draft, DraftStatus, Job, JobState
+from connector.models import (
+    HOLD_STATUSES,
+    Delivery,
+    Draft,
+    DraftStatus,
+    Job,
+    JobState,
+    LocalInvoice,
+    Timesheet,
+)
 from tests.helpers import event, map_clients_locally
 
 APPROVED = "timesheet_approved__three_customers"
@@ -248,3 +257,51 @@ def test_kept_headers_the_database_cannot_store_do_not_lose_the_delivery(
     res = post_event(workspace, event(APPROVED), headers={"user-agent": "relay\x00\x01/1.0"})
     assert res.status_code == 202, res.get_data(as_text=True)
     assert db.session.get(Delivery, res.json["delivery_id"]).headers["user-agent"]
+
+
+def test_raw_surrogate_bytes_are_422_not_stored(workspace, post_event) -> None:
+    # json.loads decodes bytes with "surrogatepass": an encoded surrogate becomes a lone one.
+    doc = _set(event(APPROVED), ("data", "timesheet", "member", "name"), "@NAME@")
+    body = json.dumps(doc).encode().replace(b"@NAME@", b"Ada \xed\xa0\x80")
+    res = post_event(workspace, body)
+    assert res.status_code == 422, res.get_data(as_text=True)
+    assert res.json["field"] == "/data/timesheet/member/name"
+
+
+def test_a_utf16_body_with_a_fractional_rate_is_billed(workspace, post_event) -> None:
+    map_clients_locally(workspace.id)
+    doc = _set(event(APPROVED), (*FIRST_ROW, "rate", "amount"), "@AMOUNT@")
+    body = _raw_with(doc, "@AMOUNT@", "27.5").decode().encode("utf-16-le")
+    res = post_event(workspace, body)
+    assert res.status_code == 202, res.get_data(as_text=True)
+    assert_accepted_ends_well()
+    assert {d.status for d in db.session.scalars(select(Draft))} == {DraftStatus.DRAFTED}
+
+
+def test_extra_fields_nested_too_deep_are_422(workspace, post_event) -> None:
+    deep: Any = "leaf"
+    for _ in range(40):
+        deep = {"x": deep}
+    doc = _set(event(APPROVED), ("data", "timesheet", "extra"), deep)
+    res = post_event(workspace, doc)
+    assert res.status_code == 422, res.get_data(as_text=True)
+    assert res.json["field"].startswith("/data/timesheet/extra/x/x")
+    shallow = _set(event(APPROVED), ("data", "timesheet", "extra"), {"x": {"y": [1, [2]]}})
+    assert post_event(workspace, shallow).status_code == 202
+
+
+# --- found by the fuzz: content flipping back to an earlier approval ---------------------------
+def test_reapproving_earlier_content_after_a_replacement_is_billed(workspace, post_event) -> None:
+    map_clients_locally(workspace.id)
+    first = event(APPROVED)
+    changed = _set(event(APPROVED), (*FIRST_ROW, "total_minutes"), 100)
+    for doc in (first, changed, first):
+        assert post_event(workspace, doc).status_code == 202
+    assert_accepted_ends_well()
+    timesheet = db.session.scalars(select(Timesheet)).one()
+    live = [d for d in db.session.scalars(select(Draft)) if d.revision == timesheet.revision]
+    assert len(live) == 3 and {d.status for d in live} == {DraftStatus.DRAFTED}
+    assert (
+        len(db.session.scalars(select(LocalInvoice).where(LocalInvoice.state == "draft")).all())
+        == 3
+    )
