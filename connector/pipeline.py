@@ -299,6 +299,11 @@ def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: E
     if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
         # Re-approved with other rows while the old approval stood: retire the old drafts.
         withdraw_drafts(s, workspace, ts_row, reason="replaced by a newer approval")
+        # As after a withdrawal: content approved before (A -> B -> A) needs fresh keys, its
+        # old drafts were just voided under the ones it would get again.
+        generation += 1
+        summary["generation"] = generation
+        revision = effective_revision(content_revision, generation)
     summary["content_revision"] = content_revision
     ts_row.summary = summary
     ts_row.status = TimesheetStatus.APPROVED
@@ -710,6 +715,10 @@ def process_delivery(job: Job) -> None:
         except EventError as exc:
             delivery.status = DeliveryStatus.INVALID
             delivery.error = str(exc)
+            s.commit()
+            return
+        if not event.supported:  # a replayed "ignored" delivery: still nothing to do
+            delivery.status = DeliveryStatus.IGNORED
             s.commit()
             return
         workspace_id, source = delivery.workspace_id, delivery.source

@@ -3,12 +3,12 @@
 Outcomes, in the order they are decided (docs/events.md has the full table):
   unknown source or endpoint          404, nothing stored
   forged, unsigned or stale           401, nothing stored (checked before anything is parsed)
-  body over the size cap              413, nothing stored
+  body over the size cap              413 + Connection: close, body drained, nothing stored
   authentic duplicate webhook-id      200, no second job
   authentic but not JSON              400 problem+json, raw delivery kept as "invalid"
   authentic JSON breaking the schema  422 problem+json naming the field, delivery kept
   data.workspace_id not this one      422, delivery kept
-  well-formed but unsupported type    200, delivery kept as "ignored", logged
+  unsupported type, valid envelope    200, delivery kept as "ignored", logged (data unchecked)
   automatic invoicing off             202, delivery kept as "skipped", no job
   authentic and new                   202, delivery + job in ONE transaction, then the worker
 """
@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any, NoReturn
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wsgi import get_input_stream
 
 from connector import db, worker
 from connector.crypto import SecretBox
@@ -33,7 +34,7 @@ from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
 from webhooks.inbox import find_delivery, insert_job, kept_headers
 from webhooks.signing import SignatureError, verify
-from webhooks.webwork.events import EventError, parse_event
+from webhooks.webwork.events import EventError, parse_event, storable_text
 from webhooks.webwork.normalize import normalize_timesheet
 
 log = logging.getLogger(__name__)
@@ -84,17 +85,45 @@ def _endpoint(source: str, token: str) -> Endpoint:
     return Endpoint(found[0], found[1], bool(found[2]), _decrypt_secrets(keys, found[3]))
 
 
-def _read_body() -> bytes:
-    limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
-    too_large = Problem(
+# How much of an oversized body is read and thrown away so the connection stays usable for the
+# sender's next request; beyond this the server closes the connection (the 413 says so).
+DRAIN_FACTOR = 16
+
+
+def _too_large(limit: int, stream: IO[bytes] | None) -> NoReturn:
+    if stream is not None:
+        # Read the rest off the connection: left there, its bytes would be taken for the next
+        # request, or the server would close a connection it just offered to keep open.
+        budget = limit * DRAIN_FACTOR
+        while budget > 0 and (chunk := stream.read(min(65536, budget))):
+            budget -= len(chunk)
+    response = Problem(
         413, "Event too large", f"Events are limited to {limit} bytes.", type_="too-large"
-    )
+    ).response()
+    response.headers["Connection"] = "close"
+    abort(response)
+
+
+def _read_body() -> bytes:
+    """The raw body, at most WEBHOOK_MAX_BODY_BYTES, with or without a Content-Length.
+
+    Read here rather than with request.get_data(): past Flask's MAX_CONTENT_LENGTH a chunked
+    body is silently cut short there, so an oversized one failed its signature (401).
+    """
+    limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
+    # Bounded by Content-Length, or by the server for a chunked body (wsgi.input_terminated).
+    stream = get_input_stream(request.environ, max_content_length=None)
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        _too_large(limit, stream)
+    body = bytearray()
     try:
-        return request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise too_large from None
+        while len(body) <= limit and (chunk := stream.read(limit + 1 - len(body))):
+            body += chunk
+    except ClientDisconnected:
+        raise Problem(400, "Incomplete body", "The connection closed mid-body.") from None
+    if len(body) > limit:
+        _too_large(limit, stream)
+    return bytes(body)
 
 
 @lru_cache(maxsize=2)
@@ -155,7 +184,8 @@ def receive(source: str, token: str) -> Any:
         if event.type == "timesheet.approved" and not event.is_thin:
             normalize_timesheet(event.timesheet)  # dates and periods: tell the sender now
     except EventError as exc:
-        values.update(status=DeliveryStatus.INVALID, error=str(exc))
+        # The message may quote the sender's text; the delivery must be stored whatever it holds.
+        values.update(status=DeliveryStatus.INVALID, error=storable_text(str(exc)))
         title = "Malformed event" if exc.status == 400 else "Event breaks the contract"
         problem = Problem(
             exc.status, title, exc.message, type_="invalid-event", field=exc.field or None
@@ -164,7 +194,7 @@ def receive(source: str, token: str) -> Any:
         values.update(
             event_type=event.type,
             event_timestamp=event.timestamp,
-            timesheet_id=event.timesheet_id[:255],
+            timesheet_id=event.timesheet_id if event.supported else None,
         )
         if event.workspace_id != endpoint.tracker_workspace_id:
             error = f"data.workspace_id {event.workspace_id!r} is not this endpoint's workspace"

@@ -55,6 +55,9 @@ def verify(
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     if len(msg_id) > 255:
         raise SignatureError("webhook-id is longer than 255 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in msg_id):
+        # Stored as the dedupe key: a NUL could not be (PostgreSQL), and no id needs one.
+        raise SignatureError("webhook-id contains control characters")
     try:
         timestamp = int(raw_ts)
     except ValueError:

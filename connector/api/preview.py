@@ -19,6 +19,8 @@ def preview() -> Any:
     body = request.get_data(cache=True)
     try:
         event = parse_event(body)
+        if not event.supported:
+            raise EventError(422, "/type", f"{event.type!r} is not an event that is billed")
         if event.is_thin:
             raise EventError(
                 422, "/data/timesheet/daily_breakdown", "a preview needs the timesheet's rows"

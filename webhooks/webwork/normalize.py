@@ -10,7 +10,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.billing import Client, Member, Money, Task, TimeRow, Timesheet
+from connector.billing import Client, Member, Money, Task, TimeRow, Timesheet, check_rate
+from connector.money import check_currency
 from webhooks.webwork.events import EventError, parse_datetime
 
 
@@ -30,7 +31,18 @@ def _money(raw: dict[str, Any] | None, field: str) -> Money | None:
         raise EventError(422, f"{field}/amount", "is not a decimal amount") from None
     if not amount.is_finite() or amount < 0:
         raise EventError(422, f"{field}/amount", "must be a finite amount >= 0")
-    return Money(amount=amount, currency=str(raw["currency"]).upper())
+    # The magnitude first: 1e400 or 1e-400 would cost the exact checks below a huge integer.
+    if amount.adjusted() > 12 or amount.as_tuple().exponent < -12:  # type: ignore[operator]
+        raise EventError(422, f"{field}/amount", f"{amount} is out of range for a rate")
+    currency = str(raw["currency"]).upper()
+    try:
+        check_currency(currency)
+        # The billing engine's own limits, checked here so that an accepted event never
+        # fails later in the worker for its rate.
+        check_rate(amount, currency)
+    except ValueError as exc:
+        raise EventError(422, f"{field}/amount", str(exc)) from None
+    return Money(amount=amount, currency=currency)
 
 
 def normalize_timesheet(raw: dict[str, Any]) -> Timesheet:
