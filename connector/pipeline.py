@@ -547,13 +547,14 @@ def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event:
 def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     """One worker at a time per timesheet, across processes.
 
-    The lock lives as long as a job lease and is extended with it (``worker.heartbeat``), so a
-    killed worker's lock frees itself when its job becomes claimable again.
+    The lock lives as long as a job lease and is renewed with it by the worker's heartbeat
+    thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
+    claimable again.
     """
     lease = float(_config().get("JOB_LEASE_SECONDS", 300))
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
-        with advisory_lock(name, ttl=lease, timeout=min(lease, 30.0)):
+        with advisory_lock(name, ttl=lease, timeout=min(lease, 30.0), keepalive=True):
             yield
     except LockTimeout:
         raise RetryLater(
