@@ -551,14 +551,16 @@ def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
     claimable again.
     """
-    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
+    lease = float(_config().get("JOB_LEASE_SECONDS", 30))
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
-        with advisory_lock(name, ttl=lease, timeout=min(lease, 30.0), keepalive=True):
+        # Wait briefly, then give the worker thread back: the job is retried a few seconds later
+        # rather than holding a thread for as long as the other run takes.
+        with advisory_lock(name, ttl=lease, timeout=min(lease, 2.0), keepalive=True):
             yield
     except LockTimeout:
         raise RetryLater(
-            "another worker is processing this timesheet", retry_after=min(lease, 30.0)
+            "another worker is processing this timesheet", retry_after=min(lease, 5.0)
         ) from None
 
 

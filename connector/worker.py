@@ -133,8 +133,12 @@ def renew_leases() -> set[int]:
     The locks are renewed even for a job whose lease was lost: while its thread still runs, the
     per-timesheet lock is what keeps a second run of the same timesheet from overlapping it.
     """
-    lost = jobs.renew(_leases())
+    leases = _leases()
+    lost = jobs.renew(leases)
     locks.renew_kept_alive()
+    running = _leases()
+    # A job that settled since the snapshot is no longer running: not lost, just finished.
+    lost = {job_id for job_id in lost if running.get(job_id) == leases[job_id]}
     for job_id in lost:
         log.warning("job %s: lease lost (another worker may run it); stopping soon", job_id)
     return lost
