@@ -16,7 +16,9 @@ does not delay another workspace's single approval by more than the jobs already
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import traceback
 import uuid
 from collections.abc import Mapping
@@ -90,7 +92,8 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def new_token() -> str:
-    return uuid.uuid4().hex
+    """A lease token: unique per claim, and says which process holds the job (for operators)."""
+    return f"{socket.gethostname()[:50]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
 def claim(job_id: int) -> str | None:
@@ -121,10 +124,10 @@ FAIRNESS_WINDOW_SECONDS = 60.0
 def fair_candidates(limit: int = 8) -> list[int]:
     """Claimable job ids, fairest first.
 
-    Rank = the jobs of the workspace claimed in the last minute + the job's place in its
-    workspace's queue of claimable jobs (oldest first). A workspace whose backlog of 5,000 kept the
-    workers busy ranks its next job in the hundreds; another workspace's single approval ranks 1st
-    and goes to the next free worker. Between workspaces with the same rank, the older job first.
+    Workspaces go in order of how many of their jobs were claimed in the last minute (fewest
+    first; then the one whose oldest claimable job is oldest), and each workspace's jobs oldest
+    first. A workspace whose backlog of 5,000 kept the workers busy has hundreds of recent claims;
+    another workspace's single approval has none and goes to the next free worker.
     """
     now = utcnow()
     recent = (
@@ -133,27 +136,28 @@ def fair_candidates(limit: int = 8) -> list[int]:
         .group_by(Job.workspace_id)
         .subquery()
     )
-    due = (
-        select(
-            Job.id,
-            Job.workspace_id,
-            Job.next_attempt_at,
-            func.row_number()
-            .over(partition_by=Job.workspace_id, order_by=(Job.next_attempt_at, Job.id))
-            .label("place"),
-        )
+    heads = (
+        select(Job.workspace_id, func.min(Job.next_attempt_at).label("oldest"))
         .where(_claimable(now))
+        .group_by(Job.workspace_id)
         .subquery()
     )
-    rank = func.coalesce(recent.c.served, 0) + due.c.place
-    query = (
-        select(due.c.id)
-        .outerjoin(recent, recent.c.workspace_id == due.c.workspace_id)
-        .order_by(rank, due.c.next_attempt_at, due.c.id)
-        .limit(limit)
+    order = (
+        select(heads.c.workspace_id)
+        .outerjoin(recent, recent.c.workspace_id == heads.c.workspace_id)
+        .order_by(func.coalesce(recent.c.served, 0), heads.c.oldest, heads.c.workspace_id)
+        .limit(3)
     )
+    ids: list[int] = []
     with db.new_session() as s:
-        return list(s.scalars(query))
+        for workspace_id in list(s.scalars(order)):
+            ids += s.scalars(
+                select(Job.id)
+                .where(Job.workspace_id == workspace_id, _claimable(now))
+                .order_by(Job.next_attempt_at, Job.id)
+                .limit(limit)
+            )
+    return ids[:limit]
 
 
 def claim_next() -> tuple[int, str] | None:

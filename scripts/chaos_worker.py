@@ -236,6 +236,36 @@ def main() -> None:
             db.session.remove()
         return states
 
+    # Jobs a kill left running: job id -> kill time; and when another worker took each over.
+    orphaned: dict[int, float] = {}
+    takeovers: dict[int, float] = {}
+
+    def note_orphans(pid: int, killed_at: float) -> None:
+        with app.app_context():
+            for job_id in db.session.scalars(
+                select(Job.id).where(Job.state == "running", Job.lease_owner.like(f"%:{pid}:%"))
+            ):
+                orphaned[job_id] = killed_at
+                takeovers.pop(job_id, None)
+            db.session.remove()
+
+    def note_takeovers() -> None:
+        waiting = [job_id for job_id in orphaned if job_id not in takeovers]
+        if not waiting:
+            return
+        with app.app_context():
+            for job in db.session.scalars(select(Job).where(Job.id.in_(waiting))):
+                claimed = job.claimed_at.timestamp() if job.claimed_at else 0.0
+                if claimed > orphaned[job.id]:
+                    takeovers[job.id] = claimed
+            db.session.remove()
+
+    def wait(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            note_takeovers()
+            time.sleep(0.25)
+
     consumers = [start() for _ in range(args.workers)]
     kills: list[tuple[int, float]] = []  # (pid, wall-clock time)
     started = time.monotonic()
@@ -243,11 +273,12 @@ def main() -> None:
     backlog_at_last_kill = 0
     try:
         while len(kills) < args.kills and time.monotonic() - started < args.timeout:
-            time.sleep(args.kill_every)
+            wait(args.kill_every)
             victim = rng.randrange(len(consumers))
             os.killpg(consumers[victim].pid, signal.SIGKILL)
             kills.append((consumers[victim].pid, time.time()))
             consumers[victim].wait()
+            note_orphans(*kills[-1])
             consumers[victim] = start()
             states = job_states()
             backlog_at_last_kill = sum(n for state, n in states.items() if state != "done")
@@ -265,7 +296,8 @@ def main() -> None:
             if set(states) <= {"done"}:
                 done = True
                 break
-            time.sleep(0.5)
+            wait(0.5)
+        note_takeovers()
     finally:
         for proc in consumers:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -313,6 +345,14 @@ def main() -> None:
         and wrong == 0
         and overlaps == 0
         and recovery <= 60 + backlog_seconds
+        and len(takeovers) == len(orphaned)
+        and all(takeovers[j] - orphaned[j] <= 60 for j in takeovers)
+    )
+    takeover_waits = [takeovers[j] - orphaned[j] for j in takeovers]
+    print(
+        f"jobs orphaned by the kills {len(orphaned)}, taken over {len(takeovers)}; from the kill "
+        f"to the takeover: longest {max(takeover_waits, default=0):.1f} s, "
+        f"median {sorted(takeover_waits)[len(takeover_waits) // 2] if takeover_waits else 0:.1f} s"
     )
     print("RESULT:", "exactly once, to the cent" if ok else "FAILED")
     sys.exit(0 if ok else 1)

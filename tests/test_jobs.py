@@ -203,6 +203,11 @@ def test_a_crashed_job_keeps_its_traceback(app, workspace, clock):
     assert error.startswith("division by zero")
     assert "Traceback (most recent call last)" in error
     assert "_test_job" in error  # the frame that raised
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["jobs", "failed"]).output
+    assert "division by zero" in listed and "Traceback" not in listed  # one line per job
+    full = runner.invoke(args=["jobs", "failed", "--traceback"]).output
+    assert "Traceback (most recent call last)" in full and "_test_job" in full
 
 
 def test_a_throttled_job_waits_for_the_pause_without_spending_an_attempt(app, workspace, clock):
