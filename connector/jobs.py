@@ -2,7 +2,7 @@
 
 The ``jobs`` table is the truth; the queue (huey, see :mod:`connector.worker`) only wakes workers.
 
-Leases are short (``JOB_LEASE_SECONDS``, 30 s by default) and kept alive by a heartbeat thread in
+Leases are short (``JOB_LEASE_SECONDS``, 20 s by default) and kept alive by a heartbeat thread in
 the worker process that owns them (:func:`renew`, every third of a lease). A worker that is
 SIGKILLed stops renewing, so its job is claimable again within one lease; a worker that is slow
 but alive keeps renewing, so nobody else claims its job. Every claim gets its own lease token: a
@@ -44,7 +44,7 @@ def setting(name: str, default: Any) -> Any:
 
 
 def lease_seconds() -> float:
-    return float(setting("JOB_LEASE_SECONDS", 30))
+    return float(setting("JOB_LEASE_SECONDS", 20))
 
 
 def heartbeat_seconds() -> float:

@@ -551,7 +551,7 @@ def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
     claimable again.
     """
-    lease = float(_config().get("JOB_LEASE_SECONDS", 30))
+    lease = float(_config().get("JOB_LEASE_SECONDS", 20))
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
         # Wait briefly, then give the worker thread back: the job is retried a few seconds later
