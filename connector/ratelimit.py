@@ -15,6 +15,10 @@ or account wait until the pause ends, while other buckets go on.
 The state lives in Redis when one is configured (one Lua script, atomic), else in the database (one
 row per bucket, read and written under a row lock). Both use the callers' clocks, which the
 deployment keeps in sync (NTP); the limits passed by providers keep a small margin for that.
+
+Not a library: ``limits`` has no SQL storage, and ``pyrate-limiter`` keeps a log of every request
+in its own connections and polls while blocked; neither reserves slots nor shares a provider's
+pause (Retry-After) between processes, which is most of what this module does.
 """
 
 from __future__ import annotations
