@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 
+from connector import db, jobs, locks, worker
 from connector.connections.store import DbCredentialStore, secret_box
+from connector.models import Job
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers import stripe as stripe_provider
 from connector.providers.base import Throttled
@@ -161,3 +164,93 @@ def test_a_short_pause_is_waited_out_not_rescheduled(app, rsps, new_limiter, fak
     before = fake_time.now
     limiter.acquire(bucket, stripe_provider.RATE_LIMITS["test"])
     assert fake_time.now == pytest.approx(before + 3, abs=1e-3)
+
+
+# --- through the worker: paused companies cost no attempts, other workspaces go first ----------
+_WIRE: dict[str, Any] = {}
+
+
+@worker.handler("test_quickbooks_call")
+def _one_quickbooks_request(job: Job) -> None:
+    """A job that makes one QuickBooks request for its workspace's company."""
+    realm = str(job.payload["realm"])
+    _qbo(_WIRE["app"], job.workspace_id, realm, _WIRE["limiter"]).request("GET", "customer/1")
+
+
+class JobClock:
+    """One fake time for the job table (datetimes) and the limiter (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_jobs_for_a_paused_company_wait_without_spending_attempts_while_others_go_on(
+    app, make_workspace, rsps, realm_suffix, monkeypatch
+):
+    clock = JobClock()
+    monkeypatch.setattr(jobs, "utcnow", clock)
+    monkeypatch.setattr(locks, "utcnow", clock)
+    if TEST_REDIS_URL:
+        limiter: Any = RedisRateLimiter(TEST_REDIS_URL, clock=clock.epoch, sleep=clock.sleep)
+    else:
+        limiter = DatabaseRateLimiter(clock=clock.epoch, sleep=clock.sleep)
+    _WIRE.update(app=app, limiter=limiter)
+    paused_realm, other_realm = PAUSED + realm_suffix, OTHER + realm_suffix
+    busy = make_workspace(tracker_workspace_id="1")
+    quiet = make_workspace(tracker_workspace_id="2")
+    throttled = rsps.add(
+        responses.GET,
+        re.compile(rf"{API}/v3/company/{paused_realm}/customer/1.*"),
+        status=429,
+        body=THROTTLE_XML,
+        headers={"Content-Type": "application/xml"},
+    )
+    rsps.add(
+        responses.GET,
+        re.compile(rf"{API}/v3/company/{other_realm}/customer/1.*"),
+        json={"Customer": customer_row("1", "Globex")},
+    )
+
+    def add_job(workspace_id: int, realm: str) -> int:
+        with db.session_scope() as s:
+            job = jobs.new_job(workspace_id, "test_quickbooks_call", realm=realm)
+            job.next_attempt_at = job.created_at = clock.now
+            s.add(job)
+            s.flush()
+            return job.id
+
+    backlog = [add_job(busy.id, paused_realm) for _ in range(5)]
+    assert worker.run_next() == "pending"  # 429 at the wire: the company is paused for 60 s
+    single = add_job(quiet.id, other_realm)
+    assert worker.run_next() == "done"  # the other workspace's job goes first, and through
+    for _ in range(4):
+        assert worker.run_next() == "pending"  # the rest of the backlog: held by the limiter
+    assert worker.run_next() == "idle"
+    assert _calls_to(rsps, paused_realm) == 1  # only the first request ever left
+    with db.session_scope() as s:
+        waiting = [s.get(Job, job_id) for job_id in backlog]
+        assert {(j.state, j.attempts) for j in waiting} == {("pending", 0)}  # no attempt spent
+        assert all(j.next_attempt_at >= clock.now + timedelta(seconds=59) for j in waiting)
+        assert s.get(Job, single).state == "done"
+
+    clock.now += timedelta(seconds=62)  # the pause is over
+    rsps.remove(throttled)
+    rsps.add(
+        responses.GET,
+        re.compile(rf"{API}/v3/company/{paused_realm}/customer/1.*"),
+        json={"Customer": customer_row("1", "Initech")},
+    )
+    while worker.run_next() != "idle":
+        pass
+    assert _calls_to(rsps, paused_realm) == 6
+    with db.session_scope() as s:
+        assert {(s.get(Job, j).state, s.get(Job, j).attempts) for j in backlog} == {("done", 1)}
