@@ -250,7 +250,8 @@ def events_replay(delivery_id: int) -> None:
 # --- jobs ---------------------------------------------------------------------------------------
 @jobs_cli.command("failed")
 @click.option("--workspace", "workspace_id", type=int, default=None)
-def jobs_failed(workspace_id: int | None) -> None:
+@click.option("--traceback", "show_traceback", is_flag=True, help="Print crashed jobs' tracebacks.")
+def jobs_failed(workspace_id: int | None, show_traceback: bool) -> None:
     """List failed and waiting jobs with their last error."""
     stmt = select(Job).where(Job.state.in_([JobState.FAILED, JobState.WAITING]))
     if workspace_id is not None:
@@ -260,10 +261,13 @@ def jobs_failed(workspace_id: int | None) -> None:
         click.echo("no failed or waiting jobs")
     for job in rows:
         why = job.wait_reason or "failed"
+        first_line, _, rest = (job.last_error or "").partition("\n")
         click.echo(
             f"{job.id:6} ws={job.workspace_id} {job.kind:17} {job.state:8} {why:17} "
-            f"attempts={job.attempts} {job.last_error or ''}"
+            f"attempts={job.attempts} {first_line}"
         )
+        if show_traceback and rest.strip():
+            click.echo(rest.strip("\n"))
 
 
 @jobs_cli.command("retry")

@@ -101,8 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_TOLERANCE_SECONDS", "300", "How far a `webhook-timestamp` may be from now."),
     Setting(
         "JOB_LEASE_SECONDS",
-        "300",
-        "How long a worker owns a job before the poller hands it to another worker.",
+        "20",
+        "How long a job's lease lasts without a heartbeat. A live worker renews it every third "
+        "of this, however long the job takes; a killed worker's job is handed to the next free "
+        "worker at most this long (plus `JOB_POLL_SECONDS`) after its last heartbeat.",
     ),
     Setting("JOB_MAX_ATTEMPTS", "15", "Attempts before a job fails for good (it can be retried)."),
     Setting(

@@ -176,9 +176,12 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=15)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The lease token of the current run (one per claim): only that run may renew or settle it.
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    # When a nudge for this job was last put on the queue: the poller skips jobs nudged less
-    # than a lease ago, so a backlog is not enqueued again every second.
+    # When a worker last claimed it: claims are shared fairly between workspaces by recent claims.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    # When a retry was scheduled for (its ``next_attempt_at`` at that time); kept for operators.
+    # Workers are woken by anonymous nudges (see connector.worker), not per job.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     wait_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -324,14 +327,17 @@ class Lock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class RateLimitCounter(Base):
-    """Fixed-window request counters shared by every worker (used when Redis is absent)."""
+class RateLimitState(Base):
+    """The shared provider rate limiter's state of one bucket (a QuickBooks company, a Stripe
+    account) when Redis is absent: see ``connector.ratelimit``. Times are Unix seconds."""
 
-    __tablename__ = "rate_limit_counters"
+    __tablename__ = "rate_limit_states"
 
     bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
-    window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
-    count: Mapped[int] = mapped_column(Integer, default=0)
+    # Per limit window ("1", "60"): the theoretical arrival time, i.e. when its next slot opens.
+    tats: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    # Until when the provider asked every caller to wait (a 429's Retry-After); 0 when not paused.
+    paused_until: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ThrottleCounter(Base):

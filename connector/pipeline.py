@@ -690,17 +690,20 @@ def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event:
 def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     """One worker at a time per timesheet, across processes.
 
-    The lock lives as long as a job lease and is extended with it (``worker.heartbeat``), so a
-    killed worker's lock frees itself when its job becomes claimable again.
+    The lock lives as long as a job lease and is renewed with it by the worker's heartbeat
+    thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
+    claimable again.
     """
-    lease = float(_config().get("JOB_LEASE_SECONDS", 300))
+    lease = float(_config().get("JOB_LEASE_SECONDS", 20))
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
-        with advisory_lock(name, ttl=lease, timeout=min(lease, 30.0)):
+        # Wait briefly, then give the worker thread back: the job is retried a few seconds later
+        # rather than holding a thread for as long as the other run takes.
+        with advisory_lock(name, ttl=lease, timeout=min(lease, 2.0), keepalive=True):
             yield
     except LockTimeout:
         raise RetryLater(
-            "another worker is processing this timesheet", retry_after=min(lease, 30.0)
+            "another worker is processing this timesheet", retry_after=min(lease, 5.0)
         ) from None
 
 

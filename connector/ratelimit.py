@@ -1,97 +1,224 @@
-"""A request limiter shared by every worker: "10 per second and 500 per minute per company".
+"""The provider rate limiter shared by every worker: "10 per second and 500 per minute per company".
 
-Fixed windows counted in Redis when one is configured (INCR + EXPIRE), else in the database
-(an upsert on ``rate_limit_counters``). A fixed window can let up to twice the limit through
-across a window edge, so callers pass limits with a margin below the provider's published ones.
+GCRA (the generic cell rate algorithm, a.k.a. theoretical arrival time) with reservations. For
+each limit ``(max requests, per seconds)`` a bucket remembers the earliest time its next request
+may leave (its TAT); requests are spaced ``per / max`` apart, so they leave evenly instead of in
+bursts at window edges. A caller *reserves* the next free slot and sleeps until it: the budget is
+spent only on requests that are sent, and concurrent callers get distinct slots instead of waking
+together. A slot further away than ``max_wait`` is not reserved (a refusal costs nothing): the
+caller gets :class:`Throttled` and its job is rescheduled for then, without spending an attempt,
+rather than holding a worker thread.
+
+A provider that answers 429 calls :meth:`pause` on the bucket: every worker's calls to that company
+or account wait until the pause ends, while other buckets go on.
+
+The state lives in Redis when one is configured (one Lua script, atomic), else in the database (one
+row per bucket, read and written under a row lock). Both use the callers' clocks, which the
+deployment keeps in sync (NTP); the limits passed by providers keep a small margin for that.
+
+Not a library: ``limits`` has no SQL storage, and ``pyrate-limiter`` keeps a log of every request
+in its own connections and polls while blocked; neither reserves slots nor shares a provider's
+pause (Retry-After) between processes, which is most of what this module does.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from connector import db
-from connector.models import RateLimitCounter
+from connector.models import RateLimitState
+from connector.providers.base import Throttled
 
 Limits = tuple[tuple[int, float], ...]  # ((max requests, per seconds), ...)
 
+# How long a caller may sleep for its slot before it is refused (and its job rescheduled).
+DEFAULT_MAX_WAIT_SECONDS = 5.0
 
-class DatabaseRateLimiter:
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a request fits: ``wait`` seconds from now; ``tats`` to store if it is reserved."""
+
+    wait: float
+    tats: dict[str, float]
+    paused: bool  # the wait is (at least partly) a pause the provider asked for
+
+
+def _key(per: float) -> str:
+    return f"{per:g}"
+
+
+def decide(tats: Mapping[str, float], paused_until: float, now: float, limits: Limits) -> Decision:
+    """GCRA: the earliest slot that respects every limit and the pause (pure, for both stores)."""
+    slot = max(now, paused_until)
+    for _max_requests, per in limits:
+        slot = max(slot, float(tats.get(_key(per), 0.0)))
+    new_tats = dict(tats)
+    for max_requests, per in limits:
+        new_tats[_key(per)] = slot + per / max_requests
+    return Decision(wait=slot - now, tats=new_tats, paused=paused_until > now)
+
+
+def _refusal(bucket: str, decision: Decision) -> Throttled:
+    if decision.paused:
+        message = f"The provider paused requests for {bucket}; waiting for the pause to end."
+    else:
+        message = f"The shared rate limit of {bucket} is fully booked for the next seconds."
+    return Throttled(message, retry_after=decision.wait, code="rate_limited")
+
+
+class _Limiter:
     def __init__(
         self,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
     ):
         self._clock = clock
         self._sleep = sleep
+        self.max_wait = max_wait
 
-    def _increment(self, bucket: str, window: int) -> int:
-        engine = db.engine()
-        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = (
-            insert(RateLimitCounter)
-            .values(bucket=bucket, window_start=window, count=1)
-            .on_conflict_do_update(
-                index_elements=["bucket", "window_start"],
-                set_={"count": RateLimitCounter.count + 1},
-            )
-            .returning(RateLimitCounter.count)
-        )
-        with db.new_session() as s:
-            count = int(s.execute(stmt).scalar_one())
-            if count == 1:
-                # First hit of a new window: forget old windows of this bucket.
-                s.execute(
-                    delete(RateLimitCounter).where(
-                        RateLimitCounter.bucket == bucket, RateLimitCounter.window_start < window
-                    )
-                )
-            s.commit()
-        return count
+    # Backends: reserve atomically, read the pause, extend the pause.
+    def _reserve(self, bucket: str, limits: Limits, now: float) -> Decision:
+        raise NotImplementedError
+
+    def paused_until(self, bucket: str) -> float:
+        raise NotImplementedError
+
+    def _pause_until(self, bucket: str, until: float) -> None:
+        raise NotImplementedError
 
     def acquire(self, bucket: str, limits: Limits) -> None:
-        while True:
-            wait = 0.0
-            for max_requests, per in limits:
-                now = self._clock()
-                window = math.floor(now / per)
-                count = self._increment(f"{bucket}:{per:g}", window)
-                if count > max_requests:
-                    wait = max(wait, (window + 1) * per - now)
-            if wait <= 0:
-                return
-            self._sleep(wait + 0.01)
+        """Block until one more request to ``bucket`` may be sent; raise :class:`Throttled` when
+        that is more than ``max_wait`` away (nothing is reserved then)."""
+        decision = self._reserve(bucket, limits, self._clock())
+        if decision.wait > self.max_wait:
+            raise _refusal(bucket, decision)
+        if decision.wait > 0:
+            self._sleep(decision.wait)
+            # A 429 elsewhere may have paused the company while we slept: do not add to it.
+            now = self._clock()
+            until = self.paused_until(bucket)
+            if until > now:
+                raise _refusal(bucket, Decision(wait=until - now, tats={}, paused=True))
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        """The provider asked to wait: hold every worker's requests to ``bucket`` that long."""
+        self._pause_until(bucket, self._clock() + max(0.0, seconds))
 
 
-class RedisRateLimiter:
-    def __init__(self, url: str, clock: Callable[[], float] = time.time, sleep=time.sleep):
+class DatabaseRateLimiter(_Limiter):
+    """One ``rate_limit_states`` row per bucket, updated under a row lock (SQLite: write lock)."""
+
+    def _locked_row(self, s: Session, bucket: str) -> RateLimitState:
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        # The insert also takes SQLite's write lock before the read below (no lost updates).
+        s.execute(
+            insert(RateLimitState)
+            .values(bucket=bucket, tats={}, paused_until=0.0)
+            .on_conflict_do_nothing(index_elements=["bucket"])
+        )
+        row = s.scalars(
+            select(RateLimitState).where(RateLimitState.bucket == bucket).with_for_update()
+        ).one()
+        return row
+
+    def _reserve(self, bucket: str, limits: Limits, now: float) -> Decision:
+        with db.session_scope() as s:
+            row = self._locked_row(s, bucket)
+            decision = decide(row.tats or {}, float(row.paused_until or 0.0), now, limits)
+            if decision.wait <= self.max_wait:
+                row.tats = decision.tats
+        return decision
+
+    def paused_until(self, bucket: str) -> float:
+        with db.session_scope() as s:
+            value = s.scalar(
+                select(RateLimitState.paused_until).where(RateLimitState.bucket == bucket)
+            )
+        return float(value or 0.0)
+
+    def _pause_until(self, bucket: str, until: float) -> None:
+        with db.session_scope() as s:
+            row = self._locked_row(s, bucket)
+            row.paused_until = max(float(row.paused_until or 0.0), until)
+
+
+# KEYS[1] = the bucket's hash; ARGV = now, max_wait, then (per, interval) pairs. Same arithmetic as
+# ``decide``; returns {wait, paused} as strings (Lua numbers lose precision through Redis replies).
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local paused_until = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
+local slot = math.max(now, paused_until)
+for i = 3, #ARGV, 2 do
+  local tat = tonumber(redis.call('HGET', KEYS[1], 'tat:' .. ARGV[i]) or '0')
+  slot = math.max(slot, tat)
+end
+local wait = slot - now
+if wait <= max_wait then
+  local last = slot
+  for i = 3, #ARGV, 2 do
+    local tat = slot + tonumber(ARGV[i + 1])
+    redis.call('HSET', KEYS[1], 'tat:' .. ARGV[i], string.format('%.6f', tat))
+    last = math.max(last, tat)
+  end
+  redis.call('PEXPIRE', KEYS[1], math.ceil((last - now + 120) * 1000))
+end
+return {string.format('%.6f', wait), paused_until > now and '1' or '0'}
+"""
+
+_PAUSE = """
+local until_ = tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
+if until_ > current then
+  redis.call('HSET', KEYS[1], 'paused_until', string.format('%.6f', until_))
+end
+local ttl = math.ceil((until_ - tonumber(ARGV[2]) + 120) * 1000)
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+
+class RedisRateLimiter(_Limiter):
+    def __init__(
+        self,
+        url: str,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+    ):
         import redis
 
+        super().__init__(clock, sleep, max_wait)
         self._redis = redis.Redis.from_url(url)
-        self._clock = clock
-        self._sleep = sleep
+        self._reserve_script = self._redis.register_script(_RESERVE)
+        self._pause_script = self._redis.register_script(_PAUSE)
 
-    def acquire(self, bucket: str, limits: Limits) -> None:
-        while True:
-            wait = 0.0
-            for max_requests, per in limits:
-                now = self._clock()
-                window = math.floor(now / per)
-                key = f"ratelimit:{bucket}:{per:g}:{window}"
-                pipe = self._redis.pipeline()
-                pipe.incr(key)
-                pipe.expire(key, math.ceil(per) + 1)
-                count = int(pipe.execute()[0])
-                if count > max_requests:
-                    wait = max(wait, (window + 1) * per - now)
-            if wait <= 0:
-                return
-            self._sleep(wait + 0.01)
+    @staticmethod
+    def _name(bucket: str) -> str:
+        return f"ratelimit:{bucket}"
+
+    def _reserve(self, bucket: str, limits: Limits, now: float) -> Decision:
+        args: list[str] = [f"{now:.6f}", f"{self.max_wait:.6f}"]
+        for max_requests, per in limits:
+            args += [_key(per), f"{per / max_requests:.6f}"]
+        wait, paused = self._reserve_script(keys=[self._name(bucket)], args=args)
+        return Decision(wait=float(wait), tats={}, paused=paused in (b"1", "1"))
+
+    def paused_until(self, bucket: str) -> float:
+        value = self._redis.hget(self._name(bucket), "paused_until")
+        return float(value or 0.0)
+
+    def _pause_until(self, bucket: str, until: float) -> None:
+        self._pause_script(keys=[self._name(bucket)], args=[f"{until:.6f}", f"{self._clock():.6f}"])
 
 
 _limiter: DatabaseRateLimiter | RedisRateLimiter | None = None

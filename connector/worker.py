@@ -1,11 +1,14 @@
-"""The worker: huey carries nudges, the ``jobs`` table is the truth.
+"""The worker: huey carries nudges, the ``jobs`` table is the truth (:mod:`connector.jobs`).
 
 huey never acknowledges a message, so a task a killed worker was running is gone from the
-queue. Every job therefore lives in the database with a lease: a worker claims it with a
-compare-and-set, extends the lease while it makes progress (``heartbeat``), and finishes it with
-another write. A poller thread in every consumer process nudges jobs that are due or whose lease
-expired, so a killed worker loses nothing; the claim, the per-timesheet lock and the
-idempotency keys make sure nothing runs twice to completion.
+queue. Every job therefore lives in the database with a short lease: a worker claims it with a
+compare-and-set, a heartbeat thread renews the leases (and the per-timesheet locks) of the jobs
+this process runs for as long as the process lives, and the run ends with a write fenced by the
+lease token. A poller thread in every consumer process puts "run the next job" nudges on the
+queue while jobs are due or orphaned; each nudge claims the fairest due job
+(:func:`jobs.claim_next`), so queue order never decides who goes first. A killed worker loses
+nothing and its job resumes within one lease; the claim, the per-timesheet lock and the
+idempotency keys make sure nothing runs twice at once or twice to completion.
 
 Start it with ``huey_consumer connector.worker.huey -g TERM`` (see Procfile).
 """
@@ -15,22 +18,22 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 from flask import has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from sqlalchemy import or_, select, update
 
-from connector import db, locks
+from connector import db, jobs, locks
 from connector.config import check_production, load_config
-from connector.models import Job, JobState, utcnow
-from connector.providers.base import ReconnectNeeded, Rejected, RetryLater
+from connector.jobs import LeaseLost, backoff_seconds
+from connector.models import Job, JobState
+from connector.providers.base import ReconnectNeeded, Rejected, RetryLater, Throttled
+
+__all__ = ["LeaseLost", "WaitFor", "backoff_seconds", "enqueue", "handler", "heartbeat", "huey"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ def configure(config: Mapping[str, Any]) -> None:
     """Called by create_app: point the (module-level) huey at the configured queue."""
     global _config, _huey_key
     _config = dict(config)
+    jobs.configure(config)
     key = (str(config["QUEUE_URL"]), bool(config.get("WORKER_IMMEDIATE")))
     if key == _huey_key:
         return  # the consumer's own huey: never swap storage under running loops
@@ -113,76 +117,74 @@ def handler(kind: str) -> Callable[[Callable[[Job], None]], Callable[[Job], None
 
 
 def _setting(name: str, default: Any) -> Any:
-    return _config.get(name, default)
+    return jobs.setting(name, default)
 
 
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter: base * 2^(n-1), capped, randomised 50-100%."""
-    base = float(_setting("JOB_RETRY_BASE_SECONDS", 10))
-    cap = float(_setting("JOB_RETRY_MAX_SECONDS", 3600))
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-
-
-def lease_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim(job_id: int) -> bool:
-    """Take the job if it is due, or if its previous worker's lease expired. Compare-and-set."""
-    now = utcnow()
-    lease = timedelta(seconds=int(_setting("JOB_LEASE_SECONDS", 300)))
-    with db.session_scope() as s:
-        result = s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(
-                    (Job.state == JobState.PENDING) & (Job.next_attempt_at <= now),
-                    (Job.state == JobState.RUNNING) & (Job.lease_expires_at < now),
-                ),
-            )
-            .values(
-                state=JobState.RUNNING,
-                lease_expires_at=now + lease,
-                lease_owner=lease_owner(),
-                attempts=Job.attempts + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
-
-
-def _finish(job_id: int, **values: Any) -> None:
-    with db.session_scope() as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(updated_at=utcnow(), lease_expires_at=None, lease_owner=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-
-
+# Jobs this process is running: job id -> lease token (renewed by the heartbeat thread).
+_running: dict[int, str] = {}
+_running_guard = threading.Lock()
 _current = threading.local()
 
 
+def _leases() -> dict[int, str]:
+    with _running_guard:
+        return dict(_running)
+
+
+def renew_leases() -> set[int]:
+    """One heartbeat: renew this process's job leases and kept-alive locks; returns lost job ids.
+
+    The locks are renewed even for a job whose lease was lost: while its thread still runs, the
+    per-timesheet lock is what keeps a second run of the same timesheet from overlapping it.
+    """
+    leases = _leases()
+    lost = jobs.renew(leases)
+    locks.renew_kept_alive()
+    running = _leases()
+    # A job that settled since the snapshot is no longer running: not lost, just finished.
+    lost = {job_id for job_id in lost if running.get(job_id) == leases[job_id]}
+    for job_id in lost:
+        log.warning("job %s: lease lost (another worker may run it); stopping soon", job_id)
+    return lost
+
+
 def heartbeat() -> None:
-    """Extend the running job's lease: long jobs call this after each step of progress."""
+    """A checkpoint for long jobs, between steps: raise :class:`LeaseLost` if the job is no
+    longer ours (a second run could be under way), else renew its lease and locks now."""
     job_id = getattr(_current, "job_id", None)
-    if job_id is None:
+    token = getattr(_current, "token", None)
+    if job_id is None or token is None:
         return
-    lease = timedelta(seconds=int(_setting("JOB_LEASE_SECONDS", 300)))
-    with db.session_scope() as s:
-        s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id, Job.state == JobState.RUNNING, Job.lease_owner == lease_owner()
-            )
-            .values(lease_expires_at=utcnow() + lease)
-            .execution_options(synchronize_session=False)
+    if jobs.renew({job_id: token}):
+        raise LeaseLost(f"job {job_id} is no longer leased to this worker")
+    lost = locks.extend_held(jobs.lease_seconds())
+    if lost:
+        raise LeaseLost(f"job {job_id} lost its lock(s) {', '.join(lost)}")
+
+
+def _heartbeat_forever() -> None:
+    while True:
+        time.sleep(jobs.heartbeat_seconds())
+        try:
+            renew_leases()  # the database only: no app context needed
+        except Exception:
+            log.exception("heartbeat failed; trying again")
+
+
+_heartbeat_lock = threading.Lock()
+_heartbeat_thread: threading.Thread | None = None
+
+
+def start_heartbeat() -> None:
+    """One heartbeat thread per consumer process (started by huey's on_startup hook)."""
+    global _heartbeat_thread
+    with _heartbeat_lock:
+        if _heartbeat_thread is not None and _heartbeat_thread.is_alive():
+            return
+        _heartbeat_thread = threading.Thread(
+            target=_heartbeat_forever, name="job-heartbeat", daemon=True
         )
-    locks.extend_held(lease.total_seconds())
+        _heartbeat_thread.start()
 
 
 def _mark_delivery_failed(job: Job, message: str) -> None:
@@ -198,17 +200,35 @@ def _mark_delivery_failed(job: Job, message: str) -> None:
 
 
 def run_job(job_id: int) -> str:
-    """Run one job to an outcome; returns the resulting state (for tests and logs)."""
-    if not claim(job_id):
+    """Claim and run one job to an outcome; returns the resulting state (for tests and logs)."""
+    token = jobs.claim(job_id)
+    if token is None:
         return "not-claimed"
-    _current.job_id = job_id
+    return run_claimed(job_id, token)
+
+
+def run_next() -> str:
+    """Claim the fairest due job and run it; ``"idle"`` when there is none."""
+    claimed = jobs.claim_next()
+    if claimed is None:
+        return "idle"
+    return run_claimed(*claimed)
+
+
+def run_claimed(job_id: int, token: str) -> str:
+    """Run a job this worker holds the lease ``token`` of; the heartbeat keeps the lease alive."""
+    with _running_guard:
+        _running[job_id] = token
+    _current.job_id, _current.token = job_id, token
     try:
-        return _run_claimed(job_id)
+        return _run(job_id, token)
     finally:
-        _current.job_id = None
+        _current.job_id = _current.token = None
+        with _running_guard:
+            _running.pop(job_id, None)
 
 
-def _run_claimed(job_id: int) -> str:
+def _run(job_id: int, token: str) -> str:
     with db.new_session() as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -218,44 +238,52 @@ def _run_claimed(job_id: int) -> str:
         if fn is None:
             raise Rejected(f"no handler for job kind {job.kind!r}")
         fn(job)
+    except LeaseLost:
+        log.warning("job %s: stopped, its lease went to another worker", job_id)
+        return "lease-lost"
     except WaitFor as wait:
-        _finish(job_id, state=JobState.WAITING, wait_reason=wait.reason, last_error=wait.message)
+        jobs.finish_waiting(job_id, token, wait.reason, wait.message)
         return JobState.WAITING
     except ReconnectNeeded as exc:
-        _finish(job_id, state=JobState.WAITING, wait_reason="reconnect_needed", last_error=str(exc))
+        jobs.finish_waiting(job_id, token, "reconnect_needed", str(exc))
         return JobState.WAITING
+    except Throttled as exc:
+        # The provider paused this account for everyone: not the job's fault, no attempt spent.
+        delay = float(exc.retry_after or 0) + random.uniform(0, 1)  # noqa: S311 - jitter
+        jobs.reschedule(job_id, token, delay, str(exc), refund_attempt=True)
+        return JobState.PENDING
     except Exception as exc:
         permanent = isinstance(exc, Rejected)
-        if not isinstance(exc, RetryLater | Rejected):
+        if isinstance(exc, RetryLater | Rejected):
+            message = str(exc) or type(exc).__name__
+        else:
             log.exception("job %s (%s) crashed", job_id, job.kind)
-        message = str(exc) or type(exc).__name__
+            message = jobs.error_with_traceback(exc)
         if permanent or job.attempts >= job.max_attempts:
-            _finish(job_id, state=JobState.FAILED, last_error=message, finished_at=utcnow())
-            _mark_delivery_failed(job, message)
+            if jobs.finish_failed(job_id, token, message):
+                _mark_delivery_failed(job, str(exc) or type(exc).__name__)
             return JobState.FAILED
         delay = backoff_seconds(job.attempts)
         if isinstance(exc, RetryLater) and exc.retry_after:
             delay = max(delay, float(exc.retry_after))
-        due = utcnow() + timedelta(seconds=delay)
-        scheduled = not huey.immediate
-        _finish(
-            job_id,
-            state=JobState.PENDING,
-            last_error=message,
-            next_attempt_at=due,
-            enqueued_at=due if scheduled else None,
-        )
-        if scheduled:
-            process_job.schedule((job_id,), delay=delay)
+        jobs.reschedule(job_id, token, delay, message)
         return JobState.PENDING
-    _finish(job_id, state=JobState.DONE, last_error=None, wait_reason=None, finished_at=utcnow())
+    jobs.finish_done(job_id, token)
     return JobState.DONE
 
 
 def enqueue(job_id: int) -> None:
-    """Nudge a worker about a committed job (the poller covers a lost nudge)."""
+    """A job was committed or became due: run it inline (immediate mode) or wake a worker.
+
+    The nudge names no job: the worker that takes it claims the fairest due job, so a burst of
+    one workspace's jobs cannot queue up in front of another's. A lost nudge is covered by the
+    poller.
+    """
     try:
-        process_job(job_id)
+        if huey.immediate:
+            process_job(job_id)
+        else:
+            process_next()
     except Exception:
         # The queue being down must not lose the job: it is committed, the poller finds it.
         log.exception("could not enqueue job %s; the poller will pick it up", job_id)
@@ -263,23 +291,7 @@ def enqueue(job_id: int) -> None:
 
 def resume_waiting(workspace_id: int, reason: str) -> int:
     """Wake jobs parked on ``reason`` (e.g. after an admin reconnected); returns how many."""
-    with db.session_scope() as s:
-        ids = list(
-            s.scalars(
-                select(Job.id).where(
-                    Job.workspace_id == workspace_id,
-                    Job.state == JobState.WAITING,
-                    Job.wait_reason == reason,
-                )
-            )
-        )
-        if ids:
-            s.execute(
-                update(Job)
-                .where(Job.id.in_(ids))
-                .values(state=JobState.PENDING, wait_reason=None, next_attempt_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+    ids = jobs.wake_waiting(workspace_id, reason)
     for job_id in ids:
         enqueue(job_id)
     return len(ids)
@@ -287,50 +299,40 @@ def resume_waiting(workspace_id: int, reason: str) -> int:
 
 def retry_job(job_id: int) -> bool:
     """An admin's retry: a failed or waiting job runs again with fresh attempts."""
-    with db.session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is None or job.state not in (JobState.FAILED, JobState.WAITING, JobState.PENDING):
-            return False
-        job.state = JobState.PENDING
-        job.attempts = 0
-        job.wait_reason = None
-        job.next_attempt_at = utcnow()
-        job.finished_at = None
+    if not jobs.reset_for_retry(job_id):
+        return False
     enqueue(job_id)
     return True
 
 
-def sweep(limit: int = 500) -> int:
-    """Nudge due pending jobs and jobs whose worker died (lease expired); returns how many.
+# How many "run the next job" nudges the poller keeps on the queue while jobs are due: enough to
+# keep every worker thread of a few consumers busy between two polls. The nudges name no job, so
+# their number does not affect who goes first.
+QUEUE_DEPTH = 32
 
-    The nudge is recorded in ``enqueued_at`` by the same UPDATE that picks the jobs, so two
-    pollers never nudge one job twice and a backlog is not re-queued on every poll.
+
+def sweep() -> int:
+    """Top the queue up with nudges while jobs are due or orphaned; returns how many were added.
+
+    Runs in every consumer process each JOB_POLL_SECONDS. The jobs table, not the queue, is the
+    truth: retries (due later) and jobs of SIGKILLed workers (lease no longer renewed) are found
+    here.
     """
-    now = utcnow()
-    lease = timedelta(seconds=int(_setting("JOB_LEASE_SECONDS", 300)))
-    due = or_(
-        (Job.state == JobState.PENDING) & (Job.next_attempt_at <= now),
-        (Job.state == JobState.RUNNING) & (Job.lease_expires_at < now),
-    )
-    not_nudged = or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - lease)
-    with db.session_scope() as s:
-        candidates = (
-            select(Job.id).where(due, not_nudged).order_by(Job.next_attempt_at).limit(limit)
-        ).scalar_subquery()
-        ids = list(
-            s.scalars(
-                update(Job)
-                .where(Job.id.in_(candidates), due, not_nudged)
-                .values(enqueued_at=now)
-                .returning(Job.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-    for job_id in ids:
-        enqueue(job_id)
-    if ids:
-        log.info("poller enqueued %d job(s)", len(ids))
-    return len(ids)
+    if huey.immediate:
+        return _sweep_inline()
+    wanted = min(jobs.claimable_count(QUEUE_DEPTH), QUEUE_DEPTH) - huey.pending_count()
+    for _ in range(max(0, wanted)):
+        process_next()
+    if wanted > 0:
+        log.debug("poller queued %d nudge(s)", wanted)
+    return max(0, wanted)
+
+
+def _sweep_inline() -> int:
+    ran = 0
+    while run_next() != "idle":
+        ran += 1
+    return ran
 
 
 def job_committed(job_id: int) -> None:
@@ -376,14 +378,26 @@ def start_poller() -> None:
 # --- huey tasks: ids only (huey pickles its messages) ------------------------------------------
 @huey.task(name="process_job")
 def process_job(job_id: int) -> str:
+    """Run this job (immediate mode, and nudges queued before fair claiming existed)."""
     if has_app_context():  # inline (immediate mode) inside a web request
         return run_job(job_id)
     with _ensure_app().app_context():
         return run_job(job_id)
 
 
+@huey.task(name="process_next")
+def process_next() -> str:
+    """A nudge: claim the fairest due job and run it."""
+    if has_app_context():
+        return run_next()
+    with _ensure_app().app_context():
+        return run_next()
+
+
 @huey.on_startup()
 def _start_poller_in_consumer() -> None:
+    _ensure_app()  # the database the heartbeat renews leases in
+    start_heartbeat()
     start_poller()
 
 

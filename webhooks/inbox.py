@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector import db, worker
+from connector import db, jobs, worker
 from connector.models import Delivery, DeliveryStatus, Job, JobState, utcnow
 
 KEPT_HEADERS = (
@@ -36,14 +36,7 @@ def find_delivery(s: Session, workspace_id: int, webhook_id: str) -> Delivery | 
 
 
 def new_job(workspace_id: int, kind: str, delivery_id: int | None = None, **payload: Any) -> Job:
-    return Job(
-        workspace_id=workspace_id,
-        delivery_id=delivery_id,
-        kind=kind,
-        payload=payload,
-        state=JobState.PENDING,
-        max_attempts=int(worker._setting("JOB_MAX_ATTEMPTS", 15)),
-    )
+    return jobs.new_job(workspace_id, kind, delivery_id, **payload)
 
 
 _INSERT_JOB = insert(Job.__table__).returning(Job.__table__.c.id)
@@ -61,7 +54,7 @@ def insert_job(
         "payload": payload,
         "state": JobState.PENDING,
         "attempts": 0,
-        "max_attempts": int(worker._setting("JOB_MAX_ATTEMPTS", 15)),
+        "max_attempts": jobs.max_attempts(),
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,

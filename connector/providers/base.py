@@ -64,6 +64,15 @@ class RetryLater(ProviderError):
         self.outcome_unknown = outcome_unknown
 
 
+class Throttled(RetryLater):
+    """The provider asked every caller for this account to wait ``retry_after`` seconds (a 429),
+    or the shared limiter is holding the account's calls back that long.
+
+    Not the job's fault: the worker reschedules the job for when the pause ends without spending
+    one of its attempts.
+    """
+
+
 class ReconnectNeeded(ProviderError):
     """The credentials are revoked, expired beyond refresh, or the account was deauthorized.
 
@@ -231,9 +240,16 @@ class CredentialStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Shared across processes: blocks until one more request to ``bucket`` is allowed."""
+    """Shared across processes (``connector.ratelimit``): one bucket per provider account."""
 
-    def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
+    def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None:
+        """Block until one more request to ``bucket`` may be sent, or raise :class:`Throttled`
+        when that is too far away (the account is paused or its budget booked)."""
+        ...
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        """The provider answered 429: hold every worker's requests to ``bucket`` this long."""
+        ...
 
 
 class AccountingProvider(abc.ABC):

@@ -65,6 +65,7 @@ from connector.providers.base import (
     Rejected,
     RemovalOutcome,
     RetryLater,
+    Throttled,
 )
 
 log = logging.getLogger(__name__)
@@ -325,9 +326,20 @@ class StripeProvider(AccountingProvider):
                 exc,
             )
         if isinstance(exc, stripe.RateLimitError):
-            return RetryLater(
+            if code == "lock_timeout":
+                # One object is being changed by another request: not an account-wide limit.
+                return RetryLater(
+                    f"Stripe is busy with this object ({what})",
+                    retry_after=_retry_after(exc.headers),
+                    code=code,
+                    detail=message,
+                )
+            # Every worker's calls to this account wait, not only this job's.
+            wait = _retry_after(exc.headers)
+            self.limiter.pause(self.bucket, wait)
+            return Throttled(
                 f"Stripe is rate limiting requests ({what})",
-                retry_after=_retry_after(exc.headers),
+                retry_after=wait,
                 code=code or "rate_limit",
                 detail=message,
             )

@@ -492,9 +492,13 @@ class NoLimiter:
 
     def __init__(self) -> None:
         self.buckets: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+        self.pauses: list[tuple[str, float]] = []
 
     def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None:
         self.buckets.append((bucket, limits))
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        self.pauses.append((bucket, seconds))
 
 
 def connect_store(workspace_id: int, app: Any, *, expires_in: float = 3600.0, **creds: Any) -> Any:

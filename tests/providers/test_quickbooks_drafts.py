@@ -129,10 +129,10 @@ def test_create_draft_sends_a_clean_unsent_invoice(provider: Any, fake: FakeQbo,
                 no_empty(v)
 
     no_empty(body)
-    # Every request waited on the shared limiter of this company, with a margin under 10/s, 500/min.
+    # Every request waited on the shared limiter of this company, just under 10/s and 500/min.
     assert limiter.buckets
     assert {b for b, _ in limiter.buckets} == {f"quickbooks:{REALM}"}
-    assert {lim for _, lim in limiter.buckets} == {((8, 1.0), (450, 60.0))}
+    assert {lim for _, lim in limiter.buckets} == {((10, 1.0), (490, 60.0))}
 
 
 def test_service_item_is_created_once_with_an_income_account(provider: Any, fake: FakeQbo):

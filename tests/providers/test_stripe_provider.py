@@ -44,9 +44,13 @@ def fx(name: str) -> dict[str, Any]:
 class RecordingLimiter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+        self.pauses: list[tuple[str, float]] = []
 
     def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None:
         self.calls.append((bucket, limits))
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        self.pauses.append((bucket, seconds))
 
 
 def line(i: int = 0, amount: str = "22.92", **kw: Any) -> DraftLine:
