@@ -1,7 +1,7 @@
 """Jobs remember their last claim (fair share); the rate limiter keeps GCRA state and pauses
 
 Revision ID: 0006_job_scheduling
-Revises: 0002_job_enqueued_at
+Revises: 0005_draft_provider_status
 Create Date: 2026-11-30 04:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_job_scheduling"
-down_revision: str | None = "0002_job_enqueued_at"
+down_revision: str | None = "0005_draft_provider_status"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
