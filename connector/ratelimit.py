@@ -40,6 +40,7 @@ Limits = tuple[tuple[int, float], ...]  # ((max requests, per seconds), ...)
 
 # How long a caller may sleep for its slot before it is refused (and its job rescheduled).
 DEFAULT_MAX_WAIT_SECONDS = 5.0
+_CLOCK_SLACK_SECONDS = 0.001
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class _Limiter:
             # A 429 elsewhere may have paused the company while we slept: do not add to it.
             now = self._clock()
             until = self.paused_until(bucket)
-            if until > now:
+            # Redis keeps times to the microsecond: the pause we slept out may read a hair later.
+            if until > now + _CLOCK_SLACK_SECONDS:
                 raise _refusal(bucket, Decision(wait=until - now, tats={}, paused=True))
 
     def pause(self, bucket: str, seconds: float) -> None:
