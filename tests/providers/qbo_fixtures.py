@@ -392,7 +392,15 @@ class FakeQbo:
             "Account": self.accounts,
             "Invoice": sorted(self.invoices.values(), key=lambda r: -int(r["Id"])),
         }[entity]
-        if where:
+        by_customer_day = re.fullmatch(
+            r"CustomerRef = '(\w+)' AND TxnDate = '([\d-]+)'", where or ""
+        )
+        if by_customer_day:
+            customer_id, day = by_customer_day.groups()
+            rows = [
+                r for r in rows if r["CustomerRef"]["value"] == customer_id and r["TxnDate"] == day
+            ]
+        elif where:
             eq = re.match(r"(DisplayName|Name) = '((?:[^'\\]|\\.)*)'", where)
             like = re.match(r"DisplayName LIKE '%((?:[^'\\]|\\.)*)%'", where)
             if eq:
