@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +32,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
-    logging.basicConfig(
-        level=str(config.get("LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from connector import observability
+
+    observability.configure_logging(config)
 
     db.init_engine(config["DATABASE_URL"])
 
@@ -62,6 +60,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from webhooks.receiver import bp as webhooks_bp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(observability.bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)

@@ -27,7 +27,7 @@ from flask import has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import or_, select, update
 
-from connector import db, locks
+from connector import db, locks, observability
 from connector.config import load_config
 from connector.models import Job, JobState, utcnow
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater
@@ -191,6 +191,7 @@ def _mark_delivery_failed(job: Job, message: str) -> None:
         if delivery is not None:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = message
+    observability.DELIVERIES.labels("failed").inc()
 
 
 def run_job(job_id: int) -> str:
@@ -209,6 +210,21 @@ def _run_claimed(job_id: int) -> str:
         job = s.get(Job, job_id)
         assert job is not None
         s.expunge(job)
+    started = time.monotonic()
+    state = "crashed"
+    try:
+        with observability.log_context(
+            job_id=job.id, workspace_id=job.workspace_id, delivery_id=job.delivery_id
+        ):
+            state = _run_handler(job)
+        return state
+    finally:
+        observability.JOB_DURATION.labels(job.kind).observe(time.monotonic() - started)
+        observability.JOB_RUNS.labels(job.kind, str(state)).inc()
+
+
+def _run_handler(job: Job) -> str:
+    job_id = job.id
     fn = HANDLERS.get(job.kind)
     try:
         if fn is None:
