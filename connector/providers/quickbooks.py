@@ -423,7 +423,12 @@ class QuickBooksProvider(AccountingProvider):
         row = self._find_item(name)
         if row is None:
             body = build_service_item(name, self._income_account_id())
-            rid = "tsi-item-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+            # Workers creating it at once share one requestid. After a drop the id it replaces
+            # is part of the seed: QuickBooks would otherwise replay the deleted item's creation.
+            seed = name + (
+                f":{meta['service_item_replaces']}" if meta.get("service_item_replaces") else ""
+            )
+            rid = "tsi-item-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
             try:
                 row = self.http.request("POST", "item", params={"requestid": rid}, body=body).get(
                     "Item"
@@ -482,7 +487,12 @@ class QuickBooksProvider(AccountingProvider):
         if callable(drop):
             drop(f"{self.realm_id}:")
         self._terms.clear()
-        self._update_meta(service_item_id=None, service_item_checked_at=None)
+        meta = self._meta()
+        self._update_meta(
+            service_item_id=None,
+            service_item_checked_at=None,
+            service_item_replaces=meta.get("service_item_id") or meta.get("service_item_replaces"),
+        )
 
     # -- drafts ----------------------------------------------------------------------------------
     def _tax_code(self, draft: DraftInvoice) -> str:
