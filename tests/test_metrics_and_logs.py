@@ -197,3 +197,39 @@ def test_log_format_json_installs_a_json_handler(database_url: str):
         for handler in root.handlers[:]:
             if handler not in before:
                 root.removeHandler(handler)
+
+
+def test_every_process_counts_in_multiprocess_mode(tmp_path: Any):
+    """Two processes (say a gunicorn worker and a worker) count; a third one's scrape adds up."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(root)}
+    count = (
+        "from connector import observability as o; "
+        "o.DELIVERIES.labels('accepted').inc(); o.count_provider_call('quickbooks', 429)"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, cwd=root)
+    scrape_once = (
+        "import sys; from connector import observability as o; "
+        "sys.stdout.write(o.render_metrics().decode())"
+    )
+    text = subprocess.run(
+        [sys.executable, "-c", scrape_once],
+        env=env,
+        check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("tsi_deliveries_total", (("outcome", "accepted"),))] == 2
+    assert samples[("tsi_provider_throttled_total", (("provider", "quickbooks"),))] == 2
