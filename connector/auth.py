@@ -37,6 +37,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "webhooks.receive",
         "api.openapi",
         "admin.login",
+        "metrics.metrics",  # its own bearer token (METRICS_TOKEN); 404 when none is set
     }
 )
 
