@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 PER_MINUTE = 500
 PER_SECOND = 10
+LIMITS = {"per_second": PER_SECOND}  # --per-second changes what the fake enforces
 CUSTOMERS = {  # tracker client -> QuickBooks customer id
     "cl-globex": ("1", "Globex Corporation"),
     "cl-initech": ("2", "Initech"),
@@ -82,7 +83,7 @@ class Company:
             while self.admitted and self.admitted[0] <= now - 60:
                 self.admitted.popleft()
             last_second = sum(1 for t in reversed(self.admitted) if t > now - 1)
-            if len(self.admitted) >= PER_MINUTE or last_second >= PER_SECOND:
+            if len(self.admitted) >= PER_MINUTE or last_second >= LIMITS["per_second"]:
                 self.throttled += 1
                 return False
             self.admitted.append(now)
@@ -466,7 +467,14 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (EMPTIED first)")
     parser.add_argument("--redis-url", default=None, help="Redis URL for queue + limiter")
     parser.add_argument("--timeout", type=float, default=420, help="seconds per phase at most")
+    parser.add_argument(
+        "--per-second",
+        type=int,
+        default=PER_SECOND,
+        help="per-second limit the fake enforces (raise it to see the per-minute bound alone)",
+    )
     args = parser.parse_args()
+    LIMITS["per_second"] = args.per_second
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     os.environ["INSTANCE_PATH"] = str(tmp)
@@ -475,7 +483,7 @@ def main() -> None:
     backend = "PostgreSQL + Redis" if args.database_url else "SQLite (database and queue)"
     print(
         f"backend: {backend}; {args.threads} worker threads; fake QuickBooks on 127.0.0.1:"
-        f"{args.port}, {args.latency * 1000:.0f} ms per answer, {PER_SECOND}/s and "
+        f"{args.port}, {args.latency * 1000:.0f} ms per answer, {args.per_second}/s and "
         f"{PER_MINUTE}/min per company"
     )
     results = []
