@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,10 +34,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
-    logging.basicConfig(
-        level=str(config.get("LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from connector import observability
+
+    observability.configure_logging(config)
 
     db.init_engine(config["DATABASE_URL"])
     security.install(app)  # before any blueprint adds an <int:...> rule
@@ -77,6 +75,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from webhooks.stripe.receiver import bp as stripe_webhooks_bp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(observability.bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(stripe_webhooks_bp)
     app.register_blueprint(quickbooks_webhooks_bp)

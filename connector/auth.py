@@ -40,6 +40,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "quickbooks_webhooks.receive",  # authenticated by intuit-signature
         "api.openapi",
         "admin.login",
+        "metrics.metrics",  # its own bearer token (METRICS_TOKEN); 404 when none is set
     }
 )
 

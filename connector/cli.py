@@ -31,6 +31,7 @@ workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
 events_cli = AppGroup("events", help="Send a signed sample event; replay stored deliveries.")
 jobs_cli = AppGroup("jobs", help="Inspect and retry background jobs.")
 secrets_cli = AppGroup("secrets", help="Encryption-key rotation for stored secrets.")
+metrics_cli = AppGroup("metrics", help="Prometheus metrics for operators.")
 
 SAMPLE_EVENT = (
     Path(__file__).resolve().parent.parent
@@ -315,6 +316,27 @@ def secrets_reencrypt() -> None:
     click.echo(f"re-encrypted {count} secret(s) under the newest key")
 
 
+@metrics_cli.command("serve")
+@click.option("--host", default=None, help="Listen address (default METRICS_HOST).")
+@click.option("--port", default=None, type=int, help="Listen port (default METRICS_PORT).")
+def metrics_serve(host: str | None, port: int | None) -> None:
+    """Serve /metrics without a token on an internal address (for a Prometheus next to us)."""
+    from connector import observability
+
+    host = host or str(current_app.config["METRICS_HOST"])
+    port = port or int(current_app.config["METRICS_PORT"])
+    click.echo(f"metrics on http://{host}:{port}/metrics (Ctrl+C stops)")
+    observability.serve(host, port)
+
+
+@metrics_cli.command("show")
+def metrics_show() -> None:
+    """Print the metrics text once (what a scrape would get)."""
+    from connector import observability
+
+    click.echo(observability.render_metrics().decode(), nl=False)
+
+
 def config_command() -> click.Command:
     @click.command("config")
     def show_config() -> None:
@@ -325,7 +347,7 @@ def config_command() -> click.Command:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, workspaces_cli, events_cli, jobs_cli, secrets_cli):
+    for group in (db_cli, workspaces_cli, events_cli, jobs_cli, secrets_cli, metrics_cli):
         app.cli.add_command(group)
     app.cli.add_command(config_command())
     from connector.admin.cli import admins_cli

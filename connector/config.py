@@ -164,6 +164,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How far back (by creation time) a draft whose create outcome was unknown is searched.",
     ),
     Setting(
+        "QUICKBOOKS_CACHE_SECONDS",
+        "3600",
+        "How long a QuickBooks customer's currency and terms and the service item id are reused "
+        "before they are read again (so a draft costs one request); a 6xxx refusal of an invoice "
+        "drops them at once. `0` reads them for every draft.",
+    ),
+    Setting(
         "STRIPE_CONNECT_CLIENT_ID",
         None,
         "Stripe Connect OAuth client id (`ca_...`), only for hosted deployments using Connect.",
@@ -215,6 +222,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBWORK_CLIENT_ID", None, "WebWork OAuth client id (tracker connection)."),
     Setting("WEBWORK_CLIENT_SECRET", None, "WebWork OAuth client secret.", secret=True),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
+    Setting(
+        "LOG_FORMAT",
+        "text",
+        "`text`, or `json` for one JSON object per line carrying the workspace, delivery, job "
+        "and timesheet ids of the work being done (never secrets).",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        "Bearer token that `GET /metrics` (Prometheus) requires on the web app; unset, the web "
+        "app answers 404 there and `flask --app connector metrics serve` serves the metrics "
+        "on an internal address instead.",
+        secret=True,
+    ),
+    Setting(
+        "METRICS_HOST",
+        "127.0.0.1",
+        "Address `flask --app connector metrics serve` listens on (keep it internal).",
+    ),
+    Setting("METRICS_PORT", "9464", "Port `flask --app connector metrics serve` listens on."),
+    Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        None,
+        "An empty directory shared by every web and worker process of one machine (emptied "
+        "before they start): each process writes its counters there so any scrape adds them "
+        "up. Unset, each process counts alone.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -275,6 +309,10 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBWORK_CLIENT_ID": _get(env, "WEBWORK_CLIENT_ID"),
         "WEBWORK_CLIENT_SECRET": _get(env, "WEBWORK_CLIENT_SECRET"),
         "LOG_LEVEL": _get(env, "LOG_LEVEL"),
+        "LOG_FORMAT": _get(env, "LOG_FORMAT"),
+        "METRICS_TOKEN": _get(env, "METRICS_TOKEN"),
+        "METRICS_HOST": _get(env, "METRICS_HOST"),
+        "METRICS_PORT": int(str(_get(env, "METRICS_PORT"))),
     }
     # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
     # variable under the provider prefixes untouched.

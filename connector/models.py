@@ -316,6 +316,25 @@ class Connection(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class ProviderCacheEntry(Base):
+    """What a provider read from the accounting system and may reuse for a while (a QuickBooks
+    customer's currency and terms, the service item): saves a request per draft. Shared by every
+    process; ``fetched_at`` decides when an entry is read again, and a provider error saying the
+    data changed deletes the connection's entries."""
+
+    __tablename__ = "provider_cache"
+    __table_args__ = (UniqueConstraint("workspace_id", "provider", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    # "<account id>:<kind>:<id>": the account (realm) in the name, so a workspace reconnected to
+    # another company never reads the previous company's entries.
+    name: Mapped[str] = mapped_column(String(300))
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # --- cross-process coordination ----------------------------------------------------------------
 class Lock(Base):
     """Advisory lock rows: a unique name is the mutex, expires_at recovers from crashes."""

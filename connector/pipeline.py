@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector import billing, db, worker
+from connector import billing, db, observability, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     HOLD_STATUSES,
@@ -502,6 +502,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
 
 
 def _record_created(row: Draft, created: CreatedDraft) -> None:
+    observability.DRAFTS_CREATED.labels(row.provider or "unknown").inc()
     row.provider_id = created.provider_id
     row.link = created.link
     row.status = DraftStatus.DRAFTED
@@ -726,13 +727,17 @@ def process_delivery(job: Job) -> None:
             return
         workspace_id, source = delivery.workspace_id, delivery.source
 
-    with _timesheet_lock(workspace_id, event.timesheet_id):
+    with (
+        observability.log_context(timesheet_id=event.timesheet_id),
+        _timesheet_lock(workspace_id, event.timesheet_id),
+    ):
         outcome = _process_event(workspace_id, source, event)
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)
         if delivery is not None:
             delivery.status = DeliveryStatus.PROCESSED
             delivery.error = outcome
+    observability.DELIVERIES.labels("processed").inc()
 
 
 def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
@@ -831,7 +836,10 @@ def bill_timesheet(job: Job) -> None:
         if ts_row is None:
             return
         timesheet_id = ts_row.timesheet_id
-    with _timesheet_lock(job.workspace_id, timesheet_id):
+    with (
+        observability.log_context(timesheet_id=timesheet_id),
+        _timesheet_lock(job.workspace_id, timesheet_id),
+    ):
         bill_timesheet_now(
             job.workspace_id, ts_pk, retry_failed=bool(job.payload.get("retry_failed"))
         )

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from flask import has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 
-from connector import db, jobs, locks
+from connector import db, jobs, locks, observability
 from connector.config import check_production, load_config
 from connector.jobs import LeaseLost, backoff_seconds
 from connector.models import Job, JobState
@@ -197,6 +197,7 @@ def _mark_delivery_failed(job: Job, message: str) -> None:
         if delivery is not None:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = message
+    observability.DELIVERIES.labels("failed").inc()
 
 
 def run_job(job_id: int) -> str:
@@ -233,6 +234,21 @@ def _run(job_id: int, token: str) -> str:
         job = s.get(Job, job_id)
         assert job is not None
         s.expunge(job)
+    started = time.monotonic()
+    state = "crashed"
+    try:
+        with observability.log_context(
+            job_id=job.id, workspace_id=job.workspace_id, delivery_id=job.delivery_id
+        ):
+            state = _run_handler(job, token)
+        return state
+    finally:
+        observability.JOB_DURATION.labels(job.kind).observe(time.monotonic() - started)
+        observability.JOB_RUNS.labels(job.kind, str(state)).inc()
+
+
+def _run_handler(job: Job, token: str) -> str:
+    job_id = job.id
     fn = HANDLERS.get(job.kind)
     try:
         if fn is None:

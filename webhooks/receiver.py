@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
-from connector import db, worker
+from connector import db, observability, worker
 from connector.crypto import SecretBox
 from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
@@ -162,6 +162,7 @@ def receive(source: str, token: str) -> Any:
         )
     except SignatureError as exc:
         log.warning("rejected webhook for workspace %s: %s", endpoint.workspace_id, exc)
+        observability.DELIVERIES.labels("refused").inc()
         raise Problem(401, "Invalid signature", str(exc), type_="invalid-signature") from None
 
     values: dict[str, Any] = {
@@ -221,13 +222,17 @@ def receive(source: str, token: str) -> Any:
         delivery_id = _insert_delivery(values)
         if delivery_id is None:
             db.session.rollback()
+            observability.DELIVERIES.labels("duplicate").inc()
             return _duplicate(endpoint.workspace_id, webhook_id)
         if values["status"] == DeliveryStatus.ACCEPTED:
             job_id = insert_job(db.session, endpoint.workspace_id, "process_delivery", delivery_id)
         db.session.commit()  # delivery and job together, or neither
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same webhook-id won the race
+        observability.DELIVERIES.labels("duplicate").inc()
         return _duplicate(endpoint.workspace_id, webhook_id)
+
+    observability.DELIVERIES.labels(str(values["status"])).inc()
 
     if problem is not None:
         problem.extra["delivery_id"] = delivery_id

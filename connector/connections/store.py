@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from connector import db
 from connector.crypto import SecretBox
 from connector.locks import advisory_lock
-from connector.models import Connection, ConnectionStatus, utcnow
+from connector.models import Connection, ConnectionStatus, ProviderCacheEntry, utcnow
 
 
 def secret_box(config: Any = None) -> SecretBox:
@@ -101,6 +103,54 @@ class DbCredentialStore:
             merged = dict(row.meta or {})
             merged.update(values)
             row.meta = merged
+
+    # -- the provider's read cache (one row per entry, so concurrent writers never clobber)
+    def cache_get(self, name: str) -> tuple[dict[str, Any], datetime] | None:
+        """The cached value named ``name`` and when it was read from the provider, if any."""
+        with db.new_session() as s:
+            row = s.scalars(
+                select(ProviderCacheEntry).where(
+                    ProviderCacheEntry.workspace_id == self.workspace_id,
+                    ProviderCacheEntry.provider == self.provider,
+                    ProviderCacheEntry.name == name,
+                )
+            ).one_or_none()
+            return (dict(row.value or {}), row.fetched_at) if row else None
+
+    def cache_put(
+        self, name: str, value: dict[str, Any], fetched_at: datetime | None = None
+    ) -> None:
+        for _ in (1, 2):
+            try:
+                with db.session_scope() as s:
+                    row = s.scalars(
+                        select(ProviderCacheEntry).where(
+                            ProviderCacheEntry.workspace_id == self.workspace_id,
+                            ProviderCacheEntry.provider == self.provider,
+                            ProviderCacheEntry.name == name,
+                        )
+                    ).one_or_none()
+                    if row is None:
+                        row = ProviderCacheEntry(
+                            workspace_id=self.workspace_id, provider=self.provider, name=name
+                        )
+                        s.add(row)
+                    row.value = dict(value)
+                    row.fetched_at = fetched_at or utcnow()
+                return
+            except IntegrityError:
+                continue  # another process inserted it first: update that row instead
+
+    def cache_drop(self, prefix: str = "") -> None:
+        """Forget every cached entry whose name starts with ``prefix`` (all of them by default)."""
+        with db.session_scope() as s:
+            s.execute(
+                delete(ProviderCacheEntry).where(
+                    ProviderCacheEntry.workspace_id == self.workspace_id,
+                    ProviderCacheEntry.provider == self.provider,
+                    ProviderCacheEntry.name.startswith(prefix, autoescape=True),
+                )
+            )
 
     def mark_reconnect_needed(self, reason: str) -> None:
         with db.session_scope() as s:

@@ -8,8 +8,17 @@ is a generated draft to review and carries a marker line ``tsi-key: <key>`` by w
 Exactly once: the create is sent with ``?requestid=<draft.key>``, so QuickBooks answers a repeat
 with the invoice of the first call. When a create's outcome is unknown (timeout, 5xx, dropped
 connection) the pipeline calls :meth:`find_draft` before creating again. ``PrivateNote`` is not
-filterable in QuickBooks queries, so ``find_draft`` pages through invoices created in the last
-``QUICKBOOKS_FIND_LOOKBACK_DAYS`` days, newest first, and matches the marker line itself.
+filterable in QuickBooks queries, so ``find_draft`` asks for the invoices of the draft's customer
+on the draft's ``TxnDate`` (both filterable, both known from the pipeline's ``drafts`` row): a
+handful of rows however many invoices the company has. Only a key with no ``drafts`` row falls
+back to paging through invoices created in the last ``QUICKBOOKS_FIND_LOOKBACK_DAYS`` days.
+
+One request per draft: the customer's currency and terms and the service item are read once and
+reused for ``QUICKBOOKS_CACHE_SECONDS`` (the customers in the shared ``provider_cache`` table, the
+item id in the connection's meta). An invoice create refused with a 6xxx business-validation error
+(or 610/2500, "made inactive" / "invalid reference") may mean they changed in QuickBooks: the
+cache is dropped, the invoice is rebuilt from fresh reads and, if that changed anything, sent once
+more under a derived ``requestid``.
 
 The JSON is built by hand rather than with python-quickbooks objects: those send ``""`` for unset
 dates and ``LineNum: 0``, Decimals as strings, and no timeouts.
@@ -20,8 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -60,6 +70,12 @@ DEFAULT_LOOKBACK_DAYS = 60
 FIND_PAGE_SIZE = 200
 DUPLICATE_NAME_CODE = "6240"
 STALE_OBJECT_CODE = "5010"
+DEFAULT_CACHE_SECONDS = 3600
+# Codes besides 6xxx after which cached references may be out of date ("Object Not Found:
+# something you're trying to use has been made inactive", "Invalid Reference Id").
+STALE_REFERENCE_CODES = {"610", "2500"}
+
+DraftHint = tuple[str, date]  # (accounting customer id, the invoice's TxnDate)
 
 
 # --- small pure helpers (tested directly) ------------------------------------------------------
@@ -77,6 +93,12 @@ def select(entity: str, where: str = "", tail: str = "") -> str:
     if tail:
         parts.append(tail)
     return " ".join(parts)
+
+
+def says_references_changed(exc: Rejected) -> bool:
+    """A refused create whose cause may be a customer, item or account changed in QuickBooks."""
+    code = str(exc.code or "")
+    return (len(code) == 4 and code.startswith("6")) or code in STALE_REFERENCE_CODES
 
 
 def marker(key: str) -> str:
@@ -250,14 +272,20 @@ class QuickBooksProvider(AccountingProvider):
         *,
         limiter: RateLimiter,
         lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+        cache_seconds: float = DEFAULT_CACHE_SECONDS,
         http: QboHttp | None = None,
+        draft_hint: Callable[[str], DraftHint | None] | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.workspace_id = workspace_id
         self.store = store
         self.settings = settings
         self.realm_id = realm_id
         self.lookback_days = lookback_days
+        self.cache_seconds = cache_seconds
         self.http = http or QboHttp(settings, store, realm_id, limiter=limiter)
+        self.draft_hint = draft_hint or self._draft_hint_from_db
+        self._clock = clock
         self._terms: dict[str, int | None] = {}
 
     # -- connection ------------------------------------------------------------------------------
@@ -429,13 +457,23 @@ class QuickBooksProvider(AccountingProvider):
     def service_item_id(self) -> str:
         """The id of the service item every line is billed with; found or created once, cached."""
         meta = self._meta()
-        if meta.get("service_item_id"):
+        checked_at = meta.get("service_item_checked_at")
+        if (
+            meta.get("service_item_id")
+            and checked_at is not None
+            and self._clock() - float(checked_at) < self.cache_seconds
+        ):
             return str(meta["service_item_id"])
         name = str(meta.get("service_item_name") or DEFAULT_SERVICE_ITEM_NAME)
         row = self._find_item(name)
         if row is None:
             body = build_service_item(name, self._income_account_id())
-            rid = "tsi-item-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+            # Workers creating it at once share one requestid. After a drop the id it replaces
+            # is part of the seed: QuickBooks would otherwise replay the deleted item's creation.
+            seed = name + (
+                f":{meta['service_item_replaces']}" if meta.get("service_item_replaces") else ""
+            )
+            rid = "tsi-item-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
             try:
                 row = self.http.request("POST", "item", params={"requestid": rid}, body=body).get(
                     "Item"
@@ -456,8 +494,50 @@ class QuickBooksProvider(AccountingProvider):
                 "choose another service item name."
             )
         item_id = str(row["Id"])
-        self._update_meta(service_item_id=item_id)
+        self._update_meta(service_item_id=item_id, service_item_checked_at=self._clock())
         return item_id
+
+    # -- the read cache --------------------------------------------------------------------------
+    def _cache_name(self, kind: str, id_: str) -> str:
+        return f"{self.realm_id}:{kind}:{id_}"
+
+    def draft_customer(self, customer_id: str) -> AccountingCustomer | None:
+        """The customer a draft bills (currency, terms), from the cache while it is fresh."""
+        get = getattr(self.store, "cache_get", None)
+        put = getattr(self.store, "cache_put", None)
+        name = self._cache_name("customer", customer_id)
+        cached = get(name) if callable(get) else None
+        if cached is not None:
+            value, fetched_at = cached
+            if self._clock() - fetched_at.timestamp() < self.cache_seconds:
+                return AccountingCustomer(**value)
+        customer = self.get_customer(customer_id)
+        if customer is not None and callable(put):
+            put(
+                name,
+                {
+                    "id": customer.id,
+                    "name": customer.name,
+                    "email": customer.email,
+                    "currency": customer.currency,
+                    "payment_terms_days": customer.payment_terms_days,
+                },
+                datetime.fromtimestamp(self._clock(), UTC),
+            )
+        return customer
+
+    def drop_cache(self) -> None:
+        """Forget the cached customers, terms and service item of this company (read again)."""
+        drop = getattr(self.store, "cache_drop", None)
+        if callable(drop):
+            drop(f"{self.realm_id}:")
+        self._terms.clear()
+        meta = self._meta()
+        self._update_meta(
+            service_item_id=None,
+            service_item_checked_at=None,
+            service_item_replaces=meta.get("service_item_id") or meta.get("service_item_replaces"),
+        )
 
     # -- drafts ----------------------------------------------------------------------------------
     def _tax_code(self, draft: DraftInvoice) -> str:
@@ -496,7 +576,7 @@ class QuickBooksProvider(AccountingProvider):
 
     def invoice_body(self, draft: DraftInvoice) -> dict[str, Any]:
         """Check the customer and build the Invoice JSON (no write)."""
-        customer = self.get_customer(draft.customer_id)
+        customer = self.draft_customer(draft.customer_id)
         if customer is None:
             raise Rejected(
                 f"QuickBooks customer {draft.customer_id} ({draft.customer_name}) does not exist "
@@ -517,27 +597,60 @@ class QuickBooksProvider(AccountingProvider):
             customer_terms_days=customer.payment_terms_days,
         )
 
-    def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
-        body = self.invoice_body(draft)
-        created = self.http.request(
-            "POST", "invoice", params={"requestid": request_id(draft.key)}, body=body
-        )
+    def _post_invoice(self, body: dict[str, Any], rid: str) -> CreatedDraft:
+        created = self.http.request("POST", "invoice", params={"requestid": rid}, body=body)
         row = created.get("Invoice")
         if not row or not row.get("Id"):
             raise Rejected("QuickBooks answered the invoice create without an invoice.")
         return self._created(row)
 
-    def find_draft(self, key: str) -> CreatedDraft | None:
-        since = (datetime.now(UTC) - timedelta(days=self.lookback_days)).strftime(
-            "%Y-%m-%dT%H:%M:%S+00:00"
-        )
+    def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
+        body = self.invoice_body(draft)
+        try:
+            return self._post_invoice(body, request_id(draft.key))
+        except Rejected as exc:
+            if not says_references_changed(exc):
+                raise
+            # The cached customer/item may be what QuickBooks refused: read them again. Only
+            # when that changes the invoice is it worth sending again; a refusal of a request
+            # that reached nothing created nothing, so a derived requestid cannot duplicate.
+            log.info("QuickBooks refused an invoice (code %s): dropping the read cache", exc.code)
+            self.drop_cache()
+            fresh = self.invoice_body(draft)
+            if fresh == body:
+                raise
+            return self._post_invoice(fresh, request_id(f"{draft.key}:fresh"))
+
+    def _draft_hint_from_db(self, key: str) -> DraftHint | None:
+        """The customer and issue date the pipeline recorded for ``key`` (our own database)."""
+        try:
+            from sqlalchemy import select as sql_select
+
+            from connector import db
+            from connector.models import Draft
+
+            with db.new_session() as s:
+                row = s.execute(
+                    sql_select(Draft.customer_id, Draft.created_at).where(
+                        Draft.key == key, Draft.workspace_id == self.workspace_id
+                    )
+                ).first()
+        except Exception:  # only a hint: the lookback scan still runs
+            log.debug("no draft hint for key %s", key, exc_info=True)
+            return None
+        if row is None or not row.customer_id:
+            return None
+        # The pipeline issues a draft on the UTC day its row was created (see draft_invoice).
+        return (str(row.customer_id), row.created_at.astimezone(UTC).date())
+
+    def _scan(self, where: str, key: str) -> CreatedDraft | None:
         start = 1
         while True:
             rows = (
                 self.http.query(
                     select(
                         "Invoice",
-                        f"MetaData.CreateTime >= {quote(since)}",
+                        where,
                         "ORDERBY MetaData.CreateTime DESC "
                         f"STARTPOSITION {start} MAXRESULTS {FIND_PAGE_SIZE}",
                     )
@@ -550,6 +663,20 @@ class QuickBooksProvider(AccountingProvider):
             if len(rows) < FIND_PAGE_SIZE:
                 return None
             start += len(rows)
+
+    def find_draft(self, key: str) -> CreatedDraft | None:
+        hint = self.draft_hint(key)
+        if hint is not None:
+            customer_id, issue_date = hint
+            # CustomerRef and TxnDate are filterable: one short page, whatever the company's size.
+            return self._scan(
+                f"CustomerRef = {quote(customer_id)} AND TxnDate = {quote(issue_date.isoformat())}",
+                key,
+            )
+        since = (datetime.now(UTC) - timedelta(days=self.lookback_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S+00:00"
+        )
+        return self._scan(f"MetaData.CreateTime >= {quote(since)}", key)
 
     def _read_invoice(self, provider_id: str) -> Mapping[str, Any] | None:
         try:
@@ -632,6 +759,10 @@ def create(
     try:
         settings = oauth.settings_from_config(config, getattr(store, "environment", None))
         lookback = int(config.get("QUICKBOOKS_FIND_LOOKBACK_DAYS") or DEFAULT_LOOKBACK_DAYS)
+        cache_setting = config.get("QUICKBOOKS_CACHE_SECONDS")
+        cache_seconds = float(
+            DEFAULT_CACHE_SECONDS if cache_setting in (None, "") else cache_setting
+        )
     except (oauth.QuickBooksConfigError, ValueError) as exc:
         # A deployment problem, not the admin's connection: jobs wait until it is fixed.
         raise ReconnectNeeded(f"QuickBooks configuration problem: {exc}") from None
@@ -640,5 +771,11 @@ def create(
 
         limiter = shared_limiter()
     return QuickBooksProvider(
-        workspace_id, store, settings, str(realm_id), limiter=limiter, lookback_days=lookback
+        workspace_id,
+        store,
+        settings,
+        str(realm_id),
+        limiter=limiter,
+        lookback_days=lookback,
+        cache_seconds=cache_seconds,
     )

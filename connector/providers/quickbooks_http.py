@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from connector import observability
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     CredentialStore,
@@ -169,18 +170,24 @@ class QboHttp:
         token: str,
     ) -> requests.Response:
         self.limiter.acquire(self.bucket, LIMITS)
-        return self.session.request(
-            method,
-            self.url(path),
-            params=params,
-            json=body,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                **({"Content-Type": "application/json"} if body is not None else {}),
-            },
-            timeout=self.settings.timeout,
-        )
+        status: int | None = None
+        try:
+            response = self.session.request(
+                method,
+                self.url(path),
+                params=params,
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                    **({"Content-Type": "application/json"} if body is not None else {}),
+                },
+                timeout=self.settings.timeout,
+            )
+            status = response.status_code
+            return response
+        finally:
+            observability.count_provider_call("quickbooks", status)
 
     def request(
         self,

@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 import stripe  # the SDK: absolute import, this module's own name only shadows it as a submodule
 from stripe.oauth_error import OAuthError
 
+from connector import observability
 from connector.money import format_money, from_minor_units, to_minor_units
 from connector.providers.base import (
     AccountingCustomer,
@@ -295,9 +296,12 @@ class StripeProvider(AccountingProvider):
         """Rate-limit, call the SDK, translate every Stripe exception (none may escape)."""
         self.limiter.acquire(self.bucket, RATE_LIMITS[self.environment])
         try:
-            return fn(*args)
+            result = fn(*args)
         except stripe.StripeError as exc:
+            observability.count_provider_call("stripe", exc.http_status)
             raise self._translate(exc, what=what, mutating=mutating) from exc
+        observability.count_provider_call("stripe", 200)
+        return result
 
     def _reconnect(self, reason: str, exc: stripe.StripeError) -> ReconnectNeeded:
         try:

@@ -405,11 +405,19 @@ class FakeQbo:
                 }
             ],
         }[entity]
-        if where:
-            ids_in = re.fullmatch(r"Id IN \((.*)\)", where)
-            if ids_in:  # the status sync's batch read: deleted invoices are simply absent
-                wanted = set(re.findall(r"'(\d+)'", ids_in.group(1)))
-                rows = [r for r in rows if r["Id"] in wanted]
+        by_customer_day = re.fullmatch(
+            r"CustomerRef = '(\w+)' AND TxnDate = '([\d-]+)'", where or ""
+        )
+        ids_in = re.fullmatch(r"Id IN \((.*)\)", where or "")
+        if by_customer_day:
+            customer_id, day = by_customer_day.groups()
+            rows = [
+                r for r in rows if r["CustomerRef"]["value"] == customer_id and r["TxnDate"] == day
+            ]
+        elif ids_in:  # the status sync's batch read: deleted invoices are simply absent
+            wanted = set(re.findall(r"'(\d+)'", ids_in.group(1)))
+            rows = [r for r in rows if r["Id"] in wanted]
+        elif where:
             eq = re.match(r"(DisplayName|Name) = '((?:[^'\\]|\\.)*)'", where)
             like = re.match(r"DisplayName LIKE '%((?:[^'\\]|\\.)*)%'", where)
             if eq:
