@@ -198,9 +198,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "WEBWORK_REQUESTS_PER_MINUTE",
-        "55",
-        "Requests per minute per connected WebWork user, shared by every process (WebWork "
-        "allows 60; the margin absorbs other tools of the same user).",
+        "57",
+        "Requests per minute per connected WebWork user, spaced evenly and shared by every "
+        "process (WebWork allows 60; at most 58 is used so no sliding minute exceeds 60).",
     ),
     Setting(
         "WEBWORK_TIMEOUT_SECONDS",

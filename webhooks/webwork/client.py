@@ -98,7 +98,7 @@ class WebWorkSettings:
     client_id: str = ""
     client_secret: str = ""
     read_timeout: float = 30.0
-    requests_per_minute: int = 55
+    requests_per_minute: int = 57
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -109,10 +109,16 @@ class WebWorkSettings:
         return bool(self.client_id and self.client_secret)
 
     def limits(self) -> tuple[tuple[int, float], ...]:
-        """At most ``requests_per_minute`` per fixed minute, and spaced so that no sliding
-        minute (across a window edge) can exceed WebWork's 60: one request per 60/(n+2) s."""
+        """One request per 60/n seconds, in windows shared by every process of this user.
+
+        A plain "n per minute" fixed window lets 2n through across a window edge (a burst at
+        the end of one minute and the start of the next); spacing the requests instead keeps
+        ANY sliding minute at n + 1 at most (59 for n = 58), while a steady stream still uses
+        n a minute. (A second limit would cost budget: the shared limiter counts a waiting
+        attempt in every window it checks.)
+        """
         per_minute = max(1, min(int(self.requests_per_minute), 58))
-        return ((per_minute, 60.0), (1, 60.0 / (per_minute + 2)))
+        return ((1, 60.0 / per_minute),)
 
 
 def settings_from_config(config: Mapping[str, Any]) -> WebWorkSettings:
@@ -126,7 +132,7 @@ def settings_from_config(config: Mapping[str, Any]) -> WebWorkSettings:
         client_id=str(config.get("WEBWORK_CLIENT_ID") or ""),
         client_secret=str(config.get("WEBWORK_CLIENT_SECRET") or ""),
         read_timeout=float(config.get("WEBWORK_TIMEOUT_SECONDS") or 30.0),
-        requests_per_minute=int(config.get("WEBWORK_REQUESTS_PER_MINUTE") or 55),
+        requests_per_minute=int(config.get("WEBWORK_REQUESTS_PER_MINUTE") or 57),
     )
 
 
@@ -379,8 +385,8 @@ class WebWorkClient:
             raise BadResponse(f"WebWork's {path} answer has no list in 'data'.")
         pagination = pagination_of(body)
         return Page(
-            items=[item for item in data if isinstance(item, dict)]
-            + [{"__malformed__": item} for item in data if not isinstance(item, dict)],
+            # A non-object entry is kept (marked) so the caller can count and skip it.
+            items=[item if isinstance(item, dict) else {"__malformed__": item} for item in data],
             current_page=_int_or_none(pagination.get("current_page")) or page,
             last_page=_int_or_none(pagination.get("last_page")),
             total=_int_or_none(pagination.get("total")),
