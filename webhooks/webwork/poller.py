@@ -505,7 +505,6 @@ def _poll_locked(
         on_approval=on_approval,
     )
     ctx.report.catalog = ctx.catalog
-    jobs: list[int] = []
     for page in client.timesheet_pages(
         tracker_ws, date_from=date_from, date_to=date_to, status=status
     ):
@@ -513,6 +512,7 @@ def _poll_locked(
             ctx.report.stopped = "the WebWork connection was removed during the poll"
             break
         ctx.report.pages += 1
+        jobs: list[int] = []
         for raw in page.items:
             if "__malformed__" in raw:
                 ctx.report.invalid += 1
@@ -520,11 +520,12 @@ def _poll_locked(
             job_id = _handle(ctx, raw)
             if job_id is not None:
                 jobs.append(job_id)
+        # Page by page, so a fault on a later page delays nothing already recorded.
+        for job_id in jobs:
+            worker.job_committed(job_id)  # inline in immediate mode; else the worker's sweep
         worker.heartbeat()
         if on_page is not None:
             on_page(ctx.report)
-    for job_id in jobs:
-        worker.job_committed(job_id)  # inline in immediate mode; else the worker's sweep
     if record_status and not dry_run and ctx.report.stopped is None:
         with db.new_session() as s:
             seen_count = (
