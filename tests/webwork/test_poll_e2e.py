@@ -116,3 +116,29 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     with db.new_session() as s:
         live_invoices = [i for i in s.scalars(select(LocalInvoice)) if i.state == "draft"]
     assert sorted(i.total for i in live_invoices) == [Decimal("102.92"), Decimal("966.67")]
+
+
+def test_admin_rate_of_the_same_scope_and_day_wins_over_webwork(
+    workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    from datetime import date
+
+    from connector.models import Rate
+
+    with db.session_scope() as s:
+        s.add(
+            Rate(
+                workspace_id=workspace.id,
+                contract_id="5001",
+                amount=Decimal("130.00"),
+                currency="USD",
+                effective_from=date(2026, 11, 4),
+            )
+        )
+    webwork.add_timesheet("ts-1", ADA, "2026-11-02", "2026-11-08", week_rows())
+    poll_workspace(workspace.id)
+    # 340 min at WebWork's 100/h + 200 min at the admin's 130/h (not WebWork's 120/h).
+    assert live_drafts(workspace.id, "ts-1")["Globex Corporation"] == (
+        DraftStatus.DRAFTED,
+        Decimal("1000.00"),
+    )
