@@ -619,9 +619,11 @@ def process_delivery(job: Job) -> None:
 
 
 def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
-    if event.type == "timesheet.approved" and event.is_thin:
-        # A connected tracker account fills the rows (before any write: it may call out).
-        event = trackers.fill_thin_event(workspace_id, source, event) or event
+    if event.type == "timesheet.approved":
+        # A connected tracker account is the source of truth for the rows: thin events are
+        # filled and full ones re-read, so a webhook and a poll of one approval have the same
+        # content revision (billed once). Done before any write: it may call out.
+        event = trackers.fill_event(workspace_id, source, event) or event
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None

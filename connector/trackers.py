@@ -17,7 +17,7 @@ from sqlalchemy import select
 from connector import db
 from connector.models import Connection, ConnectionStatus
 
-# source -> fn(workspace_id, event) -> a full event, or None when it cannot be filled
+# source -> fn(workspace_id, event) -> the event with rows read from the tracker, or None
 _FILLERS: dict[str, Callable[[int, Any], Any]] = {}
 # source -> fn(workspace_id) -> extra words for a "needs rate" hold, or None
 _RATE_HINTS: dict[str, Callable[[int], str | None]] = {}
@@ -29,18 +29,19 @@ def register_source(
     source: str,
     *,
     display_name: str,
-    fill_thin_event: Callable[[int, Any], Any] | None = None,
+    fill_event: Callable[[int, Any], Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
 ) -> None:
     TRACKER_PROVIDERS[source] = display_name
-    if fill_thin_event is not None:
-        _FILLERS[source] = fill_thin_event
+    if fill_event is not None:
+        _FILLERS[source] = fill_event
     if rate_hold_hint is not None:
         _RATE_HINTS[source] = rate_hold_hint
 
 
-def fill_thin_event(workspace_id: int, source: str, event: Any) -> Any:
-    """The event with its timesheet rows fetched from the tracker, or None (no connection)."""
+def fill_event(workspace_id: int, source: str, event: Any) -> Any:
+    """The approval with its rows read from the tracker's API, or None (no connected account:
+    the event is used as sent, and a thin one waits)."""
     filler = _FILLERS.get(source)
     return None if filler is None else filler(workspace_id, event)
 

@@ -88,8 +88,23 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
         "data": {"workspace_id": "4242", "timesheet": {"id": ts_id}},
     }
     assert post_event(workspace, thin).status_code == 202
-    # A fat webhook carrying the same rows, enriched the same way: nothing new either.
+    # A full webhook carrying WebWork's own rows (no clients, no billable flags): the rows are
+    # re-read from WebWork, so the content revision is the same and nothing new is billed.
+    raw = webwork.get(ts_id)
+    full = {
+        "type": "timesheet.approved",
+        "timestamp": "2026-11-09T10:00:05Z",
+        "data": {
+            "workspace_id": "4242",
+            "timesheet": {
+                k: raw[k]
+                for k in ("id", "member", "date_from", "date_to", "status", "daily_breakdown")
+            },
+        },
+    }
+    assert post_event(workspace, full).status_code == 202
     assert len(all_drafts(workspace.id)) == 2
+    assert {status for (_, status, _) in all_drafts(workspace.id)} == {DraftStatus.DRAFTED}
 
     # Taken back in WebWork: the poll withdraws the drafts.
     webwork.get(ts_id)["status"] = "submitted"

@@ -645,9 +645,11 @@ def poll_job(job: Job) -> None:
 
 
 # --- thin webhook events: fetch the rows ----------
-def fill_thin_event(workspace_id: int, event: Event) -> Event | None:
-    """The approval's rows fetched from WebWork (same enrichment as a poll, so the same
-    content revision: a webhook and a poll of one approval bill it once)."""
+def fill_event(workspace_id: int, event: Event) -> Event | None:
+    """The approval's rows read from WebWork (same enrichment as a poll, so the same content
+    revision: a webhook and a poll of one approval bill it once). None when WebWork is not
+    connected, or when it does not show a full event's timesheet as approved (the event is
+    then used as sent; the next poll withdraws it if WebWork took the approval back)."""
     row = store_for(workspace_id).connection()
     if row is None or row.status == ConnectionStatus.DISCONNECTED:
         return None
@@ -666,6 +668,8 @@ def fill_thin_event(workspace_id: int, event: Event) -> Event | None:
     except WebWorkError as exc:
         raise RetryLater(f"WebWork could not be read: {exc.message}") from None
     if raw is None or str(raw.get("status") or "").lower() != "approved":
+        if not event.is_thin:
+            return None
         state = "not found" if raw is None else f"status {raw.get('status')!r}"
         raise worker.WaitFor(
             WAIT_TRACKER_DATA,

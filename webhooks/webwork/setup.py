@@ -19,6 +19,6 @@ def setup(app: Flask) -> None:
     trackers.register_source(
         "webwork",
         display_name="WebWork Time Tracker",
-        fill_thin_event=poller.fill_thin_event,
+        fill_event=poller.fill_event,
         rate_hold_hint=rates.rate_hold_hint,
     )
