@@ -104,9 +104,23 @@ def test_cli_poll_prints_what_it_found(
     app: Any, workspace: Any, webwork: Any, connected: str, mapped: Any
 ) -> None:
     webwork.add_timesheet("ts-1", ADA, "2026-11-02", "2026-11-08", week_rows())
-    result = app.test_cli_runner().invoke(args=["tracker", "poll", str(workspace.id)])
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["tracker", "poll", str(workspace.id)])
     assert result.exit_code == 0, result.output
     assert "1 new approval(s)" in result.output
+    # Rates are cached: a rate changed in WebWork is read at the refresh (or on demand).
+    webwork.contracts[1]["rate"] = "99.00"
+    runner.invoke(args=["tracker", "poll", str(workspace.id)])
+    assert len(webwork.api_calls("contracts")) == 1
+    runner.invoke(args=["tracker", "poll", str(workspace.id), "--refresh-rates"])
+    assert len(webwork.api_calls("contracts")) == 2
+    with db.new_session() as s:
+        assert (
+            str(
+                s.scalars(select(TrackerRate).where(TrackerRate.contract_id == "5002")).one().amount
+            )
+            == "99.00"
+        )
 
 
 def test_projects_and_clients_appear_for_mapping_before_any_approval(
@@ -132,3 +146,16 @@ def test_projects_and_clients_appear_for_mapping_before_any_approval(
         ("5003", None, "None"): "27.50",
         (None, "102", "None"): "80.00",
     }
+
+
+def test_mapping_page_lists_webwork_projects_and_clients_with_suggestions(
+    admin_client: Any, workspace: Any, webwork: Any, connected: str
+) -> None:
+    from connector.models import LocalCustomer
+    from webhooks.webwork.poller import poll_workspace
+
+    with db.session_scope() as s:
+        s.add(LocalCustomer(workspace_id=workspace.id, name="Globex Corporation", currency="USD"))
+    poll_workspace(workspace.id)
+    html = admin_client.get(f"/workspaces/{workspace.id}/mappings").get_data(as_text=True)
+    assert "Globex Corporation" in html and "Initech" in html and "Data Pipeline" in html

@@ -53,16 +53,27 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     ts_id = "tS+a/b==Q1"  # opaque ids may hold +, / and =
     webwork.add_timesheet(ts_id, ADA, "2026-11-02", "2026-11-08", week_rows())
     webwork.add_timesheet(
-        "grace-open",
+        "grace-1",
         GRACE,
         "2026-11-02",
         "2026-11-08",
-        {"2026-11-02": [(101, "Website", 5003, 60)]},
+        {"2026-11-02": [(101, "Website", 5003, 60)], "2026-11-03": [(102, "Mobile App", None, 90)]},
+    )
+    webwork.add_timesheet(
+        "grace-open",
+        GRACE,
+        "2026-11-09",
+        "2026-11-15",
+        {"2026-11-09": [(101, "Website", 5003, 60)]},
         status="submitted",
     )
 
     report = poll_workspace(workspace.id)
-    assert (report.timesheets, report.new_approvals, report.withdrawals) == (2, 1, 0)
+    assert (report.timesheets, report.new_approvals, report.withdrawals) == (3, 2, 0)
+    # Grace: 60 min at her contract's 27.50/h + 90 min of Mobile App at its project rate 80/h.
+    assert live_drafts(workspace.id, "grace-1") == {
+        "Globex Corporation": (DraftStatus.DRAFTED, Decimal("147.50")),
+    }
 
     # Rate change on Wednesday: 340 min at 100/h + 200 min at 120/h; Pipeline 185 min at 95/h.
     assert live_drafts(workspace.id, ts_id) == {
@@ -70,16 +81,16 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
         "Initech": (DraftStatus.DRAFTED, Decimal("292.92")),
     }
     with db.new_session() as s:
-        delivery = s.scalars(select(Delivery)).one()
+        delivery = s.scalars(select(Delivery).where(Delivery.timesheet_id == ts_id)).one()
         assert delivery.headers == {"x-delivered-by": "webwork-poll"}
         assert delivery.source == "webwork" and delivery.timesheet_id == ts_id
         assert delivery.status == DeliveryStatus.PROCESSED
-        ts = s.scalars(select(Timesheet)).one()
+        ts = s.scalars(select(Timesheet).where(Timesheet.timesheet_id == ts_id)).one()
         assert ts.summary["excluded_minutes"] == 45  # Internal is not billable in WebWork
 
     # The id went to WebWork whole (percent-encoded on the wire, decoded by the fake).
     assert poll_workspace(workspace.id).new_approvals == 0  # nothing new: nothing billed twice
-    assert len(all_drafts(workspace.id)) == 2
+    assert len(all_drafts(workspace.id)) == 3
 
     # A (thin) webhook for the same approval: filled from WebWork, same revision, nothing new.
     thin = {
@@ -103,15 +114,19 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
         },
     }
     assert post_event(workspace, full).status_code == 202
-    assert len(all_drafts(workspace.id)) == 2
+    assert len(all_drafts(workspace.id)) == 3
     assert {status for (_, status, _) in all_drafts(workspace.id)} == {DraftStatus.DRAFTED}
 
     # Taken back in WebWork: the poll withdraws the drafts.
     webwork.get(ts_id)["status"] = "submitted"
     assert poll_workspace(workspace.id).withdrawals == 1
-    assert {status for (_, status, _) in all_drafts(workspace.id)} == {DraftStatus.VOIDED}
+    assert live_drafts(workspace.id, "grace-1") == {
+        "Globex Corporation": (DraftStatus.DRAFTED, Decimal("147.50")),
+    }
     with db.new_session() as s:
-        assert s.scalars(select(Timesheet)).one().status == TimesheetStatus.WITHDRAWN
+        ts = s.scalars(select(Timesheet).where(Timesheet.timesheet_id == ts_id)).one()
+        assert ts.status == TimesheetStatus.WITHDRAWN
+        assert {d.status for d in ts.drafts} == {DraftStatus.VOIDED}
 
     # Edited (Pipeline Thursday 125 -> 65 min) and approved again: new drafts replace them.
     rows = week_rows()
@@ -130,7 +145,11 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     assert live_drafts(workspace.id, ts_id)["Initech"] == (DraftStatus.DRAFTED, Decimal("102.92"))
     with db.new_session() as s:
         live_invoices = [i for i in s.scalars(select(LocalInvoice)) if i.state == "draft"]
-    assert sorted(i.total for i in live_invoices) == [Decimal("102.92"), Decimal("966.67")]
+    assert sorted(i.total for i in live_invoices) == [
+        Decimal("102.92"),
+        Decimal("147.50"),
+        Decimal("966.67"),
+    ]
 
 
 def test_admin_rate_of_the_same_scope_and_day_wins_over_webwork(

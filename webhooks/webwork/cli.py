@@ -50,13 +50,18 @@ def connect(workspace_id: int, token_stdin: bool) -> None:
 
 @tracker_cli.command("poll")
 @click.argument("workspace_id", type=int)
-def poll(workspace_id: int) -> None:
+@click.option(
+    "--refresh-rates",
+    is_flag=True,
+    help="Re-read projects, contracts (rates) and clients now instead of using the cache.",
+)
+def poll(workspace_id: int, refresh_rates: bool) -> None:
     """Poll WORKSPACE_ID's WebWork timesheets now (in this process) and print what was found."""
     from webhooks.webwork.poller import PollBusy, poll_workspace
 
     _workspace(workspace_id)
     try:
-        report = poll_workspace(workspace_id)
+        report = poll_workspace(workspace_id, refresh_catalog=refresh_rates)
     except PollBusy:
         click.echo("another poll of this workspace is running; nothing to do")
         return

@@ -441,8 +441,9 @@ def poll_workspace(
     dry_run: bool = False,
     client: WebWorkClient | None = None,
     on_page: Callable[[PollReport], None] | None = None,
-    on_approval: Callable[[Event], None] | None = None,
+    on_approval: Callable[[Event, Catalog], None] | None = None,
     record_status: bool = True,
+    refresh_catalog: bool = False,
 ) -> PollReport:
     """One pass over the workspace's WebWork timesheets; see the module docstring.
 
@@ -462,6 +463,7 @@ def poll_workspace(
                 on_page=on_page,
                 on_approval=on_approval,
                 record_status=record_status,
+                refresh_catalog=refresh_catalog,
             )
     except LockTimeout:
         raise PollBusy("another poll of this workspace is running") from None
@@ -478,6 +480,7 @@ def _poll_locked(
     on_page: Callable[[PollReport], None] | None,
     on_approval: Callable[[Event, Catalog], None] | None,
     record_status: bool,
+    refresh_catalog: bool = False,
 ) -> PollReport:
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
@@ -498,7 +501,7 @@ def _poll_locked(
         workspace_id=workspace_id,
         tracker_ws=tracker_ws,
         auto_invoicing=auto_invoicing,
-        catalog=catalog_for(workspace_id, client, persist=not dry_run),
+        catalog=catalog_for(workspace_id, client, force=refresh_catalog, persist=not dry_run),
         dry_run=dry_run,
         report=PollReport(),
         now=started,
