@@ -93,6 +93,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from connector.cli import register_cli
 
     register_cli(app)
+    # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry).
+    from webhooks.webwork.setup import setup as setup_webwork
+
+    setup_webwork(app)
     _register_error_handlers(app)
 
     @app.teardown_appcontext

@@ -467,3 +467,52 @@ class Rate(Base):
     currency: Mapped[str] = mapped_column(String(3))
     effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- tracker accounts polled for approvals (e.g. WebWork) ---------------------------------------
+class TrackerTimesheetSeen(Base):
+    """What the poller last saw of one tracker timesheet: the dedupe memory of polling.
+
+    A new approval, an approval taken back and rows edited then re-approved are noticed by
+    comparing (status, rows_hash) with what the tracker says now; ``transitions`` numbers the
+    changes so each one gets its own delivery id (the deliveries' unique key dedupes races).
+    """
+
+    __tablename__ = "tracker_timesheets_seen"
+    __table_args__ = (UniqueConstraint("workspace_id", "source", "timesheet_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(40))
+    timesheet_id: Mapped[str] = mapped_column(String(255))  # whole, never trimmed
+    status: Mapped[str] = mapped_column(String(30))
+    rows_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transitions: Mapped[int] = mapped_column(Integer, default=0)
+    last_delivery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Why the timesheet could not be taken in (malformed rows): shown to admins, poll goes on.
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrackerRate(Base):
+    """A rate read from the tracker (WebWork contract rate history, project rate); a cache.
+
+    The billing engine sees these beside the admin's rates (``Rate``); an admin rate of the same
+    scope and start day wins. Replaced wholesale on each refresh.
+    """
+
+    __tablename__ = "tracker_rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    contract_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    amount: Mapped[Decimal] = mapped_column(DecimalString())
+    currency: Mapped[str] = mapped_column(String(3))
+    effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

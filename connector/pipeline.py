@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector import billing, db, observability, worker
+from connector import billing, db, observability, trackers, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     HOLD_STATUSES,
@@ -42,6 +42,7 @@ from connector.models import (
     Timesheet,
     TimesheetStatus,
     TrackerEntity,
+    TrackerRate,
     Workspace,
     utcnow,
 )
@@ -105,8 +106,36 @@ def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
 
 
 def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
-    rows = s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))
-    return billing.RateTable(entries=tuple(to_entry(r) for r in rows))
+    admin = [to_entry(r) for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))]
+    # Rates read from the tracker (e.g. WebWork contracts) sit beside the admin's own; where
+    # both give a rate for the same scope from the same day, the admin's wins.
+    taken = {_rate_identity(e) for e in admin}
+    tracker = [
+        e
+        for e in (
+            billing.RateEntry(
+                amount=r.amount,
+                currency=r.currency,
+                effective_from=r.effective_from,
+                member_id=r.member_id,
+                project_id=r.project_id,
+                contract_id=r.contract_id,
+            )
+            for r in s.scalars(select(TrackerRate).where(TrackerRate.workspace_id == workspace_id))
+        )
+        if _rate_identity(e) not in taken
+    ]
+    return billing.RateTable(entries=tuple(admin + tracker))
+
+
+def _rate_identity(entry: billing.RateEntry) -> tuple[Any, ...]:
+    return (
+        entry.contract_id,
+        entry.member_id,
+        entry.project_id,
+        entry.customer_id,
+        entry.effective_from,
+    )
 
 
 def billing_settings(workspace: Workspace) -> billing.BillingSettings:
@@ -483,6 +512,10 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         row.status = DraftStatus(holds[0].reason)
         row.hold_reason = holds[0].reason
         row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
+        if row.status == DraftStatus.NEEDS_RATE:
+            hint = trackers.rate_hold_hint(workspace.id, ts_row.source)
+            if hint:  # e.g. WebWork hides rates from the connected user: say so, with the fix
+                row.hold_message = f"{hint} {row.hold_message}"
         row.provider = workspace.provider
 
     for subject, row in existing.items():
@@ -741,6 +774,11 @@ def process_delivery(job: Job) -> None:
 
 
 def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
+    if event.type == "timesheet.approved":
+        # A connected tracker account is the source of truth for the rows: thin events are
+        # filled and full ones re-read, so a webhook and a poll of one approval have the same
+        # content revision (billed once). Done before any write: it may call out.
+        event = trackers.fill_event(workspace_id, source, event) or event
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None

@@ -16,6 +16,7 @@ from connector.admin import bp
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus
 from connector.providers import DISPLAY_NAMES
+from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
 EXTERNAL_PROVIDERS = ("quickbooks", "stripe")
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
@@ -80,4 +81,23 @@ def connections(workspace_id: int) -> Any:
         reconnect=reconnect,
         statuses=ConnectionStatus,
         local_in_use=ws.provider == "local",
+        tracker=tracker_card(ws.id, rows),
     )
+
+
+def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, Any] | None:
+    """The time tracker's card (WebWork): who is connected, polls, the last error in words."""
+    if "webwork" not in TRACKER_PROVIDERS:
+        return None
+    connection = rows.get("webwork")
+    meta = dict(connection.meta or {}) if connection else {}
+    return {
+        "provider": "webwork",
+        "display_name": TRACKER_PROVIDERS["webwork"],
+        "connection": connection,
+        "status": tracker_status(workspace_id),
+        "kind": meta.get("kind"),
+        "masked_key": meta.get("masked_key"),
+        "timesheets_seen": meta.get("timesheets_seen"),
+        "rates_visible": meta.get("rates_visible"),
+    }

@@ -1,0 +1,24 @@
+"""Plug the WebWork source into the app: routes, CLI, the poll job and the core's registry."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from connector import trackers, worker
+
+
+def setup(app: Flask) -> None:
+    from webhooks.webwork import poller, rates
+    from webhooks.webwork.cli import tracker_cli
+    from webhooks.webwork.views import bp
+
+    if "webwork_connection" not in app.blueprints:
+        app.register_blueprint(bp)
+    app.cli.add_command(tracker_cli)
+    worker.HANDLERS[poller.JOB_KIND] = poller.poll_job
+    trackers.register_source(
+        "webwork",
+        display_name="WebWork Time Tracker",
+        fill_event=poller.fill_event,
+        rate_hold_hint=rates.rate_hold_hint,
+    )
