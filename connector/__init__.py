@@ -91,7 +91,15 @@ def _wants_problem_json() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import RequestURITooLarge
+
+    from connector.admin.errors import MAX_URL_CHARS, error_page
     from connector.problems import Problem, problem_response
+
+    @app.before_request
+    def _refuse_long_urls() -> None:
+        if len(request.full_path) > MAX_URL_CHARS and not _wants_problem_json():
+            raise RequestURITooLarge()
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Any:
@@ -109,7 +117,11 @@ def _register_error_handlers(app: Flask) -> None:
                 },
                 exc.code or 500,
             )
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects raised as exceptions (e.g. RequestRedirect)
+        own_words = exc.description if exc.description != type(exc).description else None
+        page, status = error_page(exc.code, own_words)
+        return page, status, {"Content-Type": "text/html; charset=utf-8"}
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
@@ -123,4 +135,4 @@ def _register_error_handlers(app: Flask) -> None:
         }
         if _wants_problem_json():
             return problem_response(body, 500)
-        return ("Something went wrong on our side. Please try again.", 500)
+        return error_page(500)

@@ -1,0 +1,95 @@
+/* Progressive enhancement for the console (no inline scripts: the pages keep a strict CSP).
+ *
+ * 1. Re-billing: rows and sections marked data-rebilling="1" belong to approvals whose held
+ *    drafts are being re-billed after a fix. Poll the small status endpoint and, once an
+ *    approval's re-bill is done, fetch this page again and swap in the fresh rows/sections.
+ * 2. Destructive actions: forms with data-confirm ask before they submit (the server asks
+ *    again on its own confirmation page when scripts are off).
+ */
+(function () {
+  "use strict";
+
+  function workspaceBase() {
+    var m = window.location.pathname.match(/^\/workspaces\/(\d+)\//);
+    return m ? "/workspaces/" + m[1] : null;
+  }
+
+  function rebillingIds() {
+    var ids = {};
+    document.querySelectorAll("[data-rebilling='1'][data-timesheet-pk]").forEach(function (el) {
+      ids[el.getAttribute("data-timesheet-pk")] = true;
+    });
+    return Object.keys(ids);
+  }
+
+  function refreshFromServer(done) {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var oldMain = document.getElementById("main");
+        var newMain = fresh.getElementById("main");
+        if (oldMain && newMain) {
+          // Keep the flash messages the admin has not read yet; replace the rest.
+          var flashes = oldMain.querySelectorAll(".flash");
+          oldMain.innerHTML = newMain.innerHTML;
+          var first = oldMain.firstChild;
+          flashes.forEach(function (f) {
+            if (!oldMain.querySelector(".flash")) { oldMain.insertBefore(f, first); }
+          });
+          var live = document.getElementById("rebill-status");
+          if (live) { live.textContent = "Re-billing finished; the drafts below are up to date."; }
+        }
+        done();
+      })
+      .catch(done);
+  }
+
+  function poll(attempt) {
+    var base = workspaceBase();
+    var ids = rebillingIds();
+    if (!base || ids.length === 0 || attempt > 150) { return; }
+    fetch(base + "/approvals/status.json?ts=" + ids.join(","), {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        var finished = ids.some(function (id) {
+          var state = body.approvals[id];
+          return !state || !state.rebilling;
+        });
+        if (finished) {
+          refreshFromServer(function () { setTimeout(function () { poll(attempt + 1); }, 1500); });
+        } else {
+          setTimeout(function () { poll(attempt + 1); }, 1500);
+        }
+      })
+      .catch(function () { setTimeout(function () { poll(attempt + 1); }, 5000); });
+  }
+
+  function confirmForms() {
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!(form instanceof HTMLFormElement)) { return; }
+      var question = form.getAttribute("data-confirm");
+      if (!question) { return; }
+      if (!window.confirm(question)) {
+        event.preventDefault();
+        return;
+      }
+      // Answered here: the server skips its own confirmation page.
+      var flag = document.createElement("input");
+      flag.type = "hidden";
+      flag.name = "confirmed";
+      flag.value = "yes";
+      form.appendChild(flag);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    confirmForms();
+    if (rebillingIds().length) { setTimeout(function () { poll(0); }, 1000); }
+  });
+})();

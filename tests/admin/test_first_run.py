@@ -1,0 +1,149 @@
+"""The first-run checklist, the Drafts page and its JSON twin, plain words, styled errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from connector import db
+from connector.models import Connection, ConnectionStatus, Workspace
+from tests.admin.events import add_local_customer, approval, live_drafts
+from tests.conftest import csrf_token
+
+
+def _steps(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-step="(\w+)" data-state="(\w+)"', html))
+
+
+def _set(workspace_id: int, **values: Any) -> None:
+    with db.session_scope() as s:
+        ws = s.get(Workspace, workspace_id)
+        for key, value in values.items():
+            setattr(ws, key, value)
+
+
+def test_new_workspace_shows_every_step_with_its_state(admin_client: Any, make_workspace: Any):
+    page = admin_client.get("/")
+    assert page.status_code == 302
+    ws_id = int(page.headers["Location"].rsplit("/", 1)[-1])
+    _set(ws_id, auto_invoicing=False)
+    html = admin_client.get(f"/workspaces/{ws_id}").get_data(as_text=True)
+    assert _steps(html) == {
+        "tracker": "todo",
+        "accounting": "done",  # the built-in ledger needs nothing
+        "mapping": "waiting",
+        "rates": "todo",
+        "auto": "todo",
+    }
+    assert "/webhooks/webwork/" in html
+    assert "Switch automatic invoicing on" in html
+
+
+def test_checklist_goes_from_new_workspace_to_done(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    ws = f"/workspaces/{workspace.id}"
+    _set(workspace.id, auto_invoicing=False)
+    token = csrf_token(admin_client)
+    r = admin_client.post(f"{ws}/auto-invoicing", data={"csrf_token": token, "enabled": "on"})
+    assert r.status_code == 302
+    assert post_event(workspace, approval()).status_code == 202
+    steps = _steps(admin_client.get(ws).get_data(as_text=True))
+    assert steps["tracker"] == "done" and steps["auto"] == "done"
+    assert steps["mapping"] == "todo"
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    r = admin_client.post(
+        f"{ws}/mappings",
+        data={"csrf_token": token, "kind": "client", "tracker_id": "cl1", "customer_id": "1"},
+    )
+    assert r.status_code == 302
+    html = admin_client.get(ws).get_data(as_text=True)
+    assert "Set up this workspace" not in html  # all done: the checklist gives way
+    assert [d.status for d in live_drafts(workspace.id)] == ["drafted"]
+
+
+def test_non_billable_projects_never_nag_as_unmapped(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    assert post_event(workspace, approval(billable=False)).status_code == 202
+    steps = _steps(admin_client.get(f"/workspaces/{workspace.id}").get_data(as_text=True))
+    assert steps["mapping"] == "done"
+
+
+def test_quickbooks_never_connected_says_connect_first(admin_client: Any, workspace: Any):
+    _set(workspace.id, provider="quickbooks")
+    html = admin_client.get(f"/workspaces/{workspace.id}").get_data(as_text=True)
+    assert _steps(html)["accounting"] == "todo"
+    assert "not connected yet" in html and "reconnect" not in html.lower()
+    assert "Keep the built-in ledger instead" in html
+    token = csrf_token(admin_client)
+    admin_client.post(f"/workspaces/{workspace.id}/use-ledger", data={"csrf_token": token})
+    with db.new_session() as s:
+        assert s.get(Workspace, workspace.id).provider == "local"
+
+
+def test_quickbooks_reconnect_only_when_it_was_connected(admin_client: Any, workspace: Any):
+    _set(workspace.id, provider="quickbooks")
+    with db.session_scope() as s:
+        s.add(
+            Connection(
+                workspace_id=workspace.id,
+                provider="quickbooks",
+                status=ConnectionStatus.RECONNECT_NEEDED,
+            )
+        )
+    html = admin_client.get(f"/workspaces/{workspace.id}").get_data(as_text=True)
+    assert "needs to be reconnected" in html
+
+
+def test_drafts_page_filters_and_totals(admin_client: Any, workspace: Any, post_event: Any):
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    token = csrf_token(admin_client)
+    admin_client.post(
+        f"/workspaces/{workspace.id}/mappings",
+        data={"csrf_token": token, "kind": "client", "tracker_id": "cl1", "customer_id": "1"},
+    )
+    post_event(workspace, approval("ts-1"))
+    post_event(workspace, approval("ts-2", total_minutes=60))
+    post_event(workspace, approval("ts-3", project_id="p9", client={"id": "cl9", "name": "Hooli"}))
+    html = admin_client.get(f"/workspaces/{workspace.id}/drafts").get_data(as_text=True)
+    assert "3 draft(s)" in html
+    assert '<dd class="num" data-currency="USD">82.50 USD</dd>' in html  # 55.00 + 27.50
+    assert "2 h" in html and "1 h" in html
+    held = admin_client.get(f"/workspaces/{workspace.id}/drafts?status=held")
+    assert held.get_data(as_text=True).count("data-draft-id=") == 1
+    by_customer = admin_client.get(f"/workspaces/{workspace.id}/drafts?customer=1")
+    assert by_customer.get_data(as_text=True).count("data-draft-id=") == 2
+    assert "project:" not in html  # no internal keys
+
+
+def test_drafts_api_lists_pages_and_totals(client: Any, workspace: Any, post_event: Any):
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    post_event(workspace, approval("ts-1"))
+    body = client.get("/api/v1/drafts?status=held", headers=workspace.auth).get_json()
+    assert body["total"] == 1 and body["drafts"][0]["status"] == "needs_mapping"
+    assert body["drafts"][0]["timesheet"]["id"] == "ts-1"
+    assert body["totals"] == {}
+    bad = client.get("/api/v1/drafts?status=nope", headers=workspace.auth)
+    assert bad.status_code == 422 and bad.get_json()["field"] == "/status"
+    bad = client.get("/api/v1/drafts?limit=0", headers=workspace.auth)
+    assert bad.status_code == 422 and bad.get_json()["field"] == "/limit"
+
+
+def test_styled_error_pages(admin_client: Any, workspace: Any) -> None:
+    missing = admin_client.get("/workspaces/999999/nothing-here")
+    assert missing.status_code == 404 and "Page not found" in missing.get_data(as_text=True)
+    assert "admin.css" in missing.get_data(as_text=True)
+    long = admin_client.get(f"/workspaces/{workspace.id}/drafts?status=" + "x" * 5000)
+    assert long.status_code == 414 and "Address too long" in long.get_data(as_text=True)
+    no_csrf = admin_client.post(f"/workspaces/{workspace.id}/auto-invoicing")
+    assert no_csrf.status_code == 400 and "admin.css" in no_csrf.get_data(as_text=True)
+
+
+def test_quickbooks_not_configured_is_a_styled_page_naming_the_settings(
+    admin_client: Any, workspace: Any
+) -> None:
+    page = admin_client.get(f"/workspaces/{workspace.id}/connections/quickbooks/connect")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert "admin.css" in html and "QUICKBOOKS_CLIENT_ID" in html
