@@ -68,12 +68,38 @@ def _changed(ws: Workspace, message: str) -> None:
     flash(message, "success")
 
 
-def _back(ws: Workspace) -> str:
-    target = request.form.get("back") or ""
-    # Only pages of this workspace: never an open redirect.
-    if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target:
+def _safe_back(ws: Workspace, target: str | None) -> str | None:
+    """A page of this workspace to return to after a fix; never an open redirect."""
+    target = target or ""
+    if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target and "\\" not in target:
         return target
-    return url_for("mappings.index", workspace_id=ws.id)
+    return None
+
+
+def _back(ws: Workspace, default: str | None = None) -> str:
+    """Where a saved fix returns: the approval it came from (``back``), else ``default``."""
+    return (
+        _safe_back(ws, request.form.get("back"))
+        or default
+        or url_for("mappings.index", workspace_id=ws.id)
+    )
+
+
+def _back_arg(ws: Workspace) -> str | None:
+    """The ``back`` a fix page was opened with (from a hold's button), carried in its forms."""
+    return _safe_back(ws, request.args.get("back") or request.form.get("back"))
+
+
+def _label(ws: Workspace, kind: str, tracker_id: str) -> str:
+    """The tracker's name for a client/project (its id only when never seen in an approval)."""
+    name = db.session.scalar(
+        select(TrackerEntity.name).where(
+            TrackerEntity.workspace_id == ws.id,
+            TrackerEntity.kind == kind,
+            TrackerEntity.tracker_id == tracker_id,
+        )
+    )
+    return name or tracker_id
 
 
 def _kind_and_id() -> tuple[str, str]:
@@ -127,7 +153,10 @@ def save(workspace_id: int) -> Any:
         db.session.rollback()
         flash(_provider_problem(ws, exc), "error")
         return redirect(_back(ws))
-    _changed(ws, f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.")
+    _changed(
+        ws,
+        f"{kind.capitalize()} {_label(ws, kind, tracker_id)} is now billed to {row.customer_name}.",
+    )
     return redirect(_back(ws))
 
 
@@ -188,6 +217,7 @@ def _render_edit(
         duplicate=duplicate,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         default_currency=(ws.settings or {}).get("default_currency", "USD"),
+        back=_back_arg(ws),
     )
     return page, status
 
@@ -228,8 +258,8 @@ def create_customer(workspace_id: int) -> Any:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
     service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
-    _changed(ws, f"Created {customer.name} and billed {kind} {tracker_id} to it.")
-    return redirect(url_for("mappings.index", workspace_id=ws.id))
+    _changed(ws, f"Created {customer.name} and billed {kind} {_label(ws, kind, tracker_id)} to it.")
+    return redirect(_back(ws))
 
 
 @bp.route("/workspaces/<int:workspace_id>/mappings/remove", methods=["POST"])
@@ -342,6 +372,7 @@ def _render_rates(
         names=names,
         scope_of=rate_table.scope_of,
         scope_labels=rate_table.SCOPE_LABELS,
+        back=_back_arg(ws),
     )
     return page, status
 
@@ -363,7 +394,7 @@ def rates(workspace_id: int) -> Any:
         db.session.rollback()
         return _render_rates(ws, form, {exc.field: exc.message}, status=422)
     _changed(ws, f"Rate {row.amount} {row.currency} added.")
-    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+    return redirect(_back(ws, url_for("mappings.rates", workspace_id=ws.id)))
 
 
 @bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>", methods=["GET", "POST"])

@@ -14,7 +14,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from connector import db
-from connector.admin import bp
+from connector.admin import bp, onboarding
+from connector.admin.onboarding import AccountingState
 from connector.approvals import (
     HELD_STATUSES,
     approvals_query,
@@ -22,6 +23,7 @@ from connector.approvals import (
     earlier_drafts,
     find_timesheet,
     live_drafts,
+    rebilling_timesheets,
 )
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import (
@@ -34,6 +36,7 @@ from connector.models import (
     TrackerEntity,
     Workspace,
 )
+from connector.providers import DISPLAY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ HOLD_WORDS = {
     DraftStatus.PENDING: "Being created in the accounting system.",
     DraftStatus.VOIDED: "Removed: the approval was withdrawn.",
 }
+
+
+# Held because nothing is connected yet, when the workspace's accounting was never connected.
+CONNECT_FIRST_STATUSES = (DraftStatus.NEEDS_MAPPING, DraftStatus.RECONNECT_NEEDED)
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,21 @@ def fixes_for(
     draft: Draft,
     holds: list[Any],
     names: dict[tuple[str, str], str],
+    *,
+    back: str | None = None,
 ) -> list[Fix]:
-    """The buttons that unblock one draft, most direct first."""
+    """The buttons that unblock one draft, most direct first. ``back`` (the approval page) is
+    carried to the fix's page, which returns there once the fix is saved."""
     fixes: list[Fix] = []
     status = draft.status
     member = ts.member or {}
+    extra = {"back": back} if back else {}
+    if (
+        status in CONNECT_FIRST_STATUSES
+        and onboarding.accounting_state(ws) == AccountingState.NOT_CONNECTED
+    ):
+        name = DISPLAY_NAMES.get(ws.provider, ws.provider)
+        return [Fix(f"Connect {name}", url_for("admin.connections", workspace_id=ws.id, **extra))]
     if status == DraftStatus.NEEDS_MAPPING:
         projects: list[str] = []
         clients: list[str] = []
@@ -118,14 +135,26 @@ def fixes_for(
             fixes.append(
                 Fix(
                     f"Map project {names.get(('project', pid), pid)} to a customer",
-                    url_for("mappings.edit", workspace_id=ws.id, kind="project", tracker_id=pid),
+                    url_for(
+                        "mappings.edit",
+                        workspace_id=ws.id,
+                        kind="project",
+                        tracker_id=pid,
+                        **extra,
+                    ),
                 )
             )
         for cid in dict.fromkeys(clients):
             fixes.append(
                 Fix(
                     f"Map client {names.get(('client', cid), cid)} to a customer",
-                    url_for("mappings.edit", workspace_id=ws.id, kind="client", tracker_id=cid),
+                    url_for(
+                        "mappings.edit",
+                        workspace_id=ws.id,
+                        kind="client",
+                        tracker_id=cid,
+                        **extra,
+                    ),
                 )
             )
     elif status == DraftStatus.NEEDS_RATE:
@@ -143,6 +172,7 @@ def fixes_for(
                         project_id=pid,
                         currency=draft.currency or "",
                         _anchor="add-rate",
+                        **extra,
                     ),
                 )
             )
@@ -156,6 +186,7 @@ def fixes_for(
                         customer_id=draft.customer_id or "",
                         currency=draft.currency or "",
                         _anchor="add-rate",
+                        **extra,
                     ),
                 )
             )
@@ -163,7 +194,7 @@ def fixes_for(
         fixes.append(Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)))
         fixes.append(Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)))
     elif status == DraftStatus.RECONNECT_NEEDED:
-        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id)))
+        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra)))
     elif status == DraftStatus.FAILED:
         fixes.append(
             Fix(
@@ -188,34 +219,52 @@ def _parse_day(name: str) -> date | None:
 
 def _view_rows(ws: Workspace, timesheets: list[Timesheet]) -> list[dict[str, Any]]:
     names = _entity_names(ws)
+    rebilling = rebilling_timesheets(db.session, ws.id)
+    not_connected = onboarding.accounting_state(ws) == AccountingState.NOT_CONNECTED
     rows = []
     for ts in timesheets:
         drafts = live_drafts(ts)
         needs_rebill = any(d.status in HOLD_STATUSES for d in drafts)
         holds = _holds_by_subject(ws, ts) if needs_rebill else {}
+        back = url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
+        items = []
+        for d in drafts:
+            # A queued re-bill replaces the held draft: its hold text is stale, say so instead.
+            busy = ts.id in rebilling and d.status in HELD_STATUSES
+            words = HOLD_WORDS.get(DraftStatus(d.status)) if d.status else None
+            shown = d.status
+            if busy:
+                shown, words = "rebilling", "Re-billing with your change…"
+            elif not_connected and d.status in CONNECT_FIRST_STATUSES:
+                # Never connected: "reconnect" or "needs mapping" would send the admin astray.
+                shown, words = "connect_first", onboarding.connect_first_message(ws)
+            items.append(
+                {
+                    "draft": d,
+                    "rebilling": busy,
+                    "shown_status": shown,
+                    "words": words,
+                    "fixes": []
+                    if busy
+                    else fixes_for(ws, ts, d, holds.get(d.subject_key, []), names, back=back),
+                    "subject_name": _subject_name(d, names),
+                }
+            )
         rows.append(
-            {
-                "timesheet": ts,
-                "drafts": [
-                    {
-                        "draft": d,
-                        "words": HOLD_WORDS.get(DraftStatus(d.status)) if d.status else None,
-                        "fixes": fixes_for(ws, ts, d, holds.get(d.subject_key, []), names),
-                        "subject_name": _subject_name(d, names),
-                    }
-                    for d in drafts
-                ],
-            }
+            {"timesheet": ts, "drafts": items, "rebilling": any(i["rebilling"] for i in items)}
         )
     return rows
 
 
 def _subject_name(draft: Draft, names: dict[tuple[str, str], str]) -> str:
+    """The customer, or while unmapped the tracker project/client in words (never its key)."""
     if draft.customer_name:
         return draft.customer_name
     kind, _, tracker_id = draft.subject_key.partition(":")
+    if kind not in ("project", "client"):
+        return "No customer yet"
     label = names.get((kind, tracker_id), tracker_id)
-    return f"{kind.capitalize()} {label} (unmapped)"
+    return f"No customer yet ({kind} {label})"
 
 
 @bp.route("/workspaces/<int:workspace_id>/approvals")
@@ -278,7 +327,8 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
             .order_by(Delivery.id.desc())
         )
     )
-    previous = earlier_drafts(ts)
+    names = _entity_names(ws)
+    previous = [(d, _subject_name(d, names)) for d in earlier_drafts(ts)]
     return render_template(
         "admin/approval.html",
         workspace=ws,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template
+from flask import render_template, request, session
 from sqlalchemy import select
 
 from connector import db
@@ -39,10 +39,29 @@ def masked_key(connection: Connection | None) -> str | None:
     return None
 
 
+RETURN_KEY = "return_after_connect"
+
+
+def remember_return(workspace_id: int, target: str | None) -> None:
+    """A hold's "Reconnect" button passes the approval it came from; connecting returns there."""
+    target = target or ""
+    if target.startswith(f"/workspaces/{workspace_id}/") and "//" not in target:
+        session[RETURN_KEY] = {"workspace_id": workspace_id, "url": target}
+
+
+def return_after_connect(workspace_id: int, default: str) -> str:
+    """Where a successful connect lands: the remembered approval, else ``default`` (once)."""
+    remembered = session.pop(RETURN_KEY, None)
+    if isinstance(remembered, dict) and remembered.get("workspace_id") == workspace_id:
+        return str(remembered.get("url") or default)
+    return default
+
+
 @bp.route("/workspaces/<int:workspace_id>/connections")
 @admin_required
 def connections(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
+    remember_return(ws.id, request.args.get("back"))
     rows = {
         c.provider: c
         for c in db.session.scalars(select(Connection).where(Connection.workspace_id == ws.id))

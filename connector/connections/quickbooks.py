@@ -147,7 +147,9 @@ def callback() -> Any:
         + "). Invoices are created unsent: review them in QuickBooks before sending.",
         "success",
     )
-    return redirect(_connections_url(workspace.id))
+    from connector.admin.connections import return_after_connect
+
+    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:

@@ -109,7 +109,9 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
 
     on_connection_restored(workspace.id)
     flash(message, "success")
-    return redirect(_connections_url(workspace.id))
+    from connector.admin.connections import return_after_connect
+
+    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _fail(workspace_id: int, message: str) -> Any:

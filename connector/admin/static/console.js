@@ -3,8 +3,6 @@
  * 1. Re-billing: rows and sections marked data-rebilling="1" belong to approvals whose held
  *    drafts are being re-billed after a fix. Poll the small status endpoint and, once an
  *    approval's re-bill is done, fetch this page again and swap in the fresh rows/sections.
- * 2. Destructive actions: forms with data-confirm ask before they submit (the server asks
- *    again on its own confirmation page when scripts are off).
  */
 (function () {
   "use strict";
@@ -69,27 +67,7 @@
       .catch(function () { setTimeout(function () { poll(attempt + 1); }, 5000); });
   }
 
-  function confirmForms() {
-    document.addEventListener("submit", function (event) {
-      var form = event.target;
-      if (!(form instanceof HTMLFormElement)) { return; }
-      var question = form.getAttribute("data-confirm");
-      if (!question) { return; }
-      if (!window.confirm(question)) {
-        event.preventDefault();
-        return;
-      }
-      // Answered here: the server skips its own confirmation page.
-      var flag = document.createElement("input");
-      flag.type = "hidden";
-      flag.name = "confirmed";
-      flag.value = "yes";
-      form.appendChild(flag);
-    });
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
-    confirmForms();
     if (rebillingIds().length) { setTimeout(function () { poll(0); }, 1000); }
   });
 })();
