@@ -158,6 +158,35 @@ def remove_mapping(s: Session, workspace_id: int, kind: str, tracker_id: str) ->
     return True
 
 
+def drafts_made_with(s: Session, workspace_id: int, mapping: CustomerMapping) -> int:
+    """Live drafts for the mapping's customer with lines from the mapped project (or from a
+    project of the mapped client): what removing the mapping leaves as it is."""
+    from connector.models import Draft, DraftStatus
+
+    if mapping.kind == "project":
+        projects = {mapping.tracker_id}
+    else:
+        projects = set(
+            s.scalars(
+                select(TrackerEntity.tracker_id).where(
+                    TrackerEntity.workspace_id == workspace_id,
+                    TrackerEntity.kind == "project",
+                    TrackerEntity.client_id == mapping.tracker_id,
+                )
+            )
+        )
+    drafts = s.scalars(
+        select(Draft).where(
+            Draft.workspace_id == workspace_id,
+            Draft.customer_id == mapping.customer_id,
+            Draft.status.not_in([DraftStatus.SUPERSEDED, DraftStatus.VOIDED]),
+        )
+    )
+    return sum(
+        1 for d in drafts if any(line.get("project_id") in projects for line in d.lines or [])
+    )
+
+
 def list_entities(s: Session, workspace_id: int) -> list[EntityRow]:
     """Every client and project seen in approvals (or mapped by hand), with its mapping."""
     mappings = {(m.kind, m.tracker_id): m for m in list_mappings(s, workspace_id)}

@@ -21,6 +21,7 @@ from flask import (
 from sqlalchemy import select
 
 from connector import db
+from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import TrackerEntity, Workspace
 from connector.providers import DISPLAY_NAMES, build_provider
@@ -267,10 +268,36 @@ def create_customer(workspace_id: int) -> Any:
 def remove(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
-    if service.remove_mapping(db.session, ws.id, kind, tracker_id):
-        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.")
-    else:
+    label = _label(ws, kind, tracker_id)
+    mapping = service.get_mapping(db.session, ws.id, kind, tracker_id)
+    if mapping is None:
         flash("That mapping was already gone.", "error")
+        return redirect(url_for("mappings.index", workspace_id=ws.id))
+    if not confirmed():
+        made = service.drafts_made_with(db.session, ws.id, mapping)
+        return confirm_page(
+            workspace=ws,
+            title=f"Remove the mapping of {kind} {label} to {mapping.customer_name}?",
+            consequences=[
+                (
+                    f"{made} draft(s) were created with this mapping; they stay as they are."
+                    if made
+                    else "No draft was created with this mapping yet."
+                ),
+                f"Future approvals with time on {kind} {label} are held as "
+                "“needs a customer” until it is mapped again"
+                + (
+                    " (a project still follows its client's mapping)." if kind == "project" else "."
+                ),
+                f"{mapping.customer_name} itself is not changed in the accounting system.",
+            ],
+            action=url_for("mappings.remove", workspace_id=ws.id),
+            button="Remove the mapping",
+            cancel_url=url_for("mappings.index", workspace_id=ws.id),
+            fields={"kind": kind, "tracker_id": tracker_id},
+        )
+    service.remove_mapping(db.session, ws.id, kind, tracker_id)
+    _changed(ws, f"Removed the mapping of {kind} {label}; drafts already made stay as they are.")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 

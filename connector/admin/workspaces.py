@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from connector import db
 from connector.admin import bp, onboarding
+from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
 from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
 from connector.connections.store import secret_box
@@ -256,7 +257,25 @@ def revoke_token(workspace_id: int, token_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     row = db.session.get(ApiToken, token_id)
     if row is None or row.workspace_id != ws.id:
-        return ("Not found", 404)
+        abort(404)
+    if row.revoked_at is None and not confirmed():
+        used = (
+            f"It was last used {row.last_used_at:%Y-%m-%d %H:%M} UTC."
+            if row.last_used_at
+            else "It has never been used."
+        )
+        return confirm_page(
+            workspace=ws,
+            title=f"Revoke the API token “{row.name}” ({row.prefix}…)?",
+            consequences=[
+                f"Every program calling the API with this token gets 401 from now on. {used}",
+                "A revoked token cannot be restored; create a new one if it is still needed.",
+                "Drafts, mappings and rates are not changed.",
+            ],
+            action=url_for("admin.revoke_token", workspace_id=ws.id, token_id=row.id),
+            button="Revoke the token",
+            cancel_url=url_for("admin.tokens", workspace_id=ws.id),
+        )
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         db.session.commit()

@@ -178,7 +178,12 @@ def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
 @bp.post("/workspaces/<int:workspace_id>/connections/quickbooks/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
+    from connector.admin.connections import confirm_disconnect
+
     workspace = workspace_for_admin(workspace_id)
+    page = confirm_disconnect(workspace, PROVIDER)
+    if page is not None:
+        return page
     store = _store(workspace.id)
     credentials = store.load()
     token = credentials.get("refresh_token") or credentials.get("access_token")

@@ -274,7 +274,11 @@ def callback() -> Any:
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
-    workspace_for_admin(workspace_id)
+    from connector.admin.connections import confirm_disconnect
+
+    page = confirm_disconnect(workspace_for_admin(workspace_id), PROVIDER)
+    if page is not None:
+        return page
     store = _store(workspace_id)
     credentials = store.load()
     config = current_app.config

@@ -147,3 +147,30 @@ def test_quickbooks_not_configured_is_a_styled_page_naming_the_settings(
     html = page.get_data(as_text=True)
     assert page.status_code == 400
     assert "admin.css" in html and "QUICKBOOKS_CLIENT_ID" in html
+
+
+def test_removing_a_mapping_asks_first_and_says_what_follows(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    token = csrf_token(admin_client)
+    base = f"/workspaces/{workspace.id}/mappings"
+    admin_client.post(
+        base, data={"csrf_token": token, "kind": "client", "tracker_id": "cl1", "customer_id": "1"}
+    )
+    post_event(workspace, approval("ts-1"))
+    post_event(workspace, approval("ts-2"))
+    fields = {"csrf_token": token, "kind": "client", "tracker_id": "cl1"}
+    ask = admin_client.post(f"{base}/remove", data=fields)
+    html = ask.get_data(as_text=True)
+    assert ask.status_code == 200
+    assert "2 draft(s) were created with this mapping; they stay as they are." in html
+    assert "Remove the mapping of client Globex to Globex?" in html
+    assert 'name="confirmed" value="yes"' in html
+    assert "Globex" in admin_client.get(base).get_data(as_text=True)  # still mapped
+    done = admin_client.post(f"{base}/remove", data={**fields, "confirmed": "yes"})
+    assert done.status_code == 302
+    assert [d.status for d in live_drafts(workspace.id)] == ["drafted", "drafted"]
+    from mappings.service import get_mapping
+
+    assert get_mapping(db.session, workspace.id, "client", "cl1") is None

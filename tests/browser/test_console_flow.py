@@ -51,8 +51,10 @@ def test_held_approval_becomes_a_draft_after_one_click(
     page.get_by_role("button", name="Bill client Globex to Globex Corporation").click()
     # Back on the approval the fix started from, told what happened.
     page.wait_for_url(f"**{ws}/approvals/*")
-    assert page.get_by_role("status").first.inner_text().startswith(
-        "Client Globex is now billed to Globex Corporation"
+    assert (
+        page.get_by_role("status")
+        .first.inner_text()
+        .startswith("Client Globex is now billed to Globex Corporation")
     )
     shot(page, "05-back-on-the-approval")
 

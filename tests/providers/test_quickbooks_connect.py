@@ -205,8 +205,13 @@ def test_disconnect_revokes_at_intuit(
 
     assert admin_client.post(path).status_code == 400  # CSRF is enforced
     assert fake.revoked == []
+    ask = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    assert ask.status_code == 200 and "Disconnect QuickBooks Online?" in ask.get_data(as_text=True)
+    assert fake.revoked == [] and connection(workspace.id).status == ConnectionStatus.CONNECTED
 
-    response = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    response = admin_client.post(
+        path, data={"csrf_token": csrf_token(admin_client), "confirmed": "yes"}
+    )
 
     assert response.status_code == 302
     assert fake.revoked == ["refresh-1"]
@@ -225,7 +230,9 @@ def test_disconnect_when_intuit_is_down_still_disconnects_here(
     store.connect({"refresh_token": "r"}, account_id=REALM, environment="sandbox")
     rsps.add(responses.POST, REVOKE_URL, status=503)
     path = f"/workspaces/{workspace.id}/connections/quickbooks/disconnect"
-    response = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    response = admin_client.post(
+        path, data={"csrf_token": csrf_token(admin_client), "confirmed": "yes"}
+    )
     assert response.status_code == 302
     assert connection(workspace.id).status == ConnectionStatus.DISCONNECTED
     with admin_client.session_transaction() as sess:
