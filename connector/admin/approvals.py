@@ -16,6 +16,7 @@ from sqlalchemy import select
 from connector import db
 from connector.admin import bp, onboarding
 from connector.admin.onboarding import AccountingState
+from connector.admin.words import STATUS_WORDS
 from connector.approvals import (
     HELD_STATUSES,
     approvals_query,
@@ -32,6 +33,8 @@ from connector.models import (
     DeliveryStatus,
     Draft,
     DraftStatus,
+    Job,
+    JobState,
     Timesheet,
     TrackerEntity,
     Workspace,
@@ -369,11 +372,20 @@ def deliveries(workspace_id: int) -> Any:
     else:
         status = ""
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    total = count(db.session, stmt)
+    pages = max(1, -(-total // PAGE_SIZE))
     rows = list(
         db.session.scalars(
             stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
         )
     )
+
+    def page_url(number: int) -> str:
+        args = {"status": status, "page": number if number > 1 else None}
+        return url_for(
+            "admin.deliveries", workspace_id=ws.id, **{k: v for k, v in args.items() if v}
+        )
+
     return render_template(
         "admin/deliveries.html",
         workspace=ws,
@@ -381,7 +393,10 @@ def deliveries(workspace_id: int) -> Any:
         status=status,
         statuses=[s.value for s in DeliveryStatus],
         page=page,
-        has_more=len(rows) == PAGE_SIZE,
+        pages=pages,
+        total=total,
+        page_url=page_url,
+        has_more=page < pages,
     )
 
 
@@ -426,5 +441,30 @@ def replay(workspace_id: int, delivery_id: int) -> Any:
     if job_id is None:
         flash("This delivery cannot be replayed (it was not a valid event).", "error")
     else:
-        flash(f"Replaying delivery #{row.id} (job #{job_id}).", "success")
+        db.session.expire_all()  # the replay ran in its own session (inline in development)
+        outcome = replay_outcome(ws, db.session.get(Job, job_id), db.session.get(Delivery, row.id))
+        flash(outcome, "success" if "could not" not in outcome else "error")
     return redirect(url_for("admin.delivery", workspace_id=ws.id, delivery_id=row.id))
+
+
+def replay_outcome(ws: Workspace, job: Job | None, delivery: Delivery | None) -> str:
+    """What a replay did, in one sentence: its drafts once it ran, else that it is queued."""
+    if job is None or delivery is None:
+        return "Replay queued."
+    if job.state in (JobState.PENDING, JobState.RUNNING):
+        return (
+            f"Replay of delivery #{delivery.id} queued; this page shows its outcome once the "
+            "worker has run it."
+        )
+    if job.state == JobState.FAILED:
+        return f"The replay of delivery #{delivery.id} could not be processed: {job.last_error}"
+    ts = find_timesheet(db.session, ws.id, delivery.timesheet_id) if delivery.timesheet_id else None
+    if ts is None:
+        return f"Replayed delivery #{delivery.id}: {STATUS_WORDS.get(delivery.status, '')}."
+    drafts = live_drafts(ts)
+    drafted = sum(1 for d in drafts if d.status == DraftStatus.DRAFTED)
+    held = sum(1 for d in drafts if d.status in HELD_STATUSES)
+    return (
+        f"Replayed delivery #{delivery.id}: the approval now has {drafted} drafted and "
+        f"{held} held draft(s); drafts created before were recognised, not duplicated."
+    )
