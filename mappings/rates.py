@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from connector import billing
 from connector.models import Rate
-from connector.money import check_currency, parse_amount
+from connector.money import parse_amount
+from connector.validation import iso_currency
 
 SCOPE_LABELS: Final = {
     "contract": "Contract",
@@ -93,11 +94,10 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
     except (TypeError, ValueError):
         raise RateError("amount", "must be a plain non-negative number such as 27.50") from None
 
-    currency = (_text(data.get("currency")) or "").upper()
     try:
-        check_currency(currency)
+        currency = iso_currency(_text(data.get("currency")))
     except ValueError:
-        raise RateError("currency", "must be a 3-letter ISO currency code such as USD") from None
+        raise RateError("currency", "must be an ISO 4217 currency code such as USD") from None
 
     effective_from = None
     raw_date = _text(data.get("effective_from"))

@@ -21,6 +21,7 @@ from flask import (
 from sqlalchemy import select
 
 from connector import db
+from connector.admin import onboarding
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import TrackerEntity, Workspace
@@ -34,6 +35,7 @@ from connector.providers.base import (
     ReconnectNeeded,
 )
 from connector.settings import GROUPINGS
+from connector.validation import CUSTOMER_NAME_MAX, email_address, iso_currency
 from mappings import customer_settings as overrides
 from mappings import rates as rate_table
 from mappings import service
@@ -48,14 +50,24 @@ def _provider(ws: Workspace) -> AccountingProvider:
 
 def _provider_problem(ws: Workspace, exc: ProviderError) -> str:
     name = DISPLAY_NAMES.get(ws.provider, ws.provider)
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        # Never connected: "reconnect" would be wrong, and nothing can be mapped until it is.
+        return onboarding.connect_first_message(ws)
     if isinstance(exc, ReconnectNeeded):
         return f"{name} needs to be reconnected before its customers can be listed ({exc})."
     return f"{name} did not answer as expected: {exc}"
 
 
+def _customers(ws: Workspace, provider: AccountingProvider) -> list[AccountingCustomer]:
+    key = service.customer_cache_key(db.session, ws.id, ws.provider)
+    return service.fetch_customers(provider, cache_key=key)
+
+
 def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None]:
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        return [], onboarding.connect_first_message(ws)
     try:
-        return service.fetch_customers(_provider(ws)), None
+        return _customers(ws, _provider(ws)), None
     except ProviderError as exc:
         return [], _provider_problem(ws, exc)
 
@@ -112,22 +124,63 @@ def _kind_and_id() -> tuple[str, str]:
 
 
 # --- the mapping screen --------------------------------------------------------------------------
+PAGE_SIZE = 50
+
+
 @bp.route("/workspaces/<int:workspace_id>/mappings")
 @admin_required
 def index(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
+    query = (request.args.get("q") or "").strip()[:200]
+    show = request.args.get("show", "")
+    if show not in ("", "unmapped"):
+        show = ""
     rows = service.list_entities(db.session, ws.id)
+    billable = onboarding.billable_subjects(ws.id)
+    for row in rows:
+        # Only-ever-non-billable projects (and clients) never need a customer: no nagging.
+        row.billable = (row.kind, row.tracker_id) in billable or row.mapping is not None
+    unmapped_total = sum(1 for r in rows if r.billable and r.effective is None)
+    if query:
+        needle = query.casefold()
+        rows = [
+            r
+            for r in rows
+            if needle in r.name.casefold()
+            or needle in r.tracker_id.casefold()
+            or needle in (r.email or "").casefold()
+            or (r.effective is not None and needle in r.effective.customer_name.casefold())
+        ]
+    if show == "unmapped":
+        rows = [r for r in rows if r.billable and r.effective is None]
+    total = len(rows)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     customers, problem = _load_customers(ws)
-    service.add_suggestions(rows, customers)
+    # Ranked over every accounting customer, for the rows on this page only.
+    service.add_suggestions([r for r in shown if r.billable], customers)
+
+    def page_url(number: int) -> str:
+        args = {"q": query, "show": show, "page": number if number > 1 else None}
+        return url_for("mappings.index", workspace_id=ws.id, **{k: v for k, v in args.items() if v})
+
     return render_template(
         "mappings/index.html",
         workspace=ws,
-        clients=[r for r in rows if r.kind == "client"],
-        projects=[r for r in rows if r.kind == "project"],
-        confident=sum(1 for r in rows if r.confident),
+        clients=[r for r in shown if r.kind == "client"],
+        projects=[r for r in shown if r.kind == "project"],
+        confident=sum(1 for r in shown if r.confident),
         problem=problem,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         customers=overrides.list_customers(db.session, ws.id),
+        query=query,
+        show=show,
+        total=total,
+        unmapped_total=unmapped_total,
+        page=page,
+        pages=pages,
+        page_url=page_url,
     )
 
 
@@ -137,6 +190,9 @@ def save(workspace_id: int) -> Any:
     """Map one client/project to an existing customer (one-click accept or a chosen one)."""
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        flash(onboarding.connect_first_message(ws), "error")
+        return redirect(url_for("admin.connections", workspace_id=ws.id))
     try:
         row = service.link_customer(
             db.session,
@@ -165,7 +221,10 @@ def save(workspace_id: int) -> Any:
 @admin_required
 def accept_confident(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
-    rows = service.list_entities(db.session, ws.id)
+    billable = onboarding.billable_subjects(ws.id)
+    rows = [
+        r for r in service.list_entities(db.session, ws.id) if (r.kind, r.tracker_id) in billable
+    ]
     customers, problem = _load_customers(ws)
     if problem:
         flash(problem, "error")
@@ -188,19 +247,27 @@ def _entity_row(ws: Workspace, kind: str, tracker_id: str) -> service.EntityRow:
 
 
 def _render_edit(
-    ws: Workspace, kind: str, tracker_id: str, *, duplicate: Any = None, status: int = 200
+    ws: Workspace,
+    kind: str,
+    tracker_id: str,
+    *,
+    duplicate: Any = None,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
 ) -> Any:
     row = _entity_row(ws, kind, tracker_id)
     query = (request.args.get("q") or "").strip()
     problem = None
     results: list[AccountingCustomer] = []
+    not_connected = onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED
     try:
-        provider = _provider(ws)
-        if query:
-            results = list(provider.list_customers(query=query, limit=25).customers)
+        if not_connected:
+            problem = onboarding.connect_first_message(ws)
+        elif query:
+            results = list(_provider(ws).list_customers(query=query, limit=25).customers)
         else:
             row.suggestions = rank_customers(
-                row.name, row.email, service.fetch_customers(provider), limit=8
+                row.name, row.email, _customers(ws, _provider(ws)), limit=8
             )
     except ProviderError as exc:
         problem = _provider_problem(ws, exc)
@@ -216,6 +283,8 @@ def _render_edit(
         results=results,
         problem=problem,
         duplicate=duplicate,
+        not_connected=not_connected,
+        errors=errors or {},
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         default_currency=(ws.settings or {}).get("default_currency", "USD"),
         back=_back_arg(ws),
@@ -238,15 +307,30 @@ def create_customer(workspace_id: int) -> Any:
     """Create the customer in the accounting system and map to it in one step."""
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        flash(onboarding.connect_first_message(ws), "error")
+        return _render_edit(ws, kind, tracker_id, status=409)
     name = (request.form.get("name") or "").strip()
     email = (request.form.get("email") or "").strip() or None
     currency = (request.form.get("currency") or "").strip().upper() or None
+    errors: dict[str, str] = {}  # every field's problem at once
     if not name:
-        flash("Not created: the customer needs a name.", "error")
-        return _render_edit(ws, kind, tracker_id, status=422)
-    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        flash("Not created: currency must be a 3-letter ISO code such as USD.", "error")
-        return _render_edit(ws, kind, tracker_id, status=422)
+        errors["name"] = "The customer needs a name."
+    elif len(name) > CUSTOMER_NAME_MAX:
+        errors["name"] = f"Use at most {CUSTOMER_NAME_MAX} characters."
+    if email is not None:
+        try:
+            email = email_address(email)
+        except ValueError as exc:
+            errors["email"] = f"The billing email {exc}."
+    if currency is not None:
+        try:
+            currency = iso_currency(currency)
+        except ValueError as exc:
+            errors["currency"] = f"{str(exc)[0].upper()}{str(exc)[1:]}."
+    if errors:
+        flash(f"Not created: {len(errors)} field(s) need a change; each is marked below.", "error")
+        return _render_edit(ws, kind, tracker_id, status=422, errors=errors)
     try:
         customer = _provider(ws).create_customer(
             NewCustomer(name=name, email=email, currency=currency, tracker_id=tracker_id)
@@ -258,6 +342,7 @@ def create_customer(workspace_id: int) -> Any:
     except ProviderError as exc:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
+    service.forget_customers(ws.id)  # the cached list lacks the new customer
     service.map_to(db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer)
     _changed(ws, f"Created {customer.name} and billed {kind} {_label(ws, kind, tracker_id)} to it.")
     return redirect(_back(ws))

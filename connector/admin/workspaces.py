@@ -199,10 +199,17 @@ def settings(workspace_id: int) -> Any:
         provider = request.form.get("provider", ws.provider)
         auto = request.form.get("auto_invoicing") == "on"
         form.update(changes, provider=provider, auto_invoicing=auto)
-        try:
-            validated = validate_settings(changes, current)
-        except SettingsError as exc:
-            errors[exc.field] = exc.message
+        # Each field on its own first, so every field's problem is shown at once.
+        for name, value in changes.items():
+            try:
+                validate_settings({name: value}, current)
+            except SettingsError as exc:
+                errors[exc.field] = exc.message
+        if not errors:
+            try:
+                validated = validate_settings(changes, current)
+            except SettingsError as exc:
+                errors[exc.field] = exc.message
         if provider not in PROVIDER_NAMES:
             errors["provider"] = "choose one of the listed accounting systems"
         if not errors:

@@ -174,3 +174,111 @@ def test_removing_a_mapping_asks_first_and_says_what_follows(
     from mappings.service import get_mapping
 
     assert get_mapping(db.session, workspace.id, "client", "cl1") is None
+
+
+def test_settings_show_every_fields_error_at_once_and_check_iso_4217(
+    admin_client: Any, workspace: Any
+):
+    page = admin_client.post(
+        f"/workspaces/{workspace.id}/settings",
+        data={
+            "csrf_token": csrf_token(admin_client),
+            "grouping": "customer",
+            "billing_increment": "7",
+            "payment_terms_days": "30",
+            "default_currency": "ABC",  # three letters, not a currency
+            "tax_code": "T" * 101,  # the customer tax code's limit applies here too
+            "provider": "local",
+        },
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert 'id="billing_increment-error"' in html
+    assert 'id="default_currency-error"' in html and "ABC is not a currency" in html
+    assert 'id="tax_code-error"' in html and "at most 100 characters" in html
+
+
+def test_create_customer_checks_email_and_currency_together(admin_client: Any, workspace: Any):
+    page = admin_client.post(
+        f"/workspaces/{workspace.id}/mappings/create-customer",
+        data={
+            "csrf_token": csrf_token(admin_client),
+            "kind": "client",
+            "tracker_id": "cl1",
+            "name": "Globex",
+            "email": "billing@",
+            "currency": "XYZ",
+        },
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert 'id="new-email-error"' in html and 'id="new-currency-error"' in html
+    from connector.models import LocalCustomer
+
+    assert db.session.query(LocalCustomer).count() == 0
+
+
+def test_rates_and_mappings_refuse_made_up_currencies(admin_client: Any, workspace: Any):
+    page = admin_client.post(
+        f"/workspaces/{workspace.id}/rates",
+        data={"csrf_token": csrf_token(admin_client), "amount": "50", "currency": "QQQ"},
+    )
+    assert page.status_code == 422 and "ISO 4217" in page.get_data(as_text=True)
+    from mappings.service import MappingError, set_mapping
+
+    with db.session_scope() as s:
+        try:
+            set_mapping(
+                s, workspace.id, kind="client", tracker_id="c", customer_id="1",
+                customer_name="x", customer_currency="ZZZ",
+            )  # fmt: skip
+        except MappingError as exc:
+            assert exc.field == "customer_currency"
+        else:
+            raise AssertionError("ZZZ accepted as a currency")
+
+
+def test_mapping_page_is_searchable_paginated_and_quiet_about_non_billable(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    for n in range(60):
+        post_event(
+            workspace,
+            approval(
+                f"ts-{n}",
+                project_id=f"p{n:02d}",
+                project_name=f"Project {n:02d}",
+                client={"id": f"c{n:02d}", "name": f"Client {n:02d}"},
+                billable=n != 7,
+            ),
+        )
+    base = f"/workspaces/{workspace.id}/mappings"
+    first = admin_client.get(base).get_data(as_text=True)
+    assert "Page 1 of 3" in first and "120 client(s) and project(s)" in first
+    found = admin_client.get(f"{base}?q=Project+07").get_data(as_text=True)
+    assert found.count('data-tracker-id="p07"') == 1
+    assert "Not billable: needs no customer" in found
+    unmapped = admin_client.get(f"{base}?show=unmapped").get_data(as_text=True)
+    assert "118 client(s) and project(s) match" in unmapped
+
+
+def test_suggestions_rank_every_customer_fetched_once_per_connection() -> None:
+    from connector.providers.base import AccountingCustomer
+    from mappings import service
+
+    class PagedProvider:
+        calls = 0
+
+        def iter_customers(self) -> Any:
+            PagedProvider.calls += 1
+            for n in range(5000):
+                yield AccountingCustomer(id=str(n), name=f"Customer {n}")
+
+    key = (991, "stripe", 1, "acct", "t0")
+    try:
+        first = service.fetch_customers(PagedProvider(), cache_key=key)  # type: ignore[arg-type]
+        again = service.fetch_customers(PagedProvider(), cache_key=key)  # type: ignore[arg-type]
+    finally:
+        service.forget_customers(991)
+    assert len(first) == 5000 and first[-1].name == "Customer 4999"  # past the old 2,000 cut
+    assert again is first and PagedProvider.calls == 1
