@@ -282,3 +282,47 @@ def test_suggestions_rank_every_customer_fetched_once_per_connection() -> None:
         service.forget_customers(991)
     assert len(first) == 5000 and first[-1].name == "Customer 4999"  # past the old 2,000 cut
     assert again is first and PagedProvider.calls == 1
+
+
+def test_replay_says_its_outcome(admin_client: Any, workspace: Any, post_event: Any) -> None:
+    post_event(workspace, approval("ts-1"))
+    response = admin_client.post(
+        f"/workspaces/{workspace.id}/deliveries/1/replay",
+        data={"csrf_token": csrf_token(admin_client)},
+    )
+    assert response.status_code == 302
+    with admin_client.session_transaction() as sess:
+        [(category, message)] = sess["_flashes"]
+    assert category == "success"
+    assert message.startswith("Replayed delivery #1: the approval now has 0 drafted and 1 held")
+
+
+def test_delivery_errors_are_rewritten_with_the_detail_folded() -> None:
+    from connector.admin.words import explain_delivery_error
+
+    problem = explain_delivery_error("/data/timesheet/date_to: is before date_from")
+    assert problem is not None
+    assert problem.summary.startswith("The timesheet's end date is before its start date")
+    assert problem.detail == "/data/timesheet/date_to: is before date_from"
+    assert explain_delivery_error(None) is None
+
+
+def test_hours_are_shown_one_way() -> None:
+    from connector.admin.words import hours_minutes
+
+    assert [hours_minutes(m) for m in (530, 120, 45, 0)] == ["8 h 50 min", "2 h", "45 min", "0 min"]
+
+
+def test_overview_links_the_drafts_page_and_shows_no_internal_keys(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    post_event(workspace, approval("ts-1"))
+    html = admin_client.get(f"/workspaces/{workspace.id}").get_data(as_text=True)
+    assert "1 draft(s): Needs a customer" in html
+    assert "needs_mapping</a>" not in html and "needs mapping" not in html
+    approval_html = admin_client.get(f"/workspaces/{workspace.id}/approvals/1").get_data(
+        as_text=True
+    )
+    assert "project:p1" not in approval_html
+    assert '<td data-label="Hours" class="num">2 h</td>' in approval_html
+    assert "No customer yet (project Website)" in approval_html
