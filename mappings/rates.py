@@ -128,6 +128,32 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
     return rate
 
 
+def rate_errors(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every field's problem at once (the console marks them together); {} when valid.
+
+    Each value field is checked alongside valid stand-ins for the others, then the scope ids
+    with the real values, then the whole rate (combinations such as decimals per currency).
+    """
+    stand_ins = {"amount": "1", "currency": "USD", "effective_from": ""}
+    errors: dict[str, str] = {}
+    for name in stand_ins:
+        probe = {**stand_ins, name: data.get(name)}
+        try:
+            parse_rate(probe)
+        except RateError as exc:
+            errors[exc.field] = exc.message
+    try:
+        parse_rate({**data, **stand_ins})
+    except RateError as exc:
+        errors.setdefault(exc.field, exc.message)
+    if not errors:
+        try:
+            parse_rate(data)
+        except RateError as exc:
+            errors[exc.field] = exc.message
+    return errors
+
+
 def list_rates(s: Session, workspace_id: int) -> list[Rate]:
     rows = s.scalars(select(Rate).where(Rate.workspace_id == workspace_id).order_by(Rate.id))
     order = list(SCOPE_LABELS)

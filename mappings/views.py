@@ -504,7 +504,8 @@ def rates(workspace_id: int) -> Any:
         row = rate_table.create_rate(db.session, ws.id, form)
     except rate_table.RateError as exc:
         db.session.rollback()
-        return _render_rates(ws, form, {exc.field: exc.message}, status=422)
+        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
+        return _render_rates(ws, form, errors, status=422)
     _changed(ws, f"Rate {row.amount} {row.currency} added.")
     return redirect(_back(ws, url_for("mappings.rates", workspace_id=ws.id)))
 
@@ -525,7 +526,8 @@ def edit_rate(workspace_id: int, rate_id: int) -> Any:
         rate_table.update_rate(db.session, ws.id, row.id, form)
     except rate_table.RateError as exc:
         db.session.rollback()
-        return _render_rates(ws, form, {exc.field: exc.message}, editing=rate_id, status=422)
+        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
+        return _render_rates(ws, form, errors, editing=rate_id, status=422)
     _changed(ws, f"Rate #{rate_id} updated.")
     return redirect(url_for("mappings.rates", workspace_id=ws.id))
 

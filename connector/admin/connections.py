@@ -87,6 +87,8 @@ def remember_return(workspace_id: int, target: str | None) -> None:
     target = target or ""
     if target.startswith(f"/workspaces/{workspace_id}/") and "//" not in target:
         session[RETURN_KEY] = {"workspace_id": workspace_id, "url": target}
+    else:  # opened from elsewhere: an older hold's return no longer applies
+        session.pop(RETURN_KEY, None)
 
 
 def return_after_connect(workspace_id: int, default: str) -> str:

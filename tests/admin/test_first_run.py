@@ -326,3 +326,20 @@ def test_overview_links_the_drafts_page_and_shows_no_internal_keys(
     assert "project:p1" not in approval_html
     assert '<td data-label="Hours" class="num">2 h</td>' in approval_html
     assert "No customer yet (project Website)" in approval_html
+
+
+def test_rate_form_marks_every_bad_field_at_once(admin_client: Any, workspace: Any) -> None:
+    page = admin_client.post(
+        f"/workspaces/{workspace.id}/rates",
+        data={
+            "csrf_token": csrf_token(admin_client),
+            "amount": "abc",
+            "currency": "QQQ",
+            "effective_from": "tomorrow",
+        },
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    for field in ("amount", "currency", "effective_from"):
+        assert f'id="{field}-error"' in html
+    assert "3 field(s) need a change" in html

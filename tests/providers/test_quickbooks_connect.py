@@ -237,3 +237,27 @@ def test_disconnect_when_intuit_is_down_still_disconnects_here(
     assert connection(workspace.id).status == ConnectionStatus.DISCONNECTED
     with admin_client.session_transaction() as sess:
         assert any("remove the app" in m for _, m in sess.get("_flashes", []))
+
+
+def test_reconnect_from_a_hold_returns_to_the_approval(
+    qbo_app: Any, admin_client: Any, workspace: Any, fake: FakeQbo, restored: list[int]
+):
+    back = f"/workspaces/{workspace.id}/approvals/7"
+    page = admin_client.get(f"/workspaces/{workspace.id}/connections", query_string={"back": back})
+    assert page.status_code == 200
+    state = start_connect(admin_client, workspace.id)["state"]
+    response = admin_client.get(
+        CALLBACK, query_string={"code": "good-code", "state": state, "realmId": REALM}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(back)
+    # Once: the next connect lands on the connections page again.
+    with admin_client.session_transaction() as sess:
+        assert "return_after_connect" not in sess
+
+
+def test_reconnect_never_returns_off_site(qbo_app: Any, admin_client: Any, workspace: Any):
+    for back in ("//evil.example/x", "https://evil.example/", f"/workspaces/{workspace.id + 1}/x"):
+        admin_client.get(f"/workspaces/{workspace.id}/connections", query_string={"back": back})
+        with admin_client.session_transaction() as sess:
+            assert "return_after_connect" not in sess
