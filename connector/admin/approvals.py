@@ -48,7 +48,7 @@ PAGE_SIZE = 50
 STATUS_FILTERS = {
     "": "Any status",
     "held": "Held (needs a mapping, rate or reconnect)",
-    **{s.value: s.value.replace("_", " ").capitalize() for s in DraftStatus},
+    **{s.value: STATUS_WORDS.get(s.value, s.value) for s in DraftStatus},
 }
 
 HOLD_WORDS = {

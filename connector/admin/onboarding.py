@@ -127,15 +127,22 @@ def connect_first_message(workspace: Workspace) -> str:
     )
 
 
+# How many of the newest approvals say which projects carry billable time. Bounded so the
+# overview stays fast on a workspace with years of approvals; older projects still show their
+# holds under "Needs attention".
+BILLABLE_SCAN_APPROVALS = 1000
+
+
 def billable_subjects(workspace_id: int, s: Session | None = None) -> set[tuple[str, str]]:
-    """("project"|"client", id) of every tracker project/client with billable time in a stored
-    approval. Projects only ever tracked as non-billable never need a customer."""
+    """("project"|"client", id) of every tracker project/client with billable time in the newest
+    ``BILLABLE_SCAN_APPROVALS`` approvals; projects only tracked non-billable need no customer."""
     s = s or db.session
     seen: set[tuple[str, str]] = set()
     for content in s.scalars(
-        select(Timesheet.content).where(
-            Timesheet.workspace_id == workspace_id, Timesheet.content.is_not(None)
-        )
+        select(Timesheet.content)
+        .where(Timesheet.workspace_id == workspace_id, Timesheet.content.is_not(None))
+        .order_by(Timesheet.id.desc())
+        .limit(BILLABLE_SCAN_APPROVALS)
     ):
         for rows in (content or {}).get("daily_breakdown", {}).values():
             for row in rows or []:

@@ -343,3 +343,19 @@ def test_rate_form_marks_every_bad_field_at_once(admin_client: Any, workspace: A
     for field in ("amount", "currency", "effective_from"):
         assert f'id="{field}-error"' in html
     assert "3 field(s) need a change" in html
+
+
+def test_an_unexpected_error_is_a_styled_500(
+    admin_client: Any, workspace: Any, monkeypatch: Any
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr("connector.admin.drafts.live_drafts_query", boom)
+    page = admin_client.get(f"/workspaces/{workspace.id}/drafts")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in html and "admin.css" in html
+    assert "simulated" not in html
+    assert 'rel="icon"' in html
+    assert admin_client.get("/admin/static/favicon.svg").status_code == 200
