@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from sqlalchemy import update
 
 from connector import db
@@ -55,8 +56,8 @@ def test_first_run_from_a_new_admin_to_a_drafted_invoice(
 
     # Every field's error at once.
     page.get_by_role("button", name="Create workspace").click()
-    assert page.locator("#name-error").is_visible()
-    assert page.locator("#tracker-error").is_visible()
+    expect(page.locator("#name-error")).to_be_visible()
+    expect(page.locator("#tracker-error")).to_be_visible()
     shot(page, "first-run-02-errors")
 
     page.get_by_label("Workspace name").fill("Acme Consulting")
@@ -68,13 +69,13 @@ def test_first_run_from_a_new_admin_to_a_drafted_invoice(
     shot(page, "first-run-03-created")
 
     page.get_by_role("link", name="Continue to the checklist").click()
-    assert page.get_by_role("heading", name="Set up this workspace").is_visible()
+    expect(page.get_by_role("heading", name="Set up this workspace")).to_be_visible()
     assert step_state(page, "tracker") == "todo"
     assert step_state(page, "auto") == "todo"
     shot(page, "first-run-04-checklist")
 
     page.get_by_role("button", name="Switch automatic invoicing on").click()
-    assert step_state(page, "auto") == "done"
+    expect(page.locator("li[data-step='auto']")).to_have_attribute("data-state", "done")
 
     # WebWork sends the first approval: the tracker step is done, a customer is missing.
     assert send_approval(live_server, webhook_url, secret, approval()) == 202
@@ -92,11 +93,13 @@ def test_first_run_from_a_new_admin_to_a_drafted_invoice(
     assert "Created Globex and billed client Globex to it" in page.content()
 
     page.get_by_role("link", name="Acme Consulting").click()
+    page.wait_for_url(re.compile(r"/workspaces/\d+$"))
     # Every step done: the checklist gives way to the overview.
     assert page.get_by_role("heading", name="Set up this workspace").count() == 0
     shot(page, "first-run-06-done")
 
     page.get_by_role("link", name="Drafts", exact=True).click()
+    page.wait_for_url("**/drafts")
     drafted = page.locator("tr[data-status='drafted']")
     assert drafted.count() == 1
     assert "55.00 USD" in drafted.inner_text() and "2 h" in drafted.inner_text()
@@ -114,6 +117,7 @@ def test_fix_and_return_shows_rebilling_until_done(
     ws = f"/workspaces/{workspace.id}"
     page.goto(f"{ws}/approvals/{held.timesheet_pk}")
     sign_in(page, "ada@example.com", PASSWORD)
+    page.wait_for_url(f"**{ws}/approvals/{held.timesheet_pk}")
 
     # Map the client from the hold; back on the approval, now held for a rate.
     page.get_by_role("link", name="Map client Globex to a customer").click()
@@ -177,6 +181,7 @@ def test_drafts_page_filters_and_totals(
     )
     page.goto(f"/workspaces/{workspace.id}/drafts")
     sign_in(page, "ada@example.com", PASSWORD)
+    page.wait_for_url(f"**/workspaces/{workspace.id}/drafts")
     assert page.locator("tbody tr[data-draft-id]").count() == 4
     assert page.locator("dd[data-currency='USD']").inner_text() == "165.00 USD"
     shot(page, "drafts-01-all")
@@ -204,14 +209,18 @@ def test_destructive_action_confirms_and_says_what_follows(
     post_event(workspace, approval("ts-2"))
     page.goto(f"/workspaces/{workspace.id}/mappings")
     sign_in(page, "ada@example.com", PASSWORD)
+    page.wait_for_url(f"**/workspaces/{workspace.id}/mappings")
     page.get_by_role("button", name="Remove mapping of Globex").click()
-    assert page.get_by_role("heading", name=re.compile("Remove the mapping")).is_visible()
+    page.wait_for_url("**/mappings/remove")
+    expect(page.get_by_role("heading", name=re.compile("Remove the mapping"))).to_be_visible()
     assert "2 draft(s) were created with this mapping; they stay as they are." in page.content()
     shot(page, "confirm-01-remove-mapping")
     page.get_by_role("link", name="Cancel, keep it").click()
+    page.wait_for_url("**/mappings")
     assert "Globex Corporation" in page.locator("tr[data-tracker-id='cl1']").inner_text()
     page.get_by_role("button", name="Remove mapping of Globex").click()
     page.get_by_role("button", name="Remove the mapping").click()
+    page.wait_for_url("**/mappings")
     assert "drafts already made stay as they are" in page.get_by_role("status").first.inner_text()
     shot(page, "confirm-02-removed")
 
@@ -248,6 +257,7 @@ def test_every_page_fits_390px_without_sideways_scrolling(
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/workspaces/{workspace.id}")
     sign_in(page, "a-rather-long-admin-address@agency-with-a-long-name.example", PASSWORD)
+    page.wait_for_url(f"**/workspaces/{workspace.id}")
     wide = []
     for path in NARROW_PAGES:
         page.goto(f"/workspaces/{workspace.id}" + path.format(ts=held.timesheet_pk))
