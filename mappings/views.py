@@ -414,7 +414,13 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             overrides.set_overrides(db.session, ws.id, customer_id, form)
         except overrides.CustomerSettingsError as exc:
             db.session.rollback()
-            errors[exc.field] = exc.message
+            # Every field's problem at once: each field checked on its own.
+            for name in overrides.FIELDS:
+                try:
+                    overrides.validate_overrides({name: form.get(name, "")})
+                except overrides.CustomerSettingsError as field_exc:
+                    errors[field_exc.field] = field_exc.message
+            errors = errors or {exc.field: exc.message}
         else:
             _changed(ws, f"Settings for {view.customer_name} saved.")
             return redirect(here)

@@ -359,3 +359,56 @@ def test_an_unexpected_error_is_a_styled_500(
     assert "simulated" not in html
     assert 'rel="icon"' in html
     assert admin_client.get("/admin/static/favicon.svg").status_code == 200
+
+
+def test_customer_settings_mark_every_bad_field_and_share_the_tax_code_limit(
+    admin_client: Any, workspace: Any
+) -> None:
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    token = csrf_token(admin_client)
+    admin_client.post(
+        f"/workspaces/{workspace.id}/mappings",
+        data={"csrf_token": token, "kind": "client", "tracker_id": "cl1", "customer_id": "1"},
+    )
+    page = admin_client.post(
+        f"/workspaces/{workspace.id}/customers/1/settings",
+        data={
+            "csrf_token": token,
+            "grouping": "",
+            "billing_increment": "7",
+            "payment_terms_days": "-1",
+            "tax_code": "T" * 101,
+        },
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    for field in ("billing_increment", "payment_terms_days", "tax_code"):
+        assert f'id="{field}-error"' in html, field
+
+
+def test_holds_mapping_and_create_customer_say_connect_first_when_never_connected(
+    admin_client: Any, workspace: Any, post_event: Any
+) -> None:
+    _set(workspace.id, provider="quickbooks")
+    assert post_event(workspace, approval("ts-1")).status_code == 202
+    [draft] = live_drafts(workspace.id)
+    ws = f"/workspaces/{workspace.id}"
+    html = admin_client.get(f"{ws}/approvals/{draft.timesheet_pk}").get_data(as_text=True)
+    assert "Connect QuickBooks Online first" in html
+    assert ">Connect QuickBooks Online</a>" in html
+    assert "Reconnect" not in html and "not mapped to a customer" not in html
+    mapping = admin_client.get(f"{ws}/mappings").get_data(as_text=True)
+    assert "Connect QuickBooks Online first" in mapping and "reconnected" not in mapping
+    edit = admin_client.get(f"{ws}/mappings/client/cl1").get_data(as_text=True)
+    assert "Connect QuickBooks Online first" in edit and "Create and map" not in edit
+    created = admin_client.post(
+        f"{ws}/mappings/create-customer",
+        data={
+            "csrf_token": csrf_token(admin_client),
+            "kind": "client",
+            "tracker_id": "cl1",
+            "name": "Globex",
+        },
+    )
+    assert created.status_code == 409
+    assert "Connect QuickBooks Online first" in created.get_data(as_text=True)
