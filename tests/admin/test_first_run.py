@@ -412,3 +412,31 @@ def test_holds_mapping_and_create_customer_say_connect_first_when_never_connecte
     )
     assert created.status_code == 409
     assert "Connect QuickBooks Online first" in created.get_data(as_text=True)
+
+
+def test_rebilling_status_json_and_rows(
+    admin_client: Any, workspace: Any, make_workspace: Any, post_event: Any
+) -> None:
+    from webhooks.inbox import new_job
+
+    post_event(workspace, approval("ts-1"))
+    [draft] = live_drafts(workspace.id)
+    ws = f"/workspaces/{workspace.id}"
+    body = admin_client.get(f"{ws}/approvals/status.json?ts={draft.timesheet_pk}").get_json()
+    assert body["approvals"][str(draft.timesheet_pk)]["rebilling"] is False
+    with db.session_scope() as s:
+        s.add(new_job(workspace.id, "bill_timesheet", timesheet_pk=draft.timesheet_pk))
+    body = admin_client.get(f"{ws}/approvals/status.json?ts={draft.timesheet_pk},x,999").get_json()
+    assert body["approvals"] == {
+        str(draft.timesheet_pk): {
+            "rebilling": True,
+            "drafts": [{"id": draft.id, "status": "needs_mapping", "label": "Needs a customer"}],
+        }
+    }
+    html = admin_client.get(f"{ws}/approvals").get_data(as_text=True)
+    assert 'data-rebilling="1"' in html and "Re-billing with your change" in html
+    assert "not mapped to a customer" not in html  # the stale hold text gives way
+    drafts_html = admin_client.get(f"{ws}/drafts").get_data(as_text=True)
+    assert "Re-billing…" in drafts_html
+    other = make_workspace(tracker_workspace_id="777")
+    assert admin_client.get(f"/workspaces/{other.id}/approvals/status.json").status_code == 404
