@@ -1,8 +1,8 @@
 /* Progressive enhancement for the console (no inline scripts: the pages keep a strict CSP).
  *
- * 1. Re-billing: rows and sections marked data-rebilling="1" belong to approvals whose held
- *    drafts are being re-billed after a fix. Poll the small status endpoint and, once an
- *    approval's re-bill is done, fetch this page again and swap in the fresh rows/sections.
+ * Re-billing: rows marked data-rebilling="1" belong to approvals whose held drafts are being
+ * re-billed after a fix. Poll the small status endpoint and, once an approval's re-bill is
+ * done, fetch this page again and swap in its fresh content (flash messages stay).
  */
 (function () {
   "use strict";
@@ -28,13 +28,12 @@
         var oldMain = document.getElementById("main");
         var newMain = fresh.getElementById("main");
         if (oldMain && newMain) {
-          // Keep the flash messages the admin has not read yet; replace the rest.
-          var flashes = oldMain.querySelectorAll(".flash");
+          // The fresh page has no flash messages (they were shown once): keep the ones the
+          // admin may not have read yet, above the refreshed content.
+          var flashes = Array.prototype.slice.call(oldMain.querySelectorAll(".flash"));
           oldMain.innerHTML = newMain.innerHTML;
           var first = oldMain.firstChild;
-          flashes.forEach(function (f) {
-            if (!oldMain.querySelector(".flash")) { oldMain.insertBefore(f, first); }
-          });
+          flashes.forEach(function (f) { oldMain.insertBefore(f, first); });
           var live = document.getElementById("rebill-status");
           if (live) { live.textContent = "Re-billing finished; the drafts below are up to date."; }
         }
