@@ -112,8 +112,20 @@ def _wants_problem_json() -> bool:
     )
 
 
+def _extra_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+
+
 def _register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import RequestURITooLarge
+
+    from connector.admin.errors import MAX_URL_CHARS, error_page
     from connector.problems import Problem, problem_response
+
+    @app.before_request
+    def _refuse_long_urls() -> None:
+        if len(request.full_path) > MAX_URL_CHARS and not _wants_problem_json():
+            raise RequestURITooLarge()
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Any:
@@ -132,15 +144,24 @@ def _register_error_handlers(app: Flask) -> None:
                 exc.code or 500,
             )
             # Keep what the exception says besides its body: Allow on 405, Retry-After on 429.
-            for name, value in exc.get_headers():
-                if name.lower() != "content-type":
-                    response.headers[name] = value
+            for name, value in _extra_headers(exc):
+                response.headers[name] = value
             return response
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects raised as exceptions (e.g. RequestRedirect)
+        own_words = exc.description if exc.description != type(exc).description else None
+        page, status = error_page(exc.code, own_words)
+        return (
+            page,
+            status,
+            {**dict(_extra_headers(exc)), "Content-Type": "text/html; charset=utf-8"},
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's pattern, not the path: webhook URLs carry their endpoint token.
+        rule = request.url_rule.rule if request.url_rule else "(no route)"
+        app.logger.exception("unhandled error on %s %s", request.method, rule)
         db.session.rollback()
         body = {
             "type": "about:blank",
@@ -150,4 +171,4 @@ def _register_error_handlers(app: Flask) -> None:
         }
         if _wants_problem_json():
             return problem_response(body, 500)
-        return ("Something went wrong on our side. Please try again.", 500)
+        return error_page(500)

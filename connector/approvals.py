@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -64,3 +66,74 @@ def approvals_query(
 
 def count(s: Session, stmt: Select[tuple[Timesheet]]) -> int:
     return s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
+# --- drafts across approvals (the Drafts page and GET /api/v1/drafts) ---------------------------
+def live_drafts_query(
+    workspace_id: int,
+    *,
+    statuses: Iterable[str] | None = None,
+    customer_id: str | None = None,
+) -> Select[tuple[Draft, Timesheet]]:
+    """Drafts of every approval's live revision, newest approval first; ``customer_id`` matches
+    the accounting customer's id."""
+    stmt = (
+        select(Draft, Timesheet)
+        .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
+        .where(
+            Draft.workspace_id == workspace_id,
+            Draft.revision == Timesheet.revision,
+            Draft.status != DraftStatus.SUPERSEDED,
+        )
+    )
+    if statuses:
+        stmt = stmt.where(Draft.status.in_(list(statuses)))
+    if customer_id:
+        stmt = stmt.where(Draft.customer_id == customer_id)
+    return stmt.order_by(
+        Timesheet.date_from.desc(), Timesheet.id.desc(), Draft.customer_name, Draft.id
+    )
+
+
+def totals_by_currency(s: Session, stmt: Select[tuple[Draft, Timesheet]]) -> dict[str, Decimal]:
+    """Sum of the drafts' totals per currency (Decimal; totals are stored as exact strings)."""
+    sub = stmt.order_by(None).with_only_columns(Draft.currency, Draft.total).subquery()
+    totals: dict[str, Decimal] = {}
+    for currency, total in s.execute(select(sub.c.currency, sub.c.total)):
+        if currency and total is not None:
+            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(str(total))
+    return dict(sorted(totals.items()))
+
+
+def draft_customers(s: Session, workspace_id: int) -> list[tuple[str, str]]:
+    """(id, name) of every customer with a live draft, for the customer filter."""
+    rows = s.execute(
+        select(Draft.customer_id, func.max(Draft.customer_name))
+        .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
+        .where(
+            Draft.workspace_id == workspace_id,
+            Draft.revision == Timesheet.revision,
+            Draft.customer_id.is_not(None),
+        )
+        .group_by(Draft.customer_id)
+    ).all()
+    return sorted(((cid, name or cid) for cid, name in rows), key=lambda r: r[1].lower())
+
+
+def count_rows(s: Session, stmt: Select[Any]) -> int:
+    return s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
+def rebilling_timesheets(s: Session, workspace_id: int) -> set[int]:
+    """Approvals with a re-bill queued or running (after a mapping, rate or reconnect): their held
+    drafts are shown as "re-billing..." instead of their stale hold text."""
+    from connector.models import Job, JobState
+
+    payloads = s.scalars(
+        select(Job.payload).where(
+            Job.workspace_id == workspace_id,
+            Job.kind == "bill_timesheet",
+            Job.state.in_([JobState.PENDING, JobState.RUNNING]),
+        )
+    )
+    return {int(p["timesheet_pk"]) for p in payloads if p and p.get("timesheet_pk") is not None}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_type_hints
 
+from connector.validation import TAX_CODE_MAX, iso_currency
+
 GROUPINGS = ("project", "project_day", "task", "detailed")
 BILLING_INCREMENTS = (None, 1, 6, 15)
 
@@ -88,10 +90,12 @@ def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> Wo
     if not 0 <= terms <= 365:
         raise SettingsError("payment_terms_days", "must be between 0 and 365")
     merged["payment_terms_days"] = terms
-    currency = str(merged["default_currency"] or "").upper()
-    if len(currency) != 3 or not currency.isalpha():
-        raise SettingsError("default_currency", "must be a 3-letter ISO currency code")
-    merged["default_currency"] = currency
+    try:
+        merged["default_currency"] = iso_currency(merged["default_currency"])
+    except ValueError as exc:
+        raise SettingsError("default_currency", str(exc)) from None
     tax = merged["tax_code"]
     merged["tax_code"] = (str(tax).strip() or None) if tax is not None else None
+    if merged["tax_code"] is not None and len(merged["tax_code"]) > TAX_CODE_MAX:
+        raise SettingsError("tax_code", f"must be at most {TAX_CODE_MAX} characters")
     return WorkspaceSettings(**merged)

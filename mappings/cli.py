@@ -15,6 +15,7 @@ from connector import db
 from connector.models import Workspace
 from connector.providers import build_provider
 from connector.providers.base import DuplicateCustomer, NewCustomer, ProviderError, Rejected
+from connector.validation import iso_currency
 from mappings import service
 
 mappings_cli = AppGroup("mappings", help="List and create customer mappings.")
@@ -56,6 +57,11 @@ def list_mappings(workspace_id: int) -> None:
 )
 def create_customers(workspace_id: int, currency: str | None) -> None:
     """Create (or link, if the name exists) a customer for every unmapped tracker client."""
+    if currency is not None:
+        try:
+            currency = iso_currency(currency)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--currency") from None
     ws = _workspace(workspace_id)
     provider = build_provider(ws.id, ws.provider, current_app.config)
     created = 0

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from connector.models import CustomerMapping, CustomerSettings, Workspace
 from connector.settings import SettingsError, WorkspaceSettings, validate_settings
+from connector.validation import TAX_CODE_MAX
 
 FIELDS: Final = ("grouping", "billing_increment", "payment_terms_days", "tax_code")
-TAX_CODE_MAX: Final = 100  # the column's length
 
 
 class CustomerSettingsError(SettingsError):

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from connector import billing
 from connector.models import Rate
-from connector.money import check_currency, parse_amount
+from connector.money import parse_amount
+from connector.validation import iso_currency
 
 SCOPE_LABELS: Final = {
     "contract": "Contract",
@@ -98,11 +99,10 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
     except (TypeError, ValueError):
         raise RateError("amount", "must be a plain non-negative number such as 27.50") from None
 
-    currency = (_text(data, "currency") or "").upper()
     try:
-        check_currency(currency)
+        currency = iso_currency(_text(data, "currency"))
     except ValueError:
-        raise RateError("currency", "must be a 3-letter ISO currency code such as USD") from None
+        raise RateError("currency", "must be an ISO 4217 currency code such as USD") from None
 
     effective_from = None
     raw_date = _text(data, "effective_from")
@@ -131,6 +131,32 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
     except (TypeError, ValueError) as exc:
         raise RateError("amount", str(exc)) from None
     return rate
+
+
+def rate_errors(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every field's problem at once (the console marks them together); {} when valid.
+
+    Each value field is checked alongside valid stand-ins for the others, then the scope ids
+    with the real values, then the whole rate (combinations such as decimals per currency).
+    """
+    stand_ins = {"amount": "1", "currency": "USD", "effective_from": ""}
+    errors: dict[str, str] = {}
+    for name in stand_ins:
+        probe = {**stand_ins, name: data.get(name)}
+        try:
+            parse_rate(probe)
+        except RateError as exc:
+            errors[exc.field] = exc.message
+    try:
+        parse_rate({**data, **stand_ins})
+    except RateError as exc:
+        errors.setdefault(exc.field, exc.message)
+    if not errors:
+        try:
+            parse_rate(data)
+        except RateError as exc:
+            errors[exc.field] = exc.message
+    return errors
 
 
 def list_rates(s: Session, workspace_id: int) -> list[Rate]:

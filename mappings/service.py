@@ -7,6 +7,8 @@ themselves without anyone pressing retry.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +19,17 @@ from sqlalchemy.orm import Session
 
 from connector.models import CustomerMapping, TrackerEntity
 from connector.providers.base import AccountingCustomer, AccountingProvider
+from connector.validation import iso_currency
 from mappings.suggest import Suggestion, confident_choice, rank_customers
 
 KINDS: Final = ("client", "project")
-# The mapping screen lists at most this many accounting customers for suggestions; a company
-# with more still maps by search (the provider's own query).
-MAX_CUSTOMERS_FOR_SUGGESTIONS: Final = 2000
+# Suggestions rank every accounting customer: the provider is read page by page and the list is
+# kept per connection for a few minutes, so paging through the mapping screen does not refetch.
+# The bound only protects memory against a runaway pager (a real company stays far below it).
+MAX_CUSTOMERS_FOR_SUGGESTIONS: Final = 100_000
+CUSTOMER_CACHE_SECONDS: Final = 300
+_customer_cache: dict[tuple[Any, ...], tuple[float, list[AccountingCustomer]]] = {}
+_customer_cache_lock = threading.Lock()
 
 
 class MappingError(ValueError):
@@ -46,6 +53,7 @@ class EntityRow:
     mapping: CustomerMapping | None = None
     via_client: CustomerMapping | None = None  # projects without their own mapping
     suggestions: list[Suggestion] = field(default_factory=list)
+    billable: bool = True  # False: only ever tracked as non-billable, needs no customer
 
     @property
     def effective(self) -> CustomerMapping | None:
@@ -102,8 +110,11 @@ def set_mapping(
     if len(tracker_id) > 255 or len(customer_id) > 255:
         raise MappingError("customer_id" if len(customer_id) > 255 else "tracker_id", "is too long")
     currency = (customer_currency or "").strip().upper() or None
-    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        raise MappingError("customer_currency", "must be a 3-letter ISO currency code")
+    if currency is not None:
+        try:
+            currency = iso_currency(currency)
+        except ValueError as exc:
+            raise MappingError("customer_currency", str(exc)) from None
     row = get_mapping(s, workspace_id, kind, tracker_id)
     if row is None:
         row = CustomerMapping(workspace_id=workspace_id, kind=kind, tracker_id=tracker_id)
@@ -232,6 +243,35 @@ def remove_mapping(s: Session, workspace_id: int, kind: str, tracker_id: str) ->
     return True
 
 
+def drafts_made_with(s: Session, workspace_id: int, mapping: CustomerMapping) -> int:
+    """Live drafts for the mapping's customer with lines from the mapped project (or from a
+    project of the mapped client): what removing the mapping leaves as it is."""
+    from connector.models import Draft, DraftStatus
+
+    if mapping.kind == "project":
+        projects = {mapping.tracker_id}
+    else:
+        projects = set(
+            s.scalars(
+                select(TrackerEntity.tracker_id).where(
+                    TrackerEntity.workspace_id == workspace_id,
+                    TrackerEntity.kind == "project",
+                    TrackerEntity.client_id == mapping.tracker_id,
+                )
+            )
+        )
+    drafts = s.scalars(
+        select(Draft).where(
+            Draft.workspace_id == workspace_id,
+            Draft.customer_id == mapping.customer_id,
+            Draft.status.not_in([DraftStatus.SUPERSEDED, DraftStatus.VOIDED]),
+        )
+    )
+    return sum(
+        1 for d in drafts if any(line.get("project_id") in projects for line in d.lines or [])
+    )
+
+
 def list_entities(s: Session, workspace_id: int) -> list[EntityRow]:
     """Every client and project seen in approvals (or mapped by hand), with its mapping."""
     mappings = {(m.kind, m.tracker_id): m for m in list_mappings(s, workspace_id)}
@@ -261,14 +301,57 @@ def list_entities(s: Session, workspace_id: int) -> list[EntityRow]:
     return sorted(rows.values(), key=lambda r: (KINDS.index(r.kind), r.name.lower(), r.tracker_id))
 
 
-def fetch_customers(provider: AccountingProvider) -> list[AccountingCustomer]:
-    """The provider's customers for suggestions (bounded; raises ProviderError subclasses)."""
+def fetch_customers(
+    provider: AccountingProvider, *, cache_key: tuple[Any, ...] | None = None
+) -> list[AccountingCustomer]:
+    """Every customer of the provider, page by page (raises ProviderError subclasses).
+
+    With ``cache_key`` (one per connection: see ``customer_cache_key``) the list is reused for
+    ``CUSTOMER_CACHE_SECONDS``; ``forget_customers`` drops it after a customer is created here.
+    """
+    now = time.monotonic()
+    if cache_key is not None:
+        with _customer_cache_lock:
+            hit = _customer_cache.get(cache_key)
+        if hit is not None and now - hit[0] < CUSTOMER_CACHE_SECONDS:
+            return hit[1]
     customers: list[AccountingCustomer] = []
     for customer in provider.iter_customers():
         customers.append(customer)
         if len(customers) >= MAX_CUSTOMERS_FOR_SUGGESTIONS:
             break
+    if cache_key is not None:
+        with _customer_cache_lock:
+            for key in [
+                k for k, (at, _) in _customer_cache.items() if now - at >= CUSTOMER_CACHE_SECONDS
+            ]:
+                _customer_cache.pop(key, None)
+            _customer_cache[cache_key] = (now, customers)
     return customers
+
+
+def customer_cache_key(s: Session, workspace_id: int, provider_name: str) -> tuple[Any, ...] | None:
+    """One key per live connection (a reconnect starts a new list); None for the built-in ledger,
+    which is this database and cheap to read."""
+    from connector.models import Connection
+
+    if provider_name == "local":
+        return None
+    row = s.scalars(
+        select(Connection).where(
+            Connection.workspace_id == workspace_id, Connection.provider == provider_name
+        )
+    ).first()
+    if row is None:
+        return None
+    connected = row.connected_at.isoformat() if row.connected_at else ""
+    return (workspace_id, provider_name, row.id, row.account_id, connected)
+
+
+def forget_customers(workspace_id: int) -> None:
+    with _customer_cache_lock:
+        for key in [k for k in _customer_cache if k[0] == workspace_id]:
+            _customer_cache.pop(key, None)
 
 
 def add_suggestions(

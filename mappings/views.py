@@ -21,6 +21,8 @@ from flask import (
 from sqlalchemy import select
 
 from connector import db
+from connector.admin import onboarding
+from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import TrackerEntity, Workspace
 from connector.providers import DISPLAY_NAMES, build_provider
@@ -33,6 +35,7 @@ from connector.providers.base import (
     ReconnectNeeded,
 )
 from connector.settings import GROUPINGS
+from connector.validation import CUSTOMER_NAME_MAX, email_address, iso_currency
 from mappings import customer_settings as overrides
 from mappings import rates as rate_table
 from mappings import service
@@ -47,14 +50,24 @@ def _provider(ws: Workspace) -> AccountingProvider:
 
 def _provider_problem(ws: Workspace, exc: ProviderError) -> str:
     name = DISPLAY_NAMES.get(ws.provider, ws.provider)
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        # Never connected: "reconnect" would be wrong, and nothing can be mapped until it is.
+        return onboarding.connect_first_message(ws)
     if isinstance(exc, ReconnectNeeded):
         return f"{name} needs to be reconnected before its customers can be listed ({exc})."
     return f"{name} did not answer as expected: {exc}"
 
 
+def _customers(ws: Workspace, provider: AccountingProvider) -> list[AccountingCustomer]:
+    key = service.customer_cache_key(db.session, ws.id, ws.provider)
+    return service.fetch_customers(provider, cache_key=key)
+
+
 def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None]:
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        return [], onboarding.connect_first_message(ws)
     try:
-        return service.fetch_customers(_provider(ws)), None
+        return _customers(ws, _provider(ws)), None
     except ProviderError as exc:
         return [], _provider_problem(ws, exc)
 
@@ -84,12 +97,38 @@ def _changed(
     flash(message, "success")
 
 
-def _back(ws: Workspace) -> str:
-    target = request.form.get("back") or ""
-    # Only pages of this workspace: never an open redirect.
-    if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target:
+def _safe_back(ws: Workspace, target: str | None) -> str | None:
+    """A page of this workspace to return to after a fix; never an open redirect."""
+    target = target or ""
+    if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target and "\\" not in target:
         return target
-    return url_for("mappings.index", workspace_id=ws.id)
+    return None
+
+
+def _back(ws: Workspace, default: str | None = None) -> str:
+    """Where a saved fix returns: the approval it came from (``back``), else ``default``."""
+    return (
+        _safe_back(ws, request.form.get("back"))
+        or default
+        or url_for("mappings.index", workspace_id=ws.id)
+    )
+
+
+def _back_arg(ws: Workspace) -> str | None:
+    """The ``back`` a fix page was opened with (from a hold's button), carried in its forms."""
+    return _safe_back(ws, request.args.get("back") or request.form.get("back"))
+
+
+def _label(ws: Workspace, kind: str, tracker_id: str) -> str:
+    """The tracker's name for a client/project (its id only when never seen in an approval)."""
+    name = db.session.scalar(
+        select(TrackerEntity.name).where(
+            TrackerEntity.workspace_id == ws.id,
+            TrackerEntity.kind == kind,
+            TrackerEntity.tracker_id == tracker_id,
+        )
+    )
+    return name or tracker_id
 
 
 def _kind_and_id() -> tuple[str, str]:
@@ -101,22 +140,63 @@ def _kind_and_id() -> tuple[str, str]:
 
 
 # --- the mapping screen --------------------------------------------------------------------------
+PAGE_SIZE = 50
+
+
 @bp.route("/workspaces/<int:workspace_id>/mappings")
 @admin_required
 def index(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
+    query = (request.args.get("q") or "").strip()[:200]
+    show = request.args.get("show", "")
+    if show not in ("", "unmapped"):
+        show = ""
     rows = service.list_entities(db.session, ws.id)
+    billable = onboarding.billable_subjects(ws.id)
+    for row in rows:
+        # Only-ever-non-billable projects (and clients) never need a customer: no nagging.
+        row.billable = (row.kind, row.tracker_id) in billable or row.mapping is not None
+    unmapped_total = sum(1 for r in rows if r.billable and r.effective is None)
+    if query:
+        needle = query.casefold()
+        rows = [
+            r
+            for r in rows
+            if needle in r.name.casefold()
+            or needle in r.tracker_id.casefold()
+            or needle in (r.email or "").casefold()
+            or (r.effective is not None and needle in r.effective.customer_name.casefold())
+        ]
+    if show == "unmapped":
+        rows = [r for r in rows if r.billable and r.effective is None]
+    total = len(rows)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     customers, problem = _load_customers(ws)
-    service.add_suggestions(rows, customers)
+    # Ranked over every accounting customer, for the rows on this page only.
+    service.add_suggestions([r for r in shown if r.billable], customers)
+
+    def page_url(number: int) -> str:
+        args = {"q": query, "show": show, "page": number if number > 1 else None}
+        return url_for("mappings.index", workspace_id=ws.id, **{k: v for k, v in args.items() if v})
+
     return render_template(
         "mappings/index.html",
         workspace=ws,
-        clients=[r for r in rows if r.kind == "client"],
-        projects=[r for r in rows if r.kind == "project"],
-        confident=sum(1 for r in rows if r.confident),
+        clients=[r for r in shown if r.kind == "client"],
+        projects=[r for r in shown if r.kind == "project"],
+        confident=sum(1 for r in shown if r.confident),
         problem=problem,
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         customers=overrides.list_customers(db.session, ws.id),
+        query=query,
+        show=show,
+        total=total,
+        unmapped_total=unmapped_total,
+        page=page,
+        pages=pages,
+        page_url=page_url,
     )
 
 
@@ -126,6 +206,9 @@ def save(workspace_id: int) -> Any:
     """Map one client/project to an existing customer (one-click accept or a chosen one)."""
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        flash(onboarding.connect_first_message(ws), "error")
+        return redirect(url_for("admin.connections", workspace_id=ws.id))
     try:
         row = service.link_customer(
             db.session,
@@ -145,7 +228,7 @@ def save(workspace_id: int) -> Any:
         return redirect(_back(ws))
     _changed(
         ws,
-        f"{kind.capitalize()} {tracker_id} is now billed to {row.customer_name}.",
+        f"{kind.capitalize()} {_label(ws, kind, tracker_id)} is now billed to {row.customer_name}.",
         tracker=(kind, tracker_id),
     )
     return redirect(_back(ws))
@@ -155,7 +238,10 @@ def save(workspace_id: int) -> Any:
 @admin_required
 def accept_confident(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
-    rows = service.list_entities(db.session, ws.id)
+    billable = onboarding.billable_subjects(ws.id)
+    rows = [
+        r for r in service.list_entities(db.session, ws.id) if (r.kind, r.tracker_id) in billable
+    ]
     customers, problem = _load_customers(ws)
     if problem:
         flash(problem, "error")
@@ -179,19 +265,27 @@ def _entity_row(ws: Workspace, kind: str, tracker_id: str) -> service.EntityRow:
 
 
 def _render_edit(
-    ws: Workspace, kind: str, tracker_id: str, *, duplicate: Any = None, status: int = 200
+    ws: Workspace,
+    kind: str,
+    tracker_id: str,
+    *,
+    duplicate: Any = None,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
 ) -> Any:
     row = _entity_row(ws, kind, tracker_id)
     query = (request.args.get("q") or "").strip()
     problem = None
     results: list[AccountingCustomer] = []
+    not_connected = onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED
     try:
-        provider = _provider(ws)
-        if query:
-            results = list(provider.list_customers(query=query, limit=25).customers)
+        if not_connected:
+            problem = onboarding.connect_first_message(ws)
+        elif query:
+            results = list(_provider(ws).list_customers(query=query, limit=25).customers)
         else:
             row.suggestions = rank_customers(
-                row.name, row.email, service.fetch_customers(provider), limit=8
+                row.name, row.email, _customers(ws, _provider(ws)), limit=8
             )
     except ProviderError as exc:
         problem = _provider_problem(ws, exc)
@@ -207,9 +301,12 @@ def _render_edit(
         results=results,
         problem=problem,
         duplicate=duplicate,
+        not_connected=not_connected,
+        errors=errors or {},
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         # The currency its approved rows are priced in, else the workspace's default.
         default_currency=service.billing_currency(db.session, ws.id, kind, tracker_id),
+        back=_back_arg(ws),
     )
     return page, status
 
@@ -229,17 +326,33 @@ def create_customer(workspace_id: int) -> Any:
     """Create the customer in the accounting system and map to it in one step."""
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
+    if onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED:
+        flash(onboarding.connect_first_message(ws), "error")
+        return _render_edit(ws, kind, tracker_id, status=409)
     name = (request.form.get("name") or "").strip()
     email = (request.form.get("email") or "").strip() or None
+    # Left empty: the currency its approved rows are priced in, else the workspace's default.
     currency = (request.form.get("currency") or "").strip().upper() or service.billing_currency(
         db.session, ws.id, kind, tracker_id
     )
+    errors: dict[str, str] = {}  # every field's problem at once
     if not name:
-        flash("Not created: the customer needs a name.", "error")
-        return _render_edit(ws, kind, tracker_id, status=422)
-    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        flash("Not created: currency must be a 3-letter ISO code such as USD.", "error")
-        return _render_edit(ws, kind, tracker_id, status=422)
+        errors["name"] = "The customer needs a name."
+    elif len(name) > CUSTOMER_NAME_MAX:
+        errors["name"] = f"Use at most {CUSTOMER_NAME_MAX} characters."
+    if email is not None:
+        try:
+            email = email_address(email)
+        except ValueError as exc:
+            errors["email"] = f"The billing email {exc}."
+    if currency is not None:
+        try:
+            currency = iso_currency(currency)
+        except ValueError as exc:
+            errors["currency"] = f"{str(exc)[0].upper()}{str(exc)[1:]}."
+    if errors:
+        flash(f"Not created: {len(errors)} field(s) need a change; each is marked below.", "error")
+        return _render_edit(ws, kind, tracker_id, status=422, errors=errors)
     try:
         customer = _provider(ws).create_customer(
             NewCustomer(name=name, email=email, currency=currency, tracker_id=tracker_id)
@@ -251,15 +364,16 @@ def create_customer(workspace_id: int) -> Any:
     except ProviderError as exc:
         flash(_provider_problem(ws, exc), "error")
         return _render_edit(ws, kind, tracker_id, status=502)
+    service.forget_customers(ws.id)  # the cached list lacks the new customer
     service.map_to(
         db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer, currency=currency
     )
     _changed(
         ws,
-        f"Created {customer.name} and billed {kind} {tracker_id} to it.",
+        f"Created {customer.name} and billed {kind} {_label(ws, kind, tracker_id)} to it.",
         tracker=(kind, tracker_id),
     )
-    return redirect(url_for("mappings.index", workspace_id=ws.id))
+    return redirect(_back(ws))
 
 
 @bp.route("/workspaces/<int:workspace_id>/mappings/remove", methods=["POST"])
@@ -267,10 +381,37 @@ def create_customer(workspace_id: int) -> Any:
 def remove(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     kind, tracker_id = _kind_and_id()
-    if service.remove_mapping(db.session, ws.id, kind, tracker_id):
-        _changed(ws, f"Removed the mapping of {kind} {tracker_id}.", tracker=(kind, tracker_id))
-    else:
+    label = _label(ws, kind, tracker_id)
+    mapping = service.get_mapping(db.session, ws.id, kind, tracker_id)
+    if mapping is None:
         flash("That mapping was already gone.", "error")
+        return redirect(url_for("mappings.index", workspace_id=ws.id))
+    if not confirmed():
+        made = service.drafts_made_with(db.session, ws.id, mapping)
+        return confirm_page(
+            workspace=ws,
+            title=f"Remove the mapping of {kind} {label} to {mapping.customer_name}?",
+            consequences=[
+                (
+                    f"{made} draft(s) were created with this mapping; they stay as they are."
+                    if made
+                    else "No draft was created with this mapping yet."
+                ),
+                f"Future approvals with time on {kind} {label} are held as "
+                "“needs a customer” until it is mapped again"
+                + (
+                    " (a project still follows its client's mapping)." if kind == "project" else "."
+                ),
+                f"{mapping.customer_name} itself is not changed in the accounting system.",
+            ],
+            action=url_for("mappings.remove", workspace_id=ws.id),
+            button="Remove the mapping",
+            cancel_url=url_for("mappings.index", workspace_id=ws.id),
+            fields={"kind": kind, "tracker_id": tracker_id},
+        )
+    service.remove_mapping(db.session, ws.id, kind, tracker_id)
+    # The notice says how many drafts were made with it and that they stay as they are.
+    _changed(ws, f"Removed the mapping of {kind} {label}.", tracker=(kind, tracker_id))
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 
@@ -306,7 +447,13 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             overrides.set_overrides(db.session, ws.id, customer_id, form)
         except overrides.CustomerSettingsError as exc:
             db.session.rollback()
-            errors[exc.field] = exc.message
+            # Every field's problem at once: each field checked on its own.
+            for name in overrides.FIELDS:
+                try:
+                    overrides.validate_overrides({name: form.get(name, "")})
+                except overrides.CustomerSettingsError as field_exc:
+                    errors[field_exc.field] = field_exc.message
+            errors = errors or {exc.field: exc.message}
         else:
             _changed(ws, f"Settings for {view.customer_name} saved.", customer_id=view.customer_id)
             return redirect(here)
@@ -376,6 +523,7 @@ def _render_rates(
         names=names,
         scope_of=rate_table.scope_of,
         scope_labels=rate_table.SCOPE_LABELS,
+        back=_back_arg(ws),
     )
     return page, status
 
@@ -395,9 +543,10 @@ def rates(workspace_id: int) -> Any:
         row = rate_table.create_rate(db.session, ws.id, form)
     except rate_table.RateError as exc:
         db.session.rollback()
-        return _render_rates(ws, form, {exc.field: exc.message}, status=422)
+        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
+        return _render_rates(ws, form, errors, status=422)
     _changed(ws, f"Rate {row.amount} {row.currency} added.")
-    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+    return redirect(_back(ws, url_for("mappings.rates", workspace_id=ws.id)))
 
 
 @bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>", methods=["GET", "POST"])
@@ -416,7 +565,8 @@ def edit_rate(workspace_id: int, rate_id: int) -> Any:
         rate_table.update_rate(db.session, ws.id, row.id, form)
     except rate_table.RateError as exc:
         db.session.rollback()
-        return _render_rates(ws, form, {exc.field: exc.message}, editing=rate_id, status=422)
+        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
+        return _render_rates(ws, form, errors, editing=rate_id, status=422)
     _changed(ws, f"Rate #{rate_id} updated.")
     return redirect(url_for("mappings.rates", workspace_id=ws.id))
 

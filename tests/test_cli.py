@@ -112,3 +112,12 @@ def test_key_rotation_reencrypts_every_secret(app, workspace, post_event) -> Non
     assert res.exit_code == 0 and "re-encrypted 1" in res.output
     app.config["TOKEN_ENCRYPTION_KEYS"] = [new_key]  # the old key is gone now
     assert post_event(workspace, event("timesheet_submitted__unsupported")).status_code == 200
+
+
+def test_create_customers_refuses_a_made_up_currency(app, workspace) -> None:
+    runner = app.test_cli_runner()
+    res = runner.invoke(
+        args=["mappings", "create-customers", str(workspace.id), "--currency", "ABC"]
+    )
+    assert res.exit_code != 0
+    assert "ABC is not a currency" in res.output

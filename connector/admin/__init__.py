@@ -4,6 +4,8 @@ Every route is marked ``@admin_required`` and loads its workspace with ``workspa
 (404 for workspaces the admin does not belong to); ``tests/admin/test_access.py`` walks the URL
 map to prove it. Modules: ``auth`` (sign in/out), ``workspaces`` (list, settings, API tokens,
 signing secret), ``connections``, ``approvals`` (drafts, holds and their fixes, deliveries),
+``drafts`` (every draft across approvals, the re-bill status JSON), ``onboarding`` (the
+first-run checklist, ``tracker_status``), ``words`` (plain words), ``errors`` (error pages),
 ``ledger`` (the built-in provider's invoices), ``cli`` (``flask admins create``).
 """
 
@@ -30,6 +32,9 @@ from connector.admin import (  # noqa: E402, F401  - each module registers its r
     approvals,
     auth,
     connections,
+    drafts,
+    errors,
     ledger,
+    words,
     workspaces,
 )

@@ -14,7 +14,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from connector import db
-from connector.admin import bp
+from connector.admin import bp, onboarding
+from connector.admin.onboarding import AccountingState
+from connector.admin.words import STATUS_WORDS
 from connector.approvals import (
     HELD_STATUSES,
     approvals_query,
@@ -22,6 +24,7 @@ from connector.approvals import (
     earlier_drafts,
     find_timesheet,
     live_drafts,
+    rebilling_timesheets,
 )
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import (
@@ -30,10 +33,13 @@ from connector.models import (
     DeliveryStatus,
     Draft,
     DraftStatus,
+    Job,
+    JobState,
     Timesheet,
     TrackerEntity,
     Workspace,
 )
+from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
 
 log = logging.getLogger(__name__)
@@ -43,7 +49,7 @@ PAGE_SIZE = 50
 STATUS_FILTERS = {
     "": "Any status",
     "held": "Held (needs a mapping, rate or reconnect)",
-    **{s.value: s.value.replace("_", " ").capitalize() for s in DraftStatus},
+    **{s.value: STATUS_WORDS.get(s.value, s.value) for s in DraftStatus},
 }
 
 HOLD_WORDS = {
@@ -60,6 +66,10 @@ HOLD_WORDS = {
     DraftStatus.PENDING: "Being created in the accounting system.",
     DraftStatus.VOIDED: "Removed: the approval was withdrawn.",
 }
+
+
+# Held because nothing is connected yet, when the workspace's accounting was never connected.
+CONNECT_FIRST_STATUSES = (DraftStatus.NEEDS_MAPPING, DraftStatus.RECONNECT_NEEDED)
 
 
 @dataclass(frozen=True)
@@ -102,11 +112,21 @@ def fixes_for(
     draft: Draft,
     holds: list[Any],
     names: dict[tuple[str, str], str],
+    *,
+    back: str | None = None,
 ) -> list[Fix]:
-    """The buttons that unblock one draft, most direct first."""
+    """The buttons that unblock one draft, most direct first. ``back`` (the approval page) is
+    carried to the fix's page, which returns there once the fix is saved."""
     fixes: list[Fix] = []
     status = draft.status
     member = ts.member or {}
+    extra = {"back": back} if back else {}
+    if (
+        status in CONNECT_FIRST_STATUSES
+        and onboarding.accounting_state(ws) == AccountingState.NOT_CONNECTED
+    ):
+        name = DISPLAY_NAMES.get(ws.provider, ws.provider)
+        return [Fix(f"Connect {name}", url_for("admin.connections", workspace_id=ws.id, **extra))]
     if status == DraftStatus.NEEDS_MAPPING:
         projects: list[str] = []
         clients: list[str] = []
@@ -119,14 +139,26 @@ def fixes_for(
             fixes.append(
                 Fix(
                     f"Map project {names.get(('project', pid), pid)} to a customer",
-                    url_for("mappings.edit", workspace_id=ws.id, kind="project", tracker_id=pid),
+                    url_for(
+                        "mappings.edit",
+                        workspace_id=ws.id,
+                        kind="project",
+                        tracker_id=pid,
+                        **extra,
+                    ),
                 )
             )
         for cid in dict.fromkeys(clients):
             fixes.append(
                 Fix(
                     f"Map client {names.get(('client', cid), cid)} to a customer",
-                    url_for("mappings.edit", workspace_id=ws.id, kind="client", tracker_id=cid),
+                    url_for(
+                        "mappings.edit",
+                        workspace_id=ws.id,
+                        kind="client",
+                        tracker_id=cid,
+                        **extra,
+                    ),
                 )
             )
     elif status == DraftStatus.NEEDS_RATE:
@@ -144,6 +176,7 @@ def fixes_for(
                         project_id=pid,
                         currency=draft.currency or "",
                         _anchor="add-rate",
+                        **extra,
                     ),
                 )
             )
@@ -157,6 +190,7 @@ def fixes_for(
                         customer_id=draft.customer_id or "",
                         currency=draft.currency or "",
                         _anchor="add-rate",
+                        **extra,
                     ),
                 )
             )
@@ -164,7 +198,7 @@ def fixes_for(
         fixes.append(Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)))
         fixes.append(Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)))
     elif status == DraftStatus.RECONNECT_NEEDED:
-        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id)))
+        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra)))
     elif status == DraftStatus.FAILED:
         fixes.append(
             Fix(
@@ -189,34 +223,52 @@ def _parse_day(name: str) -> date | None:
 
 def _view_rows(ws: Workspace, timesheets: list[Timesheet]) -> list[dict[str, Any]]:
     names = _entity_names(ws)
+    rebilling = rebilling_timesheets(db.session, ws.id)
+    not_connected = onboarding.accounting_state(ws) == AccountingState.NOT_CONNECTED
     rows = []
     for ts in timesheets:
         drafts = live_drafts(ts)
         needs_rebill = any(d.status in HOLD_STATUSES for d in drafts)
         holds = _holds_by_subject(ws, ts) if needs_rebill else {}
+        back = url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
+        items = []
+        for d in drafts:
+            # A queued re-bill replaces the held draft: its hold text is stale, say so instead.
+            busy = ts.id in rebilling and d.status in HELD_STATUSES
+            words = HOLD_WORDS.get(DraftStatus(d.status)) if d.status else None
+            shown = d.status
+            if busy:
+                shown, words = "rebilling", "Re-billing with your change…"
+            elif not_connected and d.status in CONNECT_FIRST_STATUSES:
+                # Never connected: "reconnect" or "needs mapping" would send the admin astray.
+                shown, words = "connect_first", onboarding.connect_first_message(ws)
+            items.append(
+                {
+                    "draft": d,
+                    "rebilling": busy,
+                    "shown_status": shown,
+                    "words": words,
+                    "fixes": []
+                    if busy
+                    else fixes_for(ws, ts, d, holds.get(d.subject_key, []), names, back=back),
+                    "subject_name": _subject_name(d, names),
+                }
+            )
         rows.append(
-            {
-                "timesheet": ts,
-                "drafts": [
-                    {
-                        "draft": d,
-                        "words": HOLD_WORDS.get(DraftStatus(d.status)) if d.status else None,
-                        "fixes": fixes_for(ws, ts, d, holds.get(d.subject_key, []), names),
-                        "subject_name": _subject_name(d, names),
-                    }
-                    for d in drafts
-                ],
-            }
+            {"timesheet": ts, "drafts": items, "rebilling": any(i["rebilling"] for i in items)}
         )
     return rows
 
 
 def _subject_name(draft: Draft, names: dict[tuple[str, str], str]) -> str:
+    """The customer, or while unmapped the tracker project/client in words (never its key)."""
     if draft.customer_name:
         return draft.customer_name
     kind, _, tracker_id = draft.subject_key.partition(":")
+    if kind not in ("project", "client"):
+        return "No customer yet"
     label = names.get((kind, tracker_id), tracker_id)
-    return f"{kind.capitalize()} {label} (unmapped)"
+    return f"No customer yet ({kind} {label})"
 
 
 @bp.route("/workspaces/<int:workspace_id>/approvals")
@@ -279,7 +331,8 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
             .order_by(Delivery.id.desc())
         )
     )
-    previous = earlier_drafts(ts)
+    names = _entity_names(ws)
+    previous = [(d, _subject_name(d, names)) for d in earlier_drafts(ts)]
     return render_template(
         "admin/approval.html",
         workspace=ws,
@@ -354,11 +407,20 @@ def deliveries(workspace_id: int) -> Any:
     else:
         status = ""
     page = bounded_int_arg(request.args.get("page"), 1)
+    total = count(db.session, stmt)
+    pages = max(1, -(-total // PAGE_SIZE))
     rows = list(
         db.session.scalars(
             stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
         )
     )
+
+    def page_url(number: int) -> str:
+        args = {"status": status, "page": number if number > 1 else None}
+        return url_for(
+            "admin.deliveries", workspace_id=ws.id, **{k: v for k, v in args.items() if v}
+        )
+
     return render_template(
         "admin/deliveries.html",
         workspace=ws,
@@ -366,7 +428,10 @@ def deliveries(workspace_id: int) -> Any:
         status=status,
         statuses=[s.value for s in DeliveryStatus],
         page=page,
-        has_more=len(rows) == PAGE_SIZE,
+        pages=pages,
+        total=total,
+        page_url=page_url,
+        has_more=page < pages,
     )
 
 
@@ -411,5 +476,30 @@ def replay(workspace_id: int, delivery_id: int) -> Any:
     if job_id is None:
         flash("This delivery cannot be replayed (it was not a valid event).", "error")
     else:
-        flash(f"Replaying delivery #{row.id} (job #{job_id}).", "success")
+        db.session.expire_all()  # the replay ran in its own session (inline in development)
+        outcome = replay_outcome(ws, db.session.get(Job, job_id), db.session.get(Delivery, row.id))
+        flash(outcome, "success" if "could not" not in outcome else "error")
     return redirect(url_for("admin.delivery", workspace_id=ws.id, delivery_id=row.id))
+
+
+def replay_outcome(ws: Workspace, job: Job | None, delivery: Delivery | None) -> str:
+    """What a replay did, in one sentence: its drafts once it ran, else that it is queued."""
+    if job is None or delivery is None:
+        return "Replay queued."
+    if job.state in (JobState.PENDING, JobState.RUNNING):
+        return (
+            f"Replay of delivery #{delivery.id} queued; this page shows its outcome once the "
+            "worker has run it."
+        )
+    if job.state == JobState.FAILED:
+        return f"The replay of delivery #{delivery.id} could not be processed: {job.last_error}"
+    ts = find_timesheet(db.session, ws.id, delivery.timesheet_id) if delivery.timesheet_id else None
+    if ts is None:
+        return f"Replayed delivery #{delivery.id}: {STATUS_WORDS.get(delivery.status, '')}."
+    drafts = live_drafts(ts)
+    drafted = sum(1 for d in drafts if d.status == DraftStatus.DRAFTED)
+    held = sum(1 for d in drafts if d.status in HELD_STATUSES)
+    return (
+        f"Replayed delivery #{delivery.id}: the approval now has {drafted} drafted and "
+        f"{held} held draft(s); drafts created before were recognised, not duplicated."
+    )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template
-from sqlalchemy import select
+from flask import current_app, render_template, request, session
+from sqlalchemy import func, select
 
 from connector import db
 from connector.admin import bp
+from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
-from connector.models import Connection, ConnectionStatus
+from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
 from connector.providers import DISPLAY_NAMES
 from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
@@ -40,10 +41,70 @@ def masked_key(connection: Connection | None) -> str | None:
     return None
 
 
+RETURN_KEY = "return_after_connect"
+
+
+def confirm_disconnect(workspace: Any, provider: str) -> str | None:
+    """The confirmation page of a disconnect, or None once the admin confirmed it."""
+    if confirmed():
+        return None
+    name = DISPLAY_NAMES[provider]
+    drafted = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Draft)
+            .where(
+                Draft.workspace_id == workspace.id,
+                Draft.provider == provider,
+                Draft.status == DraftStatus.DRAFTED,
+            )
+        )
+        or 0
+    )
+    consequences = [
+        f"{drafted} draft(s) already created in {name} stay there as they are."
+        if drafted
+        else f"No draft has been created in {name} yet.",
+    ]
+    if workspace.provider == provider:
+        consequences.append(
+            f"This workspace still bills into {name}: new approvals wait (nothing is lost) and "
+            "are invoiced once it is connected again, or after you choose another accounting "
+            "system in Settings."
+        )
+    consequences.append(f"This app's access to {name} is revoked; connecting again asks anew.")
+    return confirm_page(
+        workspace=workspace,
+        title=f"Disconnect {name}?",
+        consequences=consequences,
+        action=f"/workspaces/{workspace.id}/connections/{provider}/disconnect",
+        button=f"Disconnect {name}",
+        cancel_url=f"/workspaces/{workspace.id}/connections",
+    )
+
+
+def remember_return(workspace_id: int, target: str | None) -> None:
+    """A hold's "Reconnect" button passes the approval it came from; connecting returns there."""
+    target = target or ""
+    if target.startswith(f"/workspaces/{workspace_id}/") and "//" not in target:
+        session[RETURN_KEY] = {"workspace_id": workspace_id, "url": target}
+    else:  # opened from elsewhere: an older hold's return no longer applies
+        session.pop(RETURN_KEY, None)
+
+
+def return_after_connect(workspace_id: int, default: str) -> str:
+    """Where a successful connect lands: the remembered approval, else ``default`` (once)."""
+    remembered = session.pop(RETURN_KEY, None)
+    if isinstance(remembered, dict) and remembered.get("workspace_id") == workspace_id:
+        return str(remembered.get("url") or default)
+    return default
+
+
 @bp.route("/workspaces/<int:workspace_id>/connections")
 @admin_required
 def connections(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
+    remember_return(ws.id, request.args.get("back"))
     rows = {
         c.provider: c
         for c in db.session.scalars(select(Connection).where(Connection.workspace_id == ws.id))

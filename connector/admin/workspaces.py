@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from connector import db
-from connector.admin import bp
+from connector.admin import bp, onboarding
+from connector.admin.confirm import confirm_page, confirmed
+from connector.admin.words import STATUS_WORDS
 from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
 from connector.connections.store import secret_box
 from connector.models import (
     ApiToken,
-    CustomerMapping,
     Draft,
     DraftStatus,
     Timesheet,
-    TrackerEntity,
     Workspace,
+    WorkspaceMember,
     utcnow,
 )
 from connector.providers import DISPLAY_NAMES, PROVIDER_NAMES
 from connector.settings import GROUPINGS, SettingsError, WorkspaceSettings, validate_settings
 from connector.workspaces import (
+    create_workspace,
     retire_old_signing_secrets,
     rotate_signing_secret,
     signing_secrets,
@@ -41,6 +44,9 @@ ATTENTION_STATUSES = (
 )
 
 
+NAME_MAX = 200  # workspaces.name and tracker_workspace_id are String(200)
+
+
 def no_store(response: Any) -> Any:
     """Pages that show a secret once must not be kept by the browser or a proxy."""
     response.headers["Cache-Control"] = "no-store"
@@ -53,6 +59,8 @@ def index() -> Any:
     ids = sorted(admin_workspace_ids())
     if len(ids) == 1:
         return redirect(url_for("admin.workspace", workspace_id=ids[0]))
+    if not ids:
+        return redirect(url_for("admin.new_workspace"))
     return redirect(url_for("admin.workspaces"))
 
 
@@ -73,41 +81,104 @@ def workspace(workspace_id: int) -> Any:
     counts = dict(
         db.session.execute(
             select(Draft.status, func.count())
-            .where(Draft.workspace_id == ws.id, Draft.status.in_(ATTENTION_STATUSES))
+            .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
+            .where(
+                Draft.workspace_id == ws.id,
+                Draft.revision == Timesheet.revision,
+                Draft.status.in_(ATTENTION_STATUSES),
+            )
             .group_by(Draft.status)
         ).all()
-    )
-    mapped = set(
-        db.session.execute(
-            select(CustomerMapping.kind, CustomerMapping.tracker_id).where(
-                CustomerMapping.workspace_id == ws.id
-            )
-        ).all()
-    )
-    entities = db.session.execute(
-        select(TrackerEntity.kind, TrackerEntity.tracker_id, TrackerEntity.client_id).where(
-            TrackerEntity.workspace_id == ws.id, TrackerEntity.kind.in_(("client", "project"))
-        )
-    ).all()
-    unmapped = sum(
-        1
-        for kind, tracker_id, client_id in entities
-        if (kind, tracker_id) not in mapped
-        and not (kind == "project" and ("client", client_id) in mapped)
     )
     approvals = db.session.scalar(
         select(func.count()).select_from(Timesheet).where(Timesheet.workspace_id == ws.id)
     )
+    steps = onboarding.checklist(ws)
     return render_template(
         "admin/workspace.html",
         workspace=ws,
         webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
         counts=counts,
+        status_words=STATUS_WORDS,
         attention=sum(counts.values()),
-        unmapped=unmapped,
         approvals=approvals,
+        steps=steps,
+        setup_done=all(step.state == onboarding.StepState.DONE for step in steps),
+        accounting=onboarding.accounting_state(ws),
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
     )
+
+
+@bp.route("/workspaces/<int:workspace_id>/auto-invoicing", methods=["POST"])
+@admin_required
+def auto_invoicing(workspace_id: int) -> Any:
+    """The checklist's switch (Settings has the same checkbox)."""
+    ws = workspace_for_admin(workspace_id)
+    ws.auto_invoicing = request.form.get("enabled") == "on"
+    db.session.commit()
+    if ws.auto_invoicing:
+        flash(
+            "Automatic invoicing is on: each approved timesheet now becomes one draft per "
+            "customer.",
+            "success",
+        )
+    else:
+        flash("Automatic invoicing is off: approvals are recorded, no drafts made.", "success")
+    return redirect(url_for("admin.workspace", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/<int:workspace_id>/use-ledger", methods=["POST"])
+@admin_required
+def use_ledger(workspace_id: int) -> Any:
+    """Keep the built-in ledger instead of connecting QuickBooks or Stripe."""
+    ws = workspace_for_admin(workspace_id)
+    ws.provider = "local"
+    db.session.commit()
+    flash("Drafts now go to the built-in ledger; connect an accounting system later.", "success")
+    return redirect(url_for("admin.workspace", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/new", methods=["GET", "POST"])
+@admin_required
+def new_workspace() -> Any:
+    """A first workspace without a terminal: the admin who creates it becomes its admin."""
+    form = {"name": "", "tracker_workspace_id": ""}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = {key: (request.form.get(key) or "").strip() for key in form}
+        if not form["name"]:
+            errors["name"] = "Give the workspace a name (for example your company's)."
+        elif len(form["name"]) > NAME_MAX:
+            errors["name"] = f"Use at most {NAME_MAX} characters."
+        if not form["tracker_workspace_id"]:
+            errors["tracker_workspace_id"] = (
+                "Enter the WebWork workspace id (shown in WebWork under Settings)."
+            )
+        elif len(form["tracker_workspace_id"]) > NAME_MAX:
+            errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
+        if not errors:
+            created = create_workspace(
+                db.session,
+                secret_box(),
+                name=form["name"],
+                tracker_workspace_id=form["tracker_workspace_id"],
+            )
+            db.session.add(
+                WorkspaceMember(
+                    workspace_id=created.workspace.id, admin_user_id=int(current_user.id)
+                )
+            )
+            db.session.commit()
+            page = render_template(
+                "admin/workspace_created.html",
+                workspace=created.workspace,
+                signing_secret=created.signing_secret,
+                api_token=created.api_token,
+                webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], created.workspace),
+            )
+            return no_store(current_app.make_response(page))
+    page = render_template("admin/workspace_new.html", form=form, errors=errors)
+    return (page, 422) if errors else page
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -128,10 +199,17 @@ def settings(workspace_id: int) -> Any:
         provider = request.form.get("provider", ws.provider)
         auto = request.form.get("auto_invoicing") == "on"
         form.update(changes, provider=provider, auto_invoicing=auto)
-        try:
-            validated = validate_settings(changes, current)
-        except SettingsError as exc:
-            errors[exc.field] = exc.message
+        # Each field on its own first, so every field's problem is shown at once.
+        for name, value in changes.items():
+            try:
+                validate_settings({name: value}, current)
+            except SettingsError as exc:
+                errors[exc.field] = exc.message
+        if not errors:
+            try:
+                validated = validate_settings(changes, current)
+            except SettingsError as exc:
+                errors[exc.field] = exc.message
         if provider not in PROVIDER_NAMES:
             errors["provider"] = "choose one of the listed accounting systems"
         if not errors:
@@ -189,7 +267,25 @@ def revoke_token(workspace_id: int, token_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     row = db.session.get(ApiToken, token_id)
     if row is None or row.workspace_id != ws.id:
-        return ("Not found", 404)
+        abort(404)
+    if row.revoked_at is None and not confirmed():
+        used = (
+            f"It was last used {row.last_used_at:%Y-%m-%d %H:%M} UTC."
+            if row.last_used_at
+            else "It has never been used."
+        )
+        return confirm_page(
+            workspace=ws,
+            title=f"Revoke the API token “{row.name}” ({row.prefix}…)?",
+            consequences=[
+                f"Every program calling the API with this token gets 401 from now on. {used}",
+                "A revoked token cannot be restored; create a new one if it is still needed.",
+                "Drafts, mappings and rates are not changed.",
+            ],
+            action=url_for("admin.revoke_token", workspace_id=ws.id, token_id=row.id),
+            button="Revoke the token",
+            cancel_url=url_for("admin.tokens", workspace_id=ws.id),
+        )
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         db.session.commit()

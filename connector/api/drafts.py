@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify
+from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.approvals import earlier_drafts, find_timesheet, live_drafts
+from connector.api.mappings import invalid
+from connector.approvals import (
+    HELD_STATUSES,
+    count_rows,
+    earlier_drafts,
+    find_timesheet,
+    live_drafts,
+    live_drafts_query,
+    totals_by_currency,
+)
 from connector.auth import token_required
 from connector.models import Draft, DraftStatus, Timesheet
 from connector.problems import Problem
@@ -87,6 +96,51 @@ def timesheet_drafts(timesheet_id: str) -> Any:
         timesheet=serialize_timesheet(ts),
         drafts=[serialize_draft(d) for d in live_drafts(ts)],
         previous_drafts=[serialize_draft(d) for d in earlier_drafts(ts)],
+    )
+
+
+MAX_LIMIT = 200
+LISTABLE_STATUSES = sorted({s.value for s in DraftStatus} - {DraftStatus.SUPERSEDED} | {"held"})
+
+
+def _bad_query(name: str, message: str) -> Problem:
+    return invalid(name, message)
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise _bad_query(name, f"must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+@bp.get("/drafts")
+@token_required
+def list_drafts() -> Any:
+    """Every live draft across approvals (the console's Drafts page), newest period first.
+
+    ``status`` is a draft status or ``held``; ``customer_id`` an accounting customer's id.
+    ``totals`` sums every matching draft (not only this page) per currency.
+    """
+    status = request.args.get("status") or ""
+    if status and status not in LISTABLE_STATUSES:
+        raise _bad_query("status", f"must be one of {', '.join(LISTABLE_STATUSES)}")
+    customer_id = request.args.get("customer_id") or None
+    if customer_id is not None and len(customer_id) > 255:
+        raise _bad_query("customer_id", "must be at most 255 characters")
+    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    statuses = sorted(HELD_STATUSES) if status == "held" else ([status] if status else None)
+    stmt = live_drafts_query(g.workspace.id, statuses=statuses, customer_id=customer_id)
+    rows = db.session.execute(stmt.offset(offset).limit(limit)).all()
+    return jsonify(
+        drafts=[{**serialize_draft(d), "timesheet": serialize_timesheet(ts)} for d, ts in rows],
+        total=count_rows(db.session, stmt),
+        totals={cur: str(amount) for cur, amount in totals_by_currency(db.session, stmt).items()},
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -174,6 +228,73 @@ OPENAPI_SCHEMAS = {
 }
 
 OPENAPI_PATHS = {
+    "/drafts": {
+        "get": {
+            "operationId": "listDrafts",
+            "summary": "Every live draft across approvals, filterable, with totals per currency",
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": LISTABLE_STATUSES},
+                    "description": "A draft status, or held (needs a mapping, rate or reconnect)",
+                },
+                {
+                    "name": "customer_id",
+                    "in": "query",
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": "The accounting customer's id",
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                },
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "One page of drafts; total and totals cover every match",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["drafts", "total", "totals", "limit", "offset"],
+                                "properties": {
+                                    "drafts": {
+                                        "type": "array",
+                                        "items": {
+                                            "allOf": [
+                                                {"$ref": "#/components/schemas/Draft"},
+                                                {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "timesheet": {
+                                                            "$ref": "#/components/schemas/Timesheet"
+                                                        }
+                                                    },
+                                                },
+                                            ]
+                                        },
+                                    },
+                                    "total": {"type": "integer"},
+                                    "totals": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                        "description": "Currency code -> decimal string sum",
+                                    },
+                                    "limit": {"type": "integer"},
+                                    "offset": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "422": {"$ref": "#/components/responses/Problem"},
+            },
+        }
+    },
     "/drafts/provider-status/sync": {
         "post": {
             "operationId": "syncDraftProviderStatus",

@@ -11,15 +11,14 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, request, session
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session
 from flask_login import current_user
-from markupsafe import escape
 from sqlalchemy import update
 
 from connector import db
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.models import Connection
+from connector.models import Connection, Workspace
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
 
@@ -45,17 +44,17 @@ def _connections_url(workspace_id: int) -> str:
 
 
 def _problem_page(title: str, message: str, status: int = 400, workspace_id: int | None = None):
-    back = (
-        f'<p><a href="{escape(_connections_url(workspace_id))}">Back to connections</a></p>'
-        if workspace_id
-        else ""
+    """A styled console page saying what went wrong and what to do (never a bare 400)."""
+    workspace = db.session.get(Workspace, workspace_id) if workspace_id else None
+    page = render_template(
+        "admin/connection_problem.html",
+        workspace=workspace,
+        title=title,
+        message=message,
+        operator=message.startswith("QuickBooks is not configured") or "QUICKBOOKS_" in message,
+        back=_connections_url(workspace_id) if workspace_id else None,
     )
-    html = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title></head><body>"
-        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>{back}</body></html>"
-    )
-    return html, status, {"Content-Type": "text/html; charset=utf-8"}
+    return page, status, {"Content-Type": "text/html; charset=utf-8"}
 
 
 @bp.get("/workspaces/<int:workspace_id>/connections/quickbooks/connect")
@@ -148,7 +147,9 @@ def callback() -> Any:
         + "). Invoices are created unsent: review them in QuickBooks before sending.",
         "success",
     )
-    return redirect(_connections_url(workspace.id))
+    from connector.admin.connections import return_after_connect
+
+    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
@@ -177,7 +178,12 @@ def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
 @bp.post("/workspaces/<int:workspace_id>/connections/quickbooks/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
+    from connector.admin.connections import confirm_disconnect
+
     workspace = workspace_for_admin(workspace_id)
+    page = confirm_disconnect(workspace, PROVIDER)
+    if page is not None:
+        return page
     store = _store(workspace.id)
     credentials = store.load()
     token = credentials.get("refresh_token") or credentials.get("access_token")

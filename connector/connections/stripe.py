@@ -118,7 +118,9 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
 
     on_connection_restored(workspace.id)
     flash(message, "success")
-    return redirect(_connections_url(workspace.id))
+    from connector.admin.connections import return_after_connect
+
+    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _fail(workspace_id: int, message: str) -> Any:
@@ -311,7 +313,11 @@ def save_webhook_secret(workspace_id: int) -> Any:
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
-    workspace_for_admin(workspace_id)
+    from connector.admin.connections import confirm_disconnect
+
+    page = confirm_disconnect(workspace_for_admin(workspace_id), PROVIDER)
+    if page is not None:
+        return page
     store = _store(workspace_id)
     credentials = store.load()
     config = current_app.config

@@ -133,7 +133,16 @@ def test_api_token_shown_once_then_revoked(admin_client: Any, workspace: Any, cl
     assert token not in admin_client.get(url).data.decode()
 
     row = db.session.scalars(select(ApiToken).where(ApiToken.name == "reporting")).one()
-    admin_client.post(f"{url}/{row.id}/revoke", data={"csrf_token": csrf_token(admin_client)})
+    ask = admin_client.post(f"{url}/{row.id}/revoke", data={"csrf_token": csrf_token(admin_client)})
+    assert ask.status_code == 200 and "gets 401 from now on" in ask.get_data(as_text=True)
+    assert (  # asking changed nothing
+        client.get("/api/v1/settings", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    admin_client.post(
+        f"{url}/{row.id}/revoke",
+        data={"csrf_token": csrf_token(admin_client), "confirmed": "yes"},
+    )
     assert (
         client.get("/api/v1/settings", headers={"Authorization": f"Bearer {token}"}).status_code
         == 401

@@ -46,12 +46,17 @@ def test_held_approval_becomes_a_draft_after_one_click(
     shot(page, "03-approvals-held")
 
     held.get_by_role("link", name="Map client Globex to a customer").click()
-    page.wait_for_url(f"**{ws}/mappings/client/cl1")
+    page.wait_for_url(f"**{ws}/mappings/client/cl1**")
     shot(page, "04-mapping-suggestion")
     page.get_by_role("button", name="Bill client Globex to Globex Corporation").click()
-    page.wait_for_url(f"**{ws}/mappings")
-    assert page.get_by_role("status").first.inner_text().startswith("Client cl1 is now billed")
-    shot(page, "05-mappings")
+    # Back on the approval the fix started from, told what happened.
+    page.wait_for_url(f"**{ws}/approvals/*")
+    assert (
+        page.get_by_role("status")
+        .first.inner_text()
+        .startswith("Client Globex is now billed to Globex Corporation")
+    )
+    shot(page, "05-back-on-the-approval")
 
     # The hold released itself: a drafted draft with its link, nobody pressed retry.
     page.goto(f"{ws}/approvals")

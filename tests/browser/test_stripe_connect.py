@@ -101,6 +101,12 @@ def test_connect_stripe_with_a_restricted_key_then_disconnect(
 
     # Disconnect: a pasted key is simply forgotten (no call to Stripe).
     stripe.get_by_role("button", name="Disconnect Stripe").click()
+    # A destructive action asks first, saying what follows; nothing changed yet.
+    page.wait_for_url(f"**{ws}/connections/stripe/disconnect")
+    assert page.get_by_role("heading", name="Disconnect Stripe?").is_visible()
+    assert "new approvals wait (nothing is lost)" in page.content()
+    shot(page, "stripe-04a-confirm-disconnect")
+    page.get_by_role("button", name="Disconnect Stripe").click()
     page.wait_for_url(f"**{ws}/connections")
     assert page.get_by_role("status").first.inner_text() == "Stripe disconnected."
     assert "Not connected." in stripe.inner_text()

@@ -205,8 +205,13 @@ def test_disconnect_revokes_at_intuit(
 
     assert admin_client.post(path).status_code == 400  # CSRF is enforced
     assert fake.revoked == []
+    ask = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    assert ask.status_code == 200 and "Disconnect QuickBooks Online?" in ask.get_data(as_text=True)
+    assert fake.revoked == [] and connection(workspace.id).status == ConnectionStatus.CONNECTED
 
-    response = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    response = admin_client.post(
+        path, data={"csrf_token": csrf_token(admin_client), "confirmed": "yes"}
+    )
 
     assert response.status_code == 302
     assert fake.revoked == ["refresh-1"]
@@ -225,8 +230,34 @@ def test_disconnect_when_intuit_is_down_still_disconnects_here(
     store.connect({"refresh_token": "r"}, account_id=REALM, environment="sandbox")
     rsps.add(responses.POST, REVOKE_URL, status=503)
     path = f"/workspaces/{workspace.id}/connections/quickbooks/disconnect"
-    response = admin_client.post(path, data={"csrf_token": csrf_token(admin_client)})
+    response = admin_client.post(
+        path, data={"csrf_token": csrf_token(admin_client), "confirmed": "yes"}
+    )
     assert response.status_code == 302
     assert connection(workspace.id).status == ConnectionStatus.DISCONNECTED
     with admin_client.session_transaction() as sess:
         assert any("remove the app" in m for _, m in sess.get("_flashes", []))
+
+
+def test_reconnect_from_a_hold_returns_to_the_approval(
+    qbo_app: Any, admin_client: Any, workspace: Any, fake: FakeQbo, restored: list[int]
+):
+    back = f"/workspaces/{workspace.id}/approvals/7"
+    page = admin_client.get(f"/workspaces/{workspace.id}/connections", query_string={"back": back})
+    assert page.status_code == 200
+    state = start_connect(admin_client, workspace.id)["state"]
+    response = admin_client.get(
+        CALLBACK, query_string={"code": "good-code", "state": state, "realmId": REALM}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(back)
+    # Once: the next connect lands on the connections page again.
+    with admin_client.session_transaction() as sess:
+        assert "return_after_connect" not in sess
+
+
+def test_reconnect_never_returns_off_site(qbo_app: Any, admin_client: Any, workspace: Any):
+    for back in ("//evil.example/x", "https://evil.example/", f"/workspaces/{workspace.id + 1}/x"):
+        admin_client.get(f"/workspaces/{workspace.id}/connections", query_string={"back": back})
+        with admin_client.session_transaction() as sess:
+            assert "return_after_connect" not in sess

@@ -292,7 +292,7 @@ def test_oauth_not_configured(app: Any, admin_client: Any, workspace: Any) -> No
 # --- disconnect ----------------------------------------------------------------------------------
 def post_disconnect(client: Any, workspace_id: int) -> Any:
     path = f"/workspaces/{workspace_id}/connections/stripe/disconnect"
-    return client.post(path, data={"csrf_token": csrf_token(client, path)})
+    return client.post(path, data={"csrf_token": csrf_token(client, path), "confirmed": "yes"})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,397 @@
+"""First-run checklist of a workspace, and the one place that says whether an accounting
+account or the tracker is connected.
+
+``tracker_status`` is the only function that knows how the tracker is connected: a connected
+tracker account (WebWork OAuth or personal token, polled; ``connector.trackers``), or else signed
+webhook deliveries (done once one arrived).
+
+``accounting_state`` is what every page asks before it says "needs mapping" or "reconnect": a
+QuickBooks or Stripe workspace that never connected is told to *connect first*, not to reconnect.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector import db, trackers
+from connector.models import (
+    Connection,
+    ConnectionStatus,
+    CustomerMapping,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Rate,
+    Timesheet,
+    TrackerEntity,
+    Workspace,
+)
+from connector.providers import DISPLAY_NAMES
+
+# Authentic deliveries: the signature verified (an invalid body is still authentic, but it is
+# not "connected and working", so it does not count).
+_SIGNED_STATUSES = (
+    DeliveryStatus.ACCEPTED,
+    DeliveryStatus.PROCESSED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.IGNORED,
+    DeliveryStatus.FAILED,
+)
+
+
+class AccountingState(enum.StrEnum):
+    LOCAL = "local"  # the built-in ledger: nothing to connect
+    CONNECTED = "connected"
+    NOT_CONNECTED = "not_connected"  # never connected, or disconnected on purpose
+    RECONNECT_NEEDED = "reconnect_needed"  # was connected, the provider revoked/expired it
+
+
+class StepState(enum.StrEnum):
+    DONE = "done"
+    TODO = "todo"
+    WAITING = "waiting"  # nothing to do yet: waits for something outside (the first approval)
+
+
+@dataclass(frozen=True)
+class Action:
+    label: str
+    url: str
+    method: str = "get"  # "post" renders a form with the CSRF token
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    state: StepState
+    detail: str
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrackerStatus:
+    connected: bool
+    last_received_at: Any  # datetime | None
+    detail: str
+
+
+def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerStatus:
+    """Is the tracker sending this workspace its approvals? A connected tracker account (polled),
+    else signed webhook deliveries."""
+    account = trackers.tracker_status(workspace.id)
+    if account.connected:
+        polled = (
+            f"; last successful poll {account.last_success_at:%Y-%m-%d %H:%M} UTC"
+            if account.last_success_at
+            else "; the first poll is on its way"
+        )
+        return TrackerStatus(
+            True,
+            account.last_success_at,
+            f"WebWork account connected as {account.connected_as or 'its owner'}{polled}.",
+        )
+    if account.status == "reconnect_needed":
+        return TrackerStatus(
+            False,
+            None,
+            "WebWork refused the saved sign-in: reconnect WebWork on the Connections page. "
+            "Approvals wait until then; nothing is lost.",
+        )
+    s = s or db.session
+    last = s.scalar(
+        select(func.max(Delivery.received_at)).where(
+            Delivery.workspace_id == workspace.id, Delivery.status.in_(list(_SIGNED_STATUSES))
+        )
+    )
+    if last is None:
+        return TrackerStatus(
+            False,
+            None,
+            "Connect your WebWork account on the Connections page (approvals are then found by "
+            "polling), or paste the webhook URL and signing secret into a sender of signed "
+            "approval events. This step is done when either works.",
+        )
+    return TrackerStatus(
+        True, last, f"Signed events arrive; the last one at {last:%Y-%m-%d %H:%M} UTC."
+    )
+
+
+def accounting_state(workspace: Workspace, s: Session | None = None) -> AccountingState:
+    if workspace.provider == "local":
+        return AccountingState.LOCAL
+    s = s or db.session
+    status = s.scalar(
+        select(Connection.status).where(
+            Connection.workspace_id == workspace.id, Connection.provider == workspace.provider
+        )
+    )
+    if status == ConnectionStatus.CONNECTED:
+        return AccountingState.CONNECTED
+    if status == ConnectionStatus.RECONNECT_NEEDED:
+        return AccountingState.RECONNECT_NEEDED
+    return AccountingState.NOT_CONNECTED
+
+
+def connect_first_message(workspace: Workspace) -> str:
+    name = DISPLAY_NAMES.get(workspace.provider, workspace.provider)
+    return (
+        f"Connect {name} first: this workspace bills into {name}, which is not connected yet. "
+        "Nothing is lost meanwhile; approvals wait and are invoiced once it is connected."
+    )
+
+
+# How many of the newest approvals say which projects carry billable time. Bounded so the
+# overview stays fast on a workspace with years of approvals; older projects still show their
+# holds under "Needs attention".
+BILLABLE_SCAN_APPROVALS = 1000
+
+
+def billable_subjects(workspace_id: int, s: Session | None = None) -> set[tuple[str, str]]:
+    """("project"|"client", id) of every tracker project/client with billable time in the newest
+    ``BILLABLE_SCAN_APPROVALS`` approvals; projects only tracked non-billable need no customer."""
+    s = s or db.session
+    seen: set[tuple[str, str]] = set()
+    for content in s.scalars(
+        select(Timesheet.content)
+        .where(Timesheet.workspace_id == workspace_id, Timesheet.content.is_not(None))
+        .order_by(Timesheet.id.desc())
+        .limit(BILLABLE_SCAN_APPROVALS)
+    ):
+        for rows in (content or {}).get("daily_breakdown", {}).values():
+            for row in rows or []:
+                if not isinstance(row, dict) or row.get("billable") is False:
+                    continue
+                if row.get("project_id") is not None:
+                    seen.add(("project", str(row["project_id"])))
+                client = row.get("client")
+                if isinstance(client, dict) and client.get("id") is not None:
+                    seen.add(("client", str(client["id"])))
+    return seen
+
+
+def unmapped_billable(workspace_id: int, s: Session | None = None) -> list[TrackerEntity]:
+    """Projects with billable time that bill nowhere (no own mapping, no mapped client)."""
+    s = s or db.session
+    mapped = set(
+        s.execute(
+            select(CustomerMapping.kind, CustomerMapping.tracker_id).where(
+                CustomerMapping.workspace_id == workspace_id
+            )
+        ).all()
+    )
+    billable = billable_subjects(workspace_id, s)
+    projects = s.scalars(
+        select(TrackerEntity)
+        .where(TrackerEntity.workspace_id == workspace_id, TrackerEntity.kind == "project")
+        .order_by(TrackerEntity.name)
+    )
+    return [
+        p
+        for p in projects
+        if ("project", p.tracker_id) in billable
+        and ("project", p.tracker_id) not in mapped
+        and not (p.client_id and ("client", p.client_id) in mapped)
+    ]
+
+
+def _live_draft_count(s: Session, workspace_id: int, *statuses: str) -> int:
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(Draft)
+            .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
+            .where(
+                Draft.workspace_id == workspace_id,
+                Draft.revision == Timesheet.revision,
+                Draft.status.in_(list(statuses)),
+            )
+        )
+        or 0
+    )
+
+
+def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
+    """The first-run steps, each with its state and the button that does it."""
+    s = s or db.session
+    ws_id = workspace.id
+    steps: list[Step] = []
+
+    tracker = tracker_status(workspace, s)
+    steps.append(
+        Step(
+            "tracker",
+            "Connect the time tracker",
+            StepState.DONE if tracker.connected else StepState.TODO,
+            tracker.detail,
+            [
+                Action("Connect WebWork", url_for("admin.connections", workspace_id=ws_id)),
+                Action(
+                    "Show the signing secret", url_for("admin.signing_secret", workspace_id=ws_id)
+                ),
+            ]
+            if not tracker.connected
+            else [],
+        )
+    )
+
+    name = DISPLAY_NAMES.get(workspace.provider, workspace.provider)
+    state = accounting_state(workspace, s)
+    connections = url_for("admin.connections", workspace_id=ws_id)
+    if state == AccountingState.LOCAL:
+        steps.append(
+            Step(
+                "accounting",
+                "Connect the accounting system",
+                StepState.DONE,
+                "Drafts go to the built-in ledger, kept in this app. Connect QuickBooks Online "
+                "or Stripe at any time to invoice there instead.",
+                [Action("Connect QuickBooks or Stripe", connections)],
+            )
+        )
+    elif state == AccountingState.CONNECTED:
+        steps.append(
+            Step(
+                "accounting",
+                "Connect the accounting system",
+                StepState.DONE,
+                f"{name} is connected.",
+                [],
+            )
+        )
+    else:
+        verb = "Reconnect" if state == AccountingState.RECONNECT_NEEDED else "Connect"
+        steps.append(
+            Step(
+                "accounting",
+                "Connect the accounting system",
+                StepState.TODO,
+                f"{name} needs to be reconnected."
+                if state == AccountingState.RECONNECT_NEEDED
+                else f"This workspace bills into {name}, which is not connected yet.",
+                [
+                    Action(f"{verb} {name}", connections),
+                    Action(
+                        "Keep the built-in ledger instead",
+                        url_for("admin.use_ledger", workspace_id=ws_id),
+                        method="post",
+                    ),
+                ],
+            )
+        )
+
+    mapping_url = url_for("mappings.index", workspace_id=ws_id)
+    seen_any = s.scalar(
+        select(func.count())
+        .select_from(TrackerEntity)
+        .where(TrackerEntity.workspace_id == ws_id, TrackerEntity.kind == "project")
+    )
+    if not seen_any:
+        steps.append(
+            Step(
+                "mapping",
+                "Map tracker clients to customers",
+                StepState.WAITING,
+                "Clients and projects appear here with the first approval.",
+                [],
+            )
+        )
+    else:
+        missing = unmapped_billable(ws_id, s)
+        if missing:
+            names = ", ".join(p.name or p.tracker_id for p in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            steps.append(
+                Step(
+                    "mapping",
+                    "Map tracker clients to customers",
+                    StepState.TODO,
+                    f"{len(missing)} project(s) with billable time bill to no customer yet: "
+                    f"{names}{more}.",
+                    [Action("Map customers", mapping_url)],
+                )
+            )
+        else:
+            steps.append(
+                Step(
+                    "mapping",
+                    "Map tracker clients to customers",
+                    StepState.DONE,
+                    "Every project with billable time bills to a customer.",
+                    [Action("Review mappings", mapping_url)],
+                )
+            )
+
+    rates_url = url_for("mappings.rates", workspace_id=ws_id)
+    held_for_rate = _live_draft_count(s, ws_id, DraftStatus.NEEDS_RATE)
+    has_rates = bool(
+        s.scalar(select(func.count()).select_from(Rate).where(Rate.workspace_id == ws_id))
+    )
+    drafted = _live_draft_count(s, ws_id, DraftStatus.DRAFTED)
+    if held_for_rate:
+        steps.append(
+            Step(
+                "rates",
+                "Check hourly rates",
+                StepState.TODO,
+                f"{held_for_rate} draft(s) wait for an hourly rate.",
+                [Action("Add a rate", rates_url)],
+            )
+        )
+    elif has_rates or drafted:
+        steps.append(
+            Step(
+                "rates",
+                "Check hourly rates",
+                StepState.DONE,
+                "Every approval so far found a rate (its own from the tracker, or the table's).",
+                [Action("Review rates", rates_url)],
+            )
+        )
+    else:
+        steps.append(
+            Step(
+                "rates",
+                "Check hourly rates",
+                StepState.TODO,
+                "Hours that carry no rate from the tracker use the rate table. Add a workspace "
+                "default, or rates per project or member.",
+                [Action("Open the rate table", rates_url)],
+            )
+        )
+
+    if workspace.auto_invoicing:
+        steps.append(
+            Step(
+                "auto",
+                "Switch automatic invoicing on",
+                StepState.DONE,
+                "A draft invoice is created for each customer when a timesheet is approved.",
+                [],
+            )
+        )
+    else:
+        steps.append(
+            Step(
+                "auto",
+                "Switch automatic invoicing on",
+                StepState.TODO,
+                "Off: approvals are recorded but no drafts are created.",
+                [
+                    Action(
+                        "Switch automatic invoicing on",
+                        url_for("admin.auto_invoicing", workspace_id=ws_id),
+                        method="post",
+                        fields={"enabled": "on"},
+                    )
+                ],
+            )
+        )
+    return steps
