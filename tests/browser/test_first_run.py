@@ -221,7 +221,9 @@ def test_destructive_action_confirms_and_says_what_follows(
     page.get_by_role("button", name="Remove mapping of Globex").click()
     page.get_by_role("button", name="Remove the mapping").click()
     page.wait_for_url("**/mappings")
-    assert "drafts already made stay as they are" in page.get_by_role("status").first.inner_text()
+    said = page.get_by_role("status").first.inner_text()
+    assert "Removed the mapping of client Globex." in said
+    assert "This change applies to future approvals." in said
     shot(page, "confirm-02-removed")
 
 
