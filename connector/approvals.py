@@ -74,9 +74,10 @@ def live_drafts_query(
     *,
     statuses: Iterable[str] | None = None,
     customer_id: str | None = None,
+    provider_status: str | None = None,
 ) -> Select[tuple[Draft, Timesheet]]:
     """Drafts of every approval's live revision, newest approval first; ``customer_id`` matches
-    the accounting customer's id."""
+    the accounting customer's id, ``provider_status`` where the invoice stands at the provider."""
     stmt = (
         select(Draft, Timesheet)
         .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
@@ -90,6 +91,8 @@ def live_drafts_query(
         stmt = stmt.where(Draft.status.in_(list(statuses)))
     if customer_id:
         stmt = stmt.where(Draft.customer_id == customer_id)
+    if provider_status:
+        stmt = stmt.where(Draft.provider_status == provider_status)
     return stmt.order_by(
         Timesheet.date_from.desc(), Timesheet.id.desc(), Draft.customer_name, Draft.id
     )

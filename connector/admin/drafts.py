@@ -21,6 +21,7 @@ from connector.approvals import (
 )
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Draft, DraftStatus, Timesheet
+from connector.providers.base import ProviderStatus
 
 PAGE_SIZE = 50
 DRAFT_STATUS_FILTERS = {
@@ -31,6 +32,13 @@ DRAFT_STATUS_FILTERS = {
         for s in DraftStatus
         if s != DraftStatus.SUPERSEDED
     },
+}
+
+
+# Where the invoice stands at the provider (status sync): what finance did with it.
+PROVIDER_STATUS_FILTERS = {
+    "": "Anywhere",
+    **{s.value: s.value.replace("_", " ").capitalize() for s in ProviderStatus},
 }
 
 
@@ -53,15 +61,29 @@ def drafts(workspace_id: int) -> Any:
     if customer and customer not in {cid for cid, _ in customers}:
         flash("No drafts for that customer; showing all customers.", "error")
         customer = ""
+    in_books = request.args.get("in_books", "")
+    if in_books not in PROVIDER_STATUS_FILTERS:
+        flash("Ignored an unknown filter on where invoices stand.", "error")
+        in_books = ""
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    stmt = live_drafts_query(ws.id, statuses=status_filter(status), customer_id=customer or None)
+    stmt = live_drafts_query(
+        ws.id,
+        statuses=status_filter(status),
+        customer_id=customer or None,
+        provider_status=in_books or None,
+    )
     total = count_rows(db.session, stmt)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(page, pages)
     rows = db.session.execute(stmt.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
 
     def page_url(number: int) -> str:
-        args = {"status": status, "customer": customer, "page": number if number > 1 else None}
+        args = {
+            "status": status,
+            "customer": customer,
+            "in_books": in_books,
+            "page": number if number > 1 else None,
+        }
         return url_for("admin.drafts", workspace_id=ws.id, **{k: v for k, v in args.items() if v})
 
     return render_template(
@@ -73,6 +95,8 @@ def drafts(workspace_id: int) -> Any:
         status_filters=DRAFT_STATUS_FILTERS,
         customer=customer,
         customers=customers,
+        in_books=in_books,
+        provider_status_filters=PROVIDER_STATUS_FILTERS,
         totals=totals_by_currency(db.session, stmt),
         total=total,
         page=page,

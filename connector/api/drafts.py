@@ -101,6 +101,7 @@ def timesheet_drafts(timesheet_id: str) -> Any:
 
 MAX_LIMIT = 200
 LISTABLE_STATUSES = sorted({s.value for s in DraftStatus} - {DraftStatus.SUPERSEDED} | {"held"})
+PROVIDER_STATUSES = [s.value for s in ProviderStatus]
 
 
 def _bad_query(name: str, message: str) -> Problem:
@@ -121,7 +122,8 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 def list_drafts() -> Any:
     """Every live draft across approvals (the console's Drafts page), newest period first.
 
-    ``status`` is a draft status or ``held``; ``customer_id`` an accounting customer's id.
+    ``status`` is a draft status or ``held``; ``customer_id`` an accounting customer's id;
+    ``provider_status`` where the invoice stands at the provider (draft, sent, paid...).
     ``totals`` sums every matching draft (not only this page) per currency.
     """
     status = request.args.get("status") or ""
@@ -130,10 +132,18 @@ def list_drafts() -> Any:
     customer_id = request.args.get("customer_id") or None
     if customer_id is not None and len(customer_id) > 255:
         raise _bad_query("customer_id", "must be at most 255 characters")
+    provider_status = request.args.get("provider_status") or None
+    if provider_status is not None and provider_status not in PROVIDER_STATUSES:
+        raise _bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
     offset = _int_arg("offset", 0, 0, 10**9)
     statuses = sorted(HELD_STATUSES) if status == "held" else ([status] if status else None)
-    stmt = live_drafts_query(g.workspace.id, statuses=statuses, customer_id=customer_id)
+    stmt = live_drafts_query(
+        g.workspace.id,
+        statuses=statuses,
+        customer_id=customer_id,
+        provider_status=provider_status,
+    )
     rows = db.session.execute(stmt.offset(offset).limit(limit)).all()
     return jsonify(
         drafts=[{**serialize_draft(d), "timesheet": serialize_timesheet(ts)} for d, ts in rows],
@@ -244,6 +254,12 @@ OPENAPI_PATHS = {
                     "in": "query",
                     "schema": {"type": "string", "maxLength": 255},
                     "description": "The accounting customer's id",
+                },
+                {
+                    "name": "provider_status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": PROVIDER_STATUSES},
+                    "description": "Where the invoice stands at the provider (status sync)",
                 },
                 {
                     "name": "limit",

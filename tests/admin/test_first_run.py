@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import select
+
 from connector import db
-from connector.models import Connection, ConnectionStatus, Workspace
+from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from tests.admin.events import add_local_customer, approval, live_drafts
 from tests.conftest import csrf_token
 
@@ -440,3 +442,35 @@ def test_rebilling_status_json_and_rows(
     assert "Re-billing…" in drafts_html
     other = make_workspace(tracker_workspace_id="777")
     assert admin_client.get(f"/workspaces/{other.id}/approvals/status.json").status_code == 404
+
+
+def test_drafts_filter_by_where_the_invoice_stands_in_the_books(
+    admin_client: Any, client: Any, workspace: Any, post_event: Any
+) -> None:
+    """The Drafts page and GET /api/v1/drafts show and filter the provider's state (status sync):
+    finance sees at a glance which drafts were sent or paid."""
+    add_local_customer(workspace.id, "Globex", "ap@globex.example")
+    token = csrf_token(admin_client)
+    admin_client.post(
+        f"/workspaces/{workspace.id}/mappings",
+        data={"csrf_token": token, "kind": "client", "tracker_id": "cl1", "customer_id": "1"},
+    )
+    post_event(workspace, approval("ts-1"))
+    post_event(workspace, approval("ts-2"))
+    with db.session_scope() as s:
+        first, second = s.scalars(select(Draft).order_by(Draft.id)).all()
+        first.provider_status, second.provider_status = "paid", "draft"
+
+    body = client.get("/api/v1/drafts?provider_status=paid", headers=workspace.auth).get_json()
+    assert [d["timesheet"]["id"] for d in body["drafts"]] == ["ts-1"]
+    assert body["drafts"][0]["provider_status"] == "paid"
+    bad = client.get("/api/v1/drafts?provider_status=lost", headers=workspace.auth)
+    assert bad.status_code == 422 and bad.get_json()["field"] == "/provider_status"
+
+    page = admin_client.get(f"/workspaces/{workspace.id}/drafts?in_books=paid")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "1 draft(s) match" in html
+    assert 'data-provider-status="paid"' in html and 'data-provider-status="draft"' not in html
+    everything = admin_client.get(f"/workspaces/{workspace.id}/drafts").get_data(as_text=True)
+    assert 'data-provider-status="paid"' in everything
+    assert 'data-provider-status="draft"' in everything
