@@ -302,6 +302,9 @@ def draft_invoice(workspace: Workspace, ts_row: Timesheet, row: Draft) -> DraftI
             "draft_key": row.key,
             "member": member[:200],
             "period": period,
+            # per_period: the provider tags each line with its approval (QuickBooks lines have
+            # no metadata of their own)
+            **({"consolidated": "1"} if row.period_invoice_id is not None else {}),
         },
     )
 
