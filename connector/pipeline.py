@@ -392,15 +392,32 @@ class _Coverage:
     def __init__(self, live: Iterable[Draft]) -> None:
         self.pairs: set[tuple[str, str | None]] = set()
         self.projects: set[str] = set()
+        # per_period: a draft holding one period's part of a timesheet covers its rows of
+        # those days only ([project, client, first day, last day])
+        self.days: dict[tuple[str, str | None], list[tuple[date, date]]] = {}
         for row in live:
             if row.covers is None:
                 # Planned before drafts recorded their rows: their lines name the projects.
                 self.projects.update(str(line.get("project_id")) for line in row.lines or [])
-            else:
-                self.pairs.update((str(p), None if c is None else str(c)) for p, c in row.covers)
+                continue
+            for entry in row.covers:
+                pair = (str(entry[0]), None if entry[1] is None else str(entry[1]))
+                if len(entry) >= 4 and entry[2] and entry[3]:
+                    span = (date.fromisoformat(str(entry[2])), date.fromisoformat(str(entry[3])))
+                    self.days.setdefault(pair, []).append(span)
+                else:
+                    self.pairs.add(pair)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs or self.projects or self.days)
 
     def __contains__(self, row: billing.TimeRow) -> bool:
-        return _row_pair(row) in self.pairs or row.project_id in self.projects
+        pair = _row_pair(row)
+        return (
+            pair in self.pairs
+            or row.project_id in self.projects
+            or any(first <= row.date <= last for first, last in self.days.get(pair, ()))
+        )
 
 
 def _covers_by_subject(
@@ -439,7 +456,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         )
     }
     coverage = _Coverage(d for d in existing.values() if is_live(d))
-    filtered = bool(coverage.pairs or coverage.projects)
+    filtered = bool(coverage)
     if filtered:
         timesheet = replace(
             timesheet,
@@ -450,6 +467,9 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         timesheet, billing_settings(workspace), mappings, load_rates(s, workspace.id)
     )
     covers = _covers_by_subject(timesheet, mappings)
+    planned = _split_by_period(
+        workspace, ts_row, revision, timesheet, mappings, result, covers, load_rates
+    )
     settled = {DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION}
     if not retry_failed:
         settled = settled | {DraftStatus.FAILED}
@@ -464,7 +484,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
             subject = f"{base}+{n}"
         return subject
 
-    def row_for(base: str, key: str) -> Draft:
+    def row_for(base: str, key: str, row_covers: list[list[str | None]] | None) -> Draft:
         subject = free_subject(base)
         seen.add(subject)
         row = existing.get(subject)
@@ -485,7 +505,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
             )
             s.add(row)
             existing[subject] = row
-        row.covers = covers.get(base)
+        row.covers = row_covers
         return row
 
     def fresh_key_if_refused(row: Draft) -> None:
@@ -499,8 +519,8 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
                 f"{row.subject_key}#{row.attempts}",
             )
 
-    for draft in result.drafts:
-        row = row_for(f"customer:{draft.customer.id}", draft.key)
+    for subject, key, draft, draft_covers in planned:
+        row = row_for(subject, key, draft_covers)
         if row.status in settled:
             continue  # never rewrite what the provider has (or finance acted on)
         row.customer_id = draft.customer.id
@@ -523,7 +543,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
     for hold in result.holds:
         holds_by_subject.setdefault(hold.subject_key, []).append(hold)
     for subject, holds in holds_by_subject.items():
-        row = row_for(subject, holds[0].key)
+        row = row_for(subject, holds[0].key, covers.get(subject))
         if row.status in settled:
             continue
         customer = holds[0].customer
@@ -556,6 +576,60 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         held_minutes=result.held_minutes,
     )
     ts_row.summary = summary
+
+
+def _split_by_period(
+    workspace: Workspace,
+    ts_row: Timesheet,
+    revision: str,
+    timesheet: billing.Timesheet,
+    mappings: billing.Mappings,
+    result: billing.BillingResult,
+    covers: dict[str, list[list[str | None]]],
+    rates: Any,
+) -> list[tuple[str, str, billing.Draft, list[list[str | None]] | None]]:
+    """(subject, key, draft, covers) for each draft to plan.
+
+    A per_period customer whose hours of this timesheet fall in two periods gets one draft per
+    period (subject ``customer:<id>@<period start>``), billed from that period's days only, so
+    each part goes on its own period's invoice. Everyone else: the engine's drafts as they are.
+    """
+    planned: list[tuple[str, str, billing.Draft, list[list[str | None]] | None]] = []
+    table: billing.RateTable | None = None
+    for draft in result.drafts:
+        base = f"customer:{draft.customer.id}"
+        mode, period, week_start = consolidation_of(workspace, draft.customer.id)
+        rows = [
+            r
+            for r in timesheet.rows
+            if r.billable is not False
+            and r.minutes
+            and (c := billing.resolve_customer(mappings, *_row_pair(r))) is not None
+            and c.id == draft.customer.id
+        ]
+        spans = sorted({billing.period_bounds(r.date, period, week_start) for r in rows})
+        if mode != "per_period" or len(spans) < 2:
+            planned.append((base, draft.key, draft, covers.get(base)))
+            continue
+        if table is None:
+            with db.new_session() as s:
+                table = rates(s, workspace.id)
+        for first, last in spans:
+            part = replace(
+                timesheet,
+                rows=tuple(r for r in rows if first <= r.date <= last),
+                date_from=max(timesheet.date_from, first),
+                date_to=min(timesheet.date_to, last),
+            )
+            billed = billing.bill(part, billing_settings(workspace), mappings, table)
+            subject = f"{base}@{first.isoformat()}"
+            key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
+            part_covers: list[list[str | None]] = [
+                [pair[0], pair[1], first.isoformat(), last.isoformat()]
+                for pair in _covers_by_subject(part, mappings).get(base, [])
+            ]
+            planned.extend((subject, key, d, part_covers) for d in billed.drafts)
+    return planned
 
 
 def _record_created(row: Draft, created: CreatedDraft) -> None:

@@ -190,3 +190,64 @@ def test_a_customer_override_consolidates_only_that_customer(workspace, post_eve
         (date(2026, 11, 25), date(2026, 12, 1)),
         (date(2026, 11, 18), date(2026, 11, 24)),
     ]
+
+
+def test_a_timesheet_spanning_two_weeks_splits_its_lines_by_day(workspace, post_event):
+    setup(workspace)
+    post_event(workspace, approval("ts-1", "u-ada", {day(1): 60}))  # week of 11-23
+    post_event(workspace, approval("ts-2", "u-bob", {day(8): 30}))  # week of 11-30
+    # Thursday to Wednesday: two days in each week.
+    post_event(
+        workspace,
+        approval("ts-3", "u-ada", {day(3): 60, day(4): 60, day(7): 120, day(9): 30}),
+    )
+
+    first, second = live_invoices()
+    assert sorted(line["amount"] for line in first.lines) == ["27.50", "55.00"]
+    assert sorted(line["amount"] for line in second.lines) == ["13.75", "68.75"]
+    assert "2026-11-23 to 2026-11-29" in first.memo and "ts-3" in first.memo
+    assert "2026-11-30 to 2026-12-06" in second.memo and "ts-3" in second.memo
+    rows = [r for r in draft_rows() if "@" in r.subject_key]
+    assert len(rows) == 2 and all(r.status == "drafted" for r in rows)
+
+    # Withdrawn: both parts go, the other approvals' lines stay.
+    post_event(workspace, withdrawal("ts-3"))
+    assert [[line["amount"] for line in inv.lines] for inv in live_invoices()] == [
+        ["27.50"],
+        ["13.75"],
+    ]
+
+
+def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
+    workspace, post_event, monkeypatch
+):
+    """One period's part is on its draft, the other's append failed: a re-plan must keep the
+    failed part (its rows share project and client with the created one)."""
+    from connector import pipeline
+    from connector.providers.base import RetryLater
+    from connector.providers.local import LocalProvider
+
+    setup(workspace)
+    post_event(workspace, approval("ts-1", "u-ada", {day(1): 60}))
+    post_event(workspace, approval("ts-2", "u-bob", {day(8): 30}))
+    original = LocalProvider.append_lines
+    failed = []
+
+    def fail_second_week(self, provider_id, draft):  # type: ignore[no-untyped-def]
+        if draft.lines[0].period_start >= day(7):
+            failed.append(draft.key)
+            raise RetryLater("provider returned 500")
+        return original(self, provider_id, draft)
+
+    monkeypatch.setattr(LocalProvider, "append_lines", fail_second_week)
+    post_event(workspace, approval("ts-3", "u-ada", {day(3): 60, day(7): 120}))
+    assert failed
+    monkeypatch.setattr(LocalProvider, "append_lines", original)
+    ts3 = [r for r in draft_rows() if "@" in r.subject_key]
+    pipeline.bill_timesheet_now(workspace.id, ts3[0].timesheet_pk)
+
+    assert [sorted(line["amount"] for line in inv.lines) for inv in live_invoices()] == [
+        ["27.50", "27.50"],
+        ["13.75", "55.00"],
+    ]
+    assert all(r.status == "drafted" for r in draft_rows() if "@" in r.subject_key)
