@@ -221,10 +221,10 @@ def test_a_timesheet_spanning_two_weeks_splits_its_lines_by_day(workspace, post_
 def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
     workspace, post_event, monkeypatch
 ):
-    """One period's part is on its draft, the other's append failed: a re-plan must keep the
-    failed part (its rows share project and client with the created one)."""
+    """One period's part is on its draft, the other's append was refused: the retry re-plans and
+    must keep the failed part (its rows share project and client with the created one)."""
     from connector import pipeline
-    from connector.providers.base import RetryLater
+    from connector.providers.base import Rejected
     from connector.providers.local import LocalProvider
 
     setup(workspace)
@@ -236,7 +236,7 @@ def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
     def fail_second_week(self, provider_id, draft):  # type: ignore[no-untyped-def]
         if draft.lines[0].period_start >= day(7):
             failed.append(draft.key)
-            raise RetryLater("provider returned 500")
+            raise Rejected("the ledger is closed for maintenance")
         return original(self, provider_id, draft)
 
     monkeypatch.setattr(LocalProvider, "append_lines", fail_second_week)
@@ -244,10 +244,15 @@ def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
     assert failed
     monkeypatch.setattr(LocalProvider, "append_lines", original)
     ts3 = [r for r in draft_rows() if "@" in r.subject_key]
-    pipeline.bill_timesheet_now(workspace.id, ts3[0].timesheet_pk)
+    assert sorted(r.status for r in ts3) == ["drafted", "failed"]
+    pipeline.bill_timesheet_now(workspace.id, ts3[0].timesheet_pk, retry_failed=True)
 
     assert [sorted(line["amount"] for line in inv.lines) for inv in live_invoices()] == [
         ["27.50", "27.50"],
         ["13.75", "55.00"],
     ]
-    assert all(r.status == "drafted" for r in draft_rows() if "@" in r.subject_key)
+    # The refused part was planned again (what is left of the timesheet is in one period now);
+    # its refused row is superseded, never billed.
+    ts3_rows = [r for r in draft_rows() if r.timesheet_pk == ts3[0].timesheet_pk]
+    assert sorted(r.status for r in ts3_rows) == ["drafted", "drafted", "superseded"]
+    assert sum(r.minutes for r in ts3_rows if r.status == "drafted") == 180

@@ -224,3 +224,16 @@ def test_concurrent_approvals_update_one_invoice_without_losing_a_line(app, work
     )
     assert [r.status for r in draft_rows()] == ["drafted"] * 5
     assert len(period_invoices()) == 1
+
+
+def test_a_timesheet_across_a_week_boundary_goes_on_both_weeks_invoices(workspace, post_event, qbo):
+    post_event(workspace, approval("ts-1", "u-ada", {day(1): 60}))
+    post_event(workspace, approval("ts-2", "u-bob", {day(8): 30}))
+    post_event(workspace, approval("ts-3", "u-ada", {day(5): 60, day(7): 120}))
+
+    first, second = sorted(qbo.invoices.values(), key=lambda inv: int(inv["Id"]))
+    assert amounts(first) == [Decimal("27.5"), Decimal("27.5")]
+    assert amounts(second) == [Decimal("13.75"), Decimal("55")]
+    assert len(qbo.created_bodies["invoice"]) == 2
+    for body in qbo.updated_bodies:
+        check_xsd(body)

@@ -185,3 +185,17 @@ def test_concurrent_approvals_append_to_one_draft_without_losing_a_line(app, wor
     assert sorted(stripe.amounts(invoice)) == [1375, 1421, 1467, 1513, 1558, 1604]
     assert [r.status for r in draft_rows()] == ["drafted"] * 6
     assert len(period_invoices()) == 1
+
+
+def test_a_timesheet_across_a_week_boundary_goes_on_both_weeks_drafts(
+    workspace, post_event, stripe
+):
+    post_event(workspace, approval("ts-1", "u-ada", {day(1): 60}))
+    post_event(workspace, approval("ts-2", "u-bob", {day(8): 30}))
+    post_event(workspace, approval("ts-3", "u-ada", {day(5): 60, day(7): 120}))
+
+    first, second = stripe.live()
+    assert stripe.amounts(first) == [2750, 2750]
+    assert stripe.amounts(second) == [1375, 5500]
+    assert "ts-3" in first["description"] and "ts-3" in second["description"]
+    assert len([r for r in stripe.requests if r == ("POST", "/v1/invoices")]) == 2
