@@ -127,6 +127,9 @@ def test_a_sent_draft_is_never_appended_to(workspace, post_event, client):
     assert row.status == "drafted" and row.provider_id == str(invoices[1].id)
     assert "already sent by finance" in (row.hold_message or "")
     assert [p.status for p in period_invoices()] == ["closed", "open"]
+    # The API (and the console's draft list, from the same field) says why there are two.
+    res = client.get("/api/v1/timesheets/ts-2/drafts", headers=workspace.auth)
+    assert "already sent by finance" in res.json["drafts"][0]["hold_message"]
 
     # The third approval goes on the new draft, not on the sent one.
     post_event(workspace, approval("ts-3", "u-ada", {day(4): 30}))
@@ -256,3 +259,22 @@ def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
     ts3_rows = [r for r in draft_rows() if r.timesheet_pk == ts3[0].timesheet_pk]
     assert sorted(r.status for r in ts3_rows) == ["drafted", "drafted", "superseded"]
     assert sum(r.minutes for r in ts3_rows if r.status == "drafted") == 180
+
+
+def test_a_draft_the_status_sync_saw_sent_is_not_even_asked(workspace, post_event, monkeypatch):
+    from connector import db
+    from connector.models import Draft
+    from connector.providers.local import LocalProvider
+
+    setup(workspace)
+    post_event(workspace, approval("ts-1", "u-ada", {day(0): 60}))
+    with db.session_scope() as s:
+        s.get(Draft, draft_rows()[0].id).provider_status = "sent"  # learnt from a webhook
+
+    def never(self, provider_id, draft):  # type: ignore[no-untyped-def]
+        raise AssertionError("appended to a sent draft")
+
+    monkeypatch.setattr(LocalProvider, "append_lines", never)
+    post_event(workspace, approval("ts-2", "u-bob", {day(2): 30}))
+    assert [len(inv.lines) for inv in live_invoices()] == [1, 1]
+    assert "already sent by finance" in (draft_rows()[1].hold_message or "")
