@@ -11,7 +11,7 @@ from base64 import b32encode
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Final
@@ -925,3 +925,27 @@ def bill(
         excluded_rows=excluded_rows,
         held_minutes=held_minutes,
     )
+
+
+# --- consolidation periods --------------------------------------------------------------------
+def period_bounds(day: date, period: str, week_start: str = "monday") -> tuple[date, date]:
+    """The first and last day of the billing period holding ``day`` (per_period consolidation).
+
+    weekly: seven days from the configured week start; semi_monthly: the 1st-15th and the 16th to
+    the month's end; monthly: the calendar month.
+    """
+    from calendar import monthrange
+
+    from connector.settings import WEEKDAYS
+
+    if period == "weekly":
+        start = day - timedelta(days=(day.weekday() - WEEKDAYS.index(week_start)) % 7)
+        return start, start + timedelta(days=6)
+    last = monthrange(day.year, day.month)[1]
+    if period == "semi_monthly":
+        if day.day <= 15:
+            return day.replace(day=1), day.replace(day=15)
+        return day.replace(day=16), day.replace(day=last)
+    if period == "monthly":
+        return day.replace(day=1), day.replace(day=last)
+    raise ValueError(f"unknown billing period {period!r}")

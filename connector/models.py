@@ -284,10 +284,48 @@ class Draft(Base):
     # from ``status``, which is our own lifecycle. None: never read yet.
     provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
     provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # per_period consolidation: the customer's period invoice these lines were appended to
+    # (its provider_id is this row's too). None: the row is an invoice of its own.
+    period_invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("period_invoices.id", ondelete="SET NULL"), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     timesheet: Mapped[Timesheet] = relationship(back_populates="drafts")
+
+
+class PeriodInvoiceStatus(enum.StrEnum):
+    OPEN = "open"  # still a draft at the provider: approvals of the period append to it
+    CLOSED = "closed"  # finance sent/finalized it: the next approval opens a new one
+    DELETED = "deleted"  # its last lines were withdrawn and the draft deleted
+
+
+class PeriodInvoice(Base):
+    """per_period consolidation: one customer's invoice for one billing period.
+
+    ``seq`` counts the invoices of the same period: a new one is opened when finance sent the
+    previous one. ``key`` is the key of the Draft row that created the invoice (its idempotency
+    key at the provider); the other rows of the period append their lines under their own keys.
+    """
+
+    __tablename__ = "period_invoices"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "customer_id", "currency", "period_start", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    key: Mapped[str] = mapped_column(String(50))
+    provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default=PeriodInvoiceStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # --- outbound: accounting / tracker connections --------------------------------------------------
@@ -450,6 +488,9 @@ class CustomerSettings(Base):
     billing_increment: Mapped[int | None] = mapped_column(Integer, nullable=True)
     payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tax_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    consolidation: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    period: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    week_start: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 
 class Rate(Base):

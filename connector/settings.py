@@ -9,6 +9,11 @@ from connector.validation import TAX_CODE_MAX, iso_currency
 
 GROUPINGS = ("project", "project_day", "task", "detailed")
 BILLING_INCREMENTS = (None, 1, 6, 15)
+# per_timesheet: each approval gets its own drafts; per_period: one open draft per customer and
+# period, every approval in the period appends its lines to it (see docs/billing.md).
+CONSOLIDATIONS = ("per_timesheet", "per_period")
+PERIODS = ("weekly", "semi_monthly", "monthly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class SettingsError(ValueError):
@@ -25,6 +30,9 @@ class WorkspaceSettings:
     payment_terms_days: int = 30  # due date = issue date + N days
     default_currency: str = "USD"  # for customers whose currency the provider does not lock
     tax_code: str | None = None  # QuickBooks TaxCodeRef (US: TAX/NON); None = NON in the US
+    consolidation: str = "per_timesheet"  # or per_period: one draft per customer and period
+    period: str = "weekly"  # per_period only: weekly | semi_monthly | monthly
+    week_start: str = "monday"  # per_period weekly only: the first day of a week
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> WorkspaceSettings:
@@ -98,4 +106,13 @@ def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> Wo
     merged["tax_code"] = (str(tax).strip() or None) if tax is not None else None
     if merged["tax_code"] is not None and len(merged["tax_code"]) > TAX_CODE_MAX:
         raise SettingsError("tax_code", f"must be at most {TAX_CODE_MAX} characters")
+    for name, allowed in (
+        ("consolidation", CONSOLIDATIONS),
+        ("period", PERIODS),
+        ("week_start", WEEKDAYS),
+    ):
+        value = str(merged[name] or "").strip().lower()
+        if value not in allowed:
+            raise SettingsError(name, f"must be one of {', '.join(allowed)}")
+        merged[name] = value
     return WorkspaceSettings(**merged)

@@ -25,7 +25,15 @@ from connector.models import CustomerMapping, CustomerSettings, Workspace
 from connector.settings import SettingsError, WorkspaceSettings, validate_settings
 from connector.validation import TAX_CODE_MAX
 
-FIELDS: Final = ("grouping", "billing_increment", "payment_terms_days", "tax_code")
+FIELDS: Final = (
+    "grouping",
+    "billing_increment",
+    "payment_terms_days",
+    "tax_code",
+    "consolidation",
+    "period",
+    "week_start",
+)
 
 
 class CustomerSettingsError(SettingsError):
@@ -38,6 +46,9 @@ class Overrides:
     billing_increment: int | None = None
     payment_terms_days: int | None = None
     tax_code: str | None = None
+    consolidation: str | None = None
+    period: str | None = None
+    week_start: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,10 +118,10 @@ def validate_overrides(values: Mapping[str, Any]) -> Overrides:
             if not value.is_integer():
                 raise CustomerSettingsError(name, "must be a whole number")
             value = int(value)
-        if name == "tax_code":
+        if name in ("tax_code", "consolidation", "period", "week_start"):
             if not isinstance(value, str):
                 raise CustomerSettingsError(name, "must be a string or empty")
-            if len(value.strip()) > TAX_CODE_MAX:
+            if name == "tax_code" and len(value.strip()) > TAX_CODE_MAX:
                 raise CustomerSettingsError(name, f"must be at most {TAX_CODE_MAX} characters")
         if name == "billing_increment" and str(value).strip().lower() == "none":
             out[name] = None

@@ -182,7 +182,14 @@ def new_workspace() -> Any:
 
 
 # --- settings ------------------------------------------------------------------------------------
-SETTING_FIELDS = ("grouping", "billing_increment", "payment_terms_days", "default_currency")
+SETTING_FIELDS = (
+    "grouping",
+    "billing_increment",
+    "payment_terms_days",
+    "default_currency",
+)
+# Added to the form later: an older form without them keeps the stored values.
+OPTIONAL_SETTING_FIELDS = ("consolidation", "period", "week_start")
 
 
 @bp.route("/workspaces/<int:workspace_id>/settings", methods=["GET", "POST"])
@@ -196,6 +203,9 @@ def settings(workspace_id: int) -> Any:
     if request.method == "POST":
         changes: dict[str, Any] = {name: request.form.get(name, "") for name in SETTING_FIELDS}
         changes["tax_code"] = request.form.get("tax_code", "")
+        changes.update(
+            {name: request.form[name] for name in OPTIONAL_SETTING_FIELDS if name in request.form}
+        )
         provider = request.form.get("provider", ws.provider)
         auto = request.form.get("auto_invoicing") == "on"
         form.update(changes, provider=provider, auto_invoicing=auto)

@@ -12,6 +12,7 @@ from connector.api import bp
 from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
+from connector.settings import WEEKDAYS
 from mappings import customer_settings as service
 from mappings import service as mapping_service
 
@@ -78,6 +79,12 @@ _VALUES = {
     "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
     "payment_terms_days": {"type": ["integer", "null"], "minimum": 0, "maximum": 365},
     "tax_code": {"type": ["string", "null"], "maxLength": 100},
+    "consolidation": {"type": ["string", "null"], "enum": ["per_timesheet", "per_period", None]},
+    "period": {"type": ["string", "null"], "enum": ["weekly", "semi_monthly", "monthly", None]},
+    "week_start": {
+        "type": ["string", "null"],
+        "enum": [*WEEKDAYS, None],
+    },
 }
 _OVERRIDES = {
     "type": "object",

@@ -78,6 +78,25 @@ _SETTINGS_SCHEMA = {
                 "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365},
                 "default_currency": {"type": "string"},
                 "tax_code": {"type": ["string", "null"]},
+                "consolidation": {
+                    "type": "string",
+                    "enum": ["per_timesheet", "per_period"],
+                    "description": "per_timesheet: drafts per approval (default); per_period: "
+                    "every approval of a customer's period appends to one open draft",
+                },
+                "period": {"type": "string", "enum": ["weekly", "semi_monthly", "monthly"]},
+                "week_start": {
+                    "type": "string",
+                    "enum": [
+                        "monday",
+                        "tuesday",
+                        "wednesday",
+                        "thursday",
+                        "friday",
+                        "saturday",
+                        "sunday",
+                    ],
+                },
             },
         },
     },

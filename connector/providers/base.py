@@ -95,6 +95,11 @@ class DuplicateCustomer(Rejected):
         self.existing = existing
 
 
+class NotADraft(Rejected):
+    """The invoice lines were to be added to or removed from is no longer a draft: finance sent,
+    finalized or voided it (or deleted it). The caller leaves it alone."""
+
+
 class CurrencyMismatch(Rejected):
     """The accounting customer is locked to another currency than the draft's."""
 
@@ -300,6 +305,22 @@ class AccountingProvider(abc.ABC):
         single call have nothing to clean up.
         """
         return RemovalOutcome.ALREADY_GONE
+
+    # per_period consolidation: one invoice, lines appended and removed per approval
+    def append_lines(self, provider_id: str, draft: DraftInvoice) -> CreatedDraft:
+        """Add ``draft.lines`` to the existing draft invoice ``provider_id``, tagged with
+        ``draft.key``, and set its memo to ``draft.memo``.
+
+        Idempotent on ``draft.key``: lines already on the invoice under that key are not added
+        again (a retry after a crash or an unknown outcome). Raises :class:`NotADraft` when the
+        invoice is no longer a draft; nothing is added then.
+        """
+        raise Rejected(f"{self.display_name} cannot add lines to an existing draft.")
+
+    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+        """Remove only the lines added under ``key`` from the draft ``provider_id`` (and set its
+        memo to ``memo`` when given). ``NOT_A_DRAFT`` when finance sent it: nothing changed."""
+        raise Rejected(f"{self.display_name} cannot remove lines from a draft.")
 
     def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
         """The current state of each invoice in ``refs`` (provider ids), read in as few calls as

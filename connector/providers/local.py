@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -25,6 +26,7 @@ from connector.providers.base import (
     DraftState,
     InvoiceState,
     NewCustomer,
+    NotADraft,
     ProviderStatus,
     Rejected,
     RemovalOutcome,
@@ -143,16 +145,7 @@ class LocalProvider(AccountingProvider):
             customer_name=draft.customer_name,
             currency=draft.currency,
             total=draft.total,
-            lines=[
-                {
-                    "description": line.description,
-                    "quantity": str(line.quantity),
-                    "unit_price": str(line.unit_price),
-                    "amount": str(line.amount),
-                    "service_date": line.service_date.isoformat() if line.service_date else None,
-                }
-                for line in draft.lines
-            ],
+            lines=_ledger_lines(draft),
             memo=draft.memo,
             private_note=draft.private_note,
             issue_date=draft.issue_date,
@@ -188,6 +181,44 @@ class LocalProvider(AccountingProvider):
             row.state = "deleted"
             return RemovalOutcome.DELETED
 
+    def append_lines(self, provider_id: str, draft: DraftInvoice) -> CreatedDraft:
+        with db.session_scope() as s:
+            row = self._invoice_for_update(s, provider_id)
+            if row.state != "draft":
+                raise NotADraft(f"Invoice L-{row.id:06d} is {row.state}, no longer a draft.")
+            if not any(line.get("draft_key") == draft.key for line in row.lines):
+                row.lines = [*row.lines, *_ledger_lines(draft)]
+                # Totals are sums of lines (each line rounded on its own): never re-rounded.
+                row.total = sum((Decimal(line["amount"]) for line in row.lines), Decimal(0))
+            row.memo = draft.memo
+            s.flush()
+            return self._created(row)
+
+    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+        with db.session_scope() as s:
+            row = s.get(LocalInvoice, int(provider_id)) if provider_id.isdigit() else None
+            if row is None or row.workspace_id != self.workspace_id or row.state == "deleted":
+                return RemovalOutcome.ALREADY_GONE
+            if row.state != "draft":
+                return RemovalOutcome.NOT_A_DRAFT
+            row.lines = [line for line in row.lines if line.get("draft_key") != key]
+            row.total = sum((Decimal(line["amount"]) for line in row.lines), Decimal(0))
+            if memo is not None:
+                row.memo = memo
+            return RemovalOutcome.DELETED
+
+    def _invoice_for_update(self, s: Any, provider_id: str) -> LocalInvoice:
+        stmt = select(LocalInvoice).where(
+            LocalInvoice.workspace_id == self.workspace_id,
+            LocalInvoice.id == (int(provider_id) if provider_id.isdigit() else -1),
+        )
+        if s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = s.scalars(stmt).one_or_none()
+        if row is None or row.state == "deleted":
+            raise NotADraft(f"Invoice {provider_id} no longer exists in the ledger.")
+        return row
+
     def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
         ids = {int(ref) for ref in refs if ref.isdigit()}
         with db.new_session() as s:
@@ -210,6 +241,21 @@ class LocalProvider(AccountingProvider):
 
     def draft_link(self, provider_id: str) -> str | None:
         return f"{self.public_base_url}/workspaces/{self.workspace_id}/ledger/{provider_id}"
+
+
+def _ledger_lines(draft: DraftInvoice) -> list[dict[str, Any]]:
+    return [
+        {
+            "description": line.description,
+            "quantity": str(line.quantity),
+            "unit_price": str(line.unit_price),
+            "amount": str(line.amount),
+            "service_date": line.service_date.isoformat() if line.service_date else None,
+            # Which approval the line came from: a consolidated invoice removes only its own.
+            "draft_key": draft.key,
+        }
+        for line in draft.lines
+    ]
 
 
 def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> LocalProvider:

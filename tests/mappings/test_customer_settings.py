@@ -103,8 +103,12 @@ def test_api_round_trip_and_problems(client: Any, workspace: Any, released: list
         "billing_increment": None,
         "payment_terms_days": None,
         "tax_code": None,
+        "consolidation": None,
+        "period": None,
+        "week_start": None,
     }
     assert got.json["effective"]["grouping"] == "project"
+    assert got.json["effective"]["consolidation"] == "per_timesheet"
 
     put = client.put(
         url(globex), json={"grouping": "task", "payment_terms_days": 14}, headers=workspace.auth
@@ -120,6 +124,9 @@ def test_api_round_trip_and_problems(client: Any, workspace: Any, released: list
         ({"billing_increment": 10}, "/billing_increment"),
         ({"payment_terms_days": 400}, "/payment_terms_days"),
         ({"tax_code": ["TAX"]}, "/tax_code"),
+        ({"consolidation": "per_week"}, "/consolidation"),
+        ({"period": "daily"}, "/period"),
+        ({"week_start": "funday"}, "/week_start"),
         ({"colour": "red"}, "/colour"),
     ):
         bad = client.put(url(globex), json=body, headers=workspace.auth)
@@ -138,6 +145,9 @@ def test_api_round_trip_and_problems(client: Any, workspace: Any, released: list
         "billing_increment": None,
         "payment_terms_days": None,
         "tax_code": "NON",
+        "consolidation": None,
+        "period": None,
+        "week_start": None,
     }
 
     assert client.delete(url(globex), headers=workspace.auth).status_code == 204

@@ -264,6 +264,7 @@ class FakeQbo:
         self.invoices: dict[str, dict[str, Any]] = {}  # by Id
         self.by_request_id: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self.created_bodies: dict[str, list[dict[str, Any]]] = {}  # entity -> bodies sent
+        self.updated_bodies: list[dict[str, Any]] = []  # sparse invoice updates sent
         self.queries: list[str] = []
         self.valid_tokens = {"access-1"}
         self.refresh_tokens = {"refresh-1"}
@@ -444,6 +445,8 @@ class FakeQbo:
             return self._json(
                 200, {"Invoice": {"domain": "QBO", "status": "Deleted", "Id": body["Id"]}}
             )
+        if entity == "invoice" and body.get("sparse") and body.get("Id"):
+            return self._sparse_update_invoice(params, body)
         with self.lock:
             self.created_bodies.setdefault(entity, []).append(body)
             rid = params.get("requestid")
@@ -493,6 +496,55 @@ class FakeQbo:
             if rid:
                 self.by_request_id[(entity, rid)] = (kind, row)
             return self._json(200, {kind: row, "time": "2024-05-02T05:58:07.300-07:00"})
+
+    def _sparse_update_invoice(self, params: dict[str, str], body: dict[str, Any]) -> Any:
+        """``sparse: true``: the fields sent replace the stored ones; a Line array replaces every
+        line (lines sent with their Id keep it, new ones get one). A stale SyncToken is 5010."""
+        with self.lock:
+            rid = params.get("requestid")
+            if rid and ("invoice-update", rid) in self.by_request_id:
+                return self._json(200, {"Invoice": self.by_request_id[("invoice-update", rid)][1]})
+            self.updated_bodies.append(body)
+            inv = self.invoices.get(str(body["Id"]))
+            if inv is None:
+                return self._json(400, FAULT_610)
+            if inv["SyncToken"] != str(body["SyncToken"]):
+                return self._json(400, FAULT_5010)
+            plain = json.loads(json.dumps(body, default=float))
+            if "Line" in plain:
+                taken = [int(line["Id"]) for line in inv["Line"] if line.get("Id")]
+                next_line = max(taken, default=0) + 1
+                lines, total = [], Decimal("0")
+                for n, line in enumerate(plain["Line"], start=1):
+                    if not line.get("Id"):
+                        line["Id"] = str(next_line)
+                        next_line += 1
+                    line["LineNum"] = n
+                    total += Decimal(str(line["Amount"]))
+                    lines.append(line)
+                lines.append(
+                    {
+                        "Amount": float(total),
+                        "DetailType": "SubTotalLineDetail",
+                        "SubTotalLineDetail": {},
+                    }
+                )
+                inv["Line"] = lines
+                inv["TotalAmt"] = inv["Balance"] = float(total)
+            for key in ("PrivateNote", "CustomerMemo"):
+                if key in plain:
+                    inv[key] = plain[key]
+            inv["SyncToken"] = str(int(inv["SyncToken"]) + 1)
+            stored = json.loads(json.dumps(inv))
+            if rid:
+                self.by_request_id[("invoice-update", rid)] = ("Invoice", stored)
+            return self._json(200, {"Invoice": stored})
+
+    def edit_invoice(self, invoice_id: str, **fields: Any) -> None:
+        """Finance changes the invoice in QuickBooks: its SyncToken moves on."""
+        inv = self.invoices[invoice_id]
+        inv.update(fields)
+        inv["SyncToken"] = str(int(inv["SyncToken"]) + 1)
 
 
 class NoLimiter:
