@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_type_hints
 
+# One definition: the billing engine owns what it can group by and round to.
+from connector.billing import BILLING_INCREMENTS, GROUPINGS
 from connector.validation import TAX_CODE_MAX, iso_currency
 
-GROUPINGS = ("project", "project_day", "task", "detailed")
-BILLING_INCREMENTS = (None, 1, 6, 15)
+__all__ = [
+    "BILLING_INCREMENTS",
+    "GROUPINGS",
+    "SettingsError",
+    "WorkspaceSettings",
+    "validate_settings",
+]
 
 
 class SettingsError(ValueError):

@@ -34,11 +34,7 @@ def masked_key(connection: Connection | None) -> str | None:
     if connection is None:
         return None
     meta = connection.meta or {}
-    for name in ("masked_key", "key_hint", "key_last4"):
-        if meta.get(name):
-            value = str(meta[name])
-            return value if name != "key_last4" else f"…{value}"
-    return None
+    return str(meta["masked_key"]) if meta.get("masked_key") else None
 
 
 RETURN_KEY = "return_after_connect"
