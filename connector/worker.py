@@ -98,6 +98,7 @@ def _ensure_app() -> Any:
     """The consumer needs the same configured app (database, providers) as the web process."""
     global _app
     if _app is None:
+        # The consumer's own composition root: the app factory wires the handlers and sources.
         from connector import create_app
 
         _app = create_app()
@@ -415,11 +416,3 @@ def _start_poller_in_consumer() -> None:
     _ensure_app()  # the database the heartbeat renews leases in
     start_heartbeat()
     start_poller()
-
-
-def _load_handlers() -> None:
-    # The pipeline and the provider status sync register their handlers on import.
-    from connector import pipeline, status_sync  # noqa: F401
-
-
-_load_handlers()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from connector import billing
 from connector.models import Rate
 from connector.money import parse_amount
+from connector.rates import to_entry
 from connector.validation import iso_currency
 
 SCOPE_LABELS: Final = {
@@ -193,18 +194,6 @@ def _check_table(s: Session, workspace_id: int, rate: RateInput, *, skip_id: int
         billing.RateTable(tuple(entries))
     except ValueError as exc:  # the engine's own consistency rules, in its words
         raise RateError("effective_from", str(exc)) from None
-
-
-def to_entry(row: Rate) -> billing.RateEntry:
-    return billing.RateEntry(
-        amount=row.amount,
-        currency=row.currency,
-        effective_from=row.effective_from,
-        member_id=row.member_id,
-        project_id=row.project_id,
-        contract_id=row.contract_id,
-        customer_id=row.customer_id,
-    )
 
 
 def create_rate(s: Session, workspace_id: int, data: Mapping[str, Any]) -> Rate:

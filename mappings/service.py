@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector import pipeline
 from connector.models import CustomerMapping, TrackerEntity
 from connector.providers.base import AccountingCustomer, AccountingProvider
 from connector.validation import iso_currency
@@ -392,8 +393,6 @@ def after_change(workspace_id: int) -> int:
 
     Called after every mapping or rate change (web and API), after the change is committed.
     """
-    from connector import pipeline
-
     return int(pipeline.release_holds(workspace_id))
 
 

@@ -9,22 +9,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import fastjsonschema
+
+from connector import trackers
+from webhooks.webwork import SOURCE
 
 SCHEMA_PATH = Path(__file__).with_name("event.v1.schema.json")
 SUPPORTED_TYPES = frozenset({"timesheet.approved", "timesheet.unapproved"})
 
 
-class EventError(Exception):
+class EventError(trackers.EventError):
     """Authentic but malformed: 400 (not JSON) or 422 (JSON that breaks the contract)."""
-
-    def __init__(self, status: int, field: str, message: str):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.status = status
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -37,6 +34,7 @@ class Event:
     timestamp: datetime
     workspace_id: str
     timesheet: dict[str, Any]
+    source: ClassVar[str] = SOURCE
 
     @property
     def supported(self) -> bool:

@@ -8,7 +8,7 @@ from connector import trackers, worker
 
 
 def setup(app: Flask) -> None:
-    from webhooks.webwork import poller, rates
+    from webhooks.webwork import events, normalize, poller, rates
     from webhooks.webwork.cli import tracker_cli
     from webhooks.webwork.views import bp
 
@@ -19,6 +19,8 @@ def setup(app: Flask) -> None:
     trackers.register_source(
         "webwork",
         display_name="WebWork Time Tracker",
+        parse_event=events.parse_event,
+        normalize_timesheet=normalize.normalize_timesheet,
         fill_event=poller.fill_event,
         rate_hold_hint=rates.rate_hold_hint,
     )
