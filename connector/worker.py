@@ -30,7 +30,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from connector import db, jobs, locks, observability
 from connector.config import check_production, load_config
 from connector.jobs import LeaseLost, backoff_seconds
-from connector.models import Job, JobState
+from connector.models import Delivery, DeliveryStatus, Job, JobState
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater, Throttled
 
 __all__ = ["LeaseLost", "WaitFor", "backoff_seconds", "enqueue", "handler", "heartbeat", "huey"]
@@ -191,7 +191,6 @@ def start_heartbeat() -> None:
 def _mark_delivery_failed(job: Job, message: str) -> None:
     if job.delivery_id is None:
         return
-    from connector.models import Delivery, DeliveryStatus
 
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)

@@ -22,6 +22,7 @@ from connector.auth import token_required
 from connector.models import Draft, DraftStatus, Timesheet
 from connector.problems import Problem
 from connector.providers.base import ProviderStatus
+from connector.status_sync import queue_reconcile
 
 
 def serialize_draft(draft: Draft) -> dict[str, Any]:
@@ -80,7 +81,6 @@ def timesheet_not_found(timesheet_id: str) -> Problem:
 @token_required
 def sync_provider_status() -> Any:
     """Queue a reconcile of every open draft's provider status (what the periodic job does)."""
-    from connector.status_sync import queue_reconcile
 
     job_id, created = queue_reconcile(g.workspace.id)
     return jsonify(job_id=job_id, status="queued" if created else "already_queued"), 202

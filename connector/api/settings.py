@@ -13,6 +13,7 @@ from connector.auth import token_required
 from connector.models import Workspace
 from connector.providers import PROVIDER_NAMES
 from connector.settings import SettingsError, WorkspaceSettings, validate_settings
+from mappings.service import change_notice
 
 
 def _settings_json(ws: Workspace) -> dict[str, Any]:
@@ -57,7 +58,6 @@ def patch_settings() -> Any:
     db.session.commit()
     if "settings" not in body:
         return jsonify(_settings_json(ws))
-    from mappings.service import change_notice
 
     return jsonify({**_settings_json(ws), **change_notice(ws.id)})
 

@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from connector.connections.store import DbCredentialStore, secret_box
 from connector.providers.base import AccountingProvider, ReconnectNeeded
 
 PROVIDER_NAMES = ("local", "quickbooks", "stripe")
@@ -24,7 +25,6 @@ def build_provider(
     module = importlib.import_module(f"connector.providers.{provider}")
     if provider == "local":
         return module.create(workspace_id, None, config)
-    from connector.connections.store import DbCredentialStore, secret_box
 
     store = DbCredentialStore(workspace_id, provider, secret_box(config))
     return module.create(workspace_id, store, config)

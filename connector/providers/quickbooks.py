@@ -35,6 +35,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sqlalchemy import select as sql_select
+
+from connector import db, ratelimit
+from connector.models import Draft
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     AccountingCustomer,
@@ -624,11 +628,6 @@ class QuickBooksProvider(AccountingProvider):
     def _draft_hint_from_db(self, key: str) -> DraftHint | None:
         """The customer and issue date the pipeline recorded for ``key`` (our own database)."""
         try:
-            from sqlalchemy import select as sql_select
-
-            from connector import db
-            from connector.models import Draft
-
             with db.new_session() as s:
                 row = s.execute(
                     sql_select(Draft.customer_id, Draft.created_at).where(
@@ -767,9 +766,7 @@ def create(
         # A deployment problem, not the admin's connection: jobs wait until it is fixed.
         raise ReconnectNeeded(f"QuickBooks configuration problem: {exc}") from None
     if limiter is None:
-        from connector.ratelimit import shared_limiter
-
-        limiter = shared_limiter()
+        limiter = ratelimit.shared_limiter()
     return QuickBooksProvider(
         workspace_id,
         store,

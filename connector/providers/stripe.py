@@ -44,9 +44,11 @@ from datetime import time as dtime
 from typing import Any, TypeVar
 
 import stripe  # the SDK: absolute import, this module's own name only shadows it as a submodule
+from sqlalchemy import select
 from stripe.oauth_error import OAuthError
 
-from connector import observability
+from connector import db, observability, ratelimit
+from connector.models import Draft
 from connector.money import format_money, from_minor_units, to_minor_units
 from connector.providers.base import (
     AccountingCustomer,
@@ -283,9 +285,7 @@ class StripeProvider(AccountingProvider):
     @property
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
-            from connector.ratelimit import shared_limiter
-
-            self._limiter = shared_limiter()
+            self._limiter = ratelimit.shared_limiter()
         return self._limiter
 
     @property
@@ -791,11 +791,6 @@ class StripeProvider(AccountingProvider):
     def _customer_hint(self, key: str) -> str | None:
         """The accounting customer the pipeline recorded for ``key`` (our own database)."""
         try:
-            from sqlalchemy import select
-
-            from connector import db
-            from connector.models import Draft
-
             with db.new_session() as s:
                 return s.scalars(
                     select(Draft.customer_id).where(
