@@ -24,11 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connector import db, observability, worker
-from connector.admin.cli import admins_cli
+from connector.admin.admins_cli import admins_cli
 from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
 from connector.connections.store import secret_box
 from connector.models import Connection, Delivery, Job, JobState, Workspace
+from connector.providers import PROVIDER_NAMES
 from connector.status_sync import provider_status_cli
 from connector.workspaces import (
     create_workspace,
@@ -36,7 +37,7 @@ from connector.workspaces import (
     rotate_signing_secret,
     webhook_url,
 )
-from mappings.cli import mappings_cli
+from mappings.mappings_cli import mappings_cli
 from webhooks.inbox import replay_delivery
 from webhooks.signing import sign
 
@@ -112,7 +113,7 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 @click.option("--auto-invoicing/--no-auto-invoicing", default=False, show_default=True)
 @click.option(
     "--provider",
-    type=click.Choice(["local", "quickbooks", "stripe"]),
+    type=click.Choice(PROVIDER_NAMES),
     default="local",
     show_default=True,
 )

@@ -16,10 +16,9 @@ from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
-from connector.providers import DISPLAY_NAMES
+from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS
 from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
-EXTERNAL_PROVIDERS = ("quickbooks", "stripe")
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
 ENVIRONMENT_LABELS = {
     "sandbox": "Sandbox",

@@ -66,7 +66,7 @@ _SETTINGS_SCHEMA = {
     "type": "object",
     "properties": {
         "auto_invoicing": {"type": "boolean"},
-        "provider": {"type": "string", "enum": ["local", "quickbooks", "stripe"]},
+        "provider": {"type": "string", "enum": list(PROVIDER_NAMES)},
         "settings": {
             "type": "object",
             "properties": {

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -237,6 +237,30 @@ class CredentialStore(Protocol):
     def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[None]: ...
 
     def mark_reconnect_needed(self, reason: str) -> None: ...
+
+    # The connected account (``connector.connections.store.DbCredentialStore`` implements all).
+    @property
+    def account_id(self) -> str | None: ...
+
+    @property
+    def environment(self) -> str | None: ...
+
+    def connection(self) -> Any:
+        """The stored connection row (its ``status``, ``last_error``), or None."""
+        ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+    def update_meta(self, **values: Any) -> None: ...
+
+    # The shared read cache (customers, terms) of the provider account, per entry with its age.
+    def cache_get(self, name: str) -> tuple[dict[str, Any], datetime] | None: ...
+
+    def cache_put(
+        self, name: str, value: dict[str, Any], fetched_at: datetime | None = None
+    ) -> None: ...
+
+    def cache_drop(self, prefix: str = "") -> None: ...
 
 
 class RateLimiter(Protocol):

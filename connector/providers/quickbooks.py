@@ -301,13 +301,10 @@ class QuickBooksProvider(AccountingProvider):
         self.company_info()
 
     def _meta(self) -> dict[str, Any]:
-        meta = getattr(self.store, "meta", None)
-        return dict(meta()) if callable(meta) else {}
+        return dict(self.store.meta())
 
     def _update_meta(self, **values: Any) -> None:
-        update = getattr(self.store, "update_meta", None)
-        if callable(update):
-            update(**values)
+        self.store.update_meta(**values)
 
     def _company_country(self) -> str | None:
         meta = self._meta()
@@ -507,17 +504,15 @@ class QuickBooksProvider(AccountingProvider):
 
     def draft_customer(self, customer_id: str) -> AccountingCustomer | None:
         """The customer a draft bills (currency, terms), from the cache while it is fresh."""
-        get = getattr(self.store, "cache_get", None)
-        put = getattr(self.store, "cache_put", None)
         name = self._cache_name("customer", customer_id)
-        cached = get(name) if callable(get) else None
+        cached = self.store.cache_get(name)
         if cached is not None:
             value, fetched_at = cached
             if self._clock() - fetched_at.timestamp() < self.cache_seconds:
                 return AccountingCustomer(**value)
         customer = self.get_customer(customer_id)
-        if customer is not None and callable(put):
-            put(
+        if customer is not None:
+            self.store.cache_put(
                 name,
                 {
                     "id": customer.id,
@@ -532,9 +527,7 @@ class QuickBooksProvider(AccountingProvider):
 
     def drop_cache(self) -> None:
         """Forget the cached customers, terms and service item of this company (read again)."""
-        drop = getattr(self.store, "cache_drop", None)
-        if callable(drop):
-            drop(f"{self.realm_id}:")
+        self.store.cache_drop(f"{self.realm_id}:")
         self._terms.clear()
         meta = self._meta()
         self._update_meta(
@@ -752,11 +745,11 @@ def create(
     limiter: RateLimiter | None = None,
 ) -> QuickBooksProvider:
     """The QuickBooks provider of a workspace (``build_provider`` calls this)."""
-    realm_id = getattr(store, "account_id", None)
+    realm_id = store.account_id
     if not realm_id:
         raise ReconnectNeeded("QuickBooks is not connected for this workspace.")
     try:
-        settings = oauth.settings_from_config(config, getattr(store, "environment", None))
+        settings = oauth.settings_from_config(config, store.environment)
         lookback = int(config.get("QUICKBOOKS_FIND_LOOKBACK_DAYS") or DEFAULT_LOOKBACK_DAYS)
         cache_setting = config.get("QUICKBOOKS_CACHE_SECONDS")
         cache_seconds = float(

@@ -54,6 +54,7 @@ from connector.providers.base import (
     AccountingCustomer,
     AccountingProvider,
     CreatedDraft,
+    CredentialStore,
     CurrencyMismatch,
     CustomerPage,
     DraftInvoice,
@@ -915,12 +916,14 @@ class StripeProvider(AccountingProvider):
         self._call("read invoices", self.client.v1.invoices.list, {"limit": 1})
 
 
-def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripeProvider:
+def create(
+    workspace_id: int, store: CredentialStore | None, config: Mapping[str, Any]
+) -> StripeProvider:
     """The workspace's Stripe provider, from its stored (encrypted) credentials."""
     credentials = store.load() if store is not None else {}
-    if not credentials:
+    if store is None or not credentials:
         raise ReconnectNeeded("Stripe is not connected for this workspace.")
-    connection = store.connection() if hasattr(store, "connection") else None
+    connection = store.connection()
     if connection is not None and connection.status == "reconnect_needed":
         raise ReconnectNeeded(connection.last_error or "Stripe needs to be reconnected.")
     method = credentials.get("method", "api_key")
@@ -936,9 +939,7 @@ def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripePr
         account = None
         if not api_key:
             raise ReconnectNeeded("No Stripe API key is stored: reconnect Stripe.")
-    environment = getattr(store, "environment", None) or (
-        "live" if "_live_" in str(api_key) else "test"
-    )
+    environment = store.environment or ("live" if "_live_" in str(api_key) else "test")
     try:
         timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
     except (TypeError, ValueError):
@@ -950,7 +951,7 @@ def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripePr
         environment=environment,
         method=method,
         stripe_account=account,
-        account_id=getattr(store, "account_id", None) or account,
+        account_id=store.account_id or account,
         api_base_url=config.get("STRIPE_API_BASE_URL") or None,
         timeout=timeout,
     )

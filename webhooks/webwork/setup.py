@@ -6,8 +6,8 @@ from flask import Flask
 
 from connector import trackers, worker
 from webhooks.webwork import events, normalize, poller, polls, rates
-from webhooks.webwork.cli import tracker_cli
 from webhooks.webwork.views import bp
+from webhooks.webwork.webwork_cli import tracker_cli
 
 
 def setup(app: Flask) -> None:

@@ -17,7 +17,7 @@ from connector import db, trackers
 from connector.admin import bp, onboarding
 from connector.admin.onboarding import AccountingState
 from connector.admin.words import STATUS_WORDS
-from connector.approvals import (
+from connector.approval_queries import (
     HELD_STATUSES,
     approvals_query,
     count,

@@ -11,7 +11,13 @@ from connector import db
 from connector.api import bp
 from connector.api.drafts import serialize_draft, serialize_timesheet, timesheet_not_found
 from connector.api.mappings import invalid
-from connector.approvals import HELD_STATUSES, approvals_query, count, find_timesheet, live_drafts
+from connector.approval_queries import (
+    HELD_STATUSES,
+    approvals_query,
+    count,
+    find_timesheet,
+    live_drafts,
+)
 from connector.auth import token_required
 from connector.models import DraftStatus
 from connector.pipeline import RebillRefused, request_rebill, retry_timesheet
