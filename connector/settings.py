@@ -7,7 +7,7 @@ from typing import Any, get_type_hints
 
 # One definition: the billing engine owns what it can group by and round to.
 from connector.billing import BILLING_INCREMENTS, GROUPINGS
-from connector.validation import TAX_CODE_MAX, iso_currency
+from connector.validation import TAX_CODE_MAX, FieldError, iso_currency
 
 __all__ = [
     "BILLING_INCREMENTS",
@@ -18,11 +18,8 @@ __all__ = [
 ]
 
 
-class SettingsError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class SettingsError(FieldError):
+    """Workspace settings that cannot be stored."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from connector import billing
 from connector.models import Rate
 from connector.money import parse_amount
 from connector.rates import to_entry
-from connector.validation import iso_currency
+from connector.validation import FieldError, iso_currency
 
 SCOPE_LABELS: Final = {
     "contract": "Contract",
@@ -32,13 +32,8 @@ SCOPE_LABELS: Final = {
 _ID_FIELDS: Final = ("member_id", "project_id", "contract_id", "customer_id")
 
 
-class RateError(ValueError):
+class RateError(FieldError):
     """A rate that cannot be stored; ``field`` names the input to fix."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from connector.models import (
 )
 from connector.providers.base import AccountingCustomer, AccountingProvider
 from connector.settings import WorkspaceSettings
-from connector.validation import iso_currency
+from connector.validation import FieldError, iso_currency
 from mappings.suggest import Suggestion, confident_choice, rank_customers
 
 KINDS: Final = ("client", "project")
@@ -44,13 +44,8 @@ _customer_cache: dict[tuple[Any, ...], tuple[float, list[AccountingCustomer]]] =
 _customer_cache_lock = threading.Lock()
 
 
-class MappingError(ValueError):
+class MappingError(FieldError):
     """A mapping that cannot be stored; ``field`` names the input to fix."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass

@@ -10,7 +10,7 @@ from flask import g, jsonify, request
 from connector import db
 from connector.api import bp
 from connector.api.drafts import serialize_draft, serialize_timesheet, timesheet_not_found
-from connector.api.mappings import invalid
+from connector.api.request_bodies import invalid
 from connector.approval_queries import (
     HELD_STATUSES,
     approvals_query,

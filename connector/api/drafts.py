@@ -8,7 +8,7 @@ from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid
+from connector.api.request_bodies import invalid
 from connector.approval_queries import (
     HELD_STATUSES,
     count_rows,
