@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import fastjsonschema
 
 from connector import trackers
+from webhooks.inbox import UNSTORABLE as _UNSTORABLE
+from webhooks.inbox import storable_text
 from webhooks.webwork import SOURCE
 
 SCHEMA_PATH = Path(__file__).with_name("event.v1.schema.json")
@@ -43,6 +45,10 @@ class Event:
     @property
     def timesheet_id(self) -> str:
         return str(self.timesheet["id"])
+
+    @property
+    def is_approval(self) -> bool:
+        return self.type == "timesheet.approved"
 
     @property
     def is_thin(self) -> bool:
@@ -113,12 +119,6 @@ def parse_datetime(value: str, field: str) -> datetime:
 
 # What neither database can store in a text column or PostgreSQL in JSON: NUL, and UTF-16
 # surrogate code points (json.loads turns an unpaired "\ud800" escape into one).
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def storable_text(text: str) -> str:
-    """``text`` with NUL and unpaired surrogates escaped, so it can be stored (error messages)."""
-    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # Deeper than any timesheet: a fixed bound keeps the JSON encoder that stores the timesheet far
