@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector import draft_records as recorded_drafts
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.providers.base import AccountingProvider, ReconnectNeeded
+from connector.providers.base import AccountingProvider, DraftRecords, ReconnectNeeded
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,17 @@ class ProviderInfo:
     connect_blueprint: str | None = None
 
     def create(
-        self, workspace_id: int, store: DbCredentialStore | None, config: Mapping[str, Any]
+        self,
+        workspace_id: int,
+        store: DbCredentialStore | None,
+        config: Mapping[str, Any],
+        draft_records: DraftRecords | None = None,
     ) -> AccountingProvider:
-        provider: AccountingProvider = importlib.import_module(self.module).create(
-            workspace_id, store, config
-        )
+        module = importlib.import_module(self.module)
+        if draft_records is None:
+            provider: AccountingProvider = module.create(workspace_id, store, config)
+        else:
+            provider = module.create(workspace_id, store, config, draft_records=draft_records)
         return provider
 
 
@@ -72,6 +79,5 @@ def build_provider(
         raise ReconnectNeeded(f"unknown accounting provider {provider!r}")
     if not info.external:
         return info.create(workspace_id, None, config)
-    return info.create(
-        workspace_id, DbCredentialStore(workspace_id, provider, secret_box(config)), config
-    )
+    store = DbCredentialStore(workspace_id, provider, secret_box(config))
+    return info.create(workspace_id, store, config, recorded_drafts.draft_records(workspace_id))

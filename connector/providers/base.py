@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -222,6 +222,20 @@ class RemovalOutcome(enum.StrEnum):
 
 
 # --- what a provider gets from the app ---------------------------------------------------------
+@dataclass(frozen=True)
+class DraftRecord:
+    """What we recorded for a draft key before calling the provider: enough for ``find_draft``
+    to look in one short page (that customer, that day) instead of scanning the account."""
+
+    customer_id: str | None
+    created_at: datetime
+
+
+# key -> the record, or None. Supplied by the factory (``build_provider``): an adapter never
+# reads our tables itself.
+DraftRecords = Callable[[str], DraftRecord | None]
+
+
 class CredentialStore(Protocol):
     """Per-connection persistence a provider needs, supplied by the app.
 

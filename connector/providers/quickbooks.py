@@ -35,10 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select as sql_select
-
-from connector import db, ratelimit
-from connector.models import Draft
+from connector import ratelimit
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     AccountingCustomer,
@@ -48,6 +45,7 @@ from connector.providers.base import (
     CurrencyMismatch,
     CustomerPage,
     DraftInvoice,
+    DraftRecords,
     DraftState,
     DuplicateCustomer,
     InvoiceState,
@@ -279,6 +277,7 @@ class QuickBooksProvider(AccountingProvider):
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
         http: QboHttp | None = None,
         draft_hint: Callable[[str], DraftHint | None] | None = None,
+        draft_records: DraftRecords | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.workspace_id = workspace_id
@@ -288,7 +287,8 @@ class QuickBooksProvider(AccountingProvider):
         self.lookback_days = lookback_days
         self.cache_seconds = cache_seconds
         self.http = http or QboHttp(settings, store, realm_id, limiter=limiter)
-        self.draft_hint = draft_hint or self._draft_hint_from_db
+        self.draft_records = draft_records
+        self.draft_hint = draft_hint or self._draft_hint_from_records
         self._clock = clock
         self._terms: dict[str, int | None] = {}
 
@@ -618,22 +618,19 @@ class QuickBooksProvider(AccountingProvider):
                 raise
             return self._post_invoice(fresh, request_id(f"{draft.key}:fresh"))
 
-    def _draft_hint_from_db(self, key: str) -> DraftHint | None:
-        """The customer and issue date the pipeline recorded for ``key`` (our own database)."""
+    def _draft_hint_from_records(self, key: str) -> DraftHint | None:
+        """The customer and issue date recorded for ``key`` (given by the factory)."""
+        if self.draft_records is None:
+            return None
         try:
-            with db.new_session() as s:
-                row = s.execute(
-                    sql_select(Draft.customer_id, Draft.created_at).where(
-                        Draft.key == key, Draft.workspace_id == self.workspace_id
-                    )
-                ).first()
+            record = self.draft_records(key)
         except Exception:  # only a hint: the lookback scan still runs
             log.debug("no draft hint for key %s", key, exc_info=True)
             return None
-        if row is None or not row.customer_id:
+        if record is None or not record.customer_id:
             return None
         # The pipeline issues a draft on the UTC day its row was created (see draft_invoice).
-        return (str(row.customer_id), row.created_at.astimezone(UTC).date())
+        return (str(record.customer_id), record.created_at.astimezone(UTC).date())
 
     def _scan(self, where: str, key: str) -> CreatedDraft | None:
         start = 1
@@ -743,6 +740,7 @@ def create(
     config: Mapping[str, Any],
     *,
     limiter: RateLimiter | None = None,
+    draft_records: DraftRecords | None = None,
 ) -> QuickBooksProvider:
     """The QuickBooks provider of a workspace (``build_provider`` calls this)."""
     realm_id = store.account_id
@@ -768,4 +766,5 @@ def create(
         limiter=limiter,
         lookback_days=lookback,
         cache_seconds=cache_seconds,
+        draft_records=draft_records,
     )

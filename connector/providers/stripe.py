@@ -44,11 +44,9 @@ from datetime import time as dtime
 from typing import Any, TypeVar
 
 import stripe  # the SDK: absolute import, this module's own name only shadows it as a submodule
-from sqlalchemy import select
 from stripe.oauth_error import OAuthError
 
-from connector import db, observability, ratelimit
-from connector.models import Draft
+from connector import observability, ratelimit
 from connector.money import format_money, from_minor_units, to_minor_units
 from connector.providers.base import (
     AccountingCustomer,
@@ -59,6 +57,7 @@ from connector.providers.base import (
     CustomerPage,
     DraftInvoice,
     DraftLine,
+    DraftRecords,
     DraftState,
     InvoiceState,
     NewCustomer,
@@ -264,8 +263,10 @@ class StripeProvider(AccountingProvider):
         api_base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         limiter: RateLimiter | None = None,
+        draft_records: DraftRecords | None = None,
     ):
         self.workspace_id = workspace_id
+        self.draft_records = draft_records
         self.store = store  # a DbCredentialStore: load/meta/update_meta/lock/mark_reconnect_needed
         self.environment = environment if environment in RATE_LIMITS else "test"
         self.method = method
@@ -790,17 +791,15 @@ class StripeProvider(AccountingProvider):
         return None
 
     def _customer_hint(self, key: str) -> str | None:
-        """The accounting customer the pipeline recorded for ``key`` (our own database)."""
+        """The accounting customer recorded for ``key`` (given by the factory)."""
+        if self.draft_records is None:
+            return None
         try:
-            with db.new_session() as s:
-                return s.scalars(
-                    select(Draft.customer_id).where(
-                        Draft.key == key, Draft.workspace_id == self.workspace_id
-                    )
-                ).first()
+            record = self.draft_records(key)
         except Exception:  # only a hint; the search below still runs
             log.debug("no customer hint for draft key %s", key, exc_info=True)
             return None
+        return record.customer_id if record is not None else None
 
     def _candidates(self, key: str) -> Iterator[dict[str, Any]]:
         pending = self._meta(META_PENDING).get(key)
@@ -917,7 +916,11 @@ class StripeProvider(AccountingProvider):
 
 
 def create(
-    workspace_id: int, store: CredentialStore | None, config: Mapping[str, Any]
+    workspace_id: int,
+    store: CredentialStore | None,
+    config: Mapping[str, Any],
+    *,
+    draft_records: DraftRecords | None = None,
 ) -> StripeProvider:
     """The workspace's Stripe provider, from its stored (encrypted) credentials."""
     credentials = store.load() if store is not None else {}
@@ -954,4 +957,5 @@ def create(
         account_id=store.account_id or account,
         api_base_url=config.get("STRIPE_API_BASE_URL") or None,
         timeout=timeout,
+        draft_records=draft_records,
     )
