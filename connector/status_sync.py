@@ -290,7 +290,7 @@ def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
 @worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
 def _schedule_status_reconciles() -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    with worker._ensure_app().app_context():
+    with worker.ensure_app().app_context():
         queued = schedule_reconciles()
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
