@@ -21,10 +21,25 @@ import requests
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from connector import db, worker
+from connector import db, observability, worker
+from connector.admin.admins_cli import admins_cli
+from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
-from connector.models import Delivery, Job, JobState, Workspace
+from connector.connections.store import secret_box
+from connector.models import Connection, Delivery, Job, JobState, Workspace
+from connector.providers import PROVIDER_NAMES
+from connector.status_sync import provider_status_cli
+from connector.workspaces import (
+    create_workspace,
+    retire_old_signing_secrets,
+    rotate_signing_secret,
+    webhook_url,
+)
+from mappings.mappings_cli import mappings_cli
+from webhooks.inbox import replay_delivery
+from webhooks.signing import sign
 
 db_cli = AppGroup("db", help="Create or upgrade the database schema.")
 workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
@@ -81,7 +96,6 @@ def db_current() -> None:
 
 # --- workspaces ---------------------------------------------------------------------------------
 def _box() -> Any:
-    from connector.connections.store import secret_box
 
     return secret_box(current_app.config)
 
@@ -99,7 +113,7 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 @click.option("--auto-invoicing/--no-auto-invoicing", default=False, show_default=True)
 @click.option(
     "--provider",
-    type=click.Choice(["local", "quickbooks", "stripe"]),
+    type=click.Choice(PROVIDER_NAMES),
     default="local",
     show_default=True,
 )
@@ -108,9 +122,6 @@ def workspaces_create(
     name: str, tracker_workspace_id: str, auto_invoicing: bool, provider: str, as_json: bool
 ) -> None:
     """Create a workspace; prints its webhook URL, signing secret and an API token (once)."""
-    from sqlalchemy.exc import IntegrityError
-
-    from connector.workspaces import create_workspace, webhook_url
 
     try:
         with db.session_scope() as s:
@@ -148,7 +159,6 @@ def workspaces_create(
 @workspaces_cli.command("list")
 def workspaces_list() -> None:
     """List workspaces."""
-    from connector.workspaces import webhook_url
 
     for ws in db.session.scalars(select(Workspace).order_by(Workspace.id)):
         click.echo(
@@ -163,7 +173,6 @@ def workspaces_list() -> None:
 @click.option("--retire-old", is_flag=True, help="Drop every secret but the newest.")
 def workspaces_rotate_secret(workspace_id: int, retire_old: bool) -> None:
     """Issue a new signing secret; the previous one stays valid until --retire-old."""
-    from connector.workspaces import retire_old_signing_secrets, rotate_signing_secret
 
     with db.session_scope() as s:
         ws = _workspace(s, workspace_id)
@@ -191,7 +200,6 @@ def workspaces_auto_invoicing(workspace_id: int, state: str) -> None:
 @click.option("--name", default="cli", show_default=True)
 def workspaces_token(workspace_id: int, name: str) -> None:
     """Issue another API token for the JSON API (printed once)."""
-    from connector.auth import issue_api_token
 
     with db.session_scope() as s:
         _workspace(s, workspace_id)
@@ -213,7 +221,6 @@ def workspaces_token(workspace_id: int, name: str) -> None:
 )
 def events_send_sample(url: str, secret: str, tracker_workspace_id: str, path: Path) -> None:
     """POST a signed sample approval (three customers) to a running server."""
-    from webhooks.signing import sign
 
     doc = json.loads(path.read_text())
     doc["data"]["workspace_id"] = tracker_workspace_id
@@ -239,7 +246,6 @@ def events_send_sample(url: str, secret: str, tracker_workspace_id: str, path: P
 @click.argument("delivery_id", type=int)
 def events_replay(delivery_id: int) -> None:
     """Queue a stored delivery again (idempotency keys prevent duplicate drafts)."""
-    from webhooks.inbox import replay_delivery
 
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None:
@@ -293,7 +299,6 @@ def secrets_reencrypt() -> None:
 
     Rotate by prepending a new key, deploying, running this, then dropping the old key.
     """
-    from connector.models import Connection
 
     box = _box()
     count = 0
@@ -321,7 +326,6 @@ def secrets_reencrypt() -> None:
 @click.option("--port", default=None, type=int, help="Listen port (default METRICS_PORT).")
 def metrics_serve(host: str | None, port: int | None) -> None:
     """Serve /metrics without a token on an internal address (for a Prometheus next to us)."""
-    from connector import observability
 
     host = host or str(current_app.config["METRICS_HOST"])
     port = port or int(current_app.config["METRICS_PORT"])
@@ -332,7 +336,6 @@ def metrics_serve(host: str | None, port: int | None) -> None:
 @metrics_cli.command("show")
 def metrics_show() -> None:
     """Print the metrics text once (what a scrape would get)."""
-    from connector import observability
 
     click.echo(observability.render_metrics().decode(), nl=False)
 
@@ -350,11 +353,8 @@ def register_cli(app: Flask) -> None:
     for group in (db_cli, workspaces_cli, events_cli, jobs_cli, secrets_cli, metrics_cli):
         app.cli.add_command(group)
     app.cli.add_command(config_command())
-    from connector.admin.cli import admins_cli
-    from mappings.cli import mappings_cli
 
     app.cli.add_command(mappings_cli)
-    from connector.status_sync import provider_status_cli
 
     app.cli.add_command(provider_status_cli)
 

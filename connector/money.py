@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 from decimal import MAX_PREC, ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Rounded
-from types import MappingProxyType
 from typing import Final
 
-ROUNDING: Final = ROUND_HALF_UP
 DEFAULT_MINOR_UNITS: Final = 2
 
 # ISO 4217 exponents that differ from the default of 2 (HUF is 2 in ISO 4217, even though
@@ -28,7 +26,6 @@ _EXCEPTIONS: dict[str, int] = {
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
     **dict.fromkeys(("CLF", "UYW"), 4),
 }  # fmt: skip
-MINOR_UNITS: Final = MappingProxyType(_EXCEPTIONS)
 
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 _AMOUNT_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")

@@ -45,6 +45,18 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import func, or_, select
+
+from connector import db
+from connector.models import (
+    HOLD_STATUSES,
+    Connection,
+    Draft,
+    DraftStatus,
+    Job,
+    JobState,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +105,6 @@ class WorkCollector(Collector):
     """Jobs by state, the oldest due job's age, holds by reason, connections by status."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from sqlalchemy import func, or_, select
-
-        from connector import db
-        from connector.models import (
-            HOLD_STATUSES,
-            Connection,
-            Draft,
-            DraftStatus,
-            Job,
-            JobState,
-            utcnow,
-        )
 
         now = utcnow()
         jobs = GaugeMetricFamily("tsi_jobs", "Jobs by state.", labels=["state"])

@@ -21,13 +21,14 @@ from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import billing, db, observability, trackers, worker
+from connector.config import current_config
+from connector.jobs import new_job
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     HOLD_STATUSES,
@@ -65,10 +66,10 @@ from connector.providers.base import (
     RemovalOutcome,
     RetryLater,
 )
+from connector.rates import to_entry
 from connector.settings import WorkspaceSettings
-from mappings.rates import to_entry
-from webhooks.webwork.events import Event, EventError, parse_event
-from webhooks.webwork.normalize import normalize_timesheet
+from connector.trackers import EventError
+from connector.trackers import TrackerEvent as Event
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ AT_PROVIDER = frozenset({DraftStatus.DRAFTED, DraftStatus.PENDING, DraftStatus.R
 
 
 def _config() -> Mapping[str, Any]:
-    return current_app.config
+    return current_config()
 
 
 # --- inputs for the billing engine ---------------------------------------------------------------
@@ -344,7 +345,7 @@ def _is_stale(ts_row: Timesheet, event: Event) -> bool:
 
 
 def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
-    timesheet = normalize_timesheet(event.timesheet)
+    timesheet = trackers.normalize_timesheet(event.source, event.timesheet)
     content_revision = billing.timesheet_revision(timesheet)
     summary = dict(ts_row.summary or {})
     generation = int(summary.get("generation", 0))
@@ -447,7 +448,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
     explicit re-bill (:func:`rebill_timesheet`), which withdraws it first.
     """
     assert ts_row.revision is not None and ts_row.content is not None
-    timesheet = normalize_timesheet(ts_row.content)
+    timesheet = trackers.normalize_timesheet(ts_row.source, ts_row.content)
     revision = ts_row.revision
     existing = {
         d.subject_key: d
@@ -1167,7 +1168,7 @@ def process_delivery(job: Job) -> None:
         if delivery is None:
             raise Rejected(f"delivery {job.delivery_id} no longer exists")
         try:
-            event = parse_event(delivery.body)
+            event = trackers.parse_event(delivery.source, delivery.body)
         except EventError as exc:
             delivery.status = DeliveryStatus.INVALID
             delivery.error = str(exc)
@@ -1304,8 +1305,6 @@ def bill_timesheet(job: Job) -> None:
 
 # --- entry points for the admin console and the API ----------------------------------------------
 def _enqueue_bill(workspace_id: int, ts_pks: Iterable[int], *, retry_failed: bool) -> list[int]:
-    from webhooks.inbox import new_job
-
     job_ids = []
     with db.session_scope() as s:
         for ts_pk in ts_pks:
@@ -1359,8 +1358,6 @@ def request_rebill(workspace_id: int, timesheet_pk: int) -> int | None:
     """The re-bill button: queue a job that withdraws the approval's created drafts (deleted if
     still drafts, flagged if finance sent them) and bills the revision again with the current
     mappings, rates and settings. None when the approval is not this workspace's."""
-    from webhooks.inbox import new_job
-
     with db.session_scope() as s:
         ts_row = s.get(Timesheet, timesheet_pk)
         if ts_row is None or ts_row.workspace_id != workspace_id:
@@ -1490,7 +1487,7 @@ def on_connection_restored(workspace_id: int) -> None:
 
 def preview_event(workspace: Workspace, event: Event) -> dict[str, Any]:
     """What an approval would produce now, with no side effects."""
-    timesheet = normalize_timesheet(event.timesheet)
+    timesheet = trackers.normalize_timesheet(event.source, event.timesheet)
     with db.new_session() as s:
         result = run_billing(s, workspace, timesheet)
     return {

@@ -5,22 +5,30 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, get_type_hints
 
-from connector.validation import TAX_CODE_MAX, iso_currency
+# One definition: the billing engine owns what it can group by and round to.
+from connector.billing import BILLING_INCREMENTS, GROUPINGS
+from connector.validation import TAX_CODE_MAX, FieldError, iso_currency
 
-GROUPINGS = ("project", "project_day", "task", "detailed")
-BILLING_INCREMENTS = (None, 1, 6, 15)
 # per_timesheet: each approval gets its own drafts; per_period: one open draft per customer and
 # period, every approval in the period appends its lines to it (see docs/billing.md).
 CONSOLIDATIONS = ("per_timesheet", "per_period")
 PERIODS = ("weekly", "semi_monthly", "monthly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
+__all__ = [
+    "BILLING_INCREMENTS",
+    "CONSOLIDATIONS",
+    "GROUPINGS",
+    "PERIODS",
+    "WEEKDAYS",
+    "SettingsError",
+    "WorkspaceSettings",
+    "validate_settings",
+]
 
-class SettingsError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+
+class SettingsError(FieldError):
+    """Workspace settings that cannot be stored."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ left alone; withdrawals consult ``provider_status`` (see ``pipeline.withdraw_dra
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,8 @@ from huey import crontab
 from sqlalchemy import or_, select, update
 
 from connector import db, locks, worker
+from connector.config import current_config
+from connector.jobs import new_job
 from connector.models import (
     Connection,
     Delivery,
@@ -55,9 +57,7 @@ DEFAULT_RECONCILE_MINUTES = 60
 
 
 def _config() -> Mapping[str, Any]:
-    from flask import current_app
-
-    return current_app.config
+    return current_config()
 
 
 # --- recording -----------------------------------------------------------------------------
@@ -100,23 +100,21 @@ def sync_invoices(workspace_id: int, provider_name: str, refs: Iterable[str]) ->
 
 
 # --- events from the providers -------------------------------------------------------------
+# provider name -> fn(raw event body, the connection's account id or None) -> the invoice ids the
+# event names for that account. Registered by the inbound packages (webhooks/<provider>/setup.py)
+# when the app is built, so the core never imports them.
+EVENT_READERS: dict[str, Callable[[bytes, str | None], list[str]]] = {}
+
+
+def register_event_reader(provider: str, read: Callable[[bytes, str | None], list[str]]) -> None:
+    EVENT_READERS[provider] = read
+
+
 def _event_refs(delivery: Delivery, account_id: str | None) -> list[str]:
     """The invoice ids a stored provider event names for this workspace's connection."""
-    if delivery.source == "stripe":
-        from webhooks.stripe.events import parse_event
-
-        event = parse_event(delivery.body)
-        if event.account and account_id and event.account != account_id:
-            return []
-        return [event.invoice_id] if event.supported and event.invoice_id else []
-    if delivery.source == "quickbooks":
-        from webhooks.quickbooks.events import parse_notification
-
-        return [
-            change.invoice_id
-            for change in parse_notification(delivery.body)
-            if account_id is None or change.realm_id == account_id
-        ]
+    read_refs = EVENT_READERS.get(delivery.source)
+    if read_refs is not None:
+        return read_refs(delivery.body, account_id)
     raise Rejected(f"delivery {delivery.id} is not a provider event ({delivery.source})")
 
 
@@ -217,8 +215,6 @@ def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
 
     Returns (job id, True) for a new job, (the queued job's id, False) otherwise.
     """
-    from webhooks.inbox import new_job
-
     with db.session_scope() as s:
         busy = s.scalars(
             select(Job.id).where(
@@ -294,7 +290,7 @@ def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
 @worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
 def _schedule_status_reconciles() -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    with worker._ensure_app().app_context():
+    with worker.ensure_app().app_context():
         queued = schedule_reconciles()
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))

@@ -2,7 +2,11 @@
 
 The core (pipeline, console) never imports a tracker's package: a source registers what it can
 do here when the app is built (``webhooks.<source>.setup``), and the core asks through these
-functions. Today one source registers: WebWork (a connected account that is polled).
+functions, dispatched by the delivery's or the timesheet's ``source``. Today one source
+registers: WebWork (signed webhooks, and a connected account that is polled).
+
+A second tracker is one new folder ``webhooks/<name>/`` (events, normalize, fixtures, client,
+poller, ``setup.py`` calling :func:`register_source`) plus one line in the app factory.
 """
 
 from __future__ import annotations
@@ -10,12 +14,66 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from connector import db
+from connector import billing, db
 from connector.models import Connection, ConnectionStatus
+
+
+class EventError(Exception):
+    """Authentic but malformed: 400 (not JSON) or 422 (JSON that breaks the source's contract).
+
+    Each source raises its own subclass; the core catches this one."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+class TrackerEvent(Protocol):
+    """What the core reads of a parsed tracker event (each source has its own class)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def workspace_id(self) -> str: ...  # the tracker's workspace (checked against the endpoint)
+    @property
+    def is_approval(self) -> bool: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def timesheet(self) -> dict[str, Any]: ...
+    @property
+    def supported(self) -> bool: ...
+    @property
+    def timesheet_id(self) -> str: ...
+    @property
+    def is_thin(self) -> bool: ...
+
+
+class UnknownSource(LookupError):
+    """No tracker registered under this name (a delivery stored by a source since removed)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One tracker: how its deliveries are read and turned into the billing engine's input."""
+
+    name: str
+    display_name: str
+    # raw delivery body -> event (raises an EventError subclass)
+    parse_event: Callable[[bytes], TrackerEvent]
+    # the stored timesheet JSON -> billing.Timesheet (raises an EventError subclass)
+    normalize_timesheet: Callable[[dict[str, Any]], billing.Timesheet]
+
+
+SOURCES: dict[str, Source] = {}
 
 # source -> fn(workspace_id, event) -> the event with rows read from the tracker, or None
 _FILLERS: dict[str, Callable[[int, Any], Any]] = {}
@@ -29,14 +87,38 @@ def register_source(
     source: str,
     *,
     display_name: str,
+    parse_event: Callable[[bytes], TrackerEvent],
+    normalize_timesheet: Callable[[dict[str, Any]], billing.Timesheet],
     fill_event: Callable[[int, Any], Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
 ) -> None:
+    SOURCES[source] = Source(source, display_name, parse_event, normalize_timesheet)
     TRACKER_PROVIDERS[source] = display_name
     if fill_event is not None:
         _FILLERS[source] = fill_event
     if rate_hold_hint is not None:
         _RATE_HINTS[source] = rate_hold_hint
+
+
+def get_source(source: str) -> Source:
+    try:
+        return SOURCES[source]
+    except KeyError:
+        raise UnknownSource(f"no tracker source {source!r} is registered") from None
+
+
+def is_source(source: str) -> bool:
+    return source in SOURCES
+
+
+def parse_event(source: str, body: bytes) -> TrackerEvent:
+    """A stored delivery's body as its source's event (raises EventError)."""
+    return get_source(source).parse_event(body)
+
+
+def normalize_timesheet(source: str, raw: dict[str, Any]) -> billing.Timesheet:
+    """A source's timesheet JSON as the billing engine's input (raises EventError)."""
+    return get_source(source).normalize_timesheet(raw)
 
 
 def fill_event(workspace_id: int, source: str, event: Any) -> Any:

@@ -11,6 +11,19 @@ from typing import Final
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
+
+class FieldError(ValueError):
+    """Input that cannot be stored; ``field`` names what to fix, ``message`` says why.
+
+    One class for settings, mappings, rates and customer overrides, so the console shows it
+    beside the field and the API turns it into a 422 naming the field the same way."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 # Column sizes, in one place (models use the same numbers).
 NAME_MAX: Final = 200  # workspace names, token names
 CUSTOMER_NAME_MAX: Final = 500

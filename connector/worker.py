@@ -30,7 +30,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from connector import db, jobs, locks, observability
 from connector.config import check_production, load_config
 from connector.jobs import LeaseLost, backoff_seconds
-from connector.models import Job, JobState
+from connector.models import Delivery, DeliveryStatus, Job, JobState
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater, Throttled
 
 __all__ = ["LeaseLost", "WaitFor", "backoff_seconds", "enqueue", "handler", "heartbeat", "huey"]
@@ -94,10 +94,11 @@ def ping_queue() -> None:
     huey.storage.queue_size()
 
 
-def _ensure_app() -> Any:
+def ensure_app() -> Any:
     """The consumer needs the same configured app (database, providers) as the web process."""
     global _app
     if _app is None:
+        # The consumer's own composition root: the app factory wires the handlers and sources.
         from connector import create_app
 
         _app = create_app()
@@ -114,10 +115,6 @@ def handler(kind: str) -> Callable[[Callable[[Job], None]], Callable[[Job], None
         return fn
 
     return register
-
-
-def _setting(name: str, default: Any) -> Any:
-    return jobs.setting(name, default)
 
 
 # Jobs this process is running: job id -> lease token (renewed by the heartbeat thread).
@@ -190,7 +187,6 @@ def start_heartbeat() -> None:
 def _mark_delivery_failed(job: Job, message: str) -> None:
     if job.delivery_id is None:
         return
-    from connector.models import Delivery, DeliveryStatus
 
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)
@@ -368,7 +364,7 @@ _poller_thread: threading.Thread | None = None
 
 
 def _poll_forever(interval: float) -> None:
-    app = _ensure_app()
+    app = ensure_app()
     while True:
         try:
             with app.app_context():
@@ -397,7 +393,7 @@ def process_job(job_id: int) -> str:
     """Run this job (immediate mode, and nudges queued before fair claiming existed)."""
     if has_app_context():  # inline (immediate mode) inside a web request
         return run_job(job_id)
-    with _ensure_app().app_context():
+    with ensure_app().app_context():
         return run_job(job_id)
 
 
@@ -406,20 +402,12 @@ def process_next() -> str:
     """A nudge: claim the fairest due job and run it."""
     if has_app_context():
         return run_next()
-    with _ensure_app().app_context():
+    with ensure_app().app_context():
         return run_next()
 
 
 @huey.on_startup()
 def _start_poller_in_consumer() -> None:
-    _ensure_app()  # the database the heartbeat renews leases in
+    ensure_app()  # the database the heartbeat renews leases in
     start_heartbeat()
     start_poller()
-
-
-def _load_handlers() -> None:
-    # The pipeline and the provider status sync register their handlers on import.
-    from connector import pipeline, status_sync  # noqa: F401
-
-
-_load_handlers()

@@ -9,7 +9,8 @@ provider request (``draft_invoice``).
 
 Only customers some client/project of the workspace is billed to can get overrides (a row that
 outlived its mapping can still be read and cleared). Changes flush, never commit: the caller
-commits and then calls ``after_change`` so held approvals are re-billed with the new settings.
+commits and then calls ``mappings.service.after_change`` so held approvals are re-billed with the
+new settings.
 """
 
 from __future__ import annotations
@@ -239,10 +240,3 @@ def clear(s: Session, workspace_id: int, customer_id: str) -> bool:
     s.delete(row)
     s.flush()
     return True
-
-
-def after_change(workspace_id: int) -> int:
-    """Re-bill held approvals of the workspace (call after committing a change)."""
-    from connector import pipeline
-
-    return int(pipeline.release_holds(workspace_id))

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from connector import billing
 from connector.models import Rate
 from connector.money import parse_amount
-from connector.validation import iso_currency
+from connector.rates import to_entry
+from connector.validation import FieldError, iso_currency
 
 SCOPE_LABELS: Final = {
     "contract": "Contract",
@@ -31,13 +32,8 @@ SCOPE_LABELS: Final = {
 _ID_FIELDS: Final = ("member_id", "project_id", "contract_id", "customer_id")
 
 
-class RateError(ValueError):
+class RateError(FieldError):
     """A rate that cannot be stored; ``field`` names the input to fix."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -193,18 +189,6 @@ def _check_table(s: Session, workspace_id: int, rate: RateInput, *, skip_id: int
         billing.RateTable(tuple(entries))
     except ValueError as exc:  # the engine's own consistency rules, in its words
         raise RateError("effective_from", str(exc)) from None
-
-
-def to_entry(row: Rate) -> billing.RateEntry:
-    return billing.RateEntry(
-        amount=row.amount,
-        currency=row.currency,
-        effective_from=row.effective_from,
-        member_id=row.member_id,
-        project_id=row.project_id,
-        contract_id=row.contract_id,
-        customer_id=row.customer_id,
-    )
 
 
 def create_rate(s: Session, workspace_id: int, data: Mapping[str, Any]) -> Rate:

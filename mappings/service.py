@@ -17,9 +17,21 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.models import CustomerMapping, TrackerEntity
+from connector import pipeline, trackers
+from connector.models import (
+    Connection,
+    CustomerMapping,
+    Draft,
+    DraftStatus,
+    Rate,
+    Timesheet,
+    TimesheetStatus,
+    TrackerEntity,
+    Workspace,
+)
 from connector.providers.base import AccountingCustomer, AccountingProvider
-from connector.validation import iso_currency
+from connector.settings import WorkspaceSettings
+from connector.validation import FieldError, iso_currency
 from mappings.suggest import Suggestion, confident_choice, rank_customers
 
 KINDS: Final = ("client", "project")
@@ -32,13 +44,8 @@ _customer_cache: dict[tuple[Any, ...], tuple[float, list[AccountingCustomer]]] =
 _customer_cache_lock = threading.Lock()
 
 
-class MappingError(ValueError):
+class MappingError(FieldError):
     """A mapping that cannot be stored; ``field`` names the input to fix."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass
@@ -184,9 +191,6 @@ def billing_currency(s: Session, workspace_id: int, kind: str, tracker_id: str) 
     workspace's default currency. A customer created in another currency would hold every
     draft as a currency mismatch.
     """
-    from connector.models import Rate, Timesheet, TimesheetStatus, Workspace
-    from connector.settings import WorkspaceSettings
-    from webhooks.webwork.normalize import normalize_timesheet
 
     check_kind(kind)
     seen: Counter[str] = Counter()
@@ -203,8 +207,8 @@ def billing_currency(s: Session, workspace_id: int, kind: str, tracker_id: str) 
     )
     for approval in approvals:
         try:
-            rows = normalize_timesheet(approval.content or {}).rows
-        except (ValueError, KeyError, TypeError):
+            rows = trackers.normalize_timesheet(approval.source, approval.content or {}).rows
+        except (ValueError, KeyError, TypeError, trackers.UnknownSource):
             continue  # an approval the pipeline could not bill either
         for row in rows:
             if row.billable is False:
@@ -246,7 +250,6 @@ def remove_mapping(s: Session, workspace_id: int, kind: str, tracker_id: str) ->
 def drafts_made_with(s: Session, workspace_id: int, mapping: CustomerMapping) -> int:
     """Live drafts for the mapping's customer with lines from the mapped project (or from a
     project of the mapped client): what removing the mapping leaves as it is."""
-    from connector.models import Draft, DraftStatus
 
     if mapping.kind == "project":
         projects = {mapping.tracker_id}
@@ -333,7 +336,6 @@ def fetch_customers(
 def customer_cache_key(s: Session, workspace_id: int, provider_name: str) -> tuple[Any, ...] | None:
     """One key per live connection (a reconnect starts a new list); None for the built-in ledger,
     which is this database and cheap to read."""
-    from connector.models import Connection
 
     if provider_name == "local":
         return None
@@ -392,8 +394,6 @@ def after_change(workspace_id: int) -> int:
 
     Called after every mapping or rate change (web and API), after the change is committed.
     """
-    from connector import pipeline
-
     return int(pipeline.release_holds(workspace_id))
 
 
@@ -404,7 +404,6 @@ def change_notice(
     tracker: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Fields every change response carries: drafts already created stay as they are."""
-    from connector import pipeline
 
     count = pipeline.approvals_with_created_drafts(
         workspace_id, customer_id=customer_id, tracker=tracker

@@ -201,7 +201,7 @@ def test_console_rebill_confirms_what_follows_then_rebills(
     globex_2 = local_customer(workspace.id, "Globex Corp (new books)")
     post_event(workspace, event(APPROVED))
     put_mapping(client, workspace, "client", "cl-globex", globex_1)
-    ts_pk = db.session.scalars(select(Timesheet.id)).one()
+    timesheet_pk = db.session.scalars(select(Timesheet.id)).one()
 
     # The mapping page says the change applies to future approvals.
     res = admin_client.post(
@@ -217,8 +217,8 @@ def test_console_rebill_confirms_what_follows_then_rebills(
     assert "applies to future approvals" in res.data.decode()
     assert [inv.customer_id for inv in live_invoices()] == [globex_1]
 
-    page = admin_client.get(f"/workspaces/{workspace.id}/approvals/{ts_pk}").data.decode()
-    url = f"/workspaces/{workspace.id}/approvals/{ts_pk}/rebill"
+    page = admin_client.get(f"/workspaces/{workspace.id}/approvals/{timesheet_pk}").data.decode()
+    url = f"/workspaces/{workspace.id}/approvals/{timesheet_pk}/rebill"
     assert url in page
     confirm = admin_client.get(url).data.decode()
     assert "deleted" in confirm and "left alone and flagged" in confirm

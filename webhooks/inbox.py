@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,15 @@ from sqlalchemy.orm import Session
 
 from connector import db, jobs, worker
 from connector.models import Delivery, DeliveryStatus, Job, JobState, utcnow
+
+# NUL and unpaired surrogates: neither PostgreSQL text nor JSON can store them as they are.
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and unpaired surrogates escaped, so it can be stored (error messages)."""
+    return UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 KEPT_HEADERS = (
     "webhook-id",

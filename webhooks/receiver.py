@@ -28,19 +28,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
-from connector import db, observability, worker
+from connector import db, observability, trackers, worker
 from connector.crypto import SecretBox
 from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
-from webhooks.inbox import find_delivery, insert_job, kept_headers
+from webhooks.inbox import find_delivery, insert_job, kept_headers, storable_text
 from webhooks.signing import SignatureError, verify
-from webhooks.webwork.events import EventError, parse_event, storable_text
-from webhooks.webwork.normalize import normalize_timesheet
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
-
-SOURCES = frozenset({"webwork"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,7 @@ _ENDPOINT_QUERY = select(
 
 
 def _endpoint(source: str, token: str) -> Endpoint:
-    if source not in SOURCES:
+    if not trackers.is_source(source):  # the sources registered when the app was built
         raise Problem(
             404, "Unknown source", f"No receiver for source {source!r}.", type_="unknown-endpoint"
         )
@@ -181,10 +177,11 @@ def receive(source: str, token: str) -> Any:
     }
     problem: Problem | None = None
     try:
-        event = parse_event(body)
-        if event.type == "timesheet.approved" and not event.is_thin:
-            normalize_timesheet(event.timesheet)  # dates and periods: tell the sender now
-    except EventError as exc:
+        event = trackers.parse_event(source, body)
+        if event.is_approval and not event.is_thin:
+            # dates and periods: tell the sender now
+            trackers.normalize_timesheet(source, event.timesheet)
+    except trackers.EventError as exc:
         # The message may quote the sender's text; the delivery must be stored whatever it holds.
         values.update(status=DeliveryStatus.INVALID, error=storable_text(str(exc)))
         title = "Malformed event" if exc.status == 400 else "Event breaks the contract"

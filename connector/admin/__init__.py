@@ -29,7 +29,7 @@ def provider_name(name: str | None) -> str:
 
 
 from connector.admin import (  # noqa: E402, F401  - each module registers its routes on bp
-    approvals,
+    approval_pages,
     auth,
     connections,
     drafts,

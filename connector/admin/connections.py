@@ -16,10 +16,9 @@ from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
-from connector.providers import DISPLAY_NAMES
+from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS
 from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
-EXTERNAL_PROVIDERS = ("quickbooks", "stripe")
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
 ENVIRONMENT_LABELS = {
     "sandbox": "Sandbox",
@@ -34,11 +33,7 @@ def masked_key(connection: Connection | None) -> str | None:
     if connection is None:
         return None
     meta = connection.meta or {}
-    for name in ("masked_key", "key_hint", "key_last4"):
-        if meta.get(name):
-            value = str(meta[name])
-            return value if name != "key_last4" else f"…{value}"
-    return None
+    return str(meta["masked_key"]) if meta.get("masked_key") else None
 
 
 RETURN_KEY = "return_after_connect"

@@ -11,7 +11,7 @@ from flask import flash, jsonify, render_template, request, url_for
 from connector import db
 from connector.admin import bp
 from connector.admin.words import STATUS_WORDS
-from connector.approvals import (
+from connector.approval_queries import (
     HELD_STATUSES,
     count_rows,
     draft_customers,
@@ -117,15 +117,15 @@ def approvals_status(workspace_id: int) -> Any:
             wanted.append(int(part))
     rebilling = rebilling_timesheets(db.session, ws.id)
     result: dict[str, Any] = {}
-    for ts_pk in wanted:
-        ts = db.session.get(Timesheet, ts_pk)
+    for timesheet_pk in wanted:
+        ts = db.session.get(Timesheet, timesheet_pk)
         if ts is None or ts.workspace_id != ws.id:
             continue
         live = [
             d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
         ]
-        result[str(ts_pk)] = {
-            "rebilling": ts_pk in rebilling,
+        result[str(timesheet_pk)] = {
+            "rebilling": timesheet_pk in rebilling,
             "drafts": [_draft_state(d) for d in live],
         }
     response = jsonify(approvals=result)

@@ -32,6 +32,7 @@ from connector.workspaces import (
     signing_secrets,
     webhook_url,
 )
+from mappings.service import change_notice
 
 # Statuses that need a human (or a mapping/rate/reconnect) before an invoice exists.
 ATTENTION_STATUSES = (
@@ -227,7 +228,6 @@ def settings(workspace_id: int) -> Any:
             ws.provider = provider
             ws.auto_invoicing = auto
             db.session.commit()
-            from mappings.service import change_notice
 
             notice = change_notice(ws.id)["notice"]
             flash("Settings saved." + (f" {notice}" if notice else ""), "success")

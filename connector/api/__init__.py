@@ -16,13 +16,13 @@ API_MODULES = (
     "mappings",
     "rates",
     "settings",
-    "approvals",
+    "approvals_api",
     "tokens",
     "customer_settings",
 )
 
 from connector.api import (  # noqa: E402, F401  - registers routes
-    approvals,
+    approvals_api,
     customer_settings,
     drafts,
     mappings,

@@ -9,11 +9,12 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
+from connector.api.request_bodies import invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from connector.settings import WEEKDAYS
-from mappings import customer_settings as service
+from mappings import customer_settings as overrides
 from mappings import service as mapping_service
 
 
@@ -30,7 +31,7 @@ def _not_found(customer_id: str) -> Problem:
 @bp.get("/customers/<path:customer_id>/settings")
 @token_required
 def get_customer_settings(customer_id: str) -> Any:
-    view = service.get(db.session, g.workspace.id, customer_id)
+    view = overrides.get(db.session, g.workspace.id, customer_id)
     if view is None:
         raise _not_found(customer_id)
     return jsonify(view.to_json())
@@ -41,24 +42,24 @@ def get_customer_settings(customer_id: str) -> Any:
 def put_customer_settings(customer_id: str) -> Any:
     """Replace the overrides: fields omitted or null use the workspace's setting."""
     body = json_object()
-    if service.get(db.session, g.workspace.id, customer_id) is None:
+    if overrides.get(db.session, g.workspace.id, customer_id) is None:
         raise _not_found(customer_id)
     try:
-        view = service.set_overrides(db.session, g.workspace.id, customer_id, body)
-    except service.CustomerSettingsError as exc:
+        view = overrides.set_overrides(db.session, g.workspace.id, customer_id, body)
+    except overrides.CustomerSettingsError as exc:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
     db.session.commit()
     # Counted before the holds are re-billed: the drafts that existed before this change.
     notice = mapping_service.change_notice(g.workspace.id, customer_id=view.customer_id)
-    released = service.after_change(g.workspace.id)
+    released = mapping_service.after_change(g.workspace.id)
     return jsonify({**view.to_json(), "released": released, **notice})
 
 
 @bp.delete("/customers/<path:customer_id>/settings")
 @token_required
 def delete_customer_settings(customer_id: str) -> Any:
-    if not service.clear(db.session, g.workspace.id, customer_id):
+    if not overrides.clear(db.session, g.workspace.id, customer_id):
         raise Problem(
             404,
             "Not found",
@@ -67,7 +68,7 @@ def delete_customer_settings(customer_id: str) -> Any:
             field="/customer_id",
         )
     db.session.commit()
-    service.after_change(g.workspace.id)
+    mapping_service.after_change(g.workspace.id)
     return "", 204
 
 

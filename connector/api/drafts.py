@@ -8,8 +8,8 @@ from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid
-from connector.approvals import (
+from connector.api.request_bodies import invalid
+from connector.approval_queries import (
     HELD_STATUSES,
     count_rows,
     earlier_drafts,
@@ -21,7 +21,9 @@ from connector.approvals import (
 from connector.auth import token_required
 from connector.models import Draft, DraftStatus, Timesheet
 from connector.problems import Problem
+from connector.providers import PROVIDER_NAMES
 from connector.providers.base import ProviderStatus
+from connector.status_sync import queue_reconcile
 
 
 def serialize_draft(draft: Draft) -> dict[str, Any]:
@@ -80,7 +82,6 @@ def timesheet_not_found(timesheet_id: str) -> Problem:
 @token_required
 def sync_provider_status() -> Any:
     """Queue a reconcile of every open draft's provider status (what the periodic job does)."""
-    from connector.status_sync import queue_reconcile
 
     job_id, created = queue_reconcile(g.workspace.id)
     return jsonify(job_id=job_id, status="queued" if created else "already_queued"), 202
@@ -175,7 +176,7 @@ DRAFT_SCHEMA = {
         "total": {"type": ["string", "null"], "description": 'Decimal string, e.g. "1234.50"'},
         "minutes": {"type": "integer"},
         "lines": {"type": "array", "items": {"$ref": "#/components/schemas/DraftLine"}},
-        "provider": {"type": ["string", "null"], "enum": ["local", "quickbooks", "stripe", None]},
+        "provider": {"type": ["string", "null"], "enum": [*PROVIDER_NAMES, None]},
         "provider_id": {"type": ["string", "null"]},
         "link": {"type": ["string", "null"], "format": "uri"},
         "hold_reason": {"type": ["string", "null"]},

@@ -8,35 +8,13 @@ from flask import current_app, g, jsonify, request
 
 from connector import db
 from connector.api import bp
+from connector.api.request_bodies import invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from connector.providers import build_provider
 from connector.providers.base import AccountingProvider, ProviderError, ReconnectNeeded
 from mappings import service
 from mappings.suggest import confident_choice, rank_customers
-
-
-def json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 problem saying what was wrong."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(
-            400,
-            "Malformed request body",
-            "Send a JSON object with 'Content-Type: application/json'.",
-            type_="malformed-body",
-        )
-    return body
-
-
-def invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid field",
-        f"{field}: {message}",
-        type_="invalid-field",
-        field=f"/{field}",
-    )
 
 
 def provider_problem(exc: ProviderError) -> Problem:

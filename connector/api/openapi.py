@@ -9,6 +9,7 @@ from typing import Any
 from flask import jsonify
 
 from connector.api import API_MODULES, bp
+from webhooks import provider_receiver
 from webhooks.webwork.events import SCHEMA_PATH
 
 _PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
@@ -33,7 +34,6 @@ def build_document() -> dict[str, Any]:
             for method, op in ops.items()
         }
     # The provider receivers (status sync) live beside the API; their path items say so.
-    from webhooks import provider_receiver
 
     paths.update(provider_receiver.OPENAPI_PATHS)
     schemas.update(provider_receiver.OPENAPI_SCHEMAS)

@@ -8,7 +8,8 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
+from connector.api.request_bodies import invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from mappings import rates as rate_table

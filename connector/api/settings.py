@@ -8,11 +8,13 @@ from flask import g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, invalid, json_object
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
+from connector.api.request_bodies import invalid, json_object
 from connector.auth import token_required
 from connector.models import Workspace
 from connector.providers import PROVIDER_NAMES
 from connector.settings import SettingsError, WorkspaceSettings, validate_settings
+from mappings.service import change_notice
 
 
 def _settings_json(ws: Workspace) -> dict[str, Any]:
@@ -57,7 +59,6 @@ def patch_settings() -> Any:
     db.session.commit()
     if "settings" not in body:
         return jsonify(_settings_json(ws))
-    from mappings.service import change_notice
 
     return jsonify({**_settings_json(ws), **change_notice(ws.id)})
 
@@ -66,7 +67,7 @@ _SETTINGS_SCHEMA = {
     "type": "object",
     "properties": {
         "auto_invoicing": {"type": "boolean"},
-        "provider": {"type": "string", "enum": ["local", "quickbooks", "stripe"]},
+        "provider": {"type": "string", "enum": list(PROVIDER_NAMES)},
         "settings": {
             "type": "object",
             "properties": {

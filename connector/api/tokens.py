@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import invalid, json_object
+from connector.api.request_bodies import invalid, json_object
 from connector.auth import issue_api_token, token_required
 from connector.crypto import hash_token
 from connector.models import ApiToken, utcnow

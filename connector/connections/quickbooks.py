@@ -15,10 +15,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import update
 
-from connector import db
+from connector import db, pipeline
+from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection, Workspace
+from connector.providers import quickbooks
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
 
@@ -138,23 +140,19 @@ def callback() -> Any:
         workspace.provider = PROVIDER
         db.session.commit()
 
-    from connector.pipeline import on_connection_restored
-
-    on_connection_restored(workspace.id)
+    pipeline.on_connection_restored(workspace.id)
     flash(
         f"QuickBooks Online connected ({settings.environment}"
         + (f": {company_name}" if company_name else "")
         + "). Invoices are created unsent: review them in QuickBooks before sending.",
         "success",
     )
-    from connector.admin.connections import return_after_connect
 
     return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
     """Best effort: the company's name for the connections page; connecting never fails on it."""
-    from connector.providers import quickbooks
 
     try:
         provider = quickbooks.create(workspace_id, store, current_app.config)
@@ -178,7 +176,6 @@ def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
 @bp.post("/workspaces/<int:workspace_id>/connections/quickbooks/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
-    from connector.admin.connections import confirm_disconnect
 
     workspace = workspace_for_admin(workspace_id)
     page = confirm_disconnect(workspace, PROVIDER)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -174,8 +173,3 @@ class DbCredentialStore:
             ttl=max(60.0, timeout * 2),
             timeout=timeout,
         )
-
-
-def iter_connections(workspace_id: int) -> Iterator[Connection]:
-    with db.new_session() as s:
-        yield from s.scalars(select(Connection).where(Connection.workspace_id == workspace_id))

@@ -20,23 +20,20 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-import stripe
 from flask import Blueprint, abort, current_app, flash, redirect, request, session
 from flask_login import current_user
-from stripe.oauth_error import OAuthError
 
-from connector import db
+from connector import db, pipeline
+from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
-from connector.providers.stripe import (
-    CONNECT_TIMEOUT_SECONDS,
-    DEFAULT_API_BASE_URL,
-    DEFAULT_CONNECT_BASE_URL,
-    DEFAULT_TIMEOUT_SECONDS,
-    META_CURRENCIES,
-    META_PENDING,
-    STRIPE_API_VERSION,
+from connector.providers import stripe_connect
+from connector.providers.stripe import DEFAULT_CONNECT_BASE_URL, META_CURRENCIES, META_PENDING
+from connector.providers.stripe_connect import (
+    META_WEBHOOK_SECRET,
+    META_WEBHOOK_SECRET_HINT,
+    NEEDED_PERMISSIONS,
 )
 
 bp = Blueprint("stripe_connection", __name__)
@@ -44,11 +41,8 @@ bp = Blueprint("stripe_connection", __name__)
 PROVIDER = "stripe"
 KEY_RE = re.compile(r"(?P<kind>rk|sk)_(?P<mode>test|live)_[A-Za-z0-9]{8,247}")
 SESSION_KEY = "stripe_oauth"
-NEEDED_PERMISSIONS = "Customers: Write and Invoices: Write"
 # Status sync for key-based connections: the signing secret of the endpoint the admin registered
 # in their own Stripe account, encrypted like every credential (the hint is what is shown).
-META_WEBHOOK_SECRET = "webhook_secret_encrypted"
-META_WEBHOOK_SECRET_HINT = "webhook_secret_hint"
 WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,250}")
 
 
@@ -58,26 +52,6 @@ def _connections_url(workspace_id: int) -> str:
 
 def _store(workspace_id: int) -> DbCredentialStore:
     return DbCredentialStore(workspace_id, PROVIDER, secret_box())
-
-
-def _client(api_key: str, *, stripe_account: str | None = None) -> stripe.StripeClient:
-    config = current_app.config
-    return stripe.StripeClient(
-        api_key,
-        stripe_account=stripe_account,
-        stripe_version=STRIPE_API_VERSION,
-        base_addresses={
-            "api": config.get("STRIPE_API_BASE_URL") or DEFAULT_API_BASE_URL,
-            "connect": config.get("STRIPE_CONNECT_BASE_URL") or DEFAULT_CONNECT_BASE_URL,
-        },
-        max_network_retries=0,
-        http_client=stripe.RequestsClient(
-            timeout=(
-                CONNECT_TIMEOUT_SECONDS,
-                float(config.get("STRIPE_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
-            )
-        ),
-    )
 
 
 def mask_key(key: str) -> str:
@@ -114,11 +88,9 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
     if workspace.provider == "local":
         workspace.provider = PROVIDER
         db.session.commit()
-    from connector.pipeline import on_connection_restored
 
-    on_connection_restored(workspace.id)
+    pipeline.on_connection_restored(workspace.id)
     flash(message, "success")
-    from connector.admin.connections import return_after_connect
 
     return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
 
@@ -126,40 +98,6 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
 def _fail(workspace_id: int, message: str) -> Any:
     flash(message, "error")
     return redirect(_connections_url(workspace_id))
-
-
-def validate_key(api_key: str) -> str | None:
-    """Prove the key can read customers and invoices; the account id if Stripe tells it.
-
-    Raises ValueError with a plain-language message when the key cannot be used.
-    """
-    client = _client(api_key)
-    try:
-        client.v1.customers.list({"limit": 1})
-        client.v1.invoices.list({"limit": 1})
-    except stripe.AuthenticationError as exc:
-        raise ValueError(
-            "Stripe did not accept this key: check that you copied all of it and that it has "
-            "not been rolled or deleted in the Stripe Dashboard."
-        ) from exc
-    except stripe.PermissionError as exc:
-        raise ValueError(
-            f"The key is valid but lacks a permission the connector needs "
-            f"({NEEDED_PERMISSIONS}). Stripe said: {exc.user_message}"
-        ) from exc
-    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
-        raise ValueError(
-            "Stripe could not be reached to check the key; nothing was saved. Try again in a "
-            "minute."
-        ) from exc
-    except stripe.StripeError as exc:
-        raise ValueError(f"Stripe refused the key: {exc.user_message}") from exc
-    try:
-        # Restricted keys often may not read the account: the id is a nicety, not a requirement.
-        account = client.v1.accounts.retrieve_current()
-        return str(account.id) if getattr(account, "id", None) else None
-    except stripe.StripeError:
-        return None
 
 
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/key")
@@ -180,7 +118,7 @@ def save_key(workspace_id: int) -> Any:
             "rk_test_ or rk_live_.",
         )
     try:
-        account_id = validate_key(api_key)
+        account_id = stripe_connect.validate_key(current_app.config, api_key)
     except ValueError as exc:
         return _fail(workspace_id, str(exc))
     environment = match["mode"]
@@ -257,13 +195,10 @@ def callback() -> Any:
     code = request.args.get("code")
     if not code:
         return _fail(workspace_id, "Stripe did not return an authorization code. Start again.")
-    client = _client(str(current_app.config["STRIPE_PLATFORM_SECRET_KEY"]))
     try:
-        token = client.oauth.token({"grant_type": "authorization_code", "code": code}).to_dict()
-    except OAuthError as exc:
-        return _fail(workspace_id, f"Stripe refused the connection: {exc.user_message}")
-    except stripe.StripeError:
-        return _fail(workspace_id, "Stripe could not be reached; nothing was saved. Try again.")
+        token = stripe_connect.exchange_code(current_app.config, code)
+    except stripe_connect.ConnectError as exc:
+        return _fail(workspace_id, exc.message)
     account_id = str(token["stripe_user_id"])
     environment = "live" if token.get("livemode") else "test"
     store = _store(workspace_id)
@@ -313,32 +248,17 @@ def save_webhook_secret(workspace_id: int) -> Any:
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/disconnect")
 @admin_required
 def disconnect(workspace_id: int) -> Any:
-    from connector.admin.connections import confirm_disconnect
 
     page = confirm_disconnect(workspace_for_admin(workspace_id), PROVIDER)
     if page is not None:
         return page
     store = _store(workspace_id)
     credentials = store.load()
-    config = current_app.config
     if credentials.get("method") == "oauth" and credentials.get("stripe_user_id"):
         try:
-            _client(str(config.get("STRIPE_PLATFORM_SECRET_KEY") or "")).oauth.deauthorize(
-                {
-                    "client_id": str(config.get("STRIPE_CONNECT_CLIENT_ID") or ""),
-                    "stripe_user_id": credentials["stripe_user_id"],
-                }
-            )
-        except OAuthError as exc:
-            # invalid_client: the account already removed the app, which is what we wanted.
-            if exc.code != "invalid_client":
-                flash(f"Stripe did not confirm the disconnection: {exc.user_message}", "warning")
-        except stripe.StripeError:
-            flash(
-                "Stripe could not be reached to revoke access; it is forgotten here. Remove the "
-                "app under Settings > Connected accounts in Stripe to be sure.",
-                "warning",
-            )
+            stripe_connect.deauthorize(current_app.config, str(credentials["stripe_user_id"]))
+        except stripe_connect.ConnectError as exc:
+            flash(exc.message, "warning")
     # A pasted key is simply forgotten (revoke it in the Dashboard under Developers > API keys).
     store.disconnect()
     flash("Stripe disconnected.", "success")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -227,6 +227,20 @@ class RemovalOutcome(enum.StrEnum):
 
 
 # --- what a provider gets from the app ---------------------------------------------------------
+@dataclass(frozen=True)
+class DraftRecord:
+    """What we recorded for a draft key before calling the provider: enough for ``find_draft``
+    to look in one short page (that customer, that day) instead of scanning the account."""
+
+    customer_id: str | None
+    created_at: datetime
+
+
+# key -> the record, or None. Supplied by the factory (``build_provider``): an adapter never
+# reads our tables itself.
+DraftRecords = Callable[[str], DraftRecord | None]
+
+
 class CredentialStore(Protocol):
     """Per-connection persistence a provider needs, supplied by the app.
 
@@ -242,6 +256,30 @@ class CredentialStore(Protocol):
     def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[None]: ...
 
     def mark_reconnect_needed(self, reason: str) -> None: ...
+
+    # The connected account (``connector.connections.store.DbCredentialStore`` implements all).
+    @property
+    def account_id(self) -> str | None: ...
+
+    @property
+    def environment(self) -> str | None: ...
+
+    def connection(self) -> Any:
+        """The stored connection row (its ``status``, ``last_error``), or None."""
+        ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+    def update_meta(self, **values: Any) -> None: ...
+
+    # The shared read cache (customers, terms) of the provider account, per entry with its age.
+    def cache_get(self, name: str) -> tuple[dict[str, Any], datetime] | None: ...
+
+    def cache_put(
+        self, name: str, value: dict[str, Any], fetched_at: datetime | None = None
+    ) -> None: ...
+
+    def cache_drop(self, prefix: str = "") -> None: ...
 
 
 class RateLimiter(Protocol):

@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connector import ratelimit
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     AccountingCustomer,
@@ -44,6 +45,7 @@ from connector.providers.base import (
     CurrencyMismatch,
     CustomerPage,
     DraftInvoice,
+    DraftRecords,
     DraftState,
     DuplicateCustomer,
     InvoiceState,
@@ -290,6 +292,7 @@ class QuickBooksProvider(AccountingProvider):
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
         http: QboHttp | None = None,
         draft_hint: Callable[[str], DraftHint | None] | None = None,
+        draft_records: DraftRecords | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.workspace_id = workspace_id
@@ -299,7 +302,8 @@ class QuickBooksProvider(AccountingProvider):
         self.lookback_days = lookback_days
         self.cache_seconds = cache_seconds
         self.http = http or QboHttp(settings, store, realm_id, limiter=limiter)
-        self.draft_hint = draft_hint or self._draft_hint_from_db
+        self.draft_records = draft_records
+        self.draft_hint = draft_hint or self._draft_hint_from_records
         self._clock = clock
         self._terms: dict[str, int | None] = {}
 
@@ -312,13 +316,10 @@ class QuickBooksProvider(AccountingProvider):
         self.company_info()
 
     def _meta(self) -> dict[str, Any]:
-        meta = getattr(self.store, "meta", None)
-        return dict(meta()) if callable(meta) else {}
+        return dict(self.store.meta())
 
     def _update_meta(self, **values: Any) -> None:
-        update = getattr(self.store, "update_meta", None)
-        if callable(update):
-            update(**values)
+        self.store.update_meta(**values)
 
     def _company_country(self) -> str | None:
         meta = self._meta()
@@ -518,17 +519,15 @@ class QuickBooksProvider(AccountingProvider):
 
     def draft_customer(self, customer_id: str) -> AccountingCustomer | None:
         """The customer a draft bills (currency, terms), from the cache while it is fresh."""
-        get = getattr(self.store, "cache_get", None)
-        put = getattr(self.store, "cache_put", None)
         name = self._cache_name("customer", customer_id)
-        cached = get(name) if callable(get) else None
+        cached = self.store.cache_get(name)
         if cached is not None:
             value, fetched_at = cached
             if self._clock() - fetched_at.timestamp() < self.cache_seconds:
                 return AccountingCustomer(**value)
         customer = self.get_customer(customer_id)
-        if customer is not None and callable(put):
-            put(
+        if customer is not None:
+            self.store.cache_put(
                 name,
                 {
                     "id": customer.id,
@@ -543,9 +542,7 @@ class QuickBooksProvider(AccountingProvider):
 
     def drop_cache(self) -> None:
         """Forget the cached customers, terms and service item of this company (read again)."""
-        drop = getattr(self.store, "cache_drop", None)
-        if callable(drop):
-            drop(f"{self.realm_id}:")
+        self.store.cache_drop(f"{self.realm_id}:")
         self._terms.clear()
         meta = self._meta()
         self._update_meta(
@@ -636,27 +633,19 @@ class QuickBooksProvider(AccountingProvider):
                 raise
             return self._post_invoice(fresh, request_id(f"{draft.key}:fresh"))
 
-    def _draft_hint_from_db(self, key: str) -> DraftHint | None:
-        """The customer and issue date the pipeline recorded for ``key`` (our own database)."""
+    def _draft_hint_from_records(self, key: str) -> DraftHint | None:
+        """The customer and issue date recorded for ``key`` (given by the factory)."""
+        if self.draft_records is None:
+            return None
         try:
-            from sqlalchemy import select as sql_select
-
-            from connector import db
-            from connector.models import Draft
-
-            with db.new_session() as s:
-                row = s.execute(
-                    sql_select(Draft.customer_id, Draft.created_at).where(
-                        Draft.key == key, Draft.workspace_id == self.workspace_id
-                    )
-                ).first()
+            record = self.draft_records(key)
         except Exception:  # only a hint: the lookback scan still runs
             log.debug("no draft hint for key %s", key, exc_info=True)
             return None
-        if row is None or not row.customer_id:
+        if record is None or not record.customer_id:
             return None
         # The pipeline issues a draft on the UTC day its row was created (see draft_invoice).
-        return (str(row.customer_id), row.created_at.astimezone(UTC).date())
+        return (str(record.customer_id), record.created_at.astimezone(UTC).date())
 
     def _scan(self, where: str, key: str) -> CreatedDraft | None:
         start = 1
@@ -884,13 +873,14 @@ def create(
     config: Mapping[str, Any],
     *,
     limiter: RateLimiter | None = None,
+    draft_records: DraftRecords | None = None,
 ) -> QuickBooksProvider:
     """The QuickBooks provider of a workspace (``build_provider`` calls this)."""
-    realm_id = getattr(store, "account_id", None)
+    realm_id = store.account_id
     if not realm_id:
         raise ReconnectNeeded("QuickBooks is not connected for this workspace.")
     try:
-        settings = oauth.settings_from_config(config, getattr(store, "environment", None))
+        settings = oauth.settings_from_config(config, store.environment)
         lookback = int(config.get("QUICKBOOKS_FIND_LOOKBACK_DAYS") or DEFAULT_LOOKBACK_DAYS)
         cache_setting = config.get("QUICKBOOKS_CACHE_SECONDS")
         cache_seconds = float(
@@ -900,9 +890,7 @@ def create(
         # A deployment problem, not the admin's connection: jobs wait until it is fixed.
         raise ReconnectNeeded(f"QuickBooks configuration problem: {exc}") from None
     if limiter is None:
-        from connector.ratelimit import shared_limiter
-
-        limiter = shared_limiter()
+        limiter = ratelimit.shared_limiter()
     return QuickBooksProvider(
         workspace_id,
         store,
@@ -911,4 +899,5 @@ def create(
         limiter=limiter,
         lookback_days=lookback,
         cache_seconds=cache_seconds,
+        draft_records=draft_records,
     )

@@ -46,16 +46,18 @@ from typing import Any, TypeVar
 import stripe  # the SDK: absolute import, this module's own name only shadows it as a submodule
 from stripe.oauth_error import OAuthError
 
-from connector import observability
+from connector import observability, ratelimit
 from connector.money import format_money, from_minor_units, to_minor_units
 from connector.providers.base import (
     AccountingCustomer,
     AccountingProvider,
     CreatedDraft,
+    CredentialStore,
     CurrencyMismatch,
     CustomerPage,
     DraftInvoice,
     DraftLine,
+    DraftRecords,
     DraftState,
     InvoiceState,
     NewCustomer,
@@ -268,8 +270,10 @@ class StripeProvider(AccountingProvider):
         api_base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         limiter: RateLimiter | None = None,
+        draft_records: DraftRecords | None = None,
     ):
         self.workspace_id = workspace_id
+        self.draft_records = draft_records
         self.store = store  # a DbCredentialStore: load/meta/update_meta/lock/mark_reconnect_needed
         self.environment = environment if environment in RATE_LIMITS else "test"
         self.method = method
@@ -290,9 +294,7 @@ class StripeProvider(AccountingProvider):
     @property
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
-            from connector.ratelimit import shared_limiter
-
-            self._limiter = shared_limiter()
+            self._limiter = ratelimit.shared_limiter()
         return self._limiter
 
     @property
@@ -804,22 +806,15 @@ class StripeProvider(AccountingProvider):
         return None
 
     def _customer_hint(self, key: str) -> str | None:
-        """The accounting customer the pipeline recorded for ``key`` (our own database)."""
+        """The accounting customer recorded for ``key`` (given by the factory)."""
+        if self.draft_records is None:
+            return None
         try:
-            from sqlalchemy import select
-
-            from connector import db
-            from connector.models import Draft
-
-            with db.new_session() as s:
-                return s.scalars(
-                    select(Draft.customer_id).where(
-                        Draft.key == key, Draft.workspace_id == self.workspace_id
-                    )
-                ).first()
+            record = self.draft_records(key)
         except Exception:  # only a hint; the search below still runs
             log.debug("no customer hint for draft key %s", key, exc_info=True)
             return None
+        return record.customer_id if record is not None else None
 
     def _candidates(self, key: str) -> Iterator[dict[str, Any]]:
         pending = self._meta(META_PENDING).get(key)
@@ -1022,12 +1017,18 @@ class StripeProvider(AccountingProvider):
         self._call("read invoices", self.client.v1.invoices.list, {"limit": 1})
 
 
-def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripeProvider:
+def create(
+    workspace_id: int,
+    store: CredentialStore | None,
+    config: Mapping[str, Any],
+    *,
+    draft_records: DraftRecords | None = None,
+) -> StripeProvider:
     """The workspace's Stripe provider, from its stored (encrypted) credentials."""
     credentials = store.load() if store is not None else {}
-    if not credentials:
+    if store is None or not credentials:
         raise ReconnectNeeded("Stripe is not connected for this workspace.")
-    connection = store.connection() if hasattr(store, "connection") else None
+    connection = store.connection()
     if connection is not None and connection.status == "reconnect_needed":
         raise ReconnectNeeded(connection.last_error or "Stripe needs to be reconnected.")
     method = credentials.get("method", "api_key")
@@ -1043,9 +1044,7 @@ def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripePr
         account = None
         if not api_key:
             raise ReconnectNeeded("No Stripe API key is stored: reconnect Stripe.")
-    environment = getattr(store, "environment", None) or (
-        "live" if "_live_" in str(api_key) else "test"
-    )
+    environment = store.environment or ("live" if "_live_" in str(api_key) else "test")
     try:
         timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
     except (TypeError, ValueError):
@@ -1057,7 +1056,8 @@ def create(workspace_id: int, store: Any, config: Mapping[str, Any]) -> StripePr
         environment=environment,
         method=method,
         stripe_account=account,
-        account_id=getattr(store, "account_id", None) or account,
+        account_id=store.account_id or account,
         api_base_url=config.get("STRIPE_API_BASE_URL") or None,
         timeout=timeout,
+        draft_records=draft_records,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -39,7 +40,8 @@ def test_login_logout_and_next(app: Any, workspace: Any, make_admin: Any) -> Non
     assert client.get(nxt).status_code == 200
 
     client.post("/logout", data={"csrf_token": csrf_token(client)})
-    assert client.get(nxt).status_code == 302
+    signed_out = client.get(nxt)
+    assert signed_out.status_code == 302 and urlsplit(signed_out.location).path == "/login"
 
 
 def test_login_never_redirects_off_site(app: Any, workspace: Any, make_admin: Any) -> None:
@@ -325,8 +327,10 @@ def test_connections_page_shows_reconnect_banner(admin_client: Any, workspace: A
 def test_every_page_renders(admin_client: Any, workspace: Any, post_event: Any) -> None:
     post_event(workspace, approval())
     base = f"/workspaces/{workspace.id}"
+    # The home page sends an admin with one workspace straight to it, not to the sign-in page.
+    home = admin_client.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == base
     for path in (
-        "/",
         "/workspaces",
         base,
         f"{base}/approvals",
@@ -341,6 +345,8 @@ def test_every_page_renders(admin_client: Any, workspace: Any, post_event: Any) 
         f"{base}/tokens",
         f"{base}/signing-secret",
     ):
-        response = admin_client.get(path, follow_redirects=True)
-        assert response.status_code == 200, path
+        # Not followed: a page that bounced to the sign-in page would "render" the login form.
+        response = admin_client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.location)
         assert b'<main id="main">' in response.data, path
+        assert b'name="password"' not in response.data, path  # not the sign-in form

@@ -4,7 +4,7 @@ stores encrypted tokens, refusals that are clear 400 pages (never 500s), and dis
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 import pytest
 import responses
@@ -174,8 +174,12 @@ def test_other_workspaces_are_not_reachable(qbo_app: Any, admin_client: Any, mak
 
 def test_signed_out_users_are_sent_to_login(qbo_app: Any, client: Any, workspace: Any):
     response = client.get(f"/workspaces/{workspace.id}/connections/quickbooks/connect")
-    assert response.status_code in (302, 401)
-    assert "appcenter.intuit.com" not in response.headers.get("Location", "")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login" and "appcenter.intuit.com" not in response.headers["Location"]
+    assert parse_qs(location.query)["next"] == [
+        f"/workspaces/{workspace.id}/connections/quickbooks/connect"
+    ]
 
 
 def test_reconnecting_the_same_company_keeps_cached_ids(

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from connector.draft_records import draft_records
 from connector.providers import quickbooks
 from connector.providers.base import Rejected
 from tests.providers.qbo_fixtures import (
@@ -51,8 +52,15 @@ def store(app: Any, workspace: Any, fake: FakeQbo) -> Any:
 
 
 def provider_for(workspace: Any, store: Any, **kw: Any) -> Any:
-    """A fresh provider, as each job builds one: only the shared cache carries over."""
-    provider = quickbooks.create(workspace.id, store, CONFIG, limiter=NoLimiter())
+    """A fresh provider, as each job builds one (build_provider): only the shared cache carries
+    over, and find_draft's hints come from the recorded draft rows."""
+    provider = quickbooks.create(
+        workspace.id,
+        store,
+        CONFIG,
+        limiter=NoLimiter(),
+        draft_records=draft_records(workspace.id),
+    )
     for name, value in kw.items():
         setattr(provider, name, value)
     return provider

@@ -15,6 +15,7 @@ import responses
 import stripe
 
 from connector.connections.store import DbCredentialStore, secret_box
+from connector.draft_records import draft_records
 from connector.models import Connection, ConnectionStatus
 from connector.providers import stripe as stripe_provider
 from connector.providers.base import (
@@ -117,7 +118,10 @@ def limiter() -> RecordingLimiter:
 
 @pytest.fixture
 def provider(app: Any, workspace: Any, store: DbCredentialStore, limiter: RecordingLimiter) -> Any:
-    p = stripe_provider.create(workspace.id, store, app.config)
+    # As build_provider makes it: find_draft's hints come from the recorded draft rows.
+    p = stripe_provider.create(
+        workspace.id, store, app.config, draft_records=draft_records(workspace.id)
+    )
     p._limiter = limiter
     return p
 

@@ -207,11 +207,11 @@ def test_console_shows_each_drafts_provider_state(
         first = s.scalars(select(LocalInvoice).order_by(LocalInvoice.id)).first()
         first.state = "paid"
     status_sync.reconcile_workspace(workspace.id)
-    ts_pk = local_drafts()[0].timesheet_pk
+    timesheet_pk = local_drafts()[0].timesheet_pk
 
     for path in (
         f"/workspaces/{workspace.id}/approvals",
-        f"/workspaces/{workspace.id}/approvals/{ts_pk}",
+        f"/workspaces/{workspace.id}/approvals/{timesheet_pk}",
     ):
         page = admin_client.get(path).data.decode()
         assert page.count('data-provider-status="paid"') == 1, path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from sqlalchemy import func, select
@@ -118,11 +119,18 @@ def test_other_workspace_id_is_422(workspace, post_event) -> None:
     assert count(Job) == 0 and count(Delivery) == 1
 
 
-def test_unsupported_type_is_200_and_logged(workspace, post_event) -> None:
-    res = post_event(workspace, event("timesheet_submitted__unsupported"))
+def test_unsupported_type_is_200_and_logged(workspace, post_event, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="webhooks.receiver"):
+        res = post_event(workspace, event("timesheet_submitted__unsupported"))
     assert res.status_code == 200 and res.json["status"] == "ignored"
     assert db.session.get(Delivery, res.json["delivery_id"]).status == "ignored"
     assert count(Job) == 0
+    logged = [r.getMessage() for r in caplog.records if r.name == "webhooks.receiver"]
+    assert any(
+        "ignored unsupported event type 'timesheet.submitted'" in line
+        and f"(workspace {workspace.id})" in line
+        for line in logged
+    ), logged
 
 
 def test_auto_invoicing_off_is_accepted_but_skipped(make_workspace, post_event) -> None:

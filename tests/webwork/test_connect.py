@@ -15,7 +15,8 @@ from tests.conftest import csrf_token
 from tests.webwork.conftest import ADA, week_rows
 from tests.webwork.fake import status
 from webhooks.webwork import connection as conn
-from webhooks.webwork.poller import JOB_KIND, poll_workspace
+from webhooks.webwork.poller import poll_workspace
+from webhooks.webwork.polls import JOB_KIND
 
 
 def webwork_row() -> Connection:

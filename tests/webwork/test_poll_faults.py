@@ -28,7 +28,8 @@ from tests.webwork.conftest import ADA, GRACE, week_rows
 from tests.webwork.fake import DROPPED, TIMEOUT, status
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import ReconnectRequired, Unavailable
-from webhooks.webwork.poller import JOB_KIND, PollBusy, poll_workspace, schedule_poll
+from webhooks.webwork.poller import PollBusy, poll_workspace
+from webhooks.webwork.polls import JOB_KIND, schedule_poll
 
 
 def small_rows(minutes: int = 60) -> dict[str, list[tuple[int, str, int | None, int]]]:

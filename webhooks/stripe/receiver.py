@@ -22,10 +22,10 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import select
 
 from connector import db
-from connector.connections.stripe import META_WEBHOOK_SECRET
 from connector.crypto import SecretBox
 from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from connector.problems import Problem
+from connector.providers.stripe_connect import META_WEBHOOK_SECRET
 from webhooks.provider_receiver import (
     accept,
     configured_secrets,

@@ -33,6 +33,8 @@ from urllib.parse import quote
 
 import requests
 
+from connector import ratelimit
+
 log = logging.getLogger(__name__)
 
 PER_PAGE = 100  # WebWork's maximum
@@ -267,9 +269,7 @@ class WebWorkClient:
         on_request: Callable[[str, str], None] | None = None,
     ):
         if limiter is None:
-            from connector.ratelimit import shared_limiter
-
-            limiter = shared_limiter()
+            limiter = ratelimit.shared_limiter()
         self.settings = settings
         self.tokens = tokens
         self.user_key = user_key

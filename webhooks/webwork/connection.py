@@ -21,7 +21,7 @@ import requests
 from flask import current_app
 
 from connector import worker
-from connector.connections.store import DbCredentialStore, secret_box
+from connector.connections.store import DbCredentialStore
 from connector.models import ConnectionStatus
 from webhooks.webwork.client import (
     BadResponse,
@@ -36,8 +36,9 @@ from webhooks.webwork.client import (
     token_claims,
     user_key_for_token,
 )
+from webhooks.webwork.polls import cancel_polls, schedule_poll
+from webhooks.webwork.store import store_for
 
-PROVIDER = "webwork"
 SCOPE = "read"
 REFRESH_MARGIN_SECONDS = 3600.0  # access tokens live 15 days: refresh an hour early
 # Jobs parked because WebWork must be reconnected, and thin events waiting for rows.
@@ -51,10 +52,6 @@ class ConnectError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-
-
-def store_for(workspace_id: int, config: Mapping[str, Any] | None = None) -> DbCredentialStore:
-    return DbCredentialStore(workspace_id, PROVIDER, secret_box(config))
 
 
 def mask_token(token: str) -> str:
@@ -347,7 +344,6 @@ def _save(
         account_name=meta.get("connected_as"),
         meta=meta,
     )
-    from webhooks.webwork.poller import schedule_poll
 
     worker.resume_waiting(workspace_id, WAIT_RECONNECT)
     worker.resume_waiting(workspace_id, WAIT_TRACKER_DATA)
@@ -361,7 +357,6 @@ def disconnect(workspace_id: int, config: Mapping[str, Any] | None = None) -> bo
     if row is None or row.status == ConnectionStatus.DISCONNECTED:
         return False
     store.disconnect()
-    from webhooks.webwork.poller import cancel_polls
 
     cancel_polls(workspace_id)
     return True

@@ -9,22 +9,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import fastjsonschema
+
+from connector import trackers
+from webhooks.inbox import UNSTORABLE as _UNSTORABLE
+from webhooks.inbox import storable_text
+from webhooks.webwork import SOURCE
 
 SCHEMA_PATH = Path(__file__).with_name("event.v1.schema.json")
 SUPPORTED_TYPES = frozenset({"timesheet.approved", "timesheet.unapproved"})
 
 
-class EventError(Exception):
+class EventError(trackers.EventError):
     """Authentic but malformed: 400 (not JSON) or 422 (JSON that breaks the contract)."""
-
-    def __init__(self, status: int, field: str, message: str):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.status = status
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,7 @@ class Event:
     timestamp: datetime
     workspace_id: str
     timesheet: dict[str, Any]
+    source: ClassVar[str] = SOURCE
 
     @property
     def supported(self) -> bool:
@@ -45,6 +45,10 @@ class Event:
     @property
     def timesheet_id(self) -> str:
         return str(self.timesheet["id"])
+
+    @property
+    def is_approval(self) -> bool:
+        return self.type == "timesheet.approved"
 
     @property
     def is_thin(self) -> bool:
@@ -115,12 +119,6 @@ def parse_datetime(value: str, field: str) -> datetime:
 
 # What neither database can store in a text column or PostgreSQL in JSON: NUL, and UTF-16
 # surrogate code points (json.loads turns an unpaired "\ud800" escape into one).
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-
-
-def storable_text(text: str) -> str:
-    """``text`` with NUL and unpaired surrogates escaped, so it can be stored (error messages)."""
-    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # Deeper than any timesheet: a fixed bound keeps the JSON encoder that stores the timesheet far

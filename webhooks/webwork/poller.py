@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connector import billing, db, worker
@@ -42,7 +42,6 @@ from connector.models import (
     Delivery,
     DeliveryStatus,
     Job,
-    JobState,
     Timesheet,
     TimesheetStatus,
     TrackerTimesheetSeen,
@@ -50,7 +49,7 @@ from connector.models import (
     utcnow,
 )
 from connector.providers.base import RetryLater
-from webhooks.inbox import insert_job, new_job
+from webhooks.inbox import insert_job
 from webhooks.webwork import SOURCE
 from webhooks.webwork.client import (
     Forbidden,
@@ -62,11 +61,11 @@ from webhooks.webwork.client import (
 from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for, store_for
 from webhooks.webwork.events import Event, EventError, parse_event
 from webhooks.webwork.normalize import normalize_timesheet
+from webhooks.webwork.polls import schedule_poll
 from webhooks.webwork.rates import Catalog, catalog_for
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "webwork_poll"
 POLL_HEADER = {"x-delivered-by": "webwork-poll"}
 MAX_ID_LENGTH = 255
 
@@ -552,69 +551,6 @@ def _poll_locked(
 
 
 # --- the periodic job ----------
-def _pending_polls(s: Any, workspace_id: int) -> list[Job]:
-    return list(
-        s.scalars(
-            select(Job)
-            .where(
-                Job.workspace_id == workspace_id,
-                Job.kind == JOB_KIND,
-                Job.state == JobState.PENDING,
-            )
-            .order_by(Job.next_attempt_at)
-        )
-    )
-
-
-def schedule_poll(
-    workspace_id: int, *, delay_seconds: float | None = None, run_now: bool = False
-) -> int | None:
-    """Make sure ONE poll job is pending for the workspace, due after ``delay_seconds``
-    (default ``WEBWORK_POLL_SECONDS``; ``0`` disables periodic polling). ``run_now`` nudges it."""
-    if delay_seconds is None:
-        delay_seconds = float(_config("WEBWORK_POLL_SECONDS", 300))
-        if delay_seconds <= 0:
-            return None
-    due = utcnow() + timedelta(seconds=max(0.0, delay_seconds))
-    with db.session_scope() as s:
-        pending = _pending_polls(s, workspace_id)
-        if pending:
-            job = pending[0]
-            for extra in pending[1:]:  # two schedulers raced: keep one
-                extra.state = JobState.DONE
-                extra.last_error = "merged with another scheduled poll"
-                extra.finished_at = utcnow()
-            if due < job.next_attempt_at:
-                job.next_attempt_at = due
-                job.enqueued_at = None
-        else:
-            job = new_job(workspace_id, JOB_KIND)
-            job.next_attempt_at = due
-            s.add(job)
-            s.flush()
-        job_id = job.id
-        next_at = job.next_attempt_at
-    store_for(workspace_id).update_meta(next_poll_at=next_at.isoformat())
-    if run_now:
-        worker.enqueue(job_id)
-    return job_id
-
-
-def cancel_polls(workspace_id: int) -> None:
-    with db.session_scope() as s:
-        s.execute(
-            update(Job)
-            .where(
-                Job.workspace_id == workspace_id,
-                Job.kind == JOB_KIND,
-                Job.state.in_([JobState.PENDING, JobState.WAITING]),
-            )
-            .values(state=JobState.DONE, last_error="WebWork disconnected", finished_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    store_for(workspace_id).update_meta(next_poll_at=None)
-
-
 def poll_job(job: Job) -> None:
     """The outbox job: poll, record the outcome in plain words, schedule the next poll.
 

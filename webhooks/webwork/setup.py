@@ -5,20 +5,22 @@ from __future__ import annotations
 from flask import Flask
 
 from connector import trackers, worker
+from webhooks.webwork import events, normalize, poller, polls, rates
+from webhooks.webwork.views import bp
+from webhooks.webwork.webwork_cli import tracker_cli
 
 
 def setup(app: Flask) -> None:
-    from webhooks.webwork import poller, rates
-    from webhooks.webwork.cli import tracker_cli
-    from webhooks.webwork.views import bp
 
     if "webwork_connection" not in app.blueprints:
         app.register_blueprint(bp)
     app.cli.add_command(tracker_cli)
-    worker.HANDLERS[poller.JOB_KIND] = poller.poll_job
+    worker.HANDLERS[polls.JOB_KIND] = poller.poll_job
     trackers.register_source(
         "webwork",
         display_name="WebWork Time Tracker",
+        parse_event=events.parse_event,
+        normalize_timesheet=normalize.normalize_timesheet,
         fill_event=poller.fill_event,
         rate_hold_hint=rates.rate_hold_hint,
     )

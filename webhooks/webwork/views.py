@@ -18,6 +18,7 @@ from markupsafe import escape
 from connector.auth import admin_required, workspace_for_admin
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
+from webhooks.webwork.polls import schedule_poll
 
 bp = Blueprint("webwork_connection", __name__)
 
@@ -160,7 +161,6 @@ def connect_token(workspace_id: int) -> Any:
 @admin_required
 def poll_now(workspace_id: int) -> Any:
     workspace = workspace_for_admin(workspace_id)
-    from webhooks.webwork.poller import schedule_poll
 
     row = conn.store_for(workspace.id).connection()
     if row is None or row.status != "connected":

@@ -10,10 +10,17 @@ from flask import g, jsonify, request
 from connector import db
 from connector.api import bp
 from connector.api.drafts import serialize_draft, serialize_timesheet, timesheet_not_found
-from connector.api.mappings import invalid
-from connector.approvals import HELD_STATUSES, approvals_query, count, find_timesheet, live_drafts
+from connector.api.request_bodies import invalid
+from connector.approval_queries import (
+    HELD_STATUSES,
+    approvals_query,
+    count,
+    find_timesheet,
+    live_drafts,
+)
 from connector.auth import token_required
 from connector.models import DraftStatus
+from connector.pipeline import RebillRefused, request_rebill, retry_timesheet
 from connector.problems import Problem
 
 MAX_LIMIT = 200
@@ -77,7 +84,6 @@ def retry_approval(timesheet_id: str) -> Any:
     ts = find_timesheet(db.session, g.workspace.id, timesheet_id)
     if ts is None:
         raise timesheet_not_found(timesheet_id)
-    from connector.pipeline import retry_timesheet
 
     job_id = retry_timesheet(g.workspace.id, ts.id)
     return jsonify(job_id=job_id), 202
@@ -92,7 +98,6 @@ def rebill_approval(timesheet_id: str) -> Any:
     ts = find_timesheet(db.session, g.workspace.id, timesheet_id)
     if ts is None:
         raise timesheet_not_found(timesheet_id)
-    from connector.pipeline import RebillRefused, request_rebill
 
     try:
         job_id = request_rebill(g.workspace.id, ts.id)

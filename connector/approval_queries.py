@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from connector.models import HOLD_STATUSES, Draft, DraftStatus, Timesheet
+from connector.models import HOLD_STATUSES, Draft, DraftStatus, Job, JobState, Timesheet
 
 # Everything an admin can unblock: the "held" filter.
 HELD_STATUSES = frozenset(HOLD_STATUSES | {DraftStatus.RECONNECT_NEEDED})
@@ -130,7 +130,6 @@ def count_rows(s: Session, stmt: Select[Any]) -> int:
 def rebilling_timesheets(s: Session, workspace_id: int) -> set[int]:
     """Approvals with a re-bill queued or running (after a mapping, rate or reconnect): their held
     drafts are shown as "re-billing..." instead of their stale hold text."""
-    from connector.models import Job, JobState
 
     payloads = s.scalars(
         select(Job.payload).where(

@@ -13,11 +13,11 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from connector import db
+from connector import db, trackers
 from connector.admin import bp, onboarding
 from connector.admin.onboarding import AccountingState
 from connector.admin.words import STATUS_WORDS
-from connector.approvals import (
+from connector.approval_queries import (
     HELD_STATUSES,
     approvals_query,
     count,
@@ -39,8 +39,10 @@ from connector.models import (
     TrackerEntity,
     Workspace,
 )
+from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet, run_billing
 from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
+from webhooks.inbox import replay_delivery
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +95,7 @@ def _holds_by_subject(ws: Workspace, ts: Timesheet) -> dict[str, list[Any]]:
     if ts.content is None:
         return {}
     try:
-        from connector.pipeline import run_billing
-        from webhooks.webwork.normalize import normalize_timesheet
-
-        result = run_billing(db.session, ws, normalize_timesheet(ts.content))
+        result = run_billing(db.session, ws, trackers.normalize_timesheet(ts.source, ts.content))
     except Exception:  # the page must render even when the data no longer bills cleanly
         log.warning("could not re-run billing for timesheet %s", ts.id, exc_info=True)
         return {}
@@ -347,7 +346,6 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
 def retry_approval(workspace_id: int, timesheet_pk: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     ts = _timesheet_for(ws, timesheet_pk)
-    from connector.pipeline import retry_timesheet
 
     job_id = retry_timesheet(ws.id, ts.id)
     if job_id is None:
@@ -369,7 +367,6 @@ def rebill_approval(workspace_id: int, timesheet_pk: int) -> Any:
     """Re-bill: a confirmation page saying what follows (GET), then the job (POST)."""
     ws = workspace_for_admin(workspace_id)
     ts = _timesheet_for(ws, timesheet_pk)
-    from connector.pipeline import RebillRefused, is_live, request_rebill
 
     here = url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
     if request.method == "POST":
@@ -470,7 +467,6 @@ def replay(workspace_id: int, delivery_id: int) -> Any:
     row = db.session.get(Delivery, delivery_id)
     if row is None or row.workspace_id != ws.id:
         abort(404)
-    from webhooks.inbox import replay_delivery
 
     job_id = replay_delivery(ws.id, row.id)
     if job_id is None:

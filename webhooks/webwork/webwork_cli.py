@@ -12,7 +12,9 @@ from connector import db
 from connector.models import Workspace
 from connector.trackers import tracker_status
 from webhooks.webwork import connection as conn
+from webhooks.webwork.backfill import backfill
 from webhooks.webwork.client import WebWorkError
+from webhooks.webwork.poller import PollBusy, poll_workspace
 
 tracker_cli = AppGroup("tracker", help="Connect the time tracker (WebWork), poll, backfill.")
 
@@ -57,7 +59,6 @@ def connect(workspace_id: int, token_stdin: bool) -> None:
 )
 def poll(workspace_id: int, refresh_rates: bool) -> None:
     """Poll WORKSPACE_ID's WebWork timesheets now (in this process) and print what was found."""
-    from webhooks.webwork.poller import PollBusy, poll_workspace
 
     _workspace(workspace_id)
     try:
@@ -81,8 +82,6 @@ def poll(workspace_id: int, refresh_rates: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Read and price only; create nothing anywhere.")
 def backfill_command(workspace_id: int, since: str, dry_run: bool) -> None:
     """Bring in every timesheet approved in WebWork since --since. Safe to interrupt and re-run."""
-    from webhooks.webwork.backfill import backfill
-    from webhooks.webwork.poller import PollBusy
 
     _workspace(workspace_id)
     try:

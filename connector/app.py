@@ -1,0 +1,173 @@
+"""The composition root: builds the Flask app and plugs every package into the core.
+
+This module (and the CLI it registers) is the only place allowed to import every layer: the
+console, the API, the inbound sources and mappings. The core (models, billing, providers, jobs,
+pipeline) reaches them only through registries filled here (``connector.trackers``,
+``connector.status_sync.EVENT_READERS``, ``connector.worker.HANDLERS``). The layers are
+written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException, RequestURITooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
+from connector import db, health, observability, pipeline, ratelimit, security, status_sync, worker
+from connector.admin import bp as admin_bp
+from connector.admin.errors import MAX_URL_CHARS, error_page
+from connector.admin.mappings import bp as mappings_bp
+from connector.api import bp as api_bp
+from connector.auth import login_manager
+from connector.cli import register_cli
+from connector.config import INSTANCE_DIR, check_production, load_config
+from connector.connections.quickbooks import bp as quickbooks_bp
+from connector.connections.stripe import bp as stripe_bp
+from connector.problems import Problem, problem_response
+from connector.throttle import LoginThrottle, make_storage
+from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
+from webhooks.quickbooks.setup import setup as setup_quickbooks_events
+from webhooks.receiver import bp as webhooks_bp
+from webhooks.stripe.receiver import bp as stripe_webhooks_bp
+from webhooks.stripe.setup import setup as setup_stripe_events
+from webhooks.webwork.setup import setup as setup_webwork
+
+__all__ = ["create_app", "csrf", "pipeline", "status_sync"]
+
+csrf = CSRFProtect()
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    config = load_config()
+    if overrides:
+        config.update(overrides)
+    check_production(config)
+
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
+    app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = config["WEBHOOK_MAX_BODY_BYTES"]
+    # Flask defines both keys (SAMESITE as None), so setdefault would keep Flask's values.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
+    observability.configure_logging(config)
+
+    db.init_engine(config["DATABASE_URL"])
+    security.install(app)  # before any blueprint adds an <int:...> rule
+
+    redis_url = config.get("REDIS_URL") or (
+        config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
+    )
+    ratelimit.configure(redis_url)
+    app.extensions["login_throttle"] = LoginThrottle(
+        make_storage(redis_url),
+        per_account=str(config["ADMIN_LOGIN_FAILURES_PER_ACCOUNT"]),
+        per_address=str(config["ADMIN_LOGIN_FAILURES_PER_ADDRESS"]),
+    )
+    hops = int(config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        # The client address (sign-in throttling, logs) and scheme from the proxies' headers.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    worker.configure(config)
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(observability.bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(stripe_webhooks_bp)
+    app.register_blueprint(quickbooks_webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(mappings_bp)
+    app.register_blueprint(quickbooks_bp)
+    app.register_blueprint(stripe_bp)
+    # Machine-to-machine routes authenticate by signature or bearer token, not cookies.
+    csrf.exempt(webhooks_bp)
+    csrf.exempt(stripe_webhooks_bp)
+    csrf.exempt(quickbooks_webhooks_bp)
+    csrf.exempt(api_bp)
+
+    register_cli(app)
+    # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
+    setup_webwork(app)
+    # Provider status events: how the core reads which invoices a stored event names.
+    setup_stripe_events()
+    setup_quickbooks_events()
+    _register_error_handlers(app)
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        db.session.remove()
+
+    return app
+
+
+def _wants_problem_json() -> bool:
+    return request.path.startswith(("/api/", "/webhooks/")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _extra_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def _refuse_long_urls() -> None:
+        if len(request.full_path) > MAX_URL_CHARS and not _wants_problem_json():
+            raise RequestURITooLarge()
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Any:
+        return exc.response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        if _wants_problem_json():
+            response = problem_response(
+                {
+                    "type": "about:blank",
+                    "title": exc.name,
+                    "status": exc.code,
+                    "detail": exc.description,
+                },
+                exc.code or 500,
+            )
+            # Keep what the exception says besides its body: Allow on 405, Retry-After on 429.
+            for name, value in _extra_headers(exc):
+                response.headers[name] = value
+            return response
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects raised as exceptions (e.g. RequestRedirect)
+        own_words = exc.description if exc.description != type(exc).description else None
+        page, status = error_page(exc.code, own_words)
+        return (
+            page,
+            status,
+            {**dict(_extra_headers(exc)), "Content-Type": "text/html; charset=utf-8"},
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        # The route's pattern, not the path: webhook URLs carry their endpoint token.
+        rule = request.url_rule.rule if request.url_rule else "(no route)"
+        app.logger.exception("unhandled error on %s %s", request.method, rule)
+        db.session.rollback()
+        body = {
+            "type": "about:blank",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "Something went wrong on our side; nothing you sent was lost.",
+        }
+        if _wants_problem_json():
+            return problem_response(body, 500)
+        return error_page(500)

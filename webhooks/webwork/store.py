@@ -1,0 +1,15 @@
+"""The WebWork account's tokens and poll state, in the shared credential store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connector.connections.store import DbCredentialStore, secret_box
+from webhooks.webwork import SOURCE
+
+PROVIDER = SOURCE  # the connection row's provider name
+
+
+def store_for(workspace_id: int, config: Mapping[str, Any] | None = None) -> DbCredentialStore:
+    return DbCredentialStore(workspace_id, PROVIDER, secret_box(config))
