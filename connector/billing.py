@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from base64 import b32encode
 from bisect import bisect_right
+from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +28,11 @@ from connector.money import (
 
 GROUPINGS: Final = ("project", "project_day", "task", "detailed")
 BILLING_INCREMENTS: Final = (None, 1, 6, 15)
+# per_timesheet: each approval gets its own drafts; per_period: one open draft per customer and
+# period, every approval in the period appends its lines to it (see docs/billing.md).
+CONSOLIDATIONS: Final = ("per_timesheet", "per_period")
+PERIODS: Final = ("weekly", "semi_monthly", "monthly")
+WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # QuickBooks accepts Qty and UnitPrice with at most 7 decimal places.
 QBO_MAX_DECIMALS: Final = 7
 # QuickBooks compares Qty x UnitPrice with Amount rounded to 2 decimals (error 6070), so quantities
@@ -934,10 +940,6 @@ def period_bounds(day: date, period: str, week_start: str = "monday") -> tuple[d
     weekly: seven days from the configured week start; semi_monthly: the 1st-15th and the 16th to
     the month's end; monthly: the calendar month.
     """
-    from calendar import monthrange
-
-    from connector.settings import WEEKDAYS
-
     if period == "weekly":
         start = day - timedelta(days=(day.weekday() - WEEKDAYS.index(week_start)) % 7)
         return start, start + timedelta(days=6)

@@ -6,14 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, get_type_hints
 
 # One definition: the billing engine owns what it can group by and round to.
-from connector.billing import BILLING_INCREMENTS, GROUPINGS
+from connector.billing import BILLING_INCREMENTS, CONSOLIDATIONS, GROUPINGS, PERIODS, WEEKDAYS
 from connector.validation import TAX_CODE_MAX, FieldError, iso_currency
-
-# per_timesheet: each approval gets its own drafts; per_period: one open draft per customer and
-# period, every approval in the period appends its lines to it (see docs/billing.md).
-CONSOLIDATIONS = ("per_timesheet", "per_period")
-PERIODS = ("weekly", "semi_monthly", "monthly")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 __all__ = [
     "BILLING_INCREMENTS",
