@@ -70,6 +70,7 @@ class Company:
         self.admitted: deque[float] = deque()  # arrival times of requests let through
         self.requests = 0  # everything received, 429s included
         self.throttled = 0
+        self.kinds: Counter[str] = Counter()  # requests received by kind, for the report
         self.items: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.by_request_id: dict[str, dict[str, Any]] = {}
@@ -131,6 +132,12 @@ class FakeQuickBooks:
         if not m:
             return self.send(h, 404, {"error": "not found"})
         company = self.company(m.group(1))
+        kind = m.group(2).split("/", 1)[0].split("?", 1)[0]
+        if kind == "query":
+            found = re.search(r"FROM (\w+)", parse_qs(url.query).get("query", [""])[0])
+            kind = f"query {found.group(1) if found else '?'}"
+        with company.lock:
+            company.kinds[f"{h.command} {kind}"] += 1
         if not company.admit(time.monotonic()):
             return self.send(h, 429, THROTTLE_XML, content_type="application/xml")
         time.sleep(self.latency)
@@ -354,6 +361,7 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
     base = event("timesheet_approved__three_customers")
     expected = 3 * args.approvals * companies
     requests_before = {r: c.requests for r, c in fake.companies.items()}
+    kinds_before = {r: Counter(c.kinds) for r, c in fake.companies.items()}
     throttled_before = {r: c.throttled for r, c in fake.companies.items()}
     started = time.time()
     deadline = time.monotonic() + args.timeout
@@ -415,6 +423,10 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
     realms = [f"realm-{companies}-{n}" for n in range(companies)]
     requests = sum(fake.company(r).requests - requests_before.get(r, 0) for r in realms)
     throttled = sum(fake.company(r).throttled - throttled_before.get(r, 0) for r in realms)
+    kinds: Counter[str] = Counter()
+    for r in realms:
+        kinds.update(fake.company(r).kinds)
+        kinds.subtract(kinds_before.get(r, Counter()))
     duplicates = sum(n - 1 for r in realms for n in fake.company(r).keys.values() if n > 1)
     unique_at_provider = sum(len(fake.company(r).keys) for r in realms)
     per_minute = len(drafted) / elapsed * 60
@@ -431,6 +443,7 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
         "requests": requests,
         "requests_per_draft": requests / max(len(drafted), 1),
         "throttled": throttled,
+        "kinds": dict(sorted((+kinds).items())),
         "p50_s": percentile(latencies, 50),
         "p95_s": percentile(latencies, 95),
         "duplicates": duplicates,
@@ -454,6 +467,7 @@ def report(label: str, r: dict) -> None:
         f"  approval-to-draft latency p50 {r['p50_s']:.1f} s, p95 {r['p95_s']:.1f} s | "
         f"duplicates {r['duplicates']} | lost {r['lost']}"
     )
+    print("  requests by kind: " + ", ".join(f"{k} {n}" for k, n in r["kinds"].items()))
 
 
 def main() -> None:
