@@ -15,10 +15,11 @@ back to paging through invoices created in the last ``QUICKBOOKS_FIND_LOOKBACK_D
 
 One request per draft: the customer's currency and terms and the service item are read once and
 reused for ``QUICKBOOKS_CACHE_SECONDS`` (the customers in the shared ``provider_cache`` table, the
-item id in the connection's meta). An invoice create refused with a 6xxx business-validation error
-(or 610/2500, "made inactive" / "invalid reference") may mean they changed in QuickBooks: the
-cache is dropped, the invoice is rebuilt from fresh reads and, if that changed anything, sent once
-more under a derived ``requestid``.
+item id in the connection's meta); workers that miss the cache at once (a burst) wait for the
+one filling it rather than all reading the same things. An invoice create refused with a 6xxx
+business-validation error (or 610/2500, "made inactive" / "invalid reference") may mean they
+changed in QuickBooks: the cache is dropped, the invoice is rebuilt from fresh reads and, if
+that changed anything, sent once more under a derived ``requestid``.
 
 The JSON is built by hand rather than with python-quickbooks objects: those send ``""`` for unset
 dates and ``LineNum: 0``, Decimals as strings, and no timeouts.
