@@ -707,6 +707,7 @@ def push_draft(
         row = s.get(Draft, draft_id)
         ts_row = s.get(Timesheet, ts_row_id)
         assert row is not None and ts_row is not None
+        counted = False  # this call counted an attempt (committed before the provider call)
         try:
             if row.attempts > 0 and not row.provider_id:
                 # A previous attempt may have reached the provider: look before creating.
@@ -719,6 +720,7 @@ def push_draft(
             row.attempts += 1
             row.status = DraftStatus.PENDING
             s.commit()  # durable before the call: a crash now means "look it up first"
+            counted = True
             created = provider.create_draft(invoice)
         except CurrencyMismatch as exc:
             row.status = DraftStatus.CURRENCY_MISMATCH
@@ -737,6 +739,10 @@ def push_draft(
             s.commit()
             raise
         except RetryLater as exc:
+            if counted and exc.created_nothing:
+                # Nothing exists under the key (e.g. the limiter refused before sending): the
+                # next try goes straight to the create instead of spending a request on a look-up.
+                row.attempts -= 1
             row.error = str(exc)
             s.commit()
             raise

@@ -48,6 +48,11 @@ class RetryLater(ProviderError):
     ``outcome_unknown`` is True when the request may have been committed by the provider (a
     timeout or 5xx after sending a create): the caller must call ``find_draft(key)`` before it
     ever creates under a different key.
+
+    ``created_nothing`` is True when the provider knows the failed ``create_draft`` left nothing
+    under the key (the shared limiter refused the call before it was sent, or the provider
+    refused it with a 429): the next try need not look the key up first. Only a provider whose
+    create is a single write can say so; the default (False) keeps the look-up.
     """
 
     def __init__(
@@ -58,10 +63,12 @@ class RetryLater(ProviderError):
         outcome_unknown: bool = False,
         code: str | None = None,
         detail: str | None = None,
+        created_nothing: bool = False,
     ):
         super().__init__(message, code=code, detail=detail)
         self.retry_after = retry_after
         self.outcome_unknown = outcome_unknown
+        self.created_nothing = created_nothing
 
 
 class Throttled(RetryLater):

@@ -15,10 +15,11 @@ back to paging through invoices created in the last ``QUICKBOOKS_FIND_LOOKBACK_D
 
 One request per draft: the customer's currency and terms and the service item are read once and
 reused for ``QUICKBOOKS_CACHE_SECONDS`` (the customers in the shared ``provider_cache`` table, the
-item id in the connection's meta). An invoice create refused with a 6xxx business-validation error
-(or 610/2500, "made inactive" / "invalid reference") may mean they changed in QuickBooks: the
-cache is dropped, the invoice is rebuilt from fresh reads and, if that changed anything, sent once
-more under a derived ``requestid``.
+item id in the connection's meta); workers that miss the cache at once (a burst) wait for the
+one filling it rather than all reading the same things. An invoice create refused with a 6xxx
+business-validation error (or 610/2500, "made inactive" / "invalid reference") may mean they
+changed in QuickBooks: the cache is dropped, the invoice is rebuilt from fresh reads and, if
+that changed anything, sent once more under a derived ``requestid``.
 
 The JSON is built by hand rather than with python-quickbooks objects: those send ``""`` for unset
 dates and ``LineNum: 0``, Decimals as strings, and no timeouts.
@@ -31,9 +32,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from connector import ratelimit
 from connector.providers import quickbooks_oauth as oauth
@@ -56,10 +58,15 @@ from connector.providers.base import (
     ReconnectNeeded,
     Rejected,
     RemovalOutcome,
+    RetryLater,
 )
 from connector.providers.quickbooks_http import NotFound, QboHttp
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How long a worker waits for another one filling the same cache entry before reading it itself.
+FILL_WAIT_SECONDS = 10.0
 
 MARKER_PREFIX = "tsi-key: "
 MAX_CUSTOMER_MEMO = 1000
@@ -322,9 +329,13 @@ class QuickBooksProvider(AccountingProvider):
         self.store.update_meta(**values)
 
     def _company_country(self) -> str | None:
-        meta = self._meta()
-        if meta.get("company_country"):
-            return str(meta["company_country"])
+        return self._fill_once("company-country", self._cached_country, self._read_country)
+
+    def _cached_country(self) -> str | None:
+        country = self._meta().get("company_country")
+        return str(country) if country else None
+
+    def _read_country(self) -> str | None:
         info = self.company_info()
         country = info.get("Country") or (info.get("CompanyAddr") or {}).get("Country")
         if country:
@@ -472,6 +483,9 @@ class QuickBooksProvider(AccountingProvider):
 
     def service_item_id(self) -> str:
         """The id of the service item every line is billed with; found or created once, cached."""
+        return self._fill_once("service-item", self._cached_service_item_id, self._read_item_id)
+
+    def _cached_service_item_id(self) -> str | None:
         meta = self._meta()
         checked_at = meta.get("service_item_checked_at")
         if (
@@ -480,6 +494,10 @@ class QuickBooksProvider(AccountingProvider):
             and self._clock() - float(checked_at) < self.cache_seconds
         ):
             return str(meta["service_item_id"])
+        return None
+
+    def _read_item_id(self) -> str:
+        meta = self._meta()
         name = str(meta.get("service_item_name") or DEFAULT_SERVICE_ITEM_NAME)
         row = self._find_item(name)
         if row is None:
@@ -514,17 +532,50 @@ class QuickBooksProvider(AccountingProvider):
         return item_id
 
     # -- the read cache --------------------------------------------------------------------------
+    def _fill_once(self, name: str, cached: Callable[[], T | None], read: Callable[[], T]) -> T:
+        """``cached()`` if it has a value, else ``read()``, by one worker at a time per company.
+
+        Approvals arrive in bursts: without the lock every worker thread that starts at once
+        misses the cache together and reads the same customer, company and item, each read
+        spending a slot of the company's request budget. The others wait and find the value
+        cached; a worker that waits too long reads it itself (a read, or a create under a shared
+        requestid, is safe to repeat).
+        """
+        value = cached()
+        if value is not None:
+            return value
+        held = ExitStack()
+        try:
+            held.enter_context(
+                self.store.lock(f"read-cache:{self.realm_id}:{name}", FILL_WAIT_SECONDS)
+            )
+        except TimeoutError:  # LockTimeout: the filler is slow (throttled?); do not wait on
+            return read()
+        with held:
+            value = cached()  # another worker may have filled it while this one waited
+            return value if value is not None else read()
+
     def _cache_name(self, kind: str, id_: str) -> str:
         return f"{self.realm_id}:{kind}:{id_}"
 
     def draft_customer(self, customer_id: str) -> AccountingCustomer | None:
         """The customer a draft bills (currency, terms), from the cache while it is fresh."""
-        name = self._cache_name("customer", customer_id)
-        cached = self.store.cache_get(name)
+        return self._fill_once(
+            f"customer:{customer_id}",
+            lambda: self._cached_customer(customer_id),
+            lambda: self._read_customer(customer_id),
+        )
+
+    def _cached_customer(self, customer_id: str) -> AccountingCustomer | None:
+        cached = self.store.cache_get(self._cache_name("customer", customer_id))
         if cached is not None:
             value, fetched_at = cached
             if self._clock() - fetched_at.timestamp() < self.cache_seconds:
                 return AccountingCustomer(**value)
+        return None
+
+    def _read_customer(self, customer_id: str) -> AccountingCustomer | None:
+        name = self._cache_name("customer", customer_id)
         customer = self.get_customer(customer_id)
         if customer is not None:
             self.store.cache_put(
@@ -617,6 +668,17 @@ class QuickBooksProvider(AccountingProvider):
         return self._created(row)
 
     def create_draft(self, draft: DraftInvoice) -> CreatedDraft:
+        try:
+            return self._create_draft(draft)
+        except RetryLater as exc:
+            # The invoice POST is the only write under the key, and every error that may follow
+            # a sent write says outcome_unknown: anything else (the limiter's refusal, a 429, a
+            # failed read before the POST) left nothing to look up.
+            if not exc.outcome_unknown:
+                exc.created_nothing = True
+            raise
+
+    def _create_draft(self, draft: DraftInvoice) -> CreatedDraft:
         body = self.invoice_body(draft)
         try:
             return self._post_invoice(body, request_id(draft.key))

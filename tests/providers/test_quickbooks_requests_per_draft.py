@@ -267,3 +267,50 @@ def test_find_draft_takes_its_hint_from_the_pipelines_draft_row(
     assert "CustomerRef = '58'" in statement
     assert "TxnDate = '2026-11-30'" in statement
     assert "MetaData.CreateTime >=" not in statement
+
+
+class RacingStore:
+    """The credential store as worker A sees it: the first time A asks for a lock, worker B
+    (same company, its own provider) runs ``race`` first, as if both had started at once."""
+
+    def __init__(self, store: Any, race: Any) -> None:
+        self._store = store
+        self._race = race
+        self.locks: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def lock(self, name: str, timeout: float = 30.0) -> Any:
+        self.locks.append(name)
+        race, self._race = self._race, None
+        if race is not None:
+            race()
+        return self._store.lock(name, timeout)
+
+
+def test_workers_starting_at_once_read_the_customer_and_item_once(
+    workspace: Any, store: Any, fake: FakeQbo
+):
+    """A burst: a worker that misses the cache while another fills it waits for that fill and
+    reuses it, instead of spending the company's requests on the same reads again."""
+    other_worker = provider_for(workspace, store)
+    racing = RacingStore(
+        store,
+        lambda: other_worker.create_draft(make_draft("b-1", payment_terms_days=None)),
+    )
+    worker = quickbooks.create(workspace.id, racing, CONFIG, limiter=NoLimiter())
+    before_b = len(api_calls(fake))
+
+    worker.create_draft(make_draft("a-1", payment_terms_days=None))
+
+    assert racing.locks and "customer:1" in racing.locks[0]  # it waited for the customer's fill
+    paths = [
+        (c.request.method, urlparse(c.request.url).path.rsplit("/", 1)[-1])
+        for c in api_calls(fake)[before_b:]
+    ]
+    # B's warm-up, then the two invoices: the customer and the item were read once.
+    assert paths.count(("GET", "1")) == 1  # GET customer/1
+    assert paths.count(("POST", "invoice")) == 2
+    assert paths[-1] == ("POST", "invoice")
+    assert len(fake.items) == 1
