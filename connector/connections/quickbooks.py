@@ -7,17 +7,16 @@ and stores them encrypted (with the company's realm id) in the workspace's conne
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session
+from flask import Blueprint, current_app, flash, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import update
 
 from connector import db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
+from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection, Workspace
 from connector.providers import quickbooks
@@ -28,7 +27,6 @@ bp = Blueprint("quickbooks_connection", __name__)
 
 PROVIDER = "quickbooks"
 SESSION_KEY = "quickbooks_oauth"
-STATE_MAX_AGE_SECONDS = 900  # a consent screen left open longer must start again
 
 
 def redirect_uri() -> str:
@@ -67,22 +65,14 @@ def connect(workspace_id: int) -> Any:
         settings = oauth.settings_from_config(current_app.config)
     except oauth.QuickBooksConfigError as exc:
         return _problem_page("QuickBooks is not set up", str(exc), 400, workspace_id)
-    state = secrets.token_urlsafe(32)
-    session[SESSION_KEY] = {
-        "state": state,
-        "workspace_id": workspace_id,
-        "user_id": str(current_user.id),
-        "environment": settings.environment,
-        "created": time.time(),
-    }
+    state = oauth_state.begin(SESSION_KEY, workspace_id, environment=settings.environment)
     return redirect(oauth.authorize_url(settings, redirect_uri=redirect_uri(), state=state))
 
 
 @bp.get("/connections/quickbooks/callback")
 @admin_required
 def callback() -> Any:
-    pending = session.pop(SESSION_KEY, None)  # one use only, whatever happens next
-    workspace_id = pending.get("workspace_id") if isinstance(pending, dict) else None
+    pending, workspace_id = oauth_state.take(SESSION_KEY)  # one use only, whatever happens next
     error = request.args.get("error")
     if error:
         reason = (
@@ -91,14 +81,7 @@ def callback() -> Any:
             else f"QuickBooks did not grant access ({error})."
         )
         return _problem_page("QuickBooks was not connected", reason, 400, workspace_id)
-    state = request.args.get("state", "")
-    if (
-        not isinstance(pending, dict)
-        or not state
-        or not secrets.compare_digest(str(pending.get("state", "")), state)
-        or pending.get("user_id") != str(current_user.id)
-        or time.time() - float(pending.get("created", 0)) > STATE_MAX_AGE_SECONDS
-    ):
+    if pending is None:
         return _problem_page(
             "QuickBooks connection not accepted",
             "This sign-in answer does not belong to a connection you started here (or it is "

@@ -14,18 +14,16 @@ Two ways in, both ending in an encrypted, workspace-scoped ``connections`` row:
 
 from __future__ import annotations
 
-import hmac
 import re
-import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, session
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, flash, redirect, request
 
 from connector import db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
+from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
 from connector.providers import stripe_connect
@@ -157,13 +155,8 @@ def connect(workspace_id: int) -> Any:
             "Stripe Connect is not set up on this server (STRIPE_CONNECT_CLIENT_ID and "
             "STRIPE_PLATFORM_SECRET_KEY). Paste a restricted key instead.",
         )
-    state = secrets.token_urlsafe(32)
     # Bound to this admin's session and this workspace: the callback accepts nothing else.
-    session[SESSION_KEY] = {
-        "state": state,
-        "workspace_id": workspace_id,
-        "user_id": str(current_user.id),
-    }
+    state = oauth_state.begin(SESSION_KEY, workspace_id)
     params = {
         "response_type": "code",
         "client_id": client_id,
@@ -178,14 +171,8 @@ def connect(workspace_id: int) -> Any:
 @bp.get("/connections/stripe/callback")
 @admin_required
 def callback() -> Any:
-    pending = session.pop(SESSION_KEY, None)
-    state = request.args.get("state", "")
-    if (
-        not pending
-        or not state
-        or not hmac.compare_digest(state, str(pending.get("state", "")))
-        or pending.get("user_id") != str(current_user.id)
-    ):
+    pending, _ = oauth_state.take(SESSION_KEY)
+    if pending is None:
         abort(400, "This Stripe sign-in link is expired or was not started here. Start again.")
     workspace_id = int(pending["workspace_id"])
     workspace = workspace_for_admin(workspace_id)

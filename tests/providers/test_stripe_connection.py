@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,6 +13,7 @@ import responses
 from sqlalchemy import select
 
 from connector import db
+from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection, ConnectionStatus, Workspace
 from connector.providers.stripe import STRIPE_API_VERSION
@@ -252,6 +255,19 @@ def test_oauth_callback_without_a_started_flow_is_refused(
     response = admin_client.get("/connections/stripe/callback?code=ac_123&state=anything")
     assert response.status_code == 400
     assert len(rsps.calls) == 0
+
+
+def test_oauth_state_expires_like_the_other_connect_flows(
+    admin_client: Any, workspace: Any, rsps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Stripe consent screen left open past STATE_MAX_AGE_SECONDS must start again, as
+    QuickBooks' and WebWork's do (one shared state helper)."""
+    state = start_oauth(admin_client, workspace.id)
+    later = time.time() + oauth_state.STATE_MAX_AGE_SECONDS + 1
+    monkeypatch.setattr(oauth_state, "time", SimpleNamespace(time=lambda: later))
+    response = admin_client.get(f"/connections/stripe/callback?code=ac_123&state={state}")
+    assert response.status_code == 400
+    assert len(rsps.calls) == 0 and connection(workspace.id) is None
 
 
 def test_oauth_state_is_single_use(admin_client: Any, workspace: Any, rsps: Any) -> None:

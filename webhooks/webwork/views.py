@@ -7,15 +7,14 @@ bound to the admin and the workspace, valid 15 minutes, used once.
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, request, session
+from flask import Blueprint, current_app, flash, redirect, request
 from flask_login import current_user
 from markupsafe import escape
 
 from connector.auth import admin_required, workspace_for_admin
+from connector.connections import oauth_state
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
 from webhooks.webwork.polls import schedule_poll
@@ -23,7 +22,6 @@ from webhooks.webwork.polls import schedule_poll
 bp = Blueprint("webwork_connection", __name__)
 
 SESSION_KEY = "webwork_oauth"
-STATE_MAX_AGE_SECONDS = 900
 
 
 def redirect_uri() -> str:
@@ -61,21 +59,14 @@ def connect(workspace_id: int) -> Any:
             400,
             workspace_id,
         )
-    state = secrets.token_urlsafe(32)
-    session[SESSION_KEY] = {
-        "state": state,
-        "workspace_id": workspace_id,
-        "user_id": str(current_user.id),
-        "created": time.time(),
-    }
+    state = oauth_state.begin(SESSION_KEY, workspace_id)
     return redirect(conn.authorize_url(settings, redirect_uri=redirect_uri(), state=state))
 
 
 @bp.get("/connections/webwork/callback")
 @admin_required
 def callback() -> Any:
-    pending = session.pop(SESSION_KEY, None)  # one use only, whatever happens next
-    workspace_id = pending.get("workspace_id") if isinstance(pending, dict) else None
+    pending, workspace_id = oauth_state.take(SESSION_KEY)  # one use only, whatever happens next
     error = request.args.get("error")
     if error:
         reason = (
@@ -84,14 +75,7 @@ def callback() -> Any:
             else f"WebWork did not grant access ({error})."
         )
         return _problem_page("WebWork was not connected", reason, 400, workspace_id)
-    state = request.args.get("state", "")
-    if (
-        not isinstance(pending, dict)
-        or not state
-        or not secrets.compare_digest(str(pending.get("state", "")), state)
-        or pending.get("user_id") != str(current_user.id)
-        or time.time() - float(pending.get("created", 0)) > STATE_MAX_AGE_SECONDS
-    ):
+    if pending is None:
         return _problem_page(
             "WebWork connection not accepted",
             "This sign-in answer does not belong to a connection you started here (or it is "
