@@ -54,7 +54,7 @@ def test_auto_invoicing_switch_and_secret_rotation(app, workspace) -> None:
 
 def test_replay_and_retry_failed_jobs(app, workspace, post_event, monkeypatch) -> None:
     runner = app.test_cli_runner()
-    monkeypatch.setattr("connector.pipeline.plan_drafts", _boom)
+    monkeypatch.setattr("connector.pipeline.handlers.plan_drafts", _boom)
     post_event(workspace, event("timesheet_approved__three_customers"))
     failed = runner.invoke(args=["jobs", "failed"])
     assert "process_delivery" in failed.output and "cannot be billed" in failed.output

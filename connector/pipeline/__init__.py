@@ -1,0 +1,69 @@
+"""One approval from a stored delivery to recorded drafts, module by module.
+
+    handlers.process_delivery    the worker's job: delivery -> tracker event, under the
+                                 timesheet lock
+    -> planning.apply_approval   the Timesheet row and its revision (a withdrawal goes to
+                                 withdrawing.apply_withdrawal instead)
+    -> planning.plan_drafts      billing (pure; its inputs from inputs.py) -> one Draft row per
+                                 customer, or a hold with its reason; rows of a replaced revision
+                                 are withdrawn (withdrawing.py)
+    -> pushing.push_drafts       provider.create_draft(key) for each row; under per_period
+                                 consolidation periods.py appends to the open invoice instead
+    -> inputs._record_created    the provider's answer stored on the row
+    commands                     what the console, the API and the connect pages call: release
+                                 holds, retry, re-bill (run by handlers.rebill_timesheet), preview
+
+Exactly-once rules kept here:
+  * a Draft row and its deterministic key are committed BEFORE the provider is called;
+  * ``attempts`` is incremented (and committed) before each call, so after a crash or an unknown
+    outcome the next run looks the invoice up by key (``find_draft``) before creating;
+  * the provider id is stored only after the provider confirmed the draft;
+  * all work on one timesheet runs under a cross-process advisory lock.
+
+Importing this package registers the job handlers (process_delivery, bill_timesheet,
+rebill_timesheet) with the worker.
+"""
+
+from __future__ import annotations
+
+from connector.pipeline.commands import (
+    RebillRefused,
+    approvals_with_created_drafts,
+    future_approvals_notice,
+    on_connection_restored,
+    preview_event,
+    release_holds,
+    request_rebill,
+    retry_timesheet,
+)
+from connector.pipeline.handlers import bill_timesheet_now
+from connector.pipeline.inputs import (
+    billing_settings,
+    is_live,
+    load_mappings,
+    load_rates,
+    run_billing,
+)
+from connector.pipeline.planning import _timesheet_row, apply_approval, plan_drafts
+from connector.pipeline.withdrawing import withdraw_drafts
+
+__all__ = [
+    "RebillRefused",
+    "_timesheet_row",
+    "apply_approval",
+    "approvals_with_created_drafts",
+    "bill_timesheet_now",
+    "billing_settings",
+    "future_approvals_notice",
+    "is_live",
+    "load_mappings",
+    "load_rates",
+    "on_connection_restored",
+    "plan_drafts",
+    "preview_event",
+    "release_holds",
+    "request_rebill",
+    "retry_timesheet",
+    "run_billing",
+    "withdraw_drafts",
+]

@@ -1,0 +1,228 @@
+"""The job handlers the worker runs (registered on import) and the locked billing run they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from connector import db, observability, trackers, worker
+from connector.locks import LockTimeout, advisory_lock
+from connector.models import (
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Job,
+    Timesheet,
+    TimesheetStatus,
+    Workspace,
+)
+from connector.pipeline.inputs import TO_PUSH, _config, effective_revision
+from connector.pipeline.planning import _is_stale, _timesheet_row, apply_approval, plan_drafts
+from connector.pipeline.pushing import push_drafts
+from connector.pipeline.withdrawing import apply_withdrawal, withdraw_drafts
+from connector.providers import build_provider
+from connector.providers.base import (
+    ReconnectNeeded,
+    Rejected,
+    RetryLater,
+)
+from connector.trackers import EventError
+from connector.trackers import TrackerEvent as Event
+
+
+@contextmanager
+def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
+    """One worker at a time per timesheet, across processes.
+
+    The lock lives as long as a job lease and is renewed with it by the worker's heartbeat
+    thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
+    claimable again.
+    """
+    lease = float(_config().get("JOB_LEASE_SECONDS", 20))
+    name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
+    try:
+        # Wait briefly, then give the worker thread back: the job is retried a few seconds later
+        # rather than holding a thread for as long as the other run takes.
+        with advisory_lock(name, ttl=lease, timeout=min(lease, 2.0), keepalive=True):
+            yield
+    except LockTimeout:
+        raise RetryLater(
+            "another worker is processing this timesheet", retry_after=min(lease, 5.0)
+        ) from None
+
+
+@worker.handler("process_delivery")
+def process_delivery(job: Job) -> None:
+    with db.new_session() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is None:
+            raise Rejected(f"delivery {job.delivery_id} no longer exists")
+        try:
+            event = trackers.parse_event(delivery.source, delivery.body)
+        except EventError as exc:
+            delivery.status = DeliveryStatus.INVALID
+            delivery.error = str(exc)
+            s.commit()
+            return
+        if not event.supported:  # a replayed "ignored" delivery: still nothing to do
+            delivery.status = DeliveryStatus.IGNORED
+            s.commit()
+            return
+        workspace_id, source = delivery.workspace_id, delivery.source
+
+    with (
+        observability.log_context(timesheet_id=event.timesheet_id),
+        _timesheet_lock(workspace_id, event.timesheet_id),
+    ):
+        outcome = _process_event(workspace_id, source, event)
+    with db.session_scope() as s:
+        delivery = s.get(Delivery, job.delivery_id)
+        if delivery is not None:
+            delivery.status = DeliveryStatus.PROCESSED
+            delivery.error = outcome
+    observability.DELIVERIES.labels("processed").inc()
+
+
+def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
+    if event.type == "timesheet.approved":
+        # A connected tracker account is the source of truth for the rows: thin events are
+        # filled and full ones re-read, so a webhook and a poll of one approval have the same
+        # content revision (billed once). Done before any write: it may call out.
+        event = trackers.fill_event(workspace_id, source, event) or event
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        assert workspace is not None
+        ts_row = _timesheet_row(s, workspace, source, event.timesheet_id)
+        if _is_stale(ts_row, event):
+            s.commit()
+            return f"stale: a newer event for this timesheet was already applied ({event.type})"
+        if event.type == "timesheet.unapproved":
+            apply_withdrawal(s, workspace, ts_row, event)
+            s.commit()
+            return None
+        if event.is_thin:
+            if ts_row.content is None:
+                ts_row.status = TimesheetStatus.WAITING_FOR_DATA
+            ts_row.last_event_at = event.timestamp
+            s.commit()
+            raise worker.WaitFor(
+                "tracker_data",
+                "The event carries only the timesheet id. Connect the WebWork account so the "
+                "connector can fetch the approved rows; the approval waits until then.",
+            )
+        try:
+            apply_approval(s, workspace, ts_row, event)
+        except (EventError, ValueError) as exc:
+            s.rollback()
+            raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
+        s.commit()
+        timesheet_pk = ts_row.id
+    bill_timesheet_now(workspace_id, timesheet_pk)
+    return None
+
+
+def bill_timesheet_now(workspace_id: int, timesheet_pk: int, *, retry_failed: bool = False) -> None:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if workspace is None or ts_row is None or ts_row.status != TimesheetStatus.APPROVED:
+            return
+        try:
+            plan_drafts(s, workspace, ts_row, retry_failed=retry_failed)
+        except ValueError as exc:
+            s.rollback()
+            raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
+        s.commit()
+        s.expunge(workspace)
+    if not _has_work(timesheet_pk):
+        return
+    try:
+        provider = build_provider(workspace.id, workspace.provider, _config())
+    except ReconnectNeeded as exc:
+        _mark_waiting_for_reconnect(timesheet_pk, str(exc))
+        raise
+    push_drafts(workspace, timesheet_pk, provider)
+
+
+def _mark_waiting_for_reconnect(timesheet_pk: int, message: str) -> None:
+    """No usable account at all (never connected, or revoked): say so on every waiting draft."""
+    with db.session_scope() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        assert ts_row is not None
+        for row in s.scalars(
+            select(Draft).where(
+                Draft.timesheet_pk == timesheet_pk,
+                Draft.revision == ts_row.revision,
+                Draft.status.in_(list(TO_PUSH)),
+            )
+        ):
+            row.status = DraftStatus.RECONNECT_NEEDED
+            row.error = message
+
+
+def _has_work(timesheet_pk: int) -> bool:
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        assert ts_row is not None
+        return (
+            s.scalars(
+                select(Draft.id).where(
+                    Draft.timesheet_pk == timesheet_pk,
+                    Draft.revision == ts_row.revision,
+                    Draft.status.in_(list(TO_PUSH)),
+                )
+            ).first()
+            is not None
+        )
+
+
+@worker.handler("bill_timesheet")
+def bill_timesheet(job: Job) -> None:
+    timesheet_pk = int(job.payload["timesheet_pk"])
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if ts_row is None:
+            return
+        timesheet_id = ts_row.timesheet_id
+    with (
+        observability.log_context(timesheet_id=timesheet_id),
+        _timesheet_lock(job.workspace_id, timesheet_id),
+    ):
+        bill_timesheet_now(
+            job.workspace_id, timesheet_pk, retry_failed=bool(job.payload.get("retry_failed"))
+        )
+
+
+def rebill_now(workspace_id: int, timesheet_pk: int, revision: str) -> None:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if workspace is None or ts_row is None or ts_row.status != TimesheetStatus.APPROVED:
+            return
+        if ts_row.revision == revision:
+            withdraw_drafts(
+                s, workspace, ts_row, reason="re-billed with the current mappings and rates"
+            )
+            summary = dict(ts_row.summary or {})
+            summary["generation"] = int(summary.get("generation", 0)) + 1
+            ts_row.summary = summary
+            ts_row.revision = effective_revision(
+                summary.get("content_revision") or revision, summary["generation"]
+            )
+            s.commit()
+    bill_timesheet_now(workspace_id, timesheet_pk, retry_failed=True)
+
+
+@worker.handler("rebill_timesheet")
+def rebill_timesheet(job: Job) -> None:
+    timesheet_pk = int(job.payload["timesheet_pk"])
+    with db.new_session() as s:
+        ts_row = s.get(Timesheet, timesheet_pk)
+        if ts_row is None:
+            return
+        timesheet_id = ts_row.timesheet_id
+    with _timesheet_lock(job.workspace_id, timesheet_id):
+        rebill_now(job.workspace_id, timesheet_pk, str(job.payload.get("revision") or ""))

@@ -1,0 +1,344 @@
+"""From an approved timesheet to planned Draft rows: the timesheet row, billing, covers, holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector import billing, db, trackers
+from connector.models import (
+    HOLD_STATUSES,
+    Draft,
+    DraftStatus,
+    Timesheet,
+    TimesheetStatus,
+    Workspace,
+)
+from connector.pipeline.inputs import (
+    KNOWN_NOT_CREATED,
+    TO_PUSH,
+    _line_to_json,
+    billing_settings,
+    consolidation_of,
+    effective_revision,
+    is_live,
+    load_mappings,
+    load_rates,
+    record_tracker_entities,
+)
+from connector.pipeline.withdrawing import withdraw_drafts
+from connector.trackers import TrackerEvent as Event
+
+
+# --- approving ---------------------------------------------------------------------------------
+def _timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
+    row = s.scalars(
+        select(Timesheet).where(
+            Timesheet.workspace_id == workspace.id,
+            Timesheet.source == source,
+            Timesheet.timesheet_id == timesheet_id,
+        )
+    ).one_or_none()
+    if row is None:
+        row = Timesheet(
+            workspace_id=workspace.id,
+            source=source,
+            timesheet_id=timesheet_id,
+            status=TimesheetStatus.WAITING_FOR_DATA,
+            member={},
+            summary={},
+        )
+        s.add(row)
+        s.flush()
+    return row
+
+
+def _is_stale(ts_row: Timesheet, event: Event) -> bool:
+    # Events arrive out of order: an older event never overrides a newer one.
+    return ts_row.last_event_at is not None and event.timestamp < ts_row.last_event_at
+
+
+def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
+    timesheet = trackers.normalize_timesheet(event.source, event.timesheet)
+    content_revision = billing.timesheet_revision(timesheet)
+    summary = dict(ts_row.summary or {})
+    generation = int(summary.get("generation", 0))
+    revision = effective_revision(content_revision, generation)
+    if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
+        # Re-approved with other rows while the old approval stood: retire the old drafts.
+        withdraw_drafts(s, workspace, ts_row, reason="replaced by a newer approval")
+        # As after a withdrawal: content approved before (A -> B -> A) needs fresh keys, its
+        # old drafts were just voided under the ones it would get again.
+        generation += 1
+        summary["generation"] = generation
+        revision = effective_revision(content_revision, generation)
+    summary["content_revision"] = content_revision
+    ts_row.summary = summary
+    ts_row.status = TimesheetStatus.APPROVED
+    ts_row.revision = revision
+    ts_row.content = event.timesheet
+    ts_row.member = {
+        "id": timesheet.member.id,
+        "name": timesheet.member.name,
+        "email": timesheet.member.email,
+    }
+    ts_row.date_from = timesheet.date_from
+    ts_row.date_to = timesheet.date_to
+    ts_row.approved_at = timesheet.approved_at
+    ts_row.last_event_at = event.timestamp
+    record_tracker_entities(s, workspace.id, timesheet)
+
+
+def _row_pair(row: billing.TimeRow) -> tuple[str, str | None]:
+    return (row.project_id, row.client.id if row.client else None)
+
+
+class _Coverage:
+    """The tracker rows already on live drafts of one revision."""
+
+    def __init__(self, live: Iterable[Draft]) -> None:
+        self.pairs: set[tuple[str, str | None]] = set()
+        self.projects: set[str] = set()
+        # per_period: a draft holding one period's part of a timesheet covers its rows of
+        # those days only ([project, client, first day, last day])
+        self.days: dict[tuple[str, str | None], list[tuple[date, date]]] = {}
+        for row in live:
+            if row.covers is None:
+                # Planned before drafts recorded their rows: their lines name the projects.
+                self.projects.update(str(line.get("project_id")) for line in row.lines or [])
+                continue
+            for entry in row.covers:
+                pair = (str(entry[0]), None if entry[1] is None else str(entry[1]))
+                if len(entry) >= 4 and entry[2] and entry[3]:
+                    span = (date.fromisoformat(str(entry[2])), date.fromisoformat(str(entry[3])))
+                    self.days.setdefault(pair, []).append(span)
+                else:
+                    self.pairs.add(pair)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs or self.projects or self.days)
+
+    def __contains__(self, row: billing.TimeRow) -> bool:
+        pair = _row_pair(row)
+        return (
+            pair in self.pairs
+            or row.project_id in self.projects
+            or any(first <= row.date <= last for first, last in self.days.get(pair, ()))
+        )
+
+
+def _covers_by_subject(
+    timesheet: billing.Timesheet, mappings: billing.Mappings
+) -> dict[str, list[list[str | None]]]:
+    """subject_key -> the [project_id, client_id] pairs of billable rows that go to it."""
+    out: dict[str, set[tuple[str, str | None]]] = {}
+    for row in timesheet.rows:
+        if row.billable is False or not row.minutes:
+            continue
+        project_id, client_id = _row_pair(row)
+        customer = billing.resolve_customer(mappings, project_id, client_id)
+        subject = f"customer:{customer.id}" if customer else f"project:{project_id}"
+        out.setdefault(subject, set()).add((project_id, client_id))
+    return {
+        subject: [[p, c] for p, c in sorted(pairs, key=lambda pc: (pc[0], pc[1] or ""))]
+        for subject, pairs in out.items()
+    }
+
+
+def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_failed: bool) -> None:
+    """Bring the Draft rows of the live revision in line with a fresh billing run.
+
+    Only drafts not yet created at the provider are re-planned. Rows already on a live draft
+    (created, or sent with an unknown outcome) are left out of the run, so a mapping, rate or
+    settings change never bills an hour of this revision twice; replacing a created draft is an
+    explicit re-bill (:func:`rebill_timesheet`), which withdraws it first.
+    """
+    assert ts_row.revision is not None and ts_row.content is not None
+    timesheet = trackers.normalize_timesheet(ts_row.source, ts_row.content)
+    revision = ts_row.revision
+    existing = {
+        d.subject_key: d
+        for d in s.scalars(
+            select(Draft).where(Draft.timesheet_pk == ts_row.id, Draft.revision == revision)
+        )
+    }
+    coverage = _Coverage(d for d in existing.values() if is_live(d))
+    filtered = bool(coverage)
+    if filtered:
+        timesheet = replace(
+            timesheet,
+            rows=tuple(r for r in timesheet.rows if r.billable is False or r not in coverage),
+        )
+    mappings = load_mappings(s, workspace)
+    result = billing.bill(
+        timesheet, billing_settings(workspace), mappings, load_rates(s, workspace.id)
+    )
+    covers = _covers_by_subject(timesheet, mappings)
+    planned = _split_by_period(
+        workspace, ts_row, revision, timesheet, mappings, result, covers, load_rates
+    )
+    settled = {DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION}
+    if not retry_failed:
+        settled = settled | {DraftStatus.FAILED}
+    seen: set[str] = set()
+
+    def free_subject(base: str) -> str:
+        # A customer whose created draft stays as it is gets the rest of its hours on another
+        # draft (customer:<id>+2, +3 ...), never on the created one.
+        subject, n = base, 1
+        while (row := existing.get(subject)) is not None and is_live(row):
+            n += 1
+            subject = f"{base}+{n}"
+        return subject
+
+    def row_for(base: str, key: str, row_covers: list[list[str | None]] | None) -> Draft:
+        subject = free_subject(base)
+        seen.add(subject)
+        row = existing.get(subject)
+        if row is None:
+            if filtered or subject != base or revision != ts_row.summary.get("content_revision"):
+                # The engine's key is derived from the rows it was given; a draft planned beside
+                # a live one, or after a re-bill, is named by its subject in the live revision.
+                key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
+            row = Draft(
+                workspace_id=workspace.id,
+                timesheet_pk=ts_row.id,
+                revision=revision,
+                subject_key=subject,
+                key=key,
+                status=DraftStatus.PENDING,
+                lines=[],
+                attempts=0,
+            )
+            s.add(row)
+            existing[subject] = row
+        row.covers = row_covers
+        return row
+
+    def fresh_key_if_refused(row: Draft) -> None:
+        if row.attempts and row.provider_id is None:
+            # The provider refused it (or it was never created), so nothing exists under the old
+            # key; the new request goes out under a new key (a provider may replay a refusal).
+            row.key = billing.draft_key(
+                str(workspace.id),
+                ts_row.timesheet_id,
+                revision,
+                f"{row.subject_key}#{row.attempts}",
+            )
+
+    for subject, key, draft, draft_covers in planned:
+        row = row_for(subject, key, draft_covers)
+        if row.status in settled:
+            continue  # never rewrite what the provider has (or finance acted on)
+        row.customer_id = draft.customer.id
+        row.customer_name = draft.customer.name
+        row.currency = draft.currency
+        row.total = draft.total
+        row.minutes = draft.minutes
+        row.lines = [_line_to_json(line) for line in draft.lines]
+        row.provider = workspace.provider
+        if row.status in HOLD_STATUSES or row.status in (
+            DraftStatus.FAILED,
+            DraftStatus.SUPERSEDED,
+        ):
+            if row.status in KNOWN_NOT_CREATED or row.status == DraftStatus.SUPERSEDED:
+                fresh_key_if_refused(row)
+            row.status = DraftStatus.PENDING
+            row.hold_reason = row.hold_message = row.error = None
+
+    holds_by_subject: dict[str, list[billing.Hold]] = {}
+    for hold in result.holds:
+        holds_by_subject.setdefault(hold.subject_key, []).append(hold)
+    for subject, holds in holds_by_subject.items():
+        row = row_for(subject, holds[0].key, covers.get(subject))
+        if row.status in settled:
+            continue
+        customer = holds[0].customer
+        row.customer_id = customer.id if customer else None
+        row.customer_name = customer.name if customer else None
+        row.currency = customer.currency if customer else None
+        row.minutes = max(h.minutes for h in holds)
+        row.total = None
+        row.lines = []
+        row.status = DraftStatus(holds[0].reason)
+        row.hold_reason = holds[0].reason
+        row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
+        if row.status == DraftStatus.NEEDS_RATE:
+            hint = trackers.rate_hold_hint(workspace.id, ts_row.source)
+            if hint:  # e.g. WebWork hides rates from the connected user: say so, with the fix
+                row.hold_message = f"{hint} {row.hold_message}"
+        row.provider = workspace.provider
+
+    for subject, row in existing.items():
+        if subject in seen or is_live(row):
+            continue
+        if row.status in HOLD_STATUSES or row.status in TO_PUSH or row.status == DraftStatus.FAILED:
+            # e.g. an unmapped project's hold, now billed on its customer's draft, or a draft
+            # never sent whose rows now go to another customer
+            row.status = DraftStatus.SUPERSEDED
+    summary = dict(ts_row.summary or {})
+    summary.update(
+        excluded_minutes=result.excluded_minutes,
+        excluded_rows=result.excluded_rows,
+        held_minutes=result.held_minutes,
+    )
+    ts_row.summary = summary
+
+
+def _split_by_period(
+    workspace: Workspace,
+    ts_row: Timesheet,
+    revision: str,
+    timesheet: billing.Timesheet,
+    mappings: billing.Mappings,
+    result: billing.BillingResult,
+    covers: dict[str, list[list[str | None]]],
+    rates: Any,
+) -> list[tuple[str, str, billing.Draft, list[list[str | None]] | None]]:
+    """(subject, key, draft, covers) for each draft to plan.
+
+    A per_period customer whose hours of this timesheet fall in two periods gets one draft per
+    period (subject ``customer:<id>@<period start>``), billed from that period's days only, so
+    each part goes on its own period's invoice. Everyone else: the engine's drafts as they are.
+    """
+    planned: list[tuple[str, str, billing.Draft, list[list[str | None]] | None]] = []
+    table: billing.RateTable | None = None
+    for draft in result.drafts:
+        base = f"customer:{draft.customer.id}"
+        mode, period, week_start = consolidation_of(workspace, draft.customer.id)
+        rows = [
+            r
+            for r in timesheet.rows
+            if r.billable is not False
+            and r.minutes
+            and (c := billing.resolve_customer(mappings, *_row_pair(r))) is not None
+            and c.id == draft.customer.id
+        ]
+        spans = sorted({billing.period_bounds(r.date, period, week_start) for r in rows})
+        if mode != "per_period" or len(spans) < 2:
+            planned.append((base, draft.key, draft, covers.get(base)))
+            continue
+        if table is None:
+            with db.new_session() as s:
+                table = rates(s, workspace.id)
+        for first, last in spans:
+            part = replace(
+                timesheet,
+                rows=tuple(r for r in rows if first <= r.date <= last),
+                date_from=max(timesheet.date_from, first),
+                date_to=min(timesheet.date_to, last),
+            )
+            billed = billing.bill(part, billing_settings(workspace), mappings, table)
+            subject = f"{base}@{first.isoformat()}"
+            key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
+            part_covers: list[list[str | None]] = [
+                [pair[0], pair[1], first.isoformat(), last.isoformat()]
+                for pair in _covers_by_subject(part, mappings).get(base, [])
+            ]
+            planned.extend((subject, key, d, part_covers) for d in billed.drafts)
+    return planned
