@@ -150,6 +150,14 @@ def record_tracker_entities(s: Session, workspace_id: int, timesheet: billing.Ti
                 "email": row.client.email,
                 "client_id": None,
             }
+    upsert_tracker_entities(s, workspace_id, seen)
+
+
+def upsert_tracker_entities(
+    s: Session, workspace_id: int, seen: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> None:
+    """Insert or refresh the projects/clients a source saw ((kind, id) -> name, email,
+    client_id), so the mapping page lists them; shared by approvals and WebWork's catalog."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     for (kind, tracker_id), values in seen.items():

@@ -21,11 +21,10 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector import db
-from connector.models import TrackerEntity, TrackerRate, Workspace, utcnow
+from connector.models import TrackerRate, Workspace, utcnow
+from connector.pipeline.inputs import upsert_tracker_entities
 from connector.settings import WorkspaceSettings
 from webhooks.webwork import SOURCE
 from webhooks.webwork.client import Forbidden, WebWorkClient
@@ -281,23 +280,7 @@ def _record_entities(s: Any, workspace_id: int, projects: dict[str, dict[str, An
                 "email": client.get("email"),
                 "client_id": None,
             }
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    now = utcnow()
-    for (kind, tracker_id), values in seen.items():
-        stmt = insert(TrackerEntity).values(
-            workspace_id=workspace_id, kind=kind, tracker_id=tracker_id, last_seen_at=now, **values
-        )
-        s.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["workspace_id", "kind", "tracker_id"],
-                set_={
-                    "name": stmt.excluded.name,
-                    "email": stmt.excluded.email,
-                    "client_id": stmt.excluded.client_id,
-                    "last_seen_at": now,
-                },
-            )
-        )
+    upsert_tracker_entities(s, workspace_id, seen)
 
 
 def catalog_for(
