@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance"))
 
@@ -447,9 +445,3 @@ def settings_table_markdown() -> str:
             default = "development-only value (refused in production)"
         rows.append(f"| `{s.name}` | {default} | {s.meaning} |")
     return "\n".join(rows)
-
-
-def current_config() -> Mapping[str, Any]:
-    """The running app's configuration: the core reads settings here, not from Flask itself
-    (the worker runs every job inside the app it built, so there is always one)."""
-    return current_app.config

@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from huey import crontab
 from sqlalchemy import or_, select, update
 
 from connector import db, locks, worker
-from connector.config import current_config
 from connector.jobs import new_job
 from connector.models import (
     Connection,
@@ -56,10 +56,6 @@ RECONCILE_MAX_PER_RUN = 1000  # drafts one reconcile job reads; the next run con
 DEFAULT_RECONCILE_MINUTES = 60
 
 
-def _config() -> Mapping[str, Any]:
-    return current_config()
-
-
 # --- recording -----------------------------------------------------------------------------
 def record_states(
     workspace_id: int, provider: str, states: Mapping[str, InvoiceState], read_at: datetime
@@ -83,12 +79,16 @@ def record_states(
     return changed
 
 
-def sync_invoices(workspace_id: int, provider_name: str, refs: Iterable[str]) -> int:
-    """Read these invoices from the provider and record their states; returns drafts updated."""
+def sync_invoices(
+    workspace_id: int, provider_name: str, refs: Iterable[str], config: Mapping[str, Any]
+) -> int:
+    """Read these invoices from the provider and record their states; returns drafts updated.
+
+    ``config`` is the app's configuration, for the provider's credentials."""
     refs = sorted(set(refs))
     if not refs:
         return 0
-    provider = build_provider(workspace_id, provider_name, _config())
+    provider = build_provider(workspace_id, provider_name, config)
     updated = 0
     for start in range(0, len(refs), RECONCILE_BATCH):
         chunk = refs[start : start + RECONCILE_BATCH]
@@ -119,7 +119,7 @@ def _event_refs(delivery: Delivery, account_id: str | None) -> list[str]:
 
 
 @worker.handler(EVENT_JOB)
-def sync_provider_event(job: Job) -> None:
+def sync_provider_event(job: Job, config: Mapping[str, Any]) -> None:
     with db.new_session() as s:
         delivery = s.get(Delivery, job.delivery_id)
         if delivery is None:
@@ -151,7 +151,7 @@ def sync_provider_event(job: Job) -> None:
         )
     note = None
     if ours:
-        sync_invoices(delivery.workspace_id, delivery.source, [r for r in ours if r])
+        sync_invoices(delivery.workspace_id, delivery.source, [r for r in ours if r], config)
     else:
         note = "no draft of this workspace is concerned"
     _finish_delivery(delivery.id, DeliveryStatus.PROCESSED, note)
@@ -187,7 +187,7 @@ def open_drafts(workspace_id: int, limit: int = RECONCILE_MAX_PER_RUN) -> list[t
     return [(str(provider), str(ref)) for provider, ref in rows]
 
 
-def reconcile_workspace(workspace_id: int) -> dict[str, int]:
+def reconcile_workspace(workspace_id: int, config: Mapping[str, Any]) -> dict[str, int]:
     """Read every open draft of the workspace again; returns drafts read per provider."""
     by_provider: dict[str, list[str]] = {}
     for provider, ref in open_drafts(workspace_id):
@@ -195,7 +195,7 @@ def reconcile_workspace(workspace_id: int) -> dict[str, int]:
     read = {}
     for provider, refs in by_provider.items():
         try:
-            sync_invoices(workspace_id, provider, refs)
+            sync_invoices(workspace_id, provider, refs, config)
         except ReconnectNeeded as exc:
             # Best effort: a provider waiting for a reconnect is read again on a later run; the
             # console already asks the admin to reconnect.
@@ -206,8 +206,8 @@ def reconcile_workspace(workspace_id: int) -> dict[str, int]:
 
 
 @worker.handler(RECONCILE_JOB)
-def reconcile_provider_status(job: Job) -> None:
-    reconcile_workspace(job.workspace_id)
+def reconcile_provider_status(job: Job, config: Mapping[str, Any]) -> None:
+    reconcile_workspace(job.workspace_id, config)
 
 
 def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
@@ -267,12 +267,8 @@ def _due_workspaces(interval: timedelta) -> list[int]:
     return sorted(candidates - recent)
 
 
-def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
+def schedule_reconciles(interval_minutes: float) -> list[int]:
     """Queue the reconcile jobs that are due (one scheduler at a time across processes)."""
-    if interval_minutes is None:
-        interval_minutes = float(
-            _config().get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES
-        )
     if interval_minutes <= 0:
         return []
     queued = []
@@ -290,8 +286,10 @@ def schedule_reconciles(interval_minutes: float | None = None) -> list[int]:
 @worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
 def _schedule_status_reconciles() -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
+    config = worker.ensure_app().config
+    minutes = float(config.get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES)
     with worker.ensure_app().app_context():
-        queued = schedule_reconciles()
+        queued = schedule_reconciles(minutes)
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
 
@@ -307,6 +305,6 @@ def reconcile_command(workspace_ids: tuple[int, ...]) -> None:
     from their providers, now, in this process."""
     targets = list(workspace_ids) or _due_workspaces(timedelta(0))
     for workspace_id in targets:
-        read = reconcile_workspace(workspace_id)
+        read = reconcile_workspace(workspace_id, current_app.config)
         summary = ", ".join(f"{n} at {p}" for p, n in read.items()) or "nothing to read"
         click.echo(f"workspace {workspace_id}: {summary}")

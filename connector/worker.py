@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import has_app_context
+from flask import current_app, has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 
 from connector import db, jobs, locks, observability
@@ -89,6 +89,12 @@ def configure(config: Mapping[str, Any]) -> None:
     _huey_key = key
 
 
+def _app_config() -> Mapping[str, Any]:
+    # Jobs run inside an app context (the consumer's app, or the web request's in immediate
+    # mode): its configuration, which tests and operators may adjust after create_app.
+    return current_app.config if has_app_context() else _config
+
+
 def ping_queue() -> None:
     """Raise if the queue backend cannot be reached."""
     huey.storage.queue_size()
@@ -106,11 +112,14 @@ def ensure_app() -> Any:
 
 
 # --- the job lifecycle ---------------------------------------------------------------------------
-HANDLERS: dict[str, Callable[[Job], None]] = {}
+# A handler gets the job and the configuration of the app it runs in, so the code it runs takes
+# its settings as an argument instead of reading them from Flask.
+Handler = Callable[[Job, Mapping[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
 
 
-def handler(kind: str) -> Callable[[Callable[[Job], None]], Callable[[Job], None]]:
-    def register(fn: Callable[[Job], None]) -> Callable[[Job], None]:
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
         return fn
 
@@ -249,7 +258,7 @@ def _run_handler(job: Job, token: str) -> str:
     try:
         if fn is None:
             raise Rejected(f"no handler for job kind {job.kind!r}")
-        fn(job)
+        fn(job, _app_config())
     except LeaseLost:
         log.warning("job %s: stopped, its lease went to another worker", job_id)
         return "lease-lost"

@@ -5,6 +5,7 @@ Time is a fake clock (no sleeping): "a worker dies" is a worker that stops renew
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,7 @@ BEHAVIOUR: dict[str, Any] = {}
 
 
 @worker.handler("test_job")
-def _test_job(job: Job) -> None:
+def _test_job(job: Job, config: Mapping[str, Any]) -> None:
     RUNS.append((job.id, str(job.payload.get("name", ""))))
     outcome = BEHAVIOUR.get(str(job.payload.get("name", "")))
     if outcome is not None:

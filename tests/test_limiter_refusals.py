@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from connector import db, pipeline
@@ -63,7 +64,7 @@ def test_a_refusal_that_sent_nothing_is_not_looked_up_before_the_next_try(
     assert not pipeline.is_live(refused)  # nothing at the provider may hold its hours
 
     ts = db.session.scalars(select(Timesheet)).one()
-    pipeline.bill_timesheet_now(workspace.id, ts.id)
+    pipeline.bill_timesheet_now(workspace.id, ts.id, current_app.config)
     db.session.expire_all()
     assert looked_up == []  # straight to the create: no extra request
     assert sorted(d["status"] for d in drafts_api(client, workspace)["drafts"]) == ["drafted"] * 3
@@ -83,7 +84,7 @@ def test_a_refusal_that_may_have_created_something_is_still_looked_up(
     assert refused.attempts == 1 and pipeline.is_live(refused)
 
     ts = db.session.scalars(select(Timesheet)).one()
-    pipeline.bill_timesheet_now(workspace.id, ts.id)
+    pipeline.bill_timesheet_now(workspace.id, ts.id, current_app.config)
     db.session.expire_all()
     assert looked_up == [refused.key]
     assert sorted(d["status"] for d in drafts_api(client, workspace)["drafts"]) == ["drafted"] * 3

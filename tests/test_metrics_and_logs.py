@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -151,7 +152,7 @@ def test_json_log_lines_of_a_job_carry_its_ids_and_no_secrets(
     seen: list[int] = []
 
     @worker.handler("test_log_line")
-    def log_something(job: Job) -> None:
+    def log_something(job: Job, config: Mapping[str, Any]) -> None:
         seen.append(job.id)
         with observability.log_context(timesheet_id="ts_1"):
             logging.getLogger("connector.test").warning("billing timesheet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from connector import db, pipeline
@@ -251,6 +252,6 @@ def test_one_draft_failing_at_the_provider_does_not_stop_the_others(
 
     monkeypatch.setattr(LocalProvider, "create_draft", original)
     ts = db.session.scalars(select(Timesheet)).one()
-    pipeline.bill_timesheet_now(workspace.id, ts.id)
+    pipeline.bill_timesheet_now(workspace.id, ts.id, current_app.config)
     assert sorted(d["status"] for d in drafts_api(client, workspace)["drafts"]) == ["drafted"] * 3
     assert len(invoices()) == 3

@@ -1,15 +1,18 @@
 """One approval from a stored delivery to recorded drafts, module by module.
 
     handlers.process_delivery    the worker's job: delivery -> tracker event, under the
-                                 timesheet lock
+                                 timesheet lock (the worker hands it the app's configuration)
     -> planning.apply_approval   the Timesheet row and its revision (a withdrawal goes to
-                                 withdrawing.apply_withdrawal instead)
-    -> planning.plan_drafts      billing (pure; its inputs from inputs.py) -> one Draft row per
-                                 customer, or a hold with its reason; rows of a replaced revision
-                                 are withdrawn (withdrawing.py)
-    -> pushing.push_drafts       provider.create_draft(key) for each row; under per_period
+                                 withdrawing.apply_withdrawal instead); tracker_entities.py
+                                 records the members, projects and clients it names
+    -> planning.plan_drafts      billing (pure; its inputs read by inputs.py) -> one Draft row per
+                                 customer, or a hold with its reason; lines stored as JSON
+                                 (invoice_requests.line_to_json)
+    -> pushing.push_drafts       provider.create_draft(key) for each row, the request built by
+                                 invoice_requests.draft_invoice (pure); under per_period
                                  consolidation periods.py appends to the open invoice instead
-    -> inputs._record_created    the provider's answer stored on the row
+    -> draft_status.record_created  the provider's answer stored on the row
+    withdrawing                  a withdrawn or replaced approval's drafts voided or deleted
     commands                     what the console, the API and the connect pages call: release
                                  holds, retry, re-bill (run by handlers.rebill_timesheet), preview
 
@@ -36,20 +39,14 @@ from connector.pipeline.commands import (
     request_rebill,
     retry_timesheet,
 )
+from connector.pipeline.draft_status import is_live
 from connector.pipeline.handlers import bill_timesheet_now
-from connector.pipeline.inputs import (
-    billing_settings,
-    is_live,
-    load_mappings,
-    load_rates,
-    run_billing,
-)
-from connector.pipeline.planning import _timesheet_row, apply_approval, plan_drafts
+from connector.pipeline.inputs import billing_settings, load_mappings, load_rates, run_billing
+from connector.pipeline.planning import apply_approval, plan_drafts, timesheet_row
 from connector.pipeline.withdrawing import withdraw_drafts
 
 __all__ = [
     "RebillRefused",
-    "_timesheet_row",
     "apply_approval",
     "approvals_with_created_drafts",
     "bill_timesheet_now",
@@ -65,5 +62,6 @@ __all__ = [
     "request_rebill",
     "retry_timesheet",
     "run_billing",
+    "timesheet_row",
     "withdraw_drafts",
 ]

@@ -17,7 +17,9 @@ from connector.models import (
     TimesheetStatus,
     Workspace,
 )
-from connector.pipeline.inputs import TO_PUSH, _line_to_json, run_billing
+from connector.pipeline.draft_status import TO_PUSH
+from connector.pipeline.inputs import run_billing
+from connector.pipeline.invoice_requests import line_to_json
 from connector.trackers import TrackerEvent as Event
 
 
@@ -186,7 +188,7 @@ def preview_event(workspace: Workspace, event: Event) -> dict[str, Any]:
                 "total": str(d.total),
                 "minutes": d.minutes,
                 "key": d.key,
-                "lines": [_line_to_json(line) for line in d.lines],
+                "lines": [line_to_json(line) for line in d.lines],
             }
             for d in result.drafts
         ],

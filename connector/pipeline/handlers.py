@@ -1,13 +1,18 @@
-"""The job handlers the worker runs (registered on import) and the locked billing run they share."""
+"""The job handlers the worker runs (registered on import) and the locked billing run they share.
+
+Each handler gets the job and the app's configuration from the worker, and passes the
+configuration on to what needs it (building the provider): nothing here reads it from Flask.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select
 
-from connector import db, observability, trackers, worker
+from connector import db, jobs, observability, trackers, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     Delivery,
@@ -19,8 +24,14 @@ from connector.models import (
     TimesheetStatus,
     Workspace,
 )
-from connector.pipeline.inputs import TO_PUSH, _config, effective_revision
-from connector.pipeline.planning import _is_stale, _timesheet_row, apply_approval, plan_drafts
+from connector.pipeline.draft_status import TO_PUSH
+from connector.pipeline.planning import (
+    apply_approval,
+    effective_revision,
+    is_stale,
+    plan_drafts,
+    timesheet_row,
+)
 from connector.pipeline.pushing import push_drafts
 from connector.pipeline.withdrawing import apply_withdrawal, withdraw_drafts
 from connector.providers import build_provider
@@ -41,7 +52,7 @@ def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
     claimable again.
     """
-    lease = float(_config().get("JOB_LEASE_SECONDS", 20))
+    lease = jobs.lease_seconds()
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
         # Wait briefly, then give the worker thread back: the job is retried a few seconds later
@@ -55,7 +66,7 @@ def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
 
 
 @worker.handler("process_delivery")
-def process_delivery(job: Job) -> None:
+def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
     with db.new_session() as s:
         delivery = s.get(Delivery, job.delivery_id)
         if delivery is None:
@@ -77,7 +88,7 @@ def process_delivery(job: Job) -> None:
         observability.log_context(timesheet_id=event.timesheet_id),
         _timesheet_lock(workspace_id, event.timesheet_id),
     ):
-        outcome = _process_event(workspace_id, source, event)
+        outcome = _process_event(workspace_id, source, event, config)
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)
         if delivery is not None:
@@ -86,7 +97,9 @@ def process_delivery(job: Job) -> None:
     observability.DELIVERIES.labels("processed").inc()
 
 
-def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
+def _process_event(
+    workspace_id: int, source: str, event: Event, config: Mapping[str, Any]
+) -> str | None:
     if event.type == "timesheet.approved":
         # A connected tracker account is the source of truth for the rows: thin events are
         # filled and full ones re-read, so a webhook and a poll of one approval have the same
@@ -95,12 +108,12 @@ def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None
-        ts_row = _timesheet_row(s, workspace, source, event.timesheet_id)
-        if _is_stale(ts_row, event):
+        ts_row = timesheet_row(s, workspace, source, event.timesheet_id)
+        if is_stale(ts_row, event):
             s.commit()
             return f"stale: a newer event for this timesheet was already applied ({event.type})"
         if event.type == "timesheet.unapproved":
-            apply_withdrawal(s, workspace, ts_row, event)
+            apply_withdrawal(s, workspace, ts_row, event, config)
             s.commit()
             return None
         if event.is_thin:
@@ -114,17 +127,24 @@ def _process_event(workspace_id: int, source: str, event: Event) -> str | None:
                 "connector can fetch the approved rows; the approval waits until then.",
             )
         try:
-            apply_approval(s, workspace, ts_row, event)
+            apply_approval(s, workspace, ts_row, event, config)
         except (EventError, ValueError) as exc:
             s.rollback()
             raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
         s.commit()
         timesheet_pk = ts_row.id
-    bill_timesheet_now(workspace_id, timesheet_pk)
+    bill_timesheet_now(workspace_id, timesheet_pk, config)
     return None
 
 
-def bill_timesheet_now(workspace_id: int, timesheet_pk: int, *, retry_failed: bool = False) -> None:
+def bill_timesheet_now(
+    workspace_id: int,
+    timesheet_pk: int,
+    config: Mapping[str, Any],
+    *,
+    retry_failed: bool = False,
+) -> None:
+    """Plan the approval's drafts and push them to the provider (under the caller's lock)."""
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         ts_row = s.get(Timesheet, timesheet_pk)
@@ -140,7 +160,7 @@ def bill_timesheet_now(workspace_id: int, timesheet_pk: int, *, retry_failed: bo
     if not _has_work(timesheet_pk):
         return
     try:
-        provider = build_provider(workspace.id, workspace.provider, _config())
+        provider = build_provider(workspace.id, workspace.provider, config)
     except ReconnectNeeded as exc:
         _mark_waiting_for_reconnect(timesheet_pk, str(exc))
         raise
@@ -180,7 +200,7 @@ def _has_work(timesheet_pk: int) -> bool:
 
 
 @worker.handler("bill_timesheet")
-def bill_timesheet(job: Job) -> None:
+def bill_timesheet(job: Job, config: Mapping[str, Any]) -> None:
     timesheet_pk = int(job.payload["timesheet_pk"])
     with db.new_session() as s:
         ts_row = s.get(Timesheet, timesheet_pk)
@@ -192,11 +212,17 @@ def bill_timesheet(job: Job) -> None:
         _timesheet_lock(job.workspace_id, timesheet_id),
     ):
         bill_timesheet_now(
-            job.workspace_id, timesheet_pk, retry_failed=bool(job.payload.get("retry_failed"))
+            job.workspace_id,
+            timesheet_pk,
+            config,
+            retry_failed=bool(job.payload.get("retry_failed")),
         )
 
 
-def rebill_now(workspace_id: int, timesheet_pk: int, revision: str) -> None:
+def rebill_now(
+    workspace_id: int, timesheet_pk: int, revision: str, config: Mapping[str, Any]
+) -> None:
+    """Withdraw the approval's drafts of ``revision`` and bill it again under fresh keys."""
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         ts_row = s.get(Timesheet, timesheet_pk)
@@ -204,7 +230,7 @@ def rebill_now(workspace_id: int, timesheet_pk: int, revision: str) -> None:
             return
         if ts_row.revision == revision:
             withdraw_drafts(
-                s, workspace, ts_row, reason="re-billed with the current mappings and rates"
+                s, workspace, ts_row, config, reason="re-billed with the current mappings and rates"
             )
             summary = dict(ts_row.summary or {})
             summary["generation"] = int(summary.get("generation", 0)) + 1
@@ -213,11 +239,11 @@ def rebill_now(workspace_id: int, timesheet_pk: int, revision: str) -> None:
                 summary.get("content_revision") or revision, summary["generation"]
             )
             s.commit()
-    bill_timesheet_now(workspace_id, timesheet_pk, retry_failed=True)
+    bill_timesheet_now(workspace_id, timesheet_pk, config, retry_failed=True)
 
 
 @worker.handler("rebill_timesheet")
-def rebill_timesheet(job: Job) -> None:
+def rebill_timesheet(job: Job, config: Mapping[str, Any]) -> None:
     timesheet_pk = int(job.payload["timesheet_pk"])
     with db.new_session() as s:
         ts_row = s.get(Timesheet, timesheet_pk)
@@ -225,4 +251,4 @@ def rebill_timesheet(job: Job) -> None:
             return
         timesheet_id = ts_row.timesheet_id
     with _timesheet_lock(job.workspace_id, timesheet_id):
-        rebill_now(job.workspace_id, timesheet_pk, str(job.payload.get("revision") or ""))
+        rebill_now(job.workspace_id, timesheet_pk, str(job.payload.get("revision") or ""), config)

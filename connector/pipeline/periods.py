@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, db, worker
+from connector import billing, db, jobs, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     Draft,
@@ -20,15 +20,14 @@ from connector.models import (
     Timesheet,
     Workspace,
 )
-from connector.pipeline.inputs import (
+from connector.pipeline.draft_status import (
     TO_PUSH,
-    _config,
-    _record_created,
-    _record_provider_status,
-    draft_invoice,
     is_live,
-    period_memo,
+    record_created,
+    record_provider_status,
 )
+from connector.pipeline.inputs import customer_settings
+from connector.pipeline.invoice_requests import load_draft_invoice, period_memo
 from connector.providers.base import (
     HANDS_OFF_PROVIDER_STATUSES,
     AccountingProvider,
@@ -42,13 +41,28 @@ from connector.providers.base import (
     RemovalOutcome,
     RetryLater,
 )
+from connector.settings import WorkspaceSettings
+
+
+def consolidation_of(workspace: Workspace, customer_id: str | None) -> tuple[str, str, str]:
+    """(consolidation, period, week_start) for one customer: its overrides, else the workspace's."""
+    settings = WorkspaceSettings.from_dict(workspace.settings)
+    values = [settings.consolidation, settings.period, settings.week_start]
+    with db.new_session() as s:
+        overrides = customer_settings(s, workspace.id, customer_id)
+    if overrides is not None:
+        for i, override in enumerate(
+            (overrides.consolidation, overrides.period, overrides.week_start)
+        ):
+            values[i] = override or values[i]
+    return values[0], values[1], values[2]
 
 
 @contextmanager
 def _period_lock(workspace_id: int, customer_id: str, currency: str, start: date) -> Iterator[None]:
     """One writer at a time per customer period invoice, across processes: two approvals of the
     same week never both open a draft, and never lose each other's lines."""
-    lease = float(_config().get("JOB_LEASE_SECONDS", 20))
+    lease = jobs.lease_seconds()
     name = f"period:{workspace_id}:{currency}:{start.isoformat()}:{customer_id}"[:200]
     try:
         with advisory_lock(name, ttl=lease, timeout=min(lease, 5.0), keepalive=True):
@@ -124,7 +138,7 @@ def _sent_note(provider_status: str | None) -> str:
     )
 
 
-def _push_into_period(
+def push_into_period(
     workspace: Workspace,
     timesheet_pk: int,
     draft_id: int,
@@ -187,14 +201,14 @@ def _push_period_once(
                         _record_period_created(row, pinv, found, note)
                         s.commit()
                         return True
-                invoice = draft_invoice(workspace, ts_row, row)
+                invoice = load_draft_invoice(workspace, ts_row, row)
                 row.attempts += 1
                 row.status = DraftStatus.PENDING
                 s.commit()  # durable before the call: a crash now means "look it up first"
                 created = provider.create_draft(invoice)
             else:
                 assert pinv.provider_id is not None
-                invoice = draft_invoice(workspace, ts_row, row)
+                invoice = load_draft_invoice(workspace, ts_row, row)
                 row.attempts += 1
                 row.status = DraftStatus.PENDING
                 s.commit()  # a crash now: the retry appends again, the provider skips its lines
@@ -239,7 +253,7 @@ def _push_period_once(
 def _record_period_created(
     row: Draft, pinv: PeriodInvoice, created: CreatedDraft, note: str | None
 ) -> None:
-    _record_created(row, created)
+    record_created(row, created)
     if pinv.key == row.key:
         pinv.provider_id = created.provider_id
         pinv.provider = row.provider
@@ -247,7 +261,7 @@ def _record_period_created(
         row.hold_message = note  # the console shows why a second draft exists this period
 
 
-def _withdraw_from_period(
+def withdraw_from_period(
     s: Session, workspace: Workspace, row: Draft, provider: AccountingProvider, reason: str
 ) -> None:
     """Remove only this row's lines from its period invoice; its last lines delete the draft."""
@@ -302,7 +316,7 @@ def _withdraw_from_period(
             row.hold_message = f"Not invoiced: {done}."
             if not others:
                 pinv.status = PeriodInvoiceStatus.DELETED
-                _record_provider_status(
+                record_provider_status(
                     row,
                     ProviderStatus.VOIDED
                     if outcome == RemovalOutcome.VOIDED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -19,24 +19,23 @@ from connector.models import (
     TimesheetStatus,
     Workspace,
 )
-from connector.pipeline.inputs import (
-    KNOWN_NOT_CREATED,
-    TO_PUSH,
-    _line_to_json,
-    billing_settings,
-    consolidation_of,
-    effective_revision,
-    is_live,
-    load_mappings,
-    load_rates,
-    record_tracker_entities,
-)
+from connector.pipeline.draft_status import KNOWN_NOT_CREATED, TO_PUSH, is_live
+from connector.pipeline.inputs import billing_settings, load_mappings, load_rates
+from connector.pipeline.invoice_requests import line_to_json
+from connector.pipeline.periods import consolidation_of
+from connector.pipeline.tracker_entities import record_tracker_entities
 from connector.pipeline.withdrawing import withdraw_drafts
 from connector.trackers import TrackerEvent as Event
 
 
 # --- approving ---------------------------------------------------------------------------------
-def _timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
+def effective_revision(content_revision: str, generation: int) -> str:
+    """A re-approval after a withdrawal needs fresh keys: the old drafts were deleted."""
+    return content_revision if generation == 0 else f"{content_revision}-g{generation}"
+
+
+def timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
+    """The workspace's row for this tracker timesheet, created (waiting for data) if new."""
     row = s.scalars(
         select(Timesheet).where(
             Timesheet.workspace_id == workspace.id,
@@ -58,12 +57,20 @@ def _timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: 
     return row
 
 
-def _is_stale(ts_row: Timesheet, event: Event) -> bool:
+def is_stale(ts_row: Timesheet, event: Event) -> bool:
     # Events arrive out of order: an older event never overrides a newer one.
     return ts_row.last_event_at is not None and event.timestamp < ts_row.last_event_at
 
 
-def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
+def apply_approval(
+    s: Session,
+    workspace: Workspace,
+    ts_row: Timesheet,
+    event: Event,
+    config: Mapping[str, Any],
+) -> None:
+    """Record an approval's content on the timesheet row under its revision (a changed
+    re-approval withdraws the drafts of the one it replaces)."""
     timesheet = trackers.normalize_timesheet(event.source, event.timesheet)
     content_revision = billing.timesheet_revision(timesheet)
     summary = dict(ts_row.summary or {})
@@ -71,7 +78,7 @@ def apply_approval(s: Session, workspace: Workspace, ts_row: Timesheet, event: E
     revision = effective_revision(content_revision, generation)
     if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
         # Re-approved with other rows while the old approval stood: retire the old drafts.
-        withdraw_drafts(s, workspace, ts_row, reason="replaced by a newer approval")
+        withdraw_drafts(s, workspace, ts_row, config, reason="replaced by a newer approval")
         # As after a withdrawal: content approved before (A -> B -> A) needs fresh keys, its
         # old drafts were just voided under the ones it would get again.
         generation += 1
@@ -240,7 +247,7 @@ def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_fa
         row.currency = draft.currency
         row.total = draft.total
         row.minutes = draft.minutes
-        row.lines = [_line_to_json(line) for line in draft.lines]
+        row.lines = [line_to_json(line) for line in draft.lines]
         row.provider = workspace.provider
         if row.status in HOLD_STATUSES or row.status in (
             DraftStatus.FAILED,

@@ -11,8 +11,9 @@ from connector.models import (
     Timesheet,
     Workspace,
 )
-from connector.pipeline.inputs import TO_PUSH, _record_created, consolidation_of, draft_invoice
-from connector.pipeline.periods import _push_into_period
+from connector.pipeline.draft_status import TO_PUSH, record_created
+from connector.pipeline.invoice_requests import load_draft_invoice
+from connector.pipeline.periods import consolidation_of, push_into_period
 from connector.providers.base import (
     AccountingProvider,
     CurrencyMismatch,
@@ -66,7 +67,7 @@ def push_draft(
             mode == "per_period" and pending.attempts == 0 and bool(pending.lines)
         )
     if consolidated:
-        _push_into_period(workspace, timesheet_pk, draft_id, provider, period, week_start)
+        push_into_period(workspace, timesheet_pk, draft_id, provider, period, week_start)
         return
     with db.new_session() as s:
         row = s.get(Draft, draft_id)
@@ -78,10 +79,10 @@ def push_draft(
                 # A previous attempt may have reached the provider: look before creating.
                 found = provider.find_draft(row.key)
                 if found is not None:
-                    _record_created(row, found)
+                    record_created(row, found)
                     s.commit()
                     return
-            invoice = draft_invoice(workspace, ts_row, row)
+            invoice = load_draft_invoice(workspace, ts_row, row)
             row.attempts += 1
             row.status = DraftStatus.PENDING
             s.commit()  # durable before the call: a crash now means "look it up first"
@@ -111,5 +112,5 @@ def push_draft(
             row.error = str(exc)
             s.commit()
             raise
-        _record_created(row, created)
+        record_created(row, created)
         s.commit()

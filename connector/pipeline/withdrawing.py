@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,8 +16,8 @@ from connector.models import (
     TimesheetStatus,
     Workspace,
 )
-from connector.pipeline.inputs import AT_PROVIDER, _config, _record_provider_status
-from connector.pipeline.periods import _withdraw_from_period
+from connector.pipeline.draft_status import AT_PROVIDER, record_provider_status
+from connector.pipeline.periods import withdraw_from_period
 from connector.providers import build_provider
 from connector.providers.base import (
     HANDS_OFF_PROVIDER_STATUSES,
@@ -25,8 +28,17 @@ from connector.providers.base import (
 from connector.trackers import TrackerEvent as Event
 
 
-def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reason: str) -> None:
-    """Delete/void every draft of this timesheet still a draft at the provider; flag the rest."""
+def withdraw_drafts(
+    s: Session,
+    workspace: Workspace,
+    ts_row: Timesheet,
+    config: Mapping[str, Any],
+    *,
+    reason: str,
+) -> None:
+    """Delete/void every draft of this timesheet still a draft at the provider; flag the rest.
+
+    ``config`` is the app's configuration, for the provider's credentials."""
     rows = list(
         s.scalars(
             select(Draft).where(
@@ -44,10 +56,10 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
             row.hold_message = f"Not invoiced: {reason}."
             continue
         provider = provider or build_provider(
-            workspace.id, row.provider or workspace.provider, _config()
+            workspace.id, row.provider or workspace.provider, config
         )
         if row.period_invoice_id is not None:
-            _withdraw_from_period(s, workspace, row, provider, reason)
+            withdraw_from_period(s, workspace, row, provider, reason)
             continue
         provider_id = row.provider_id
         if provider_id is None and row.attempts > 0:
@@ -89,7 +101,7 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
         else:
             row.status = DraftStatus.VOIDED
             row.hold_message = f"Draft {outcome.value} at the provider: {reason}."
-            _record_provider_status(
+            record_provider_status(
                 row,
                 ProviderStatus.VOIDED
                 if outcome == RemovalOutcome.VOIDED
@@ -99,13 +111,19 @@ def withdraw_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, reas
         worker.heartbeat()
 
 
-def apply_withdrawal(s: Session, workspace: Workspace, ts_row: Timesheet, event: Event) -> None:
+def apply_withdrawal(
+    s: Session,
+    workspace: Workspace,
+    ts_row: Timesheet,
+    event: Event,
+    config: Mapping[str, Any],
+) -> None:
     was_approved = ts_row.status == TimesheetStatus.APPROVED
     ts_row.status = TimesheetStatus.WITHDRAWN
     ts_row.last_event_at = event.timestamp
     s.commit()
     if was_approved or ts_row.revision:
-        withdraw_drafts(s, workspace, ts_row, reason="approval withdrawn")
+        withdraw_drafts(s, workspace, ts_row, config, reason="approval withdrawn")
         summary = dict(ts_row.summary or {})
         summary["generation"] = int(summary.get("generation", 0)) + 1
         ts_row.summary = summary

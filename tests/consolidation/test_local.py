@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from flask import current_app
+
 from connector.models import LocalInvoice
 from tests.consolidation.helpers import (
     approval,
@@ -248,7 +250,9 @@ def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
     monkeypatch.setattr(LocalProvider, "append_lines", original)
     ts3 = [r for r in draft_rows() if "@" in r.subject_key]
     assert sorted(r.status for r in ts3) == ["drafted", "failed"]
-    pipeline.bill_timesheet_now(workspace.id, ts3[0].timesheet_pk, retry_failed=True)
+    pipeline.bill_timesheet_now(
+        workspace.id, ts3[0].timesheet_pk, current_app.config, retry_failed=True
+    )
 
     assert [sorted(line["amount"] for line in inv.lines) for inv in live_invoices()] == [
         ["27.50", "27.50"],

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask import current_app
 
 from connector import db, pipeline
 from connector.models import CustomerMapping, Workspace
@@ -176,7 +177,7 @@ def test_a_lost_update_answer_is_not_appended_twice(workspace, post_event, qbo):
     post_event(workspace, approval("ts-2", "u-bob", {day(2): 30}))
     row = draft_rows()[1]
     if row.status != "drafted":
-        pipeline.bill_timesheet_now(workspace.id, row.timesheet_pk)
+        pipeline.bill_timesheet_now(workspace.id, row.timesheet_pk, current_app.config)
     (invoice,) = qbo.invoices.values()
     assert amounts(invoice) == [Decimal("27.5"), Decimal("13.75")]
     assert draft_rows()[1].status == "drafted"
@@ -191,8 +192,8 @@ def test_concurrent_approvals_update_one_invoice_without_losing_a_line(app, work
         ws = s.get(Workspace, workspace.id)
         for doc in approvals:
             event = parse_event(json.dumps(doc).encode())
-            ts_row = pipeline._timesheet_row(s, ws, "webwork", event.timesheet_id)
-            pipeline.apply_approval(s, ws, ts_row, event)
+            ts_row = pipeline.timesheet_row(s, ws, "webwork", event.timesheet_id)
+            pipeline.apply_approval(s, ws, ts_row, event, current_app.config)
             s.commit()
             ts_pks.append(ts_row.id)
 
@@ -204,7 +205,7 @@ def test_concurrent_approvals_update_one_invoice_without_losing_a_line(app, work
             barrier.wait()
             for _ in range(20):
                 try:
-                    pipeline.bill_timesheet_now(workspace.id, ts_pk)
+                    pipeline.bill_timesheet_now(workspace.id, ts_pk, current_app.config)
                     return
                 except RetryLater:
                     continue

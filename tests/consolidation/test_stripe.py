@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import responses
+from flask import current_app
 
 from connector import db, pipeline
 from connector.connections.store import DbCredentialStore, secret_box
@@ -138,7 +139,7 @@ def test_a_lost_add_lines_answer_resumes_without_a_duplicate_line(workspace, pos
     post_event(workspace, approval("ts-2", "u-bob", {day(2): 30}))
     row = draft_rows()[1]
     if row.status != "drafted":  # a job retry in the test worker, or by hand here
-        pipeline.bill_timesheet_now(workspace.id, row.timesheet_pk)
+        pipeline.bill_timesheet_now(workspace.id, row.timesheet_pk, current_app.config)
     (invoice,) = stripe.live()
     assert stripe.amounts(invoice) == [2750, 1375]
     assert draft_rows()[1].status == "drafted"
@@ -153,8 +154,8 @@ def test_concurrent_approvals_append_to_one_draft_without_losing_a_line(app, wor
         ws = s.get(Workspace, workspace.id)
         for doc in approvals:
             event = parse_event(json.dumps(doc).encode())
-            ts_row = pipeline._timesheet_row(s, ws, "webwork", event.timesheet_id)
-            pipeline.apply_approval(s, ws, ts_row, event)
+            ts_row = pipeline.timesheet_row(s, ws, "webwork", event.timesheet_id)
+            pipeline.apply_approval(s, ws, ts_row, event, current_app.config)
             s.commit()
             ts_pks.append(ts_row.id)
 
@@ -166,7 +167,7 @@ def test_concurrent_approvals_append_to_one_draft_without_losing_a_line(app, wor
             barrier.wait()
             for _ in range(20):
                 try:
-                    pipeline.bill_timesheet_now(workspace.id, ts_pk)
+                    pipeline.bill_timesheet_now(workspace.id, ts_pk, current_app.config)
                     return
                 except RetryLater:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,7 +172,7 @@ _WIRE: dict[str, Any] = {}
 
 
 @worker.handler("test_quickbooks_call")
-def _one_quickbooks_request(job: Job) -> None:
+def _one_quickbooks_request(job: Job, config: Mapping[str, Any]) -> None:
     """A job that makes one QuickBooks request for its workspace's company."""
     realm = str(job.payload["realm"])
     _qbo(_WIRE["app"], job.workspace_id, realm, _WIRE["limiter"]).request("GET", "customer/1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from connector import db, status_sync
@@ -41,7 +42,7 @@ def test_quickbooks_reconcile_finds_a_deletion_no_webhook_announced(
     del fake.invoices["302"]  # finance deleted it in QuickBooks; the webhook never came
     fake.invoices["303"]["EmailStatus"] = "EmailSent"
 
-    status_sync.reconcile_workspace(workspace.id)
+    status_sync.reconcile_workspace(workspace.id, current_app.config)
 
     assert [draft(d).provider_status for d in (kept, deleted, sent)] == ["draft", "deleted", "sent"]
     # One batch query for the three, not three reads.
@@ -91,7 +92,7 @@ def test_stripe_reconcile_reads_each_open_invoice_and_stops_reading_settled_ones
         json=load_fixture("stripe", "error__missing_invoice.json"),
     )
 
-    assert status_sync.reconcile_workspace(workspace.id) == {"stripe": 2}
+    assert status_sync.reconcile_workspace(workspace.id, current_app.config) == {"stripe": 2}
 
     assert draft(open_one).provider_status == "sent"
     assert draft(gone).provider_status == "deleted"
@@ -161,7 +162,7 @@ def test_scheduler_queues_one_reconcile_per_due_workspace(
 
 def test_reconcile_skips_a_provider_waiting_for_a_reconnect(app: Any, workspace: Any) -> None:
     add_draft(workspace.id, "stripe", "in_1")  # no Stripe connection at all
-    assert status_sync.reconcile_workspace(workspace.id) == {}
+    assert status_sync.reconcile_workspace(workspace.id, current_app.config) == {}
 
 
 @pytest.mark.parametrize(
@@ -206,7 +207,7 @@ def test_console_shows_each_drafts_provider_state(
     with db.session_scope() as s:
         first = s.scalars(select(LocalInvoice).order_by(LocalInvoice.id)).first()
         first.state = "paid"
-    status_sync.reconcile_workspace(workspace.id)
+    status_sync.reconcile_workspace(workspace.id, current_app.config)
     timesheet_pk = local_drafts()[0].timesheet_pk
 
     for path in (
@@ -232,7 +233,7 @@ def test_withdrawal_of_a_draft_finance_already_deleted_makes_no_call(
     with db.new_session() as s:
         ws = s.get(Workspace, workspace.id)
         ts = s.scalars(select(Timesheet)).one()
-        pipeline.withdraw_drafts(s, ws, ts, reason="approval withdrawn")
+        pipeline.withdraw_drafts(s, ws, ts, current_app.config, reason="approval withdrawn")
         s.commit()
     row = draft(gone)
     assert row.status == "voided" and "already deleted" in row.hold_message

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -551,7 +551,7 @@ def _poll_locked(
 
 
 # --- the periodic job ----------
-def poll_job(job: Job) -> None:
+def poll_job(job: Job, config: Mapping[str, Any]) -> None:
     """The outbox job: poll, record the outcome in plain words, schedule the next poll.
 
     A failed poll is not retried on its own schedule: the next periodic poll is the retry
@@ -576,7 +576,8 @@ def poll_job(job: Job) -> None:
     except Unavailable as exc:
         store.update_meta(last_error=exc.message)
         if exc.retry_after:
-            delay = max(float(_config("WEBWORK_POLL_SECONDS", 300)), exc.retry_after)
+            every = config.get("WEBWORK_POLL_SECONDS")
+            delay = max(float(300 if every in (None, "") else every), exc.retry_after)
     except WebWorkError as exc:
         store.update_meta(last_error=exc.message)
     if _still_connected(workspace_id):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from connector import db, worker
-from connector.config import current_config
 from connector.jobs import new_job
 from connector.models import Job, JobState, utcnow
 from webhooks.webwork.store import store_for
@@ -21,7 +21,7 @@ JOB_KIND = "webwork_poll"
 
 
 def _config(name: str, default: Any) -> Any:
-    value = current_config().get(name)
+    value = current_app.config.get(name)
     return default if value is None or value == "" else value
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import delete
 
 from connector import db
 from connector.models import TrackerRate, Workspace, utcnow
-from connector.pipeline.inputs import upsert_tracker_entities
+from connector.pipeline.tracker_entities import upsert_tracker_entities
 from connector.settings import WorkspaceSettings
 from webhooks.webwork import SOURCE
 from webhooks.webwork.client import Forbidden, WebWorkClient
