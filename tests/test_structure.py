@@ -62,6 +62,29 @@ def test_no_first_party_import_hides_inside_a_function() -> None:
     assert _inner_first_party_imports() - ALLOWED_INNER_IMPORTS == set()
 
 
+def _private_names_used_across_modules() -> set[tuple[str, str]]:
+    """(file, module.name) for each underscore name a product module imports from another."""
+    found: set[tuple[str, str]] = set()
+    for package in FIRST_PARTY:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and node.module.split(".")[0] in FIRST_PARTY
+                ):
+                    for alias in node.names:
+                        if alias.name.startswith("_") and not alias.name.startswith("__"):
+                            found.add((str(path.relative_to(ROOT)), f"{node.module}.{alias.name}"))
+    return found
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    # A helper another module needs is part of its module's interface: name it without the
+    # underscore, so a reader knows it is used elsewhere (and a refactor knows to look).
+    assert _private_names_used_across_modules() == set()
+
+
 def test_every_provider_descriptor_matches_its_class(app: Any) -> None:
     assert set(EXTERNAL_PROVIDERS) == {k for k, info in PROVIDERS.items() if info.external}
     for key, info in PROVIDERS.items():
