@@ -261,7 +261,7 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
     from connector.connections.store import DbCredentialStore, secret_box
     from connector.models import CustomerMapping, Draft, Workspace
     from connector.workspaces import create_workspace
-    from tests.conftest import signed_headers
+    from tests.app_fixtures import signed_headers
     from tests.helpers import event
 
     database_url = args.database_url or f"sqlite:///{tmp / f'bench-{companies}.db'}"

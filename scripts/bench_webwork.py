@@ -35,10 +35,10 @@ def run(timesheets: int, page_size: int, redis_url: str | None) -> dict[str, flo
     from connector import migrate as migrations
     from connector.connections.store import secret_box
     from connector.workspaces import create_workspace
-    from tests.webwork.fake import API, TOKEN, FakeWebWork
     from webhooks.webwork import client as client_module
     from webhooks.webwork.backfill import backfill
     from webhooks.webwork.connection import connect_with_token
+    from webhooks.webwork.tests.fake import API, TOKEN, FakeWebWork
 
     tmp = tempfile.mkdtemp(prefix="bench-webwork-")
     url = f"sqlite:///{tmp}/bench.db"

@@ -177,7 +177,7 @@ def main() -> None:
     from connector.connections.store import secret_box
     from connector.models import Draft, Job, LocalInvoice
     from connector.workspaces import create_workspace
-    from tests.conftest import signed_headers
+    from tests.app_fixtures import signed_headers
     from tests.helpers import event, map_clients_locally
 
     app = create_app({"WORKER_IMMEDIATE": False})

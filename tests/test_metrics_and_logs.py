@@ -185,7 +185,7 @@ def test_json_log_lines_of_a_job_carry_its_ids_and_no_secrets(
 
 def test_log_format_json_installs_a_json_handler(database_url: str):
     from connector import create_app
-    from tests.conftest import app_overrides
+    from tests.app_fixtures import app_overrides
 
     root = logging.getLogger()
     before = list(root.handlers)

@@ -13,7 +13,7 @@ import pytest
 
 from connector.providers.base import Throttled
 from connector.ratelimit import DatabaseRateLimiter, RedisRateLimiter
-from tests.conftest import TEST_REDIS_URL
+from tests.app_fixtures import TEST_REDIS_URL
 
 QBO = ((10, 1.0), (490, 60.0))  # what connector.providers.quickbooks_http passes
 SPACING = 60.0 / 490

@@ -195,7 +195,7 @@ def test_console_rebill_confirms_what_follows_then_rebills(
     workspace, post_event, client, admin_client
 ):
     from connector.models import Timesheet
-    from tests.conftest import csrf_token
+    from tests.app_fixtures import csrf_token
 
     globex_1 = local_customer(workspace.id, "Globex Corporation")
     globex_2 = local_customer(workspace.id, "Globex Corp (new books)")

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from connector import create_app, db
 from connector.models import Draft, Job, LocalInvoice
-from tests.conftest import TEST_REDIS_URL, app_overrides, signed_headers
+from tests.app_fixtures import TEST_REDIS_URL, app_overrides, signed_headers
 from tests.helpers import event, map_clients_locally
 
 pytestmark = pytest.mark.slow

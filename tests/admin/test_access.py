@@ -7,7 +7,7 @@ from typing import Any
 from werkzeug.routing import IntegerConverter
 
 from connector.auth import PUBLIC_ENDPOINTS
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 
 # Blueprint static folders serve the stylesheet the sign-in page needs; they hold no data.
 STATIC_SUFFIX = ".static"

@@ -30,7 +30,7 @@ def test_create_admin_from_stdin(app: Any, workspace: Any) -> None:
     assert members == [workspace.id]
 
     client = app.test_client()
-    from tests.conftest import csrf_token
+    from tests.app_fixtures import csrf_token
 
     response = client.post(
         "/login",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from connector import db
 from connector.models import ApiToken, Delivery, DraftStatus, Job, Workspace
 from tests.admin.events import add_local_customer, approval, live_drafts
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 
 
 def test_login_logout_and_next(app: Any, workspace: Any, make_admin: Any) -> None:

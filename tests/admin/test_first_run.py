@@ -10,7 +10,7 @@ from sqlalchemy import select
 from connector import db
 from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from tests.admin.events import add_local_customer, approval, live_drafts
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 
 
 def _steps(html: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from flask import g
 
 from connector import create_app
 from connector.config import ConfigurationError, production_problems
-from tests.conftest import app_overrides, csrf_token
+from tests.app_fixtures import app_overrides, csrf_token
 
 PASSWORD = "correct horse battery"
 TEMPLATES = Path(__file__).resolve().parents[2] / "connector" / "admin" / "templates"

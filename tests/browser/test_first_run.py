@@ -23,8 +23,8 @@ from sqlalchemy import update
 from connector import db
 from connector.models import Job, JobState
 from tests.admin.events import add_local_customer, approval, live_drafts
+from tests.app_fixtures import signed_headers
 from tests.browser.conftest import shot, sign_in
-from tests.conftest import signed_headers
 
 pytestmark = pytest.mark.browser
 

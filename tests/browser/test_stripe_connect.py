@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from connector import db
 from connector.models import Connection, ConnectionStatus, Workspace
+from tests.app_fixtures import load_fixture
 from tests.browser.conftest import shot, sign_in
-from tests.conftest import load_fixture
 
 pytestmark = pytest.mark.browser
 

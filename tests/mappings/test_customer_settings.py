@@ -13,7 +13,7 @@ from connector import db
 from connector.models import CustomerSettings, LocalInvoice
 from mappings import customer_settings as service
 from mappings import service as mapping_service
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 from tests.helpers import THREE_CUSTOMERS, event, map_clients_locally
 
 APPROVED = "timesheet_approved__three_customers"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from connector import db
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import CustomerMapping, Draft, LocalCustomer, Workspace
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 from tests.helpers import event
 
 APPROVED = "timesheet_approved__three_customers"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from connector import db
 from connector.models import Connection, ConnectionStatus, Workspace
-from tests.conftest import csrf_token
+from tests.app_fixtures import csrf_token
 from tests.providers.qbo_fixtures import CONFIG, REALM, TOKEN_URL, FakeQbo
 
 CALLBACK = "/connections/quickbooks/callback"

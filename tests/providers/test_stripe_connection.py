@@ -17,7 +17,7 @@ from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection, ConnectionStatus, Workspace
 from connector.providers.stripe import STRIPE_API_VERSION
-from tests.conftest import csrf_token, load_fixture
+from tests.app_fixtures import csrf_token, load_fixture
 
 API = "https://api.stripe.test"
 CONNECT = "https://connect.stripe.test"

@@ -30,7 +30,7 @@ from connector.providers.base import (
     RetryLater,
 )
 from connector.providers.stripe import STRIPE_API_VERSION
-from tests.conftest import load_fixture
+from tests.app_fixtures import load_fixture
 
 API = "https://api.stripe.com"
 KEY = "ti-aaaabbbbccccddddeeeeffffgggghhhhiiiijjjj"  # the draft key used in the fixtures

@@ -20,7 +20,7 @@ from connector.providers import stripe as stripe_provider
 from connector.providers.base import Throttled
 from connector.providers.quickbooks_http import QboHttp
 from connector.ratelimit import DatabaseRateLimiter, RedisRateLimiter
-from tests.conftest import TEST_REDIS_URL, load_fixture
+from tests.app_fixtures import TEST_REDIS_URL, load_fixture
 from tests.providers.qbo_fixtures import API, CONFIG, THROTTLE_XML, customer_row
 
 PAUSED = "9130357766900001"  # the company that answers 429

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from connector import db, status_sync
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Draft, Job, LocalInvoice
-from tests.conftest import load_fixture
+from tests.app_fixtures import load_fixture
 from tests.helpers import event, map_clients_locally
 from tests.providers.qbo_fixtures import CONFIG, FakeQbo, connect_store
 from tests.status_sync.conftest import add_draft, draft

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from connector import db
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Delivery, Job
-from tests.conftest import load_fixture
+from tests.app_fixtures import load_fixture
 from tests.status_sync.conftest import (
     STRIPE_SECRET,
     add_draft,
@@ -293,7 +293,7 @@ def key_ws(app: Any, workspace: Any) -> Any:
 
 
 def save_secret(admin_client: Any, workspace: Any, secret: str) -> Any:
-    from tests.conftest import csrf_token
+    from tests.app_fixtures import csrf_token
 
     return admin_client.post(
         f"/workspaces/{workspace.id}/connections/stripe/webhook-secret",

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from connector import db
 from connector.models import Delivery, Job
-from tests.conftest import signed_headers
+from tests.app_fixtures import signed_headers
 from tests.helpers import event
 
 APPROVED = "timesheet_approved__three_customers"

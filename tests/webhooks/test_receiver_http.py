@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from connector import db
 from connector.models import Delivery
-from tests.conftest import signed_headers
+from tests.app_fixtures import signed_headers
 from tests.helpers import event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.webwork.conftest import ADA
-from tests.webwork.fake import API, DROPPED, TIMEOUT, FakeWebWork, NoLimiter, jwt, status
 from webhooks.webwork.client import (
     FORBIDDEN_MESSAGE,
     Forbidden,
@@ -22,6 +20,8 @@ from webhooks.webwork.client import (
     path_segment,
     user_key_for_token,
 )
+from webhooks.webwork.tests.conftest import ADA
+from webhooks.webwork.tests.fake import API, DROPPED, TIMEOUT, FakeWebWork, NoLimiter, jwt, status
 
 SETTINGS = WebWorkSettings(api_base_url=API)
 

@@ -16,8 +16,8 @@ from connector.models import (
     TrackerRate,
     TrackerTimesheetSeen,
 )
-from tests.webwork.conftest import ADA, GRACE, week_rows
-from tests.webwork.fake import status
+from webhooks.webwork.tests.conftest import ADA, GRACE, week_rows
+from webhooks.webwork.tests.fake import status
 
 
 def counts() -> dict[str, int]:

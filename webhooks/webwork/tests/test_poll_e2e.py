@@ -18,8 +18,8 @@ from connector.models import (
     Timesheet,
     TimesheetStatus,
 )
-from tests.webwork.conftest import ADA, GRACE, week_rows
 from webhooks.webwork.poller import poll_workspace
+from webhooks.webwork.tests.conftest import ADA, GRACE, week_rows
 
 
 def live_drafts(workspace_id: int, timesheet_id: str) -> dict[str, tuple[str, Decimal | None]]:

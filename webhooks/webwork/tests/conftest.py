@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from tests.helpers import map_clients_locally
-from tests.webwork.fake import API, AUTHORIZE, TOKEN, FakeWebWork, NoLimiter
+from webhooks.webwork.tests.fake import API, AUTHORIZE, TOKEN, FakeWebWork, NoLimiter
 
 ADA = (77, "Ada Lovelace")
 GRACE = (78, "Grace Hopper")

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from connector import db, worker
 from connector.models import Connection, ConnectionStatus, Job, JobState
-from tests.conftest import csrf_token
-from tests.webwork.conftest import ADA, week_rows
-from tests.webwork.fake import status
+from tests.app_fixtures import csrf_token
 from webhooks.webwork import connection as conn
 from webhooks.webwork.poller import poll_workspace
 from webhooks.webwork.polls import JOB_KIND
+from webhooks.webwork.tests.conftest import ADA, week_rows
+from webhooks.webwork.tests.fake import status
 
 
 def webwork_row() -> Connection:

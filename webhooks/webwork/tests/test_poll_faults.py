@@ -23,13 +23,13 @@ from connector.models import (
     TrackerTimesheetSeen,
     utcnow,
 )
-from tests.conftest import csrf_token
-from tests.webwork.conftest import ADA, GRACE, week_rows
-from tests.webwork.fake import DROPPED, TIMEOUT, status
+from tests.app_fixtures import csrf_token
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import ReconnectRequired, Unavailable
 from webhooks.webwork.poller import PollBusy, poll_workspace
 from webhooks.webwork.polls import JOB_KIND, schedule_poll
+from webhooks.webwork.tests.conftest import ADA, GRACE, week_rows
+from webhooks.webwork.tests.fake import DROPPED, TIMEOUT, status
 
 
 def small_rows(minutes: int = 60) -> dict[str, list[tuple[int, str, int | None, int]]]:
