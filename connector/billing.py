@@ -95,7 +95,10 @@ class TimeRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Timesheet:
+class TimesheetInput:
+    """One approved timesheet as billing reads it (trackers normalize into this; the stored
+    row is models.Timesheet)."""
+
     id: str
     member: Member
     date_from: date
@@ -268,7 +271,10 @@ class BillingSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
+class PlannedLine:
+    """One priced line of a DraftPlan (the pipeline stores it as JSON on models.Draft.lines and
+    sends it as a providers DraftLine)."""
+
     description: str
     minutes: int  # billed minutes (after the billing increment)
     quantity: Decimal  # hours; quantize(quantity x unit_price) == amount
@@ -286,11 +292,14 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
-class Draft:
+class DraftPlan:
+    """What bill() plans for one customer: the pipeline records it as a models.Draft row and
+    sends it as a providers DraftInvoice."""
+
     key: str
     customer: Customer
     currency: str
-    lines: tuple[Line, ...]
+    lines: tuple[PlannedLine, ...]
     total: Decimal  # sum of the rounded line amounts
     minutes: int  # billed minutes
     tracked_minutes: int = 0
@@ -313,7 +322,7 @@ class Hold:
 @dataclass(frozen=True, slots=True)
 class BillingResult:
     revision: str
-    drafts: tuple[Draft, ...]
+    drafts: tuple[DraftPlan, ...]
     holds: tuple[Hold, ...]
     excluded_minutes: int  # non-billable rows
     excluded_rows: int
@@ -330,7 +339,7 @@ def _canonical_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def timesheet_revision(timesheet: Timesheet) -> str:
+def timesheet_revision(timesheet: TimesheetInput) -> str:
     """Content hash of the member, the period and the rows (as a multiset: order-independent).
 
     approved_at is deliberately left out: re-approving identical content keeps the same keys.
@@ -425,7 +434,7 @@ def _check_settings(settings: BillingSettings) -> None:
         raise ValueError(f"billing increment must be one of {BILLING_INCREMENTS}")
 
 
-def _check_row(row: TimeRow, timesheet: Timesheet) -> None:
+def _check_row(row: TimeRow, timesheet: TimesheetInput) -> None:
     minutes = row.minutes
     if not isinstance(minutes, int) or isinstance(minutes, bool):
         raise ValueError(f"minutes must be an int, got {minutes!r} on {row.date} {row.project_id}")
@@ -520,7 +529,7 @@ def _build_lines(
     task_names: dict[tuple, tuple[date, str]],
     pricing: dict[tuple[int, Decimal, str], _Priced],
     unit_prices: dict[tuple[Decimal, str], Decimal],
-) -> tuple[Line, ...]:
+) -> tuple[PlannedLine, ...]:
     """The customer's lines, in a total order on everything that can tell two lines apart.
 
     The "detailed" grouping builds about one line per day row, and the same minutes and rate,
@@ -532,7 +541,7 @@ def _build_lines(
     # (project id, task id) -> (project name, task name, description up to the period)
     titles: dict[tuple[str, str | None], tuple[str, str | None, str]] = {}
     periods: dict[tuple[date, date], str] = {}
-    lines: list[Line] = []
+    lines: list[PlannedLine] = []
     keys: list[tuple] = []
     for billed, tracked, first, last, project_id, task_id, rate, source in acc.lines.values():
         priced = pricing.get((billed, rate, currency))
@@ -561,9 +570,9 @@ def _build_lines(
         if period is None:
             period = periods[first, last] = _period(first, last)
         description = f"{prefix}{period} — {duration}"
-        # Positional, in field order: with 14 fields, keywords cost ~25% more per Line and the
-        # detailed grouping builds ~100k of them.
-        line = Line(
+        # Positional, in field order: with 14 fields, keywords cost ~25% more per PlannedLine and
+        # the detailed grouping builds ~100k of them.
+        line = PlannedLine(
             description,
             billed,  # minutes
             quantity,
@@ -580,8 +589,8 @@ def _build_lines(
             task_id,
         )
         lines.append(line)
-        # Sort key built from the locals rather than read back from the Line: a total order on
-        # everything that can tell two lines apart, so output never depends on row order (task
+        # Sort key built from the locals rather than read back from the PlannedLine: a total order
+        # on everything that can tell two lines apart, so output never depends on row order (task
         # ids may be None, hence the "" stand-ins).
         keys.append(
             (
@@ -599,7 +608,7 @@ def _build_lines(
             )
         )
     # A stable sort of positions (equal keys keep insertion order, as sorting the lines by key
-    # would): no (key, line) pairs to allocate, and Lines are never compared.
+    # would): no (key, line) pairs to allocate, and PlannedLines are never compared.
     order = sorted(range(len(lines)), key=keys.__getitem__)
     return tuple([lines[i] for i in order])
 
@@ -706,7 +715,7 @@ def resolve_customer(mappings: Mappings, project_id: str, client_id: str | None)
 
 
 def bill(
-    timesheet: Timesheet, settings: BillingSettings, mappings: Mappings, rates: RateTable
+    timesheet: TimesheetInput, settings: BillingSettings, mappings: Mappings, rates: RateTable
 ) -> BillingResult:
     """Split one timesheet into one draft (or holds) per customer. Pure and deterministic."""
     _check_settings(settings)
@@ -855,7 +864,7 @@ def bill(
     del day_rows, resolved, timelines
 
     # 3. Build drafts and holds, customer by customer (each from its own rows only).
-    drafts: list[Draft] = []
+    drafts: list[DraftPlan] = []
     holds: list[Hold] = []
     held_minutes = 0
     workspace_id, timesheet_id = settings.workspace_id, timesheet.id
@@ -883,7 +892,7 @@ def bill(
         zero = decimal_from_scaled(0, minor_units(customer.currency))
         total = sum((line.amount for line in lines), zero)
         drafts.append(
-            Draft(
+            DraftPlan(
                 key=key,
                 customer=customer,
                 currency=customer.currency,

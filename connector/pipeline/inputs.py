@@ -119,7 +119,7 @@ def billing_settings(workspace: Workspace) -> billing.BillingSettings:
 
 
 def run_billing(
-    s: Session, workspace: Workspace, timesheet: billing.Timesheet
+    s: Session, workspace: Workspace, timesheet: billing.TimesheetInput
 ) -> billing.BillingResult:
     return billing.bill(
         timesheet,
@@ -130,7 +130,9 @@ def run_billing(
 
 
 # --- tracker entities seen (for the mapping screen) ----------------------------------------------
-def record_tracker_entities(s: Session, workspace_id: int, timesheet: billing.Timesheet) -> None:
+def record_tracker_entities(
+    s: Session, workspace_id: int, timesheet: billing.TimesheetInput
+) -> None:
     seen: dict[tuple[str, str], dict[str, Any]] = {
         ("member", timesheet.member.id): {
             "name": timesheet.member.name,
@@ -178,7 +180,7 @@ def upsert_tracker_entities(
 
 
 # --- serialising lines into Draft rows and back into provider requests -------------------------
-def _line_to_json(line: billing.Line) -> dict[str, Any]:
+def _line_to_json(line: billing.PlannedLine) -> dict[str, Any]:
     return {
         "description": line.description,
         "minutes": line.minutes,
