@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Final
+from typing import Final, NamedTuple
 
 from connector.money import (
     check_currency,
@@ -142,8 +142,14 @@ class RateEntry:
     customer_id: str | None = None
 
 
-# A resolved rate: (amount, currency, source).
-_Rate = tuple[Decimal, str, str]
+class _Rate(NamedTuple):
+    """A resolved hourly rate: what RateTable.find() answers, or a row's own rate."""
+
+    amount: Decimal
+    currency: str
+    source: str  # SOURCE_ROW ... SOURCE_WORKSPACE
+
+
 _NEVER: Final = date.min
 _WORKSPACE_SCOPE: Final = ("workspace",)
 
@@ -153,8 +159,9 @@ class RateTable:
     """Rate entries plus an index built once (entries are validated on construction)."""
 
     entries: tuple[RateEntry, ...] = ()
-    # scope key -> (effective_from days, entries), sorted by day (then member/project filter).
-    _index: dict[tuple, tuple[list[date], list[RateEntry]]] = field(
+    # scope key -> (effective_from days, entries, their rates), sorted by day (then
+    # member/project filter).
+    _index: dict[tuple, tuple[list[date], list[RateEntry], list[_Rate]]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -163,7 +170,7 @@ class RateTable:
         for entry in self.entries:
             check_rate(entry.amount, entry.currency, "rate entry")
             index.setdefault(_scope_key(entry), []).append((entry.effective_from or _NEVER, entry))
-        scopes: dict[tuple, tuple[list[date], list[RateEntry]]] = {}
+        scopes: dict[tuple, tuple[list[date], list[RateEntry], list[_Rate]]] = {}
         for key, items in index.items():
             items.sort(key=lambda item: (item[0], _entry_filter(item[1])))
             for (day_a, a), (day_b, b) in pairwise(items):
@@ -174,7 +181,14 @@ class RateTable:
                         f"{a.amount} {a.currency} and {b.amount} {b.currency}"
                     )
             # Days and entries side by side: find() bisects the plain day list (no key function).
-            scopes[key] = ([day for day, _ in items], [entry for _, entry in items])
+            # Each entry's answer is built once here: bill() keeps ~10k timelines of them, and
+            # shared objects keep the garbage collector's work per call small.
+            source = _SCOPE_SOURCES[key[0]]
+            scopes[key] = (
+                [day for day, _ in items],
+                [entry for _, entry in items],
+                [_Rate(entry.amount, entry.currency, source) for _, entry in items],
+            )
         object.__setattr__(self, "_index", scopes)
 
     def find(
@@ -187,11 +201,11 @@ class RateTable:
     ) -> _Rate | None:
         """The rate in force on `day` in the most specific scope that has one, or None."""
         index = self._index
-        for key, source in _scopes(member_id, project_id, contract_id, customer_id):
+        for key in _scopes(member_id, project_id, contract_id, customer_id):
             scope = index.get(key)
             if scope is None:
                 continue
-            days, entries = scope
+            days, entries, found = scope
             # Latest effective_from <= day; a scope with no entry in force yet falls through.
             # Walking indices down avoids copying the in-force prefix (this runs per day row).
             for i in range(bisect_right(days, day) - 1, -1, -1):
@@ -199,7 +213,7 @@ class RateTable:
                 if (entry.member_id is None or entry.member_id == member_id) and (
                     entry.project_id is None or entry.project_id == project_id
                 ):
-                    return (entry.amount, entry.currency, source)
+                    return found[i]
         return None
 
     def timeline(
@@ -213,7 +227,7 @@ class RateTable:
         no entry is in force anywhere, hence rates[0] is None.
         """
         changes: set[date] = set()
-        for key, _source in _scopes(member_id, project_id, contract_id, customer_id):
+        for key in _scopes(member_id, project_id, contract_id, customer_id):
             scope = self._index.get(key)
             if scope is not None:
                 changes.update(scope[0])
@@ -224,16 +238,26 @@ class RateTable:
 
 def _scopes(
     member_id: str, project_id: str, contract_id: str | None, customer_id: str
-) -> tuple[tuple[tuple, str], ...]:
+) -> tuple[tuple, ...]:
     # Most specific first. ("contract", None) is never indexed (_scope_key), so a row without a
     # contract falls through to the member/project scope.
     return (
-        (("contract", contract_id), SOURCE_MEMBER_PROJECT),
-        (("member_project", member_id, project_id), SOURCE_MEMBER_PROJECT),
-        (("project", project_id), SOURCE_PROJECT),
-        (("customer", customer_id), SOURCE_CUSTOMER),
-        (_WORKSPACE_SCOPE, SOURCE_WORKSPACE),
+        ("contract", contract_id),
+        ("member_project", member_id, project_id),
+        ("project", project_id),
+        ("customer", customer_id),
+        _WORKSPACE_SCOPE,
     )
+
+
+# The rate source a scope's entries report, by the scope key's kind.
+_SCOPE_SOURCES: Final = {
+    "contract": SOURCE_MEMBER_PROJECT,
+    "member_project": SOURCE_MEMBER_PROJECT,
+    "project": SOURCE_PROJECT,
+    "customer": SOURCE_CUSTOMER,
+    "workspace": SOURCE_WORKSPACE,
+}
 
 
 def _entry_filter(entry: RateEntry) -> tuple[str, str]:
@@ -758,6 +782,9 @@ def bill(
     # (project, contract, customer) -> RateTable.timeline(): one bisect per day row instead of a
     # find() per distinct (day, project, contract, customer), which is nearly every day row.
     timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
+    # Each distinct timeline once: ~10k keys share a few hundred of them, and fewer objects that
+    # the garbage collector tracks (_Rate is a NamedTuple) means fewer full collections.
+    distinct_timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
     project_names: dict[tuple, tuple[date, str]] = {}
     task_names: dict[tuple, tuple[date, str]] = {}
     client_names: dict[tuple, tuple[date, str]] = {}
@@ -805,13 +832,14 @@ def bill(
 
         rate: _Rate | None
         if row_rate is not None:
-            rate = (row_rate.amount, row_rate.currency, SOURCE_ROW)
+            rate = _Rate(row_rate.amount, row_rate.currency, SOURCE_ROW)
         else:
             timeline_key = (project_id, contract_id, customer.id)
             timeline = timelines.get(timeline_key)
             if timeline is None:
-                timeline = timelines[timeline_key] = rates.timeline(
-                    member_id, project_id, contract_id, customer.id
+                timeline = rates.timeline(member_id, project_id, contract_id, customer.id)
+                timeline = timelines[timeline_key] = distinct_timelines.setdefault(
+                    timeline, timeline
                 )
             change_days, found = timeline
             rate = found[bisect_right(change_days, day)]
@@ -861,7 +889,7 @@ def bill(
 
     # Every day row is accumulated: drop them and the lookup caches before building ~100k lines,
     # so that the garbage collector's full passes during that do not walk them again.
-    del day_rows, resolved, timelines
+    del day_rows, resolved, timelines, distinct_timelines
 
     # 3. Build drafts and holds, customer by customer (each from its own rows only).
     drafts: list[DraftPlan] = []
