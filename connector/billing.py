@@ -542,8 +542,14 @@ def _canonical_rate(amount: Decimal, currency: str) -> Decimal:
 
 # --------------------------------------------------------------------------- engine
 
-# (unit price, amount, quantity, duration text) of one (billed minutes, rate, currency).
-_Priced = tuple[Decimal, Decimal, Decimal, str]
+
+class _Priced(NamedTuple):
+    """What one (billed minutes, rate, currency) prices to; computed once per bill() call."""
+
+    unit_price: Decimal
+    amount: Decimal
+    quantity: Decimal
+    duration: str  # format_duration(billed minutes)
 
 
 def _build_lines(
@@ -567,7 +573,18 @@ def _build_lines(
     periods: dict[tuple[date, date], str] = {}
     lines: list[PlannedLine] = []
     keys: list[tuple] = []
-    for billed, tracked, first, last, project_id, task_id, rate, source in acc.lines.values():
+    acc_lines = acc.lines
+    for billed, tracked, first, last, project_id, task_id, rate, source in zip(
+        acc_lines.billed,
+        acc_lines.tracked,
+        acc_lines.first,
+        acc_lines.last,
+        acc_lines.project_id,
+        acc_lines.task_id,
+        acc_lines.rate,
+        acc_lines.source,
+        strict=True,
+    ):
         priced = pricing.get((billed, rate, currency))
         if priced is None:
             # A few hundred rates meet a few dozen billed durations: canonicalize each rate once.
@@ -576,7 +593,7 @@ def _build_lines(
                 unit_price = unit_prices[rate, currency] = _canonical_rate(rate, currency)
             amount = line_amount(billed, unit_price, currency)
             quantity = line_quantity(billed, unit_price, amount, currency)
-            priced = (unit_price, amount, quantity, format_duration(billed))
+            priced = _Priced(unit_price, amount, quantity, format_duration(billed))
             pricing[billed, rate, currency] = priced
         unit_price, amount, quantity, duration = priced
         titled = titles.get((project_id, task_id))
@@ -646,10 +663,11 @@ def _customer_holds(
     holds = []
     if acc.missing:
         project_ids = tuple(sorted(acc.missing))
-        minutes = sum(acc.missing[p][0] for p in project_ids)
-        first = min(acc.missing[p][1] for p in project_ids)
-        last = max(acc.missing[p][2] for p in project_ids)
-        client_ids = tuple(sorted(set().union(*(acc.missing[p][3] for p in project_ids))))
+        missing = [acc.missing[p] for p in project_ids]
+        minutes = sum(m.tracked for m in missing)
+        first = min(m.first for m in missing)
+        last = max(m.last for m in missing)
+        client_ids = tuple(sorted(set().union(*(m.client_ids for m in missing))))
         holds.append(
             Hold(
                 reason=HOLD_NEEDS_RATE,
@@ -699,6 +717,97 @@ def _customer_holds(
     return holds
 
 
+class _Lines:
+    """One customer's lines while day rows accumulate into them, a list per field: line i is
+    (billed[i], tracked[i], first[i], ...), and ``index`` maps a line key to its i.
+
+    Columns rather than an object per line: the garbage collector tracks every instance of a
+    class, dataclass or NamedTuple (it untracks only exact tuples of plain values), and the
+    ~100k of them in the "detailed" grouping cost two more full collections per bill() call
+    (15-20% slower in scripts/bench_billing.py); lists of ints, dates and strings add none.
+    """
+
+    __slots__ = (
+        "billed",
+        "first",
+        "index",
+        "last",
+        "project_id",
+        "rate",
+        "source",
+        "task_id",
+        "tracked",
+    )
+
+    def __init__(self) -> None:
+        self.index: dict[tuple, int] = {}  # line key (per grouping) -> line number
+        self.billed: list[int] = []  # each day row rounded up to the increment, then summed
+        self.tracked: list[int] = []
+        self.first: list[date] = []
+        self.last: list[date] = []
+        self.project_id: list[str] = []
+        self.task_id: list[str | None] = []  # None unless the grouping is "task" or "detailed"
+        self.rate: list[Decimal] = []  # the hourly rate's amount, as found
+        self.source: list[str] = []  # the rate's source
+
+    def add(
+        self,
+        key: tuple,
+        billed: int,
+        tracked: int,
+        day: date,
+        project_id: str,
+        task_id: str | None,
+        rate: Decimal,
+        source: str,
+    ) -> None:
+        i = self.index.get(key)
+        if i is None:
+            self.index[key] = len(self.billed)
+            self.billed.append(billed)
+            self.tracked.append(tracked)
+            self.first.append(day)
+            self.last.append(day)
+            self.project_id.append(project_id)
+            self.task_id.append(task_id)
+            self.rate.append(rate)
+            self.source.append(source)
+            return
+        self.billed[i] += billed
+        self.tracked[i] += tracked
+        if day < self.first[i]:
+            self.first[i] = day
+        elif day > self.last[i]:
+            self.last[i] = day
+
+
+@dataclass(slots=True)
+class _MissingRate:
+    """A project's time that found no rate, for the customer's needs_rate hold."""
+
+    tracked: int
+    first: date
+    last: date
+    client_ids: set[str]
+
+    def add(self, tracked: int, day: date, client_id: str | None) -> None:
+        self.tracked += tracked
+        if day < self.first:
+            self.first = day
+        elif day > self.last:
+            self.last = day
+        if client_id is not None:
+            self.client_ids.add(client_id)
+
+
+@dataclass(slots=True)
+class _Unmapped:
+    """A project's time that resolved to no customer, for its needs_mapping hold."""
+
+    tracked: int = 0
+    client_ids: set[str] = field(default_factory=set)
+
+
 class _CustomerAcc:
     """Mutable per-customer accumulator, private to one bill() call."""
 
@@ -706,13 +815,8 @@ class _CustomerAcc:
 
     def __init__(self, customer: Customer) -> None:
         self.customer = customer
-        # line key -> (billed, tracked, first day, last day, project_id, task_id, rate, source).
-        # Replaced rather than updated in place: a tuple of plain values is untracked by the
-        # garbage collector, while ~100k lists ("detailed") would trigger and slow down several
-        # full collections per call.
-        self.lines: dict[tuple, tuple] = {}
-        # project_id -> [tracked minutes, first day, last day, client ids]
-        self.missing: dict[str, list] = {}
+        self.lines = _Lines()
+        self.missing: dict[str, _MissingRate] = {}  # project_id -> its time without a rate
         # (rate currency, source) -> {project_id: tracked minutes}
         self.mismatch: dict[tuple[str, str], dict[str, int]] = {}
         self.tracked = 0
@@ -777,7 +881,7 @@ def bill(
 
     # 2. Resolve customers and rates, accumulate lines.
     customers: dict[str, _CustomerAcc] = {}
-    unmapped: dict[str, list] = {}  # project_id -> [tracked, client ids]
+    unmapped: dict[str, _Unmapped] = {}  # project_id -> its time
     resolved: dict[tuple[str, str | None], Customer | None] = {}
     # (project, contract, customer) -> RateTable.timeline(): one bisect per day row instead of a
     # find() per distinct (day, project, contract, customer), which is nearly every day row.
@@ -814,10 +918,12 @@ def bill(
         if task_id is not None:
             _latest_name(task_names, (owner, task_id), day, task_name)
         if customer is None:
-            group = unmapped.setdefault(project_id, [0, set()])
-            group[0] += minutes
+            group = unmapped.get(project_id)
+            if group is None:
+                group = unmapped[project_id] = _Unmapped()
+            group.tracked += minutes
             if client_id is not None:
-                group[1].add(client_id)
+                group.client_ids.add(client_id)
             continue
 
         acc = customers.get(customer.id)
@@ -846,13 +952,8 @@ def bill(
         if rate is None:
             missing = acc.missing.get(project_id)
             if missing is None:
-                acc.missing[project_id] = [minutes, day, day, set()]
-            else:
-                missing[0] += minutes
-                missing[1] = min(missing[1], day)
-                missing[2] = max(missing[2], day)
-            if client_id is not None:
-                acc.missing[project_id][3].add(client_id)
+                missing = acc.missing[project_id] = _MissingRate(0, day, day, set())
+            missing.add(minutes, day, client_id)
             continue
         amount, currency, source = rate
         if currency != customer.currency:
@@ -873,19 +974,9 @@ def bill(
             line_key = (project_id, task_id, amount, source)
         else:  # detailed: one line per (aggregated) day row
             line_key = (day, project_id, contract_id, client_id, task_id, amount, source)
-        line = acc.lines.get(line_key)
-        if line is None:
-            # Only task-level groupings name a task: a project line spans several tasks.
-            line_task = task_id if grouping in ("task", "detailed") else None
-            acc.lines[line_key] = (billed, minutes, day, day, project_id, line_task, amount, source)
-        else:
-            acc.lines[line_key] = (
-                line[0] + billed,
-                line[1] + minutes,
-                min(line[2], day),
-                max(line[3], day),
-                *line[4:],
-            )
+        # Only task-level groupings name a task: a project line spans several tasks.
+        line_task = task_id if grouping in ("task", "detailed") else None
+        acc.lines.add(line_key, billed, minutes, day, project_id, line_task, amount, source)
 
     # Every day row is accumulated: drop them and the lookup caches before building ~100k lines,
     # so that the garbage collector's full passes during that do not walk them again.
@@ -932,9 +1023,9 @@ def bill(
         )
 
     for project_id in sorted(unmapped):
-        tracked, client_ids = unmapped[project_id]
+        tracked = unmapped[project_id].tracked
         held_minutes += tracked
-        clients = sorted(client_ids)
+        clients = sorted(unmapped[project_id].client_ids)
         client_text = (
             "client " + ", ".join(client_label(None, c) for c in clients)
             if clients
