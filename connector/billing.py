@@ -10,10 +10,11 @@ import hashlib
 from base64 import b32encode
 from bisect import bisect_right
 from calendar import monthrange
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Final, NamedTuple
 
@@ -555,8 +556,7 @@ class _Priced(NamedTuple):
 def _build_lines(
     acc: _CustomerAcc,
     member: Member,
-    project_names: dict[tuple, tuple[date, str]],
-    task_names: dict[tuple, tuple[date, str]],
+    names: _Names,
     pricing: dict[tuple[int, Decimal, str], _Priced],
     unit_prices: dict[tuple[Decimal, str], Decimal],
 ) -> tuple[PlannedLine, ...]:
@@ -598,8 +598,8 @@ def _build_lines(
         unit_price, amount, quantity, duration = priced
         titled = titles.get((project_id, task_id))
         if titled is None:
-            project_name = project_names[customer_id, project_id][1]
-            task_name = None if task_id is None else task_names[customer_id, task_id][1]
+            project_name = names.projects[customer_id, project_id][1]
+            task_name = None if task_id is None else names.tasks[customer_id, task_id][1]
             title = f"{project_name} ({task_name})" if task_name else project_name
             titled = titles[project_id, task_id] = (
                 project_name,
@@ -654,9 +654,7 @@ def _build_lines(
     return tuple([lines[i] for i in order])
 
 
-def _customer_holds(
-    acc: _CustomerAcc, member: Member, key: str, project_label, client_label
-) -> list[Hold]:
+def _customer_holds(acc: _CustomerAcc, member: Member, key: str, names: _Names) -> list[Hold]:
     customer = acc.customer
     subject = f"customer:{customer.id}"
     held_text = f"The whole draft for {customer.name} ({customer.id}) is held."
@@ -675,7 +673,7 @@ def _customer_holds(
                 customer=customer,
                 message=(
                     f"No rate for {member.name} on project(s) "
-                    f"{', '.join(project_label(customer.id, p) for p in project_ids)} "
+                    f"{', '.join(names.project_label(customer.id, p) for p in project_ids)} "
                     f"({format_duration(minutes)}, {_period(first, last)}): add a rate for the "
                     f"member and project, the project, the customer or the workspace. {held_text}"
                 ),
@@ -694,8 +692,8 @@ def _customer_holds(
             per_project = acc.mismatch[(currency, source)]
             minutes += sum(per_project.values())
             project_set.update(per_project)
-            names = ", ".join(project_label(customer.id, p) for p in sorted(per_project))
-            parts.append(f"{names} priced in {currency} ({source} rate)")
+            projects = ", ".join(names.project_label(customer.id, p) for p in sorted(per_project))
+            parts.append(f"{projects} priced in {currency} ({source} rate)")
         holds.append(
             Hold(
                 reason=HOLD_CURRENCY_MISMATCH,
@@ -724,7 +722,7 @@ class _Lines:
     Columns rather than an object per line: the garbage collector tracks every instance of a
     class, dataclass or NamedTuple (it untracks only exact tuples of plain values), and the
     ~100k of them in the "detailed" grouping cost two more full collections per bill() call
-    (15-20% slower in scripts/bench_billing.py); lists of ints, dates and strings add none.
+    (15-20% slower on the 100,000-row benchmark); lists of ints, dates and strings add none.
     """
 
     __slots__ = (
@@ -823,11 +821,31 @@ class _CustomerAcc:
         self.client_ids: set[str] = set()
 
 
+class _Names:
+    """The display names on the day rows, kept per owning customer (None for unmapped rows) so
+    that another customer's rows can never rename a project on this customer's draft.
+
+    The name from the latest day (ties: the greatest name) wins, so that renames mid-period
+    resolve the same way whatever the row order.
+    """
+
+    __slots__ = ("clients", "projects", "tasks")
+
+    def __init__(self) -> None:
+        # (owner customer id or None, project/client/task id) -> (day, name)
+        self.projects: dict[tuple[str | None, str], tuple[date, str]] = {}
+        self.clients: dict[tuple[str | None, str], tuple[date, str]] = {}
+        self.tasks: dict[tuple[str | None, str], tuple[date, str]] = {}
+
+    def project_label(self, owner: str | None, project_id: str) -> str:
+        return f"{self.projects[owner, project_id][1]} ({project_id})"
+
+    def client_label(self, owner: str | None, client_id: str) -> str:
+        return f"{self.clients[owner, client_id][1]} ({client_id})"
+
+
 def _latest_name(names: dict, key: tuple, day: date, name: str) -> None:
-    # The name from the latest day (ties: the greatest name) wins, so renames mid-period
-    # resolve the same way whatever the row order. Names are kept per owning customer (key
-    # starts with the customer id, None for unmapped rows) so that another customer's rows can
-    # never rename a project on this customer's draft.
+    # A function, not a _Names method: it runs up to three times per day row.
     candidate = (day, name)
     current = names.get(key)
     if current is None or candidate > current:
@@ -845,17 +863,58 @@ def resolve_customer(mappings: Mappings, project_id: str, client_id: str | None)
 def bill(
     timesheet: TimesheetInput, settings: BillingSettings, mappings: Mappings, rates: RateTable
 ) -> BillingResult:
-    """Split one timesheet into one draft (or holds) per customer. Pure and deterministic."""
+    """Split one timesheet into one draft (or holds) per customer. Pure and deterministic.
+
+    In four phases: sum the rows per day row; resolve each day row's customer and rate and add
+    it to that customer's lines (or to what holds it); build each customer's draft or holds;
+    hold the projects that resolve to no customer.
+    """
     _check_settings(settings)
     if timesheet.date_from > timesheet.date_to:
         raise ValueError(f"timesheet {timesheet.id} ends before it starts")
     member = timesheet.member
     revision = timesheet_revision(timesheet)
 
-    # 1. Aggregate identical day rows (same day, project, contract, client, task, row rate) so
-    #    the billing increment rounds each day's row once, however the tracker split it.
-    #    Display names ride along in the key so they can be chosen per customer later.
-    day_rows: dict[tuple, int] = {}
+    day_rows, excluded_minutes, excluded_rows = _day_rows(timesheet)
+    customers, unmapped, names = _accumulate(day_rows, member.id, settings, mappings, rates)
+    # Every day row is accumulated: drop them before ~100k lines are built, so that the garbage
+    # collector's full passes during that do not walk them again.
+    del day_rows
+
+    key_of = partial(draft_key, settings.workspace_id, timesheet.id, revision)
+    drafts, holds = _customer_drafts(customers, names, member, key_of)
+    holds += _unmapped_holds(unmapped, names, member, key_of)
+    # Each held customer or project once, however many reasons hold it.
+    held_minutes = sum(acc.tracked for acc in customers.values() if acc.missing or acc.mismatch)
+    held_minutes += sum(project.tracked for project in unmapped.values())
+    return BillingResult(
+        revision=revision,
+        drafts=tuple(drafts),
+        holds=tuple(holds),
+        excluded_minutes=excluded_minutes,
+        excluded_rows=excluded_rows,
+        held_minutes=held_minutes,
+    )
+
+
+# A day row: (day, project_id, contract_id, client_id, task_id, row rate, project_name,
+# client_name, task_name). An exact tuple, not a NamedTuple: the garbage collector stops tracking
+# exact tuples of plain values, and ~100k tracked keys made the project and task groupings
+# 14-16% slower on the 100,000-row benchmark (scripts/bench_billing.py).
+_DayRow = tuple[
+    date, str, str | None, str | None, str | None, Money | None, str, str | None, str | None
+]
+
+
+def _day_rows(timesheet: TimesheetInput) -> tuple[dict[_DayRow, int], int, int]:
+    """Check every row, count the non-billable ones, and sum the other minutes per day row.
+
+    Rows alike in day, project, contract, client, task and row rate are one day row, so that the
+    billing increment rounds each day's time once, however the tracker split it. The display
+    names ride along so that they can be chosen per customer later. Returns the minutes per day
+    row, and the excluded minutes and rows.
+    """
+    day_rows: dict[_DayRow, int] = {}
     excluded_minutes = excluded_rows = 0
     for row in timesheet.rows:
         _check_row(row, timesheet)
@@ -878,10 +937,28 @@ def bill(
             None if task is None else task.name,
         )
         day_rows[key] = day_rows.get(key, 0) + row.minutes
+    return day_rows, excluded_minutes, excluded_rows
 
-    # 2. Resolve customers and rates, accumulate lines.
+
+def _accumulate(
+    day_rows: dict[_DayRow, int],
+    member_id: str,
+    settings: BillingSettings,
+    mappings: Mappings,
+    rates: RateTable,
+) -> tuple[dict[str, _CustomerAcc], dict[str, _Unmapped], _Names]:
+    """Resolve each day row's customer and rate, and add it to one of that customer's lines.
+
+    Resolving per day row, not per line, keeps customers apart and lets a rate change
+    mid-period split a line. A day row with no rate, or a rate in another currency, goes to what
+    holds its customer instead, and one with no customer to what holds its project; once a
+    customer is held, its day rows are no longer added to lines, since any hold holds its whole
+    draft. Returns the customers by id, the unmapped projects by id, and the display names.
+    """
     customers: dict[str, _CustomerAcc] = {}
-    unmapped: dict[str, _Unmapped] = {}  # project_id -> its time
+    unmapped: dict[str, _Unmapped] = {}
+    names = _Names()
+    project_names, client_names, task_names = names.projects, names.clients, names.tasks
     resolved: dict[tuple[str, str | None], Customer | None] = {}
     # (project, contract, customer) -> RateTable.timeline(): one bisect per day row instead of a
     # find() per distinct (day, project, contract, customer), which is nearly every day row.
@@ -889,22 +966,18 @@ def bill(
     # Each distinct timeline once: ~10k keys share a few hundred of them, and fewer objects that
     # the garbage collector tracks (_Rate is a NamedTuple) means fewer full collections.
     distinct_timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
-    project_names: dict[tuple, tuple[date, str]] = {}
-    task_names: dict[tuple, tuple[date, str]] = {}
-    client_names: dict[tuple, tuple[date, str]] = {}
-    member_id = member.id
-    for row_key, minutes in day_rows.items():
-        (
-            day,
-            project_id,
-            contract_id,
-            client_id,
-            task_id,
-            row_rate,
-            project_name,
-            client_name,
-            task_name,
-        ) = row_key
+    for (
+        day,
+        project_id,
+        contract_id,
+        client_id,
+        task_id,
+        row_rate,
+        project_name,
+        client_name,
+        task_name,
+    ), minutes in day_rows.items():
+        # Whose time: the customer (cached per project and client), then the names it shows.
         resolve_key = (project_id, client_id)
         if resolve_key in resolved:
             customer = resolved[resolve_key]
@@ -936,6 +1009,7 @@ def bill(
         if client_id is not None:
             acc.client_ids.add(client_id)
 
+        # At what rate: the row's own, else the rate table's on that day.
         rate: _Rate | None
         if row_rate is not None:
             rate = _Rate(row_rate.amount, row_rate.currency, SOURCE_ROW)
@@ -963,6 +1037,7 @@ def bill(
         if acc.missing or acc.mismatch:
             continue  # the draft is held anyway; no need to build lines
 
+        # On which line: rounded up to the increment, keyed by the customer's grouping.
         increment = customer.billing_increment or settings.billing_increment
         billed = -(-minutes // increment) * increment if increment else minutes
         grouping = customer.grouping or settings.grouping
@@ -977,35 +1052,34 @@ def bill(
         # Only task-level groupings name a task: a project line spans several tasks.
         line_task = task_id if grouping in ("task", "detailed") else None
         acc.lines.add(line_key, billed, minutes, day, project_id, line_task, amount, source)
+    return customers, unmapped, names
 
-    # Every day row is accumulated: drop them and the lookup caches before building ~100k lines,
-    # so that the garbage collector's full passes during that do not walk them again.
-    del day_rows, resolved, timelines, distinct_timelines
 
-    # 3. Build drafts and holds, customer by customer (each from its own rows only).
+def _customer_drafts(
+    customers: dict[str, _CustomerAcc],
+    names: _Names,
+    member: Member,
+    key_of: Callable[[str], str],
+) -> tuple[list[DraftPlan], list[Hold]]:
+    """Each customer's draft, or its holds, in customer id order.
+
+    A customer with any hold reason gets one Hold per reason and no draft: a draft without the
+    held time would under-bill the customer. The others get a draft of their own lines only
+    (none if they have no lines). Held or not, the key is the one the draft has or would have.
+    """
     drafts: list[DraftPlan] = []
     holds: list[Hold] = []
-    held_minutes = 0
-    workspace_id, timesheet_id = settings.workspace_id, timesheet.id
-
-    def project_label(owner: str | None, project_id: str) -> str:
-        return f"{project_names[owner, project_id][1]} ({project_id})"
-
-    def client_label(owner: str | None, client_id: str) -> str:
-        return f"{client_names[owner, client_id][1]} ({client_id})"
-
     # Shared by all customers: pricing depends only on the minutes, the rate and the currency.
     pricing: dict[tuple[int, Decimal, str], _Priced] = {}
     unit_prices: dict[tuple[Decimal, str], Decimal] = {}
     for customer_id in sorted(customers):
         acc = customers[customer_id]
         customer = acc.customer
-        key = draft_key(workspace_id, timesheet_id, revision, customer_id)
+        key = key_of(customer_id)
         if acc.missing or acc.mismatch:
-            held_minutes += acc.tracked
-            holds.extend(_customer_holds(acc, member, key, project_label, client_label))
+            holds.extend(_customer_holds(acc, member, key, names))
             continue
-        lines = _build_lines(acc, member, project_names, task_names, pricing, unit_prices)
+        lines = _build_lines(acc, member, names, pricing, unit_prices)
         if not lines:
             continue
         zero = decimal_from_scaled(0, minor_units(customer.currency))
@@ -1021,13 +1095,24 @@ def bill(
                 tracked_minutes=acc.tracked,
             )
         )
+    return drafts, holds
 
+
+def _unmapped_holds(
+    unmapped: dict[str, _Unmapped], names: _Names, member: Member, key_of: Callable[[str], str]
+) -> list[Hold]:
+    """One needs_mapping hold per project that resolved to no customer, in project id order.
+
+    Per project, not per client, because mapping the project always resolves its rows; its
+    clients are named too, since mapping one of them resolves that client's rows. The key is
+    derived from the project id, as a held customer's is from the customer id.
+    """
+    holds = []
     for project_id in sorted(unmapped):
-        tracked = unmapped[project_id].tracked
-        held_minutes += tracked
-        clients = sorted(unmapped[project_id].client_ids)
+        project = unmapped[project_id]
+        clients = sorted(project.client_ids)
         client_text = (
-            "client " + ", ".join(client_label(None, c) for c in clients)
+            "client " + ", ".join(names.client_label(None, c) for c in clients)
             if clients
             else "no tracker client"
         )
@@ -1037,28 +1122,18 @@ def bill(
                 subject_key=f"project:{project_id}",
                 customer=None,
                 message=(
-                    f"{member.name} tracked {format_duration(tracked)} on project "
-                    f"{project_label(None, project_id)} ({client_text}), which is not mapped to a "
-                    "customer: map the project or its client to a customer."
+                    f"{member.name} tracked {format_duration(project.tracked)} on project "
+                    f"{names.project_label(None, project_id)} ({client_text}), which is not "
+                    "mapped to a customer: map the project or its client to a customer."
                 ),
-                minutes=tracked,
+                minutes=project.tracked,
                 project_ids=(project_id,),
                 client_ids=tuple(clients),
-                key=draft_key(
-                    workspace_id, timesheet_id, revision, f"unmapped-project:{project_id}"
-                ),
+                key=key_of(f"unmapped-project:{project_id}"),
                 member_id=member.id,
             )
         )
-
-    return BillingResult(
-        revision=revision,
-        drafts=tuple(drafts),
-        holds=tuple(holds),
-        excluded_minutes=excluded_minutes,
-        excluded_rows=excluded_rows,
-        held_minutes=held_minutes,
-    )
+    return holds
 
 
 # --- consolidation periods --------------------------------------------------------------------
