@@ -778,6 +778,20 @@ class _Lines:
         elif day > self.last[i]:
             self.last[i] = day
 
+    def clear(self) -> None:
+        self.index.clear()
+        for column in (
+            self.billed,
+            self.tracked,
+            self.first,
+            self.last,
+            self.project_id,
+            self.task_id,
+            self.rate,
+            self.source,
+        ):
+            column.clear()
+
 
 @dataclass(slots=True)
 class _MissingRate:
@@ -809,10 +823,22 @@ class _Unmapped:
 class _CustomerAcc:
     """Mutable per-customer accumulator, private to one bill() call."""
 
-    __slots__ = ("client_ids", "customer", "lines", "mismatch", "missing", "tracked")
+    __slots__ = (
+        "client_ids",
+        "customer",
+        "grouping",
+        "increment",
+        "lines",
+        "mismatch",
+        "missing",
+        "tracked",
+    )
 
-    def __init__(self, customer: Customer) -> None:
+    def __init__(self, customer: Customer, settings: BillingSettings) -> None:
         self.customer = customer
+        # The customer's own setting, else the workspace's.
+        self.grouping = customer.grouping or settings.grouping
+        self.increment = customer.billing_increment or settings.billing_increment
         self.lines = _Lines()
         self.missing: dict[str, _MissingRate] = {}  # project_id -> its time without a rate
         # (rate currency, source) -> {project_id: tracked minutes}
@@ -1002,7 +1028,7 @@ def _accumulate(
         acc = customers.get(customer.id)
         if acc is None:
             _check_customer(customer)
-            acc = customers[customer.id] = _CustomerAcc(customer)
+            acc = customers[customer.id] = _CustomerAcc(customer, settings)
         elif acc.customer is not customer and acc.customer != customer:  # `is`: the usual case
             raise ValueError(f"customer id {customer.id} is mapped to two different customers")
         acc.tracked += minutes
@@ -1038,9 +1064,8 @@ def _accumulate(
             continue  # the draft is held anyway; no need to build lines
 
         # On which line: rounded up to the increment, keyed by the customer's grouping.
-        increment = customer.billing_increment or settings.billing_increment
+        increment, grouping = acc.increment, acc.grouping
         billed = -(-minutes // increment) * increment if increment else minutes
-        grouping = customer.grouping or settings.grouping
         if grouping == "project":
             line_key: tuple = (project_id, amount, source)
         elif grouping == "project_day":
@@ -1080,6 +1105,9 @@ def _customer_drafts(
             holds.extend(_customer_holds(acc, member, key, names))
             continue
         lines = _build_lines(acc, member, names, pricing, unit_prices)
+        # Built: free the columns, so that the garbage collector's full passes while the next
+        # customers' lines are built do not walk them.
+        acc.lines.clear()
         if not lines:
             continue
         zero = decimal_from_scaled(0, minor_units(customer.currency))
