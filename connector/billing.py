@@ -722,7 +722,8 @@ class _Lines:
     Columns rather than an object per line: the garbage collector tracks every instance of a
     class, dataclass or NamedTuple (it untracks only exact tuples of plain values), and the
     ~100k of them in the "detailed" grouping cost two more full collections per bill() call
-    (15-20% slower on the 100,000-row benchmark); lists of ints, dates and strings add none.
+    (15-20% slower on the 100,000-row benchmark). Lists of ints, dates and strings add no
+    tracked object per line.
     """
 
     __slots__ = (
