@@ -10,12 +10,13 @@ import hashlib
 from base64 import b32encode
 from bisect import bisect_right
 from calendar import monthrange
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
-from typing import Final
+from typing import Final, NamedTuple
 
 from connector.money import (
     check_currency,
@@ -95,7 +96,10 @@ class TimeRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Timesheet:
+class TimesheetInput:
+    """One approved timesheet as billing reads it (trackers normalize into this; the stored
+    row is models.Timesheet)."""
+
     id: str
     member: Member
     date_from: date
@@ -139,8 +143,14 @@ class RateEntry:
     customer_id: str | None = None
 
 
-# A resolved rate: (amount, currency, source).
-_Rate = tuple[Decimal, str, str]
+class _Rate(NamedTuple):
+    """A resolved hourly rate: what RateTable.find() answers, or a row's own rate."""
+
+    amount: Decimal
+    currency: str
+    source: str  # SOURCE_ROW ... SOURCE_WORKSPACE
+
+
 _NEVER: Final = date.min
 _WORKSPACE_SCOPE: Final = ("workspace",)
 
@@ -150,8 +160,9 @@ class RateTable:
     """Rate entries plus an index built once (entries are validated on construction)."""
 
     entries: tuple[RateEntry, ...] = ()
-    # scope key -> (effective_from days, entries), sorted by day (then member/project filter).
-    _index: dict[tuple, tuple[list[date], list[RateEntry]]] = field(
+    # scope key -> (effective_from days, entries, their rates), sorted by day (then
+    # member/project filter).
+    _index: dict[tuple, tuple[list[date], list[RateEntry], list[_Rate]]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -160,7 +171,7 @@ class RateTable:
         for entry in self.entries:
             check_rate(entry.amount, entry.currency, "rate entry")
             index.setdefault(_scope_key(entry), []).append((entry.effective_from or _NEVER, entry))
-        scopes: dict[tuple, tuple[list[date], list[RateEntry]]] = {}
+        scopes: dict[tuple, tuple[list[date], list[RateEntry], list[_Rate]]] = {}
         for key, items in index.items():
             items.sort(key=lambda item: (item[0], _entry_filter(item[1])))
             for (day_a, a), (day_b, b) in pairwise(items):
@@ -171,7 +182,14 @@ class RateTable:
                         f"{a.amount} {a.currency} and {b.amount} {b.currency}"
                     )
             # Days and entries side by side: find() bisects the plain day list (no key function).
-            scopes[key] = ([day for day, _ in items], [entry for _, entry in items])
+            # Each entry's answer is built once here: bill() keeps ~10k timelines of them, and
+            # shared objects keep the garbage collector's work per call small.
+            source = _SCOPE_SOURCES[key[0]]
+            scopes[key] = (
+                [day for day, _ in items],
+                [entry for _, entry in items],
+                [_Rate(entry.amount, entry.currency, source) for _, entry in items],
+            )
         object.__setattr__(self, "_index", scopes)
 
     def find(
@@ -184,11 +202,11 @@ class RateTable:
     ) -> _Rate | None:
         """The rate in force on `day` in the most specific scope that has one, or None."""
         index = self._index
-        for key, source in _scopes(member_id, project_id, contract_id, customer_id):
+        for key in _scopes(member_id, project_id, contract_id, customer_id):
             scope = index.get(key)
             if scope is None:
                 continue
-            days, entries = scope
+            days, entries, found = scope
             # Latest effective_from <= day; a scope with no entry in force yet falls through.
             # Walking indices down avoids copying the in-force prefix (this runs per day row).
             for i in range(bisect_right(days, day) - 1, -1, -1):
@@ -196,7 +214,7 @@ class RateTable:
                 if (entry.member_id is None or entry.member_id == member_id) and (
                     entry.project_id is None or entry.project_id == project_id
                 ):
-                    return (entry.amount, entry.currency, source)
+                    return found[i]
         return None
 
     def timeline(
@@ -210,7 +228,7 @@ class RateTable:
         no entry is in force anywhere, hence rates[0] is None.
         """
         changes: set[date] = set()
-        for key, _source in _scopes(member_id, project_id, contract_id, customer_id):
+        for key in _scopes(member_id, project_id, contract_id, customer_id):
             scope = self._index.get(key)
             if scope is not None:
                 changes.update(scope[0])
@@ -221,16 +239,26 @@ class RateTable:
 
 def _scopes(
     member_id: str, project_id: str, contract_id: str | None, customer_id: str
-) -> tuple[tuple[tuple, str], ...]:
+) -> tuple[tuple, ...]:
     # Most specific first. ("contract", None) is never indexed (_scope_key), so a row without a
     # contract falls through to the member/project scope.
     return (
-        (("contract", contract_id), SOURCE_MEMBER_PROJECT),
-        (("member_project", member_id, project_id), SOURCE_MEMBER_PROJECT),
-        (("project", project_id), SOURCE_PROJECT),
-        (("customer", customer_id), SOURCE_CUSTOMER),
-        (_WORKSPACE_SCOPE, SOURCE_WORKSPACE),
+        ("contract", contract_id),
+        ("member_project", member_id, project_id),
+        ("project", project_id),
+        ("customer", customer_id),
+        _WORKSPACE_SCOPE,
     )
+
+
+# The rate source a scope's entries report, by the scope key's kind.
+_SCOPE_SOURCES: Final = {
+    "contract": SOURCE_MEMBER_PROJECT,
+    "member_project": SOURCE_MEMBER_PROJECT,
+    "project": SOURCE_PROJECT,
+    "customer": SOURCE_CUSTOMER,
+    "workspace": SOURCE_WORKSPACE,
+}
 
 
 def _entry_filter(entry: RateEntry) -> tuple[str, str]:
@@ -268,7 +296,10 @@ class BillingSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
+class PlannedLine:
+    """One priced line of a DraftPlan (the pipeline stores it as JSON on models.Draft.lines and
+    sends it as a providers DraftLine)."""
+
     description: str
     minutes: int  # billed minutes (after the billing increment)
     quantity: Decimal  # hours; quantize(quantity x unit_price) == amount
@@ -286,11 +317,14 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
-class Draft:
+class DraftPlan:
+    """What bill() plans for one customer: the pipeline records it as a models.Draft row and
+    sends it as a providers DraftInvoice."""
+
     key: str
     customer: Customer
     currency: str
-    lines: tuple[Line, ...]
+    lines: tuple[PlannedLine, ...]
     total: Decimal  # sum of the rounded line amounts
     minutes: int  # billed minutes
     tracked_minutes: int = 0
@@ -313,7 +347,7 @@ class Hold:
 @dataclass(frozen=True, slots=True)
 class BillingResult:
     revision: str
-    drafts: tuple[Draft, ...]
+    drafts: tuple[DraftPlan, ...]
     holds: tuple[Hold, ...]
     excluded_minutes: int  # non-billable rows
     excluded_rows: int
@@ -330,7 +364,7 @@ def _canonical_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def timesheet_revision(timesheet: Timesheet) -> str:
+def timesheet_revision(timesheet: TimesheetInput) -> str:
     """Content hash of the member, the period and the rows (as a multiset: order-independent).
 
     approved_at is deliberately left out: re-approving identical content keeps the same keys.
@@ -425,7 +459,7 @@ def _check_settings(settings: BillingSettings) -> None:
         raise ValueError(f"billing increment must be one of {BILLING_INCREMENTS}")
 
 
-def _check_row(row: TimeRow, timesheet: Timesheet) -> None:
+def _check_row(row: TimeRow, timesheet: TimesheetInput) -> None:
     minutes = row.minutes
     if not isinstance(minutes, int) or isinstance(minutes, bool):
         raise ValueError(f"minutes must be an int, got {minutes!r} on {row.date} {row.project_id}")
@@ -509,18 +543,23 @@ def _canonical_rate(amount: Decimal, currency: str) -> Decimal:
 
 # --------------------------------------------------------------------------- engine
 
-# (unit price, amount, quantity, duration text) of one (billed minutes, rate, currency).
-_Priced = tuple[Decimal, Decimal, Decimal, str]
+
+class _Priced(NamedTuple):
+    """What one (billed minutes, rate, currency) prices to; computed once per bill() call."""
+
+    unit_price: Decimal
+    amount: Decimal
+    quantity: Decimal
+    duration: str  # format_duration(billed minutes)
 
 
 def _build_lines(
     acc: _CustomerAcc,
     member: Member,
-    project_names: dict[tuple, tuple[date, str]],
-    task_names: dict[tuple, tuple[date, str]],
+    names: _Names,
     pricing: dict[tuple[int, Decimal, str], _Priced],
     unit_prices: dict[tuple[Decimal, str], Decimal],
-) -> tuple[Line, ...]:
+) -> tuple[PlannedLine, ...]:
     """The customer's lines, in a total order on everything that can tell two lines apart.
 
     The "detailed" grouping builds about one line per day row, and the same minutes and rate,
@@ -532,9 +571,20 @@ def _build_lines(
     # (project id, task id) -> (project name, task name, description up to the period)
     titles: dict[tuple[str, str | None], tuple[str, str | None, str]] = {}
     periods: dict[tuple[date, date], str] = {}
-    lines: list[Line] = []
+    lines: list[PlannedLine] = []
     keys: list[tuple] = []
-    for billed, tracked, first, last, project_id, task_id, rate, source in acc.lines.values():
+    acc_lines = acc.lines
+    for billed, tracked, first, last, project_id, task_id, rate, source in zip(
+        acc_lines.billed,
+        acc_lines.tracked,
+        acc_lines.first,
+        acc_lines.last,
+        acc_lines.project_id,
+        acc_lines.task_id,
+        acc_lines.rate,
+        acc_lines.source,
+        strict=True,
+    ):
         priced = pricing.get((billed, rate, currency))
         if priced is None:
             # A few hundred rates meet a few dozen billed durations: canonicalize each rate once.
@@ -543,13 +593,13 @@ def _build_lines(
                 unit_price = unit_prices[rate, currency] = _canonical_rate(rate, currency)
             amount = line_amount(billed, unit_price, currency)
             quantity = line_quantity(billed, unit_price, amount, currency)
-            priced = (unit_price, amount, quantity, format_duration(billed))
+            priced = _Priced(unit_price, amount, quantity, format_duration(billed))
             pricing[billed, rate, currency] = priced
         unit_price, amount, quantity, duration = priced
         titled = titles.get((project_id, task_id))
         if titled is None:
-            project_name = project_names[customer_id, project_id][1]
-            task_name = None if task_id is None else task_names[customer_id, task_id][1]
+            project_name = names.projects[customer_id, project_id][1]
+            task_name = None if task_id is None else names.tasks[customer_id, task_id][1]
             title = f"{project_name} ({task_name})" if task_name else project_name
             titled = titles[project_id, task_id] = (
                 project_name,
@@ -561,9 +611,9 @@ def _build_lines(
         if period is None:
             period = periods[first, last] = _period(first, last)
         description = f"{prefix}{period} — {duration}"
-        # Positional, in field order: with 14 fields, keywords cost ~25% more per Line and the
-        # detailed grouping builds ~100k of them.
-        line = Line(
+        # Positional, in field order: with 14 fields, keywords cost ~25% more per PlannedLine and
+        # the detailed grouping builds ~100k of them.
+        line = PlannedLine(
             description,
             billed,  # minutes
             quantity,
@@ -580,8 +630,8 @@ def _build_lines(
             task_id,
         )
         lines.append(line)
-        # Sort key built from the locals rather than read back from the Line: a total order on
-        # everything that can tell two lines apart, so output never depends on row order (task
+        # Sort key built from the locals rather than read back from the PlannedLine: a total order
+        # on everything that can tell two lines apart, so output never depends on row order (task
         # ids may be None, hence the "" stand-ins).
         keys.append(
             (
@@ -599,24 +649,23 @@ def _build_lines(
             )
         )
     # A stable sort of positions (equal keys keep insertion order, as sorting the lines by key
-    # would): no (key, line) pairs to allocate, and Lines are never compared.
+    # would): no (key, line) pairs to allocate, and PlannedLines are never compared.
     order = sorted(range(len(lines)), key=keys.__getitem__)
     return tuple([lines[i] for i in order])
 
 
-def _customer_holds(
-    acc: _CustomerAcc, member: Member, key: str, project_label, client_label
-) -> list[Hold]:
+def _customer_holds(acc: _CustomerAcc, member: Member, key: str, names: _Names) -> list[Hold]:
     customer = acc.customer
     subject = f"customer:{customer.id}"
     held_text = f"The whole draft for {customer.name} ({customer.id}) is held."
     holds = []
     if acc.missing:
         project_ids = tuple(sorted(acc.missing))
-        minutes = sum(acc.missing[p][0] for p in project_ids)
-        first = min(acc.missing[p][1] for p in project_ids)
-        last = max(acc.missing[p][2] for p in project_ids)
-        client_ids = tuple(sorted(set().union(*(acc.missing[p][3] for p in project_ids))))
+        missing = [acc.missing[p] for p in project_ids]
+        minutes = sum(m.tracked for m in missing)
+        first = min(m.first for m in missing)
+        last = max(m.last for m in missing)
+        client_ids = tuple(sorted(set().union(*(m.client_ids for m in missing))))
         holds.append(
             Hold(
                 reason=HOLD_NEEDS_RATE,
@@ -624,7 +673,7 @@ def _customer_holds(
                 customer=customer,
                 message=(
                     f"No rate for {member.name} on project(s) "
-                    f"{', '.join(project_label(customer.id, p) for p in project_ids)} "
+                    f"{', '.join(names.project_label(customer.id, p) for p in project_ids)} "
                     f"({format_duration(minutes)}, {_period(first, last)}): add a rate for the "
                     f"member and project, the project, the customer or the workspace. {held_text}"
                 ),
@@ -643,8 +692,8 @@ def _customer_holds(
             per_project = acc.mismatch[(currency, source)]
             minutes += sum(per_project.values())
             project_set.update(per_project)
-            names = ", ".join(project_label(customer.id, p) for p in sorted(per_project))
-            parts.append(f"{names} priced in {currency} ({source} rate)")
+            projects = ", ".join(names.project_label(customer.id, p) for p in sorted(per_project))
+            parts.append(f"{projects} priced in {currency} ({source} rate)")
         holds.append(
             Hold(
                 reason=HOLD_CURRENCY_MISMATCH,
@@ -666,31 +715,164 @@ def _customer_holds(
     return holds
 
 
+class _Lines:
+    """One customer's lines while day rows accumulate into them, a list per field: line i is
+    (billed[i], tracked[i], first[i], ...), and ``index`` maps a line key to its i.
+
+    Columns rather than an object per line: the garbage collector tracks every instance of a
+    class, dataclass or NamedTuple (it untracks only exact tuples of plain values), and the
+    ~100k of them in the "detailed" grouping cost two more full collections per bill() call
+    (15-20% slower on the 100,000-row benchmark). Lists of ints, dates and strings add no
+    tracked object per line.
+    """
+
+    __slots__ = (
+        "billed",
+        "first",
+        "index",
+        "last",
+        "project_id",
+        "rate",
+        "source",
+        "task_id",
+        "tracked",
+    )
+
+    def __init__(self) -> None:
+        self.index: dict[tuple, int] = {}  # line key (per grouping) -> line number
+        self.billed: list[int] = []  # each day row rounded up to the increment, then summed
+        self.tracked: list[int] = []
+        self.first: list[date] = []
+        self.last: list[date] = []
+        self.project_id: list[str] = []
+        self.task_id: list[str | None] = []  # None unless the grouping is "task" or "detailed"
+        self.rate: list[Decimal] = []  # the hourly rate's amount, as found
+        self.source: list[str] = []  # the rate's source
+
+    def add(
+        self,
+        key: tuple,
+        billed: int,
+        tracked: int,
+        day: date,
+        project_id: str,
+        task_id: str | None,
+        rate: Decimal,
+        source: str,
+    ) -> None:
+        i = self.index.get(key)
+        if i is None:
+            self.index[key] = len(self.billed)
+            self.billed.append(billed)
+            self.tracked.append(tracked)
+            self.first.append(day)
+            self.last.append(day)
+            self.project_id.append(project_id)
+            self.task_id.append(task_id)
+            self.rate.append(rate)
+            self.source.append(source)
+            return
+        self.billed[i] += billed
+        self.tracked[i] += tracked
+        if day < self.first[i]:
+            self.first[i] = day
+        elif day > self.last[i]:
+            self.last[i] = day
+
+    def clear(self) -> None:
+        self.index.clear()
+        for column in (
+            self.billed,
+            self.tracked,
+            self.first,
+            self.last,
+            self.project_id,
+            self.task_id,
+            self.rate,
+            self.source,
+        ):
+            column.clear()
+
+
+@dataclass(slots=True)
+class _MissingRate:
+    """A project's time that found no rate, for the customer's needs_rate hold."""
+
+    tracked: int
+    first: date
+    last: date
+    client_ids: set[str]
+
+    def add(self, tracked: int, day: date, client_id: str | None) -> None:
+        self.tracked += tracked
+        if day < self.first:
+            self.first = day
+        elif day > self.last:
+            self.last = day
+        if client_id is not None:
+            self.client_ids.add(client_id)
+
+
+@dataclass(slots=True)
+class _Unmapped:
+    """A project's time that resolved to no customer, for its needs_mapping hold."""
+
+    tracked: int = 0
+    client_ids: set[str] = field(default_factory=set)
+
+
 class _CustomerAcc:
     """Mutable per-customer accumulator, private to one bill() call."""
 
-    __slots__ = ("client_ids", "customer", "lines", "mismatch", "missing", "tracked")
+    __slots__ = (
+        "client_ids",
+        "customer",
+        "grouping",
+        "increment",
+        "lines",
+        "mismatch",
+        "missing",
+        "tracked",
+    )
 
-    def __init__(self, customer: Customer) -> None:
+    def __init__(self, customer: Customer, settings: BillingSettings) -> None:
         self.customer = customer
-        # line key -> (billed, tracked, first day, last day, project_id, task_id, rate, source).
-        # Replaced rather than updated in place: a tuple of plain values is untracked by the
-        # garbage collector, while ~100k lists ("detailed") would trigger and slow down several
-        # full collections per call.
-        self.lines: dict[tuple, tuple] = {}
-        # project_id -> [tracked minutes, first day, last day, client ids]
-        self.missing: dict[str, list] = {}
+        # The customer's own setting, else the workspace's.
+        self.grouping = customer.grouping or settings.grouping
+        self.increment = customer.billing_increment or settings.billing_increment
+        self.lines = _Lines()
+        self.missing: dict[str, _MissingRate] = {}  # project_id -> its time without a rate
         # (rate currency, source) -> {project_id: tracked minutes}
         self.mismatch: dict[tuple[str, str], dict[str, int]] = {}
         self.tracked = 0
         self.client_ids: set[str] = set()
 
 
+class _Names:
+    """The display names on the day rows, kept per owning customer (None for unmapped rows) so
+    that another customer's rows can never rename a project on this customer's draft.
+
+    The name from the latest day (ties: the greatest name) wins, so that renames mid-period
+    resolve the same way whatever the row order.
+    """
+
+    __slots__ = ("clients", "projects", "tasks")
+
+    def __init__(self) -> None:
+        # (owner customer id or None, project/client/task id) -> (day, name)
+        self.projects: dict[tuple[str | None, str], tuple[date, str]] = {}
+        self.clients: dict[tuple[str | None, str], tuple[date, str]] = {}
+        self.tasks: dict[tuple[str | None, str], tuple[date, str]] = {}
+
+    def project_label(self, owner: str | None, project_id: str) -> str:
+        return f"{self.projects[owner, project_id][1]} ({project_id})"
+
+    def client_label(self, owner: str | None, client_id: str) -> str:
+        return f"{self.clients[owner, client_id][1]} ({client_id})"
+
+
 def _latest_name(names: dict, key: tuple, day: date, name: str) -> None:
-    # The name from the latest day (ties: the greatest name) wins, so renames mid-period
-    # resolve the same way whatever the row order. Names are kept per owning customer (key
-    # starts with the customer id, None for unmapped rows) so that another customer's rows can
-    # never rename a project on this customer's draft.
+    # A function, not a _Names method: it runs up to three times per day row.
     candidate = (day, name)
     current = names.get(key)
     if current is None or candidate > current:
@@ -706,19 +888,60 @@ def resolve_customer(mappings: Mappings, project_id: str, client_id: str | None)
 
 
 def bill(
-    timesheet: Timesheet, settings: BillingSettings, mappings: Mappings, rates: RateTable
+    timesheet: TimesheetInput, settings: BillingSettings, mappings: Mappings, rates: RateTable
 ) -> BillingResult:
-    """Split one timesheet into one draft (or holds) per customer. Pure and deterministic."""
+    """Split one timesheet into one draft (or holds) per customer. Pure and deterministic.
+
+    In four phases: sum the rows per day row; resolve each day row's customer and rate and add
+    it to that customer's lines (or to what holds it); build each customer's draft or holds;
+    hold the projects that resolve to no customer.
+    """
     _check_settings(settings)
     if timesheet.date_from > timesheet.date_to:
         raise ValueError(f"timesheet {timesheet.id} ends before it starts")
     member = timesheet.member
     revision = timesheet_revision(timesheet)
 
-    # 1. Aggregate identical day rows (same day, project, contract, client, task, row rate) so
-    #    the billing increment rounds each day's row once, however the tracker split it.
-    #    Display names ride along in the key so they can be chosen per customer later.
-    day_rows: dict[tuple, int] = {}
+    day_rows, excluded_minutes, excluded_rows = _day_rows(timesheet)
+    customers, unmapped, names = _accumulate(day_rows, member.id, settings, mappings, rates)
+    # Every day row is accumulated: drop them before ~100k lines are built, so that the garbage
+    # collector's full passes during that do not walk them again.
+    del day_rows
+
+    key_of = partial(draft_key, settings.workspace_id, timesheet.id, revision)
+    drafts, holds = _customer_drafts(customers, names, member, key_of)
+    holds += _unmapped_holds(unmapped, names, member, key_of)
+    # Each held customer or project once, however many reasons hold it.
+    held_minutes = sum(acc.tracked for acc in customers.values() if acc.missing or acc.mismatch)
+    held_minutes += sum(project.tracked for project in unmapped.values())
+    return BillingResult(
+        revision=revision,
+        drafts=tuple(drafts),
+        holds=tuple(holds),
+        excluded_minutes=excluded_minutes,
+        excluded_rows=excluded_rows,
+        held_minutes=held_minutes,
+    )
+
+
+# A day row: (day, project_id, contract_id, client_id, task_id, row rate, project_name,
+# client_name, task_name). An exact tuple, not a NamedTuple: the garbage collector stops tracking
+# exact tuples of plain values, and ~100k tracked keys made the project and task groupings
+# 14-16% slower on the 100,000-row benchmark (scripts/bench_billing.py).
+_DayRow = tuple[
+    date, str, str | None, str | None, str | None, Money | None, str, str | None, str | None
+]
+
+
+def _day_rows(timesheet: TimesheetInput) -> tuple[dict[_DayRow, int], int, int]:
+    """Check every row, count the non-billable ones, and sum the other minutes per day row.
+
+    Rows alike in day, project, contract, client, task and row rate are one day row, so that the
+    billing increment rounds each day's time once, however the tracker split it. The display
+    names ride along so that they can be chosen per customer later. Returns the minutes per day
+    row, and the excluded minutes and rows.
+    """
+    day_rows: dict[_DayRow, int] = {}
     excluded_minutes = excluded_rows = 0
     for row in timesheet.rows:
         _check_row(row, timesheet)
@@ -741,30 +964,47 @@ def bill(
             None if task is None else task.name,
         )
         day_rows[key] = day_rows.get(key, 0) + row.minutes
+    return day_rows, excluded_minutes, excluded_rows
 
-    # 2. Resolve customers and rates, accumulate lines.
+
+def _accumulate(
+    day_rows: dict[_DayRow, int],
+    member_id: str,
+    settings: BillingSettings,
+    mappings: Mappings,
+    rates: RateTable,
+) -> tuple[dict[str, _CustomerAcc], dict[str, _Unmapped], _Names]:
+    """Resolve each day row's customer and rate, and add it to one of that customer's lines.
+
+    Resolving per day row, not per line, keeps customers apart and lets a rate change
+    mid-period split a line. A day row with no rate, or a rate in another currency, goes to what
+    holds its customer instead, and one with no customer to what holds its project; once a
+    customer is held, its day rows are no longer added to lines, since any hold holds its whole
+    draft. Returns the customers by id, the unmapped projects by id, and the display names.
+    """
     customers: dict[str, _CustomerAcc] = {}
-    unmapped: dict[str, list] = {}  # project_id -> [tracked, client ids]
+    unmapped: dict[str, _Unmapped] = {}
+    names = _Names()
+    project_names, client_names, task_names = names.projects, names.clients, names.tasks
     resolved: dict[tuple[str, str | None], Customer | None] = {}
     # (project, contract, customer) -> RateTable.timeline(): one bisect per day row instead of a
     # find() per distinct (day, project, contract, customer), which is nearly every day row.
     timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
-    project_names: dict[tuple, tuple[date, str]] = {}
-    task_names: dict[tuple, tuple[date, str]] = {}
-    client_names: dict[tuple, tuple[date, str]] = {}
-    member_id = member.id
-    for row_key, minutes in day_rows.items():
-        (
-            day,
-            project_id,
-            contract_id,
-            client_id,
-            task_id,
-            row_rate,
-            project_name,
-            client_name,
-            task_name,
-        ) = row_key
+    # Each distinct timeline once: ~10k keys share a few hundred of them, and fewer objects that
+    # the garbage collector tracks (_Rate is a NamedTuple) means fewer full collections.
+    distinct_timelines: dict[tuple, tuple[tuple[date, ...], tuple[_Rate | None, ...]]] = {}
+    for (
+        day,
+        project_id,
+        contract_id,
+        client_id,
+        task_id,
+        row_rate,
+        project_name,
+        client_name,
+        task_name,
+    ), minutes in day_rows.items():
+        # Whose time: the customer (cached per project and client), then the names it shows.
         resolve_key = (project_id, client_id)
         if resolve_key in resolved:
             customer = resolved[resolve_key]
@@ -778,44 +1018,43 @@ def bill(
         if task_id is not None:
             _latest_name(task_names, (owner, task_id), day, task_name)
         if customer is None:
-            group = unmapped.setdefault(project_id, [0, set()])
-            group[0] += minutes
+            group = unmapped.get(project_id)
+            if group is None:
+                group = unmapped[project_id] = _Unmapped()
+            group.tracked += minutes
             if client_id is not None:
-                group[1].add(client_id)
+                group.client_ids.add(client_id)
             continue
 
         acc = customers.get(customer.id)
         if acc is None:
             _check_customer(customer)
-            acc = customers[customer.id] = _CustomerAcc(customer)
+            acc = customers[customer.id] = _CustomerAcc(customer, settings)
         elif acc.customer is not customer and acc.customer != customer:  # `is`: the usual case
             raise ValueError(f"customer id {customer.id} is mapped to two different customers")
         acc.tracked += minutes
         if client_id is not None:
             acc.client_ids.add(client_id)
 
+        # At what rate: the row's own, else the rate table's on that day.
         rate: _Rate | None
         if row_rate is not None:
-            rate = (row_rate.amount, row_rate.currency, SOURCE_ROW)
+            rate = _Rate(row_rate.amount, row_rate.currency, SOURCE_ROW)
         else:
             timeline_key = (project_id, contract_id, customer.id)
             timeline = timelines.get(timeline_key)
             if timeline is None:
-                timeline = timelines[timeline_key] = rates.timeline(
-                    member_id, project_id, contract_id, customer.id
+                timeline = rates.timeline(member_id, project_id, contract_id, customer.id)
+                timeline = timelines[timeline_key] = distinct_timelines.setdefault(
+                    timeline, timeline
                 )
             change_days, found = timeline
             rate = found[bisect_right(change_days, day)]
         if rate is None:
             missing = acc.missing.get(project_id)
             if missing is None:
-                acc.missing[project_id] = [minutes, day, day, set()]
-            else:
-                missing[0] += minutes
-                missing[1] = min(missing[1], day)
-                missing[2] = max(missing[2], day)
-            if client_id is not None:
-                acc.missing[project_id][3].add(client_id)
+                missing = acc.missing[project_id] = _MissingRate(0, day, day, set())
+            missing.add(minutes, day, client_id)
             continue
         amount, currency, source = rate
         if currency != customer.currency:
@@ -825,9 +1064,9 @@ def bill(
         if acc.missing or acc.mismatch:
             continue  # the draft is held anyway; no need to build lines
 
-        increment = customer.billing_increment or settings.billing_increment
+        # On which line: rounded up to the increment, keyed by the customer's grouping.
+        increment, grouping = acc.increment, acc.grouping
         billed = -(-minutes // increment) * increment if increment else minutes
-        grouping = customer.grouping or settings.grouping
         if grouping == "project":
             line_key: tuple = (project_id, amount, source)
         elif grouping == "project_day":
@@ -836,54 +1075,46 @@ def bill(
             line_key = (project_id, task_id, amount, source)
         else:  # detailed: one line per (aggregated) day row
             line_key = (day, project_id, contract_id, client_id, task_id, amount, source)
-        line = acc.lines.get(line_key)
-        if line is None:
-            # Only task-level groupings name a task: a project line spans several tasks.
-            line_task = task_id if grouping in ("task", "detailed") else None
-            acc.lines[line_key] = (billed, minutes, day, day, project_id, line_task, amount, source)
-        else:
-            acc.lines[line_key] = (
-                line[0] + billed,
-                line[1] + minutes,
-                min(line[2], day),
-                max(line[3], day),
-                *line[4:],
-            )
+        # Only task-level groupings name a task: a project line spans several tasks.
+        line_task = task_id if grouping in ("task", "detailed") else None
+        acc.lines.add(line_key, billed, minutes, day, project_id, line_task, amount, source)
+    return customers, unmapped, names
 
-    # Every day row is accumulated: drop them and the lookup caches before building ~100k lines,
-    # so that the garbage collector's full passes during that do not walk them again.
-    del day_rows, resolved, timelines
 
-    # 3. Build drafts and holds, customer by customer (each from its own rows only).
-    drafts: list[Draft] = []
+def _customer_drafts(
+    customers: dict[str, _CustomerAcc],
+    names: _Names,
+    member: Member,
+    key_of: Callable[[str], str],
+) -> tuple[list[DraftPlan], list[Hold]]:
+    """Each customer's draft, or its holds, in customer id order.
+
+    A customer with any hold reason gets one Hold per reason and no draft: a draft without the
+    held time would under-bill the customer. The others get a draft of their own lines only
+    (none if they have no lines). Held or not, the key is the one the draft has or would have.
+    """
+    drafts: list[DraftPlan] = []
     holds: list[Hold] = []
-    held_minutes = 0
-    workspace_id, timesheet_id = settings.workspace_id, timesheet.id
-
-    def project_label(owner: str | None, project_id: str) -> str:
-        return f"{project_names[owner, project_id][1]} ({project_id})"
-
-    def client_label(owner: str | None, client_id: str) -> str:
-        return f"{client_names[owner, client_id][1]} ({client_id})"
-
     # Shared by all customers: pricing depends only on the minutes, the rate and the currency.
     pricing: dict[tuple[int, Decimal, str], _Priced] = {}
     unit_prices: dict[tuple[Decimal, str], Decimal] = {}
     for customer_id in sorted(customers):
         acc = customers[customer_id]
         customer = acc.customer
-        key = draft_key(workspace_id, timesheet_id, revision, customer_id)
+        key = key_of(customer_id)
         if acc.missing or acc.mismatch:
-            held_minutes += acc.tracked
-            holds.extend(_customer_holds(acc, member, key, project_label, client_label))
+            holds.extend(_customer_holds(acc, member, key, names))
             continue
-        lines = _build_lines(acc, member, project_names, task_names, pricing, unit_prices)
+        lines = _build_lines(acc, member, names, pricing, unit_prices)
+        # Built: free the columns, so that the garbage collector's full passes while the next
+        # customers' lines are built do not walk them.
+        acc.lines.clear()
         if not lines:
             continue
         zero = decimal_from_scaled(0, minor_units(customer.currency))
         total = sum((line.amount for line in lines), zero)
         drafts.append(
-            Draft(
+            DraftPlan(
                 key=key,
                 customer=customer,
                 currency=customer.currency,
@@ -893,13 +1124,24 @@ def bill(
                 tracked_minutes=acc.tracked,
             )
         )
+    return drafts, holds
 
+
+def _unmapped_holds(
+    unmapped: dict[str, _Unmapped], names: _Names, member: Member, key_of: Callable[[str], str]
+) -> list[Hold]:
+    """One needs_mapping hold per project that resolved to no customer, in project id order.
+
+    Per project, not per client, because mapping the project always resolves its rows; its
+    clients are named too, since mapping one of them resolves that client's rows. The key is
+    derived from the project id, as a held customer's is from the customer id.
+    """
+    holds = []
     for project_id in sorted(unmapped):
-        tracked, client_ids = unmapped[project_id]
-        held_minutes += tracked
-        clients = sorted(client_ids)
+        project = unmapped[project_id]
+        clients = sorted(project.client_ids)
         client_text = (
-            "client " + ", ".join(client_label(None, c) for c in clients)
+            "client " + ", ".join(names.client_label(None, c) for c in clients)
             if clients
             else "no tracker client"
         )
@@ -909,28 +1151,18 @@ def bill(
                 subject_key=f"project:{project_id}",
                 customer=None,
                 message=(
-                    f"{member.name} tracked {format_duration(tracked)} on project "
-                    f"{project_label(None, project_id)} ({client_text}), which is not mapped to a "
-                    "customer: map the project or its client to a customer."
+                    f"{member.name} tracked {format_duration(project.tracked)} on project "
+                    f"{names.project_label(None, project_id)} ({client_text}), which is not "
+                    "mapped to a customer: map the project or its client to a customer."
                 ),
-                minutes=tracked,
+                minutes=project.tracked,
                 project_ids=(project_id,),
                 client_ids=tuple(clients),
-                key=draft_key(
-                    workspace_id, timesheet_id, revision, f"unmapped-project:{project_id}"
-                ),
+                key=key_of(f"unmapped-project:{project_id}"),
                 member_id=member.id,
             )
         )
-
-    return BillingResult(
-        revision=revision,
-        drafts=tuple(drafts),
-        holds=tuple(holds),
-        excluded_minutes=excluded_minutes,
-        excluded_rows=excluded_rows,
-        held_minutes=held_minutes,
-    )
+    return holds
 
 
 # --- consolidation periods --------------------------------------------------------------------

@@ -69,8 +69,8 @@ class Source:
     display_name: str
     # raw delivery body -> event (raises an EventError subclass)
     parse_event: Callable[[bytes], TrackerEvent]
-    # the stored timesheet JSON -> billing.Timesheet (raises an EventError subclass)
-    normalize_timesheet: Callable[[dict[str, Any]], billing.Timesheet]
+    # the stored timesheet JSON -> billing.TimesheetInput (raises an EventError subclass)
+    normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput]
 
 
 SOURCES: dict[str, Source] = {}
@@ -88,7 +88,7 @@ def register_source(
     *,
     display_name: str,
     parse_event: Callable[[bytes], TrackerEvent],
-    normalize_timesheet: Callable[[dict[str, Any]], billing.Timesheet],
+    normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput],
     fill_event: Callable[[int, Any], Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
 ) -> None:
@@ -116,7 +116,7 @@ def parse_event(source: str, body: bytes) -> TrackerEvent:
     return get_source(source).parse_event(body)
 
 
-def normalize_timesheet(source: str, raw: dict[str, Any]) -> billing.Timesheet:
+def normalize_timesheet(source: str, raw: dict[str, Any]) -> billing.TimesheetInput:
     """A source's timesheet JSON as the billing engine's input (raises EventError)."""
     return get_source(source).normalize_timesheet(raw)
 

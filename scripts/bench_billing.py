@@ -33,7 +33,7 @@ from connector.billing import (
     RateTable,
     Task,
     TimeRow,
-    Timesheet,
+    TimesheetInput,
     bill,
 )
 
@@ -41,7 +41,9 @@ TARGET_SECONDS = 1.0
 TARGET_MB = 200
 
 
-def build(n_rows: int, grouping: str) -> tuple[Timesheet, BillingSettings, Mappings, RateTable]:
+def build(
+    n_rows: int, grouping: str
+) -> tuple[TimesheetInput, BillingSettings, Mappings, RateTable]:
     rng = random.Random(42)
     start = date(2026, 1, 1)
     days = [start + timedelta(days=i) for i in range(365)]
@@ -82,7 +84,7 @@ def build(n_rows: int, grouping: str) -> tuple[Timesheet, BillingSettings, Mappi
                 task=tasks[rng.randrange(len(tasks))],
             )
         )
-    sheet = Timesheet("ts-bench", Member("m1", "Ada Lovelace"), days[0], days[-1], tuple(rows))
+    sheet = TimesheetInput("ts-bench", Member("m1", "Ada Lovelace"), days[0], days[-1], tuple(rows))
     settings = BillingSettings("ws-bench", grouping, billing_increment=6)
     return sheet, settings, Mappings(project_map, client_map), RateTable(tuple(entries))
 

@@ -80,7 +80,7 @@ def billing_settings(workspace: Workspace) -> billing.BillingSettings:
 
 
 def run_billing(
-    s: Session, workspace: Workspace, timesheet: billing.Timesheet
+    s: Session, workspace: Workspace, timesheet: billing.TimesheetInput
 ) -> billing.BillingResult:
     return billing.bill(
         timesheet,

@@ -20,7 +20,7 @@ from connector.providers.base import DraftInvoice, DraftLine
 from connector.settings import WorkspaceSettings
 
 
-def line_to_json(line: billing.Line) -> dict[str, Any]:
+def line_to_json(line: billing.PlannedLine) -> dict[str, Any]:
     """A billed line as stored on its Draft row (and shown by the preview)."""
     return {
         "description": line.description,

@@ -140,7 +140,7 @@ class _Coverage:
 
 
 def _covers_by_subject(
-    timesheet: billing.Timesheet, mappings: billing.Mappings
+    timesheet: billing.TimesheetInput, mappings: billing.Mappings
 ) -> dict[str, list[list[str | None]]]:
     """subject_key -> the [project_id, client_id] pairs of billable rows that go to it."""
     out: dict[str, set[tuple[str, str | None]]] = {}
@@ -301,19 +301,19 @@ def _split_by_period(
     workspace: Workspace,
     ts_row: Timesheet,
     revision: str,
-    timesheet: billing.Timesheet,
+    timesheet: billing.TimesheetInput,
     mappings: billing.Mappings,
     result: billing.BillingResult,
     covers: dict[str, list[list[str | None]]],
     rates: Any,
-) -> list[tuple[str, str, billing.Draft, list[list[str | None]] | None]]:
+) -> list[tuple[str, str, billing.DraftPlan, list[list[str | None]] | None]]:
     """(subject, key, draft, covers) for each draft to plan.
 
     A per_period customer whose hours of this timesheet fall in two periods gets one draft per
     period (subject ``customer:<id>@<period start>``), billed from that period's days only, so
     each part goes on its own period's invoice. Everyone else: the engine's drafts as they are.
     """
-    planned: list[tuple[str, str, billing.Draft, list[list[str | None]] | None]] = []
+    planned: list[tuple[str, str, billing.DraftPlan, list[list[str | None]] | None]] = []
     table: billing.RateTable | None = None
     for draft in result.drafts:
         base = f"customer:{draft.customer.id}"

@@ -14,7 +14,9 @@ from connector import billing
 from connector.models import TrackerEntity, utcnow
 
 
-def record_tracker_entities(s: Session, workspace_id: int, timesheet: billing.Timesheet) -> None:
+def record_tracker_entities(
+    s: Session, workspace_id: int, timesheet: billing.TimesheetInput
+) -> None:
     seen: dict[tuple[str, str], dict[str, Any]] = {
         ("member", timesheet.member.id): {
             "name": timesheet.member.name,

@@ -11,7 +11,7 @@ from connector.billing import (
     BillingSettings,
     Client,
     Customer,
-    Draft,
+    DraftPlan,
     Mappings,
     Member,
     Money,
@@ -19,7 +19,7 @@ from connector.billing import (
     RateTable,
     Task,
     TimeRow,
-    Timesheet,
+    TimesheetInput,
     bill,
     draft_key,
     timesheet_revision,
@@ -36,8 +36,8 @@ def row(day: int, minutes: int, project: str = "p1", **kw: object) -> TimeRow:
     return TimeRow(date(2026, 11, day), project, names.get(project, project), minutes, **kw)  # type: ignore[arg-type]
 
 
-def sheet(*rows: TimeRow, id: str = "ts-1") -> Timesheet:
-    return Timesheet(id, ADA, NOV[0], NOV[-1], tuple(rows))
+def sheet(*rows: TimeRow, id: str = "ts-1") -> TimesheetInput:
+    return TimesheetInput(id, ADA, NOV[0], NOV[-1], tuple(rows))
 
 
 def rates(*entries: tuple) -> RateTable:
@@ -60,7 +60,7 @@ def run(
     )
 
 
-def only_draft(result: BillingResult) -> Draft:
+def only_draft(result: BillingResult) -> DraftPlan:
     assert result.holds == ()
     assert len(result.drafts) == 1
     return result.drafts[0]

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from connector.billing import (
     Client,
     Customer,
-    Line,
     Member,
     Money,
+    PlannedLine,
     RateEntry,
     RateTable,
     Task,
     TimeRow,
-    Timesheet,
+    TimesheetInput,
     _canonical_decimal,
     timesheet_revision,
 )
@@ -51,7 +51,7 @@ def test_detailed_result_is_pinned() -> None:
     )
 
     def line(desc, billed, qty, price, amount, day, pid, pname, task, source, tracked):
-        return Line(
+        return PlannedLine(
             description=f"Ada Lovelace — {desc}",
             minutes=billed,
             quantity=D(qty),
@@ -179,7 +179,7 @@ def test_revision_token_format() -> None:
         TimeRow(NOV[1], "p3", "", 5, None, False, Money(D("1E+2"), "JPY"),
                 Client("c2", "Acme", None), None),
     )  # fmt: skip
-    sheet = Timesheet("ts-1", member, NOV[0], NOV[-1], rows)
+    sheet = TimesheetInput("ts-1", member, NOV[0], NOV[-1], rows)
     header = repr(
         ("timesheet-revision-v1", member.id, member.name, member.email, "2026-11-02", "2026-11-08")
     )

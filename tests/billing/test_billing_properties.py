@@ -20,7 +20,7 @@ from connector.billing import (
     RateTable,
     Task,
     TimeRow,
-    Timesheet,
+    TimesheetInput,
     bill,
     check_rate,
     line_quantity,
@@ -80,9 +80,11 @@ rows_st = st.builds(
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Timesheet, BillingSettings, RateTable]:
+def cases(draw: st.DrawFn) -> tuple[TimesheetInput, BillingSettings, RateTable]:
     rows = tuple(draw(st.lists(rows_st, max_size=40)))
-    sheet = Timesheet("ts", Member("m1", "Ada Lovelace"), START, START + timedelta(days=6), rows)
+    sheet = TimesheetInput(
+        "ts", Member("m1", "Ada Lovelace"), START, START + timedelta(days=6), rows
+    )
     billing = BillingSettings(
         "ws",
         draw(st.sampled_from(["project", "project_day", "task", "detailed"])),

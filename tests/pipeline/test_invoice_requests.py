@@ -98,7 +98,7 @@ def test_a_period_invoice_line_names_its_timesheet_and_takes_the_given_memo() ->
 
 
 def test_a_billed_line_is_stored_as_json_and_comes_back_as_the_same_line() -> None:
-    line = billing.Line(
+    line = billing.PlannedLine(
         description="Ada Lovelace - Website (2025-03-03..2025-03-04): 3 h",
         minutes=180,
         quantity=Decimal("3"),

@@ -1,4 +1,4 @@
-"""WebWork API V2 timesheet (as carried by the v1 event) -> the billing engine's Timesheet.
+"""WebWork API V2 timesheet (as carried by the v1 event) -> the billing engine's TimesheetInput.
 
 Everything the billing engine needs is taken from the event; nothing is invented. Ids become
 strings (WebWork mixes integers and opaque strings), money becomes Decimal, dates are checked.
@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.billing import Client, Member, Money, Task, TimeRow, Timesheet, check_rate
+from connector.billing import Client, Member, Money, Task, TimeRow, TimesheetInput, check_rate
 from connector.money import check_currency
 from webhooks.webwork.events import EventError, parse_datetime
 
@@ -45,7 +45,7 @@ def _money(raw: dict[str, Any] | None, field: str) -> Money | None:
     return Money(amount=amount, currency=currency)
 
 
-def normalize_timesheet(raw: dict[str, Any]) -> Timesheet:
+def normalize_timesheet(raw: dict[str, Any]) -> TimesheetInput:
     base = "/data/timesheet"
     member_raw = raw["member"]
     date_from = _date(raw["date_from"], f"{base}/date_from")
@@ -81,7 +81,7 @@ def normalize_timesheet(raw: dict[str, Any]) -> Timesheet:
                 )
             )
     approved_at = raw.get("approved_at")
-    return Timesheet(
+    return TimesheetInput(
         id=str(raw["id"]),
         member=Member(
             id=str(member_raw["id"]), name=member_raw["name"], email=member_raw.get("email")
