@@ -25,15 +25,14 @@ from connector.models import (
     Workspace,
 )
 from connector.pipeline.draft_status import TO_PUSH
-from connector.pipeline.planning import (
-    apply_approval,
-    effective_revision,
-    is_stale,
-    plan_drafts,
-    timesheet_row,
-)
+from connector.pipeline.planning import apply_approval, is_stale, plan_drafts, timesheet_row
 from connector.pipeline.pushing import push_drafts
-from connector.pipeline.withdrawing import apply_withdrawal, withdraw_drafts
+from connector.pipeline.withdrawing import (
+    apply_withdrawal,
+    effective_revision,
+    start_new_generation,
+    withdraw_drafts,
+)
 from connector.providers import build_provider
 from connector.providers.base import (
     ReconnectNeeded,
@@ -199,24 +198,33 @@ def _has_work(timesheet_pk: int) -> bool:
         )
 
 
-@worker.handler("bill_timesheet")
-def bill_timesheet(job: Job, config: Mapping[str, Any]) -> None:
+@contextmanager
+def _job_timesheet_locked(job: Job) -> Iterator[int | None]:
+    """The job's timesheet row id, held under the timesheet lock (None: the row is gone)."""
     timesheet_pk = int(job.payload["timesheet_pk"])
     with db.new_session() as s:
         ts_row = s.get(Timesheet, timesheet_pk)
-        if ts_row is None:
-            return
-        timesheet_id = ts_row.timesheet_id
+        timesheet_id = ts_row.timesheet_id if ts_row is not None else None
+    if timesheet_id is None:
+        yield None
+        return
     with (
         observability.log_context(timesheet_id=timesheet_id),
         _timesheet_lock(job.workspace_id, timesheet_id),
     ):
-        bill_timesheet_now(
-            job.workspace_id,
-            timesheet_pk,
-            config,
-            retry_failed=bool(job.payload.get("retry_failed")),
-        )
+        yield timesheet_pk
+
+
+@worker.handler("bill_timesheet")
+def bill_timesheet(job: Job, config: Mapping[str, Any]) -> None:
+    with _job_timesheet_locked(job) as timesheet_pk:
+        if timesheet_pk is not None:
+            bill_timesheet_now(
+                job.workspace_id,
+                timesheet_pk,
+                config,
+                retry_failed=bool(job.payload.get("retry_failed")),
+            )
 
 
 def rebill_now(
@@ -232,11 +240,9 @@ def rebill_now(
             withdraw_drafts(
                 s, workspace, ts_row, config, reason="re-billed with the current mappings and rates"
             )
-            summary = dict(ts_row.summary or {})
-            summary["generation"] = int(summary.get("generation", 0)) + 1
-            ts_row.summary = summary
+            generation = start_new_generation(ts_row)
             ts_row.revision = effective_revision(
-                summary.get("content_revision") or revision, summary["generation"]
+                ts_row.summary.get("content_revision") or revision, generation
             )
             s.commit()
     bill_timesheet_now(workspace_id, timesheet_pk, config, retry_failed=True)
@@ -244,11 +250,7 @@ def rebill_now(
 
 @worker.handler("rebill_timesheet")
 def rebill_timesheet(job: Job, config: Mapping[str, Any]) -> None:
-    timesheet_pk = int(job.payload["timesheet_pk"])
-    with db.new_session() as s:
-        ts_row = s.get(Timesheet, timesheet_pk)
-        if ts_row is None:
-            return
-        timesheet_id = ts_row.timesheet_id
-    with _timesheet_lock(job.workspace_id, timesheet_id):
-        rebill_now(job.workspace_id, timesheet_pk, str(job.payload.get("revision") or ""), config)
+    with _job_timesheet_locked(job) as timesheet_pk:
+        if timesheet_pk is not None:
+            revision = str(job.payload.get("revision") or "")
+            rebill_now(job.workspace_id, timesheet_pk, revision, config)

@@ -24,16 +24,15 @@ from connector.pipeline.inputs import billing_settings, load_mappings, load_rate
 from connector.pipeline.invoice_requests import line_to_json
 from connector.pipeline.periods import consolidation_of
 from connector.pipeline.tracker_entities import record_tracker_entities
-from connector.pipeline.withdrawing import withdraw_drafts
+from connector.pipeline.withdrawing import (
+    effective_revision,
+    start_new_generation,
+    withdraw_drafts,
+)
 from connector.trackers import TrackerEvent as Event
 
 
 # --- approving ---------------------------------------------------------------------------------
-def effective_revision(content_revision: str, generation: int) -> str:
-    """A re-approval after a withdrawal needs fresh keys: the old drafts were deleted."""
-    return content_revision if generation == 0 else f"{content_revision}-g{generation}"
-
-
 def timesheet_row(s: Session, workspace: Workspace, source: str, timesheet_id: str) -> Timesheet:
     """The workspace's row for this tracker timesheet, created (waiting for data) if new."""
     row = s.scalars(
@@ -73,17 +72,15 @@ def apply_approval(
     re-approval withdraws the drafts of the one it replaces)."""
     timesheet = trackers.normalize_timesheet(event.source, event.timesheet)
     content_revision = billing.timesheet_revision(timesheet)
-    summary = dict(ts_row.summary or {})
-    generation = int(summary.get("generation", 0))
+    generation = int((ts_row.summary or {}).get("generation", 0))
     revision = effective_revision(content_revision, generation)
     if ts_row.status == TimesheetStatus.APPROVED and ts_row.revision not in (None, revision):
         # Re-approved with other rows while the old approval stood: retire the old drafts.
         withdraw_drafts(s, workspace, ts_row, config, reason="replaced by a newer approval")
         # As after a withdrawal: content approved before (A -> B -> A) needs fresh keys, its
         # old drafts were just voided under the ones it would get again.
-        generation += 1
-        summary["generation"] = generation
-        revision = effective_revision(content_revision, generation)
+        revision = effective_revision(content_revision, start_new_generation(ts_row))
+    summary = dict(ts_row.summary or {})
     summary["content_revision"] = content_revision
     ts_row.summary = summary
     ts_row.status = TimesheetStatus.APPROVED

@@ -124,7 +124,20 @@ def apply_withdrawal(
     s.commit()
     if was_approved or ts_row.revision:
         withdraw_drafts(s, workspace, ts_row, config, reason="approval withdrawn")
-        summary = dict(ts_row.summary or {})
-        summary["generation"] = int(summary.get("generation", 0)) + 1
-        ts_row.summary = summary
+        start_new_generation(ts_row)
         ts_row.revision = None
+
+
+# --- generations: the keys an approval gets after its drafts were withdrawn ---------------------
+def effective_revision(content_revision: str, generation: int) -> str:
+    """A re-approval after a withdrawal needs fresh keys: the old drafts were deleted."""
+    return content_revision if generation == 0 else f"{content_revision}-g{generation}"
+
+
+def start_new_generation(ts_row: Timesheet) -> int:
+    """Its drafts were withdrawn: count a new generation, so the same content approved again
+    gets keys never used (the provider still knows the old ones as voided or deleted)."""
+    summary = dict(ts_row.summary or {})
+    summary["generation"] = int(summary.get("generation", 0)) + 1
+    ts_row.summary = summary
+    return int(summary["generation"])
