@@ -9,6 +9,8 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 
 from __future__ import annotations
 
+# The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +19,6 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-# The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
 from connector import db, health, observability, pipeline, ratelimit, security, status_sync, worker
 from connector.admin import bp as admin_bp
 from connector.admin.errors import MAX_URL_CHARS, error_page
@@ -29,6 +30,7 @@ from connector.config import INSTANCE_DIR, check_production, load_config
 from connector.connections.quickbooks import bp as quickbooks_bp
 from connector.connections.stripe import bp as stripe_bp
 from connector.problems import Problem, problem_response
+from connector.providers import PROVIDERS
 from connector.throttle import LoginThrottle, make_storage
 from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
 from webhooks.quickbooks.setup import setup as setup_quickbooks_events
@@ -101,6 +103,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # Provider status events: how the core reads which invoices a stored event names.
     setup_stripe_events()
     setup_quickbooks_events()
+    # Providers that own their web pieces (connect pages, status receiver) plug themselves in.
+    for info in PROVIDERS.values():
+        if info.web:
+            importlib.import_module(info.web).setup(app, csrf)
     _register_error_handlers(app)
 
     @app.teardown_appcontext

@@ -27,8 +27,9 @@ login_manager = LoginManager()
 login_manager.login_view = "admin.login"
 login_manager.login_message = "Please sign in to continue."
 
-# Public routes, by endpoint name: everything else requires a session or an API token.
-PUBLIC_ENDPOINTS = frozenset(
+# Public routes, by endpoint name: everything else requires a session or an API token. A
+# provider's setup adds its signed status-event receiver (``allow_public``).
+PUBLIC_ENDPOINTS = set(
     {
         "static",
         "admin.static",  # the console stylesheet
@@ -43,6 +44,11 @@ PUBLIC_ENDPOINTS = frozenset(
         "metrics.metrics",  # its own bearer token (METRICS_TOKEN); 404 when none is set
     }
 )
+
+
+def allow_public(endpoint: str) -> None:
+    """A route that authenticates its callers itself (a signature), not by session or token."""
+    PUBLIC_ENDPOINTS.add(endpoint)
 
 
 class AdminSession(UserMixin):

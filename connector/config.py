@@ -297,6 +297,21 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+def provider_settings() -> tuple[Setting, ...]:
+    """The settings a provider declares in its own folder (``ProviderInfo.settings``)."""
+    import importlib
+
+    from connector.providers import PROVIDERS  # the registry; imported when config is read
+
+    found: list[Setting] = []
+    for info in PROVIDERS.values():
+        if info.settings:
+            found += importlib.import_module(info.settings).SETTINGS
+    for setting in found:
+        _BY_NAME.setdefault(setting.name, setting)
+    return tuple(found)
+
+
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name)
     if value is None or value == "":
@@ -365,6 +380,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "METRICS_HOST": _get(env, "METRICS_HOST"),
         "METRICS_PORT": int(str(_get(env, "METRICS_PORT"))),
     }
+    for setting in provider_settings():
+        config[setting.name] = _get(env, setting.name)
     # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
     # variable under the provider prefixes untouched.
     for name, value in env.items():
@@ -437,7 +454,7 @@ def check_production(config: Mapping[str, Any]) -> None:
 
 def settings_table_markdown() -> str:
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for s in SETTINGS:
+    for s in (*SETTINGS, *provider_settings()):
         default = "(none)" if s.default is None else f"`{s.default}`"
         if s.name in {"DATABASE_URL", "QUEUE_URL"}:
             default = default.replace(str(INSTANCE_DIR), "instance")

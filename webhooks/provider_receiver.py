@@ -196,6 +196,13 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
 }
 
+
+def register_openapi(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> None:
+    """A provider's receiver (set up from the registry) describes itself in the document."""
+    OPENAPI_PATHS.update(paths)
+    OPENAPI_SCHEMAS.update(schemas or {})
+
+
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "StripeEvent": {
         "type": "object",

@@ -1,0 +1,259 @@
+"""The one place the Xero connector talks HTTP to the Accounting API.
+
+Every call goes through :meth:`XeroClient.request`, which
+
+* carries the organisation's ``Xero-tenant-id`` and, on writes, an ``Idempotency-Key``,
+* waits on the shared limiter: 60 calls a minute (sent evenly, 58 to keep a margin for clock
+  skew), 5,000 a day (4,900, as a burst budget) and 5 in flight at once per organisation,
+  counted by every process together; a 429 pauses the organisation for every worker for its
+  ``Retry-After`` (Xero says which limit in ``X-Rate-Limit-Problem``),
+* sends a fresh access token (30 minutes long), refreshing it under a lock every process shares
+  and storing the rotated refresh token before it is used; a 401 refreshes once and resends,
+* bounds the call with (connect, read) timeouts and turns every failure into an error of
+  :mod:`connector.providers.base`, deciding where the status is still known whether retrying can
+  help and whether a write may have been committed (``outcome_unknown``).
+
+No ``requests`` exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from connector import observability
+from connector.providers.base import (
+    CredentialStore,
+    RateLimiter,
+    ReconnectNeeded,
+    Rejected,
+    RetryLater,
+    Throttled,
+)
+from connector.providers.xero import oauth
+from connector.providers.xero.errors import NotFound, describe
+from connector.providers.xero.settings import XeroSettings
+
+log = logging.getLogger(__name__)
+
+NAME = "xero"
+# Xero: 60 calls a minute, 5,000 a day and 5 at once per organisation (10,000 a minute per app).
+LIMITS = ((58, 60.0), (4900, 86400.0, 4900))
+CONCURRENT_CALLS = 5
+REFRESH_MARGIN_SECONDS = 120.0  # refresh when less than this is left of the 30-minute token
+DEFAULT_THROTTLE_SECONDS = 60.0
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from ``Retry-After``: a number, or an HTTP date."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class XeroClient:
+    """Authenticated, rate-limited, classified calls for one Xero organisation (tenant)."""
+
+    def __init__(
+        self,
+        settings: XeroSettings,
+        store: CredentialStore,
+        tenant_id: str,
+        *,
+        limiter: RateLimiter,
+        session: requests.Session | None = None,
+        clock: Any = time.time,
+    ):
+        self.settings = settings
+        self.store = store
+        self.tenant_id = tenant_id
+        self.limiter = limiter
+        self.session = session or requests.Session()
+        self._clock = clock
+        self._credentials: dict[str, Any] | None = None
+        self.calls = 0  # requests sent (the benchmark prints requests per draft)
+
+    # -- tokens ----------------------------------------------------------------------------------
+    def _fresh_enough(self, creds: Mapping[str, Any]) -> bool:
+        expires_at = float(creds.get("expires_at") or 0)
+        return bool(creds.get("access_token")) and (
+            expires_at - self._clock() > REFRESH_MARGIN_SECONDS
+        )
+
+    def _reconnect(self, reason: str) -> ReconnectNeeded:
+        self.store.mark_reconnect_needed(reason)
+        return ReconnectNeeded(reason)
+
+    def access_token(self, *, rejected_token: str | None = None) -> str:
+        """A usable access token. ``rejected_token``: the one Xero just answered 401 to."""
+        creds = self._credentials
+        if creds is None:
+            creds = self._credentials = self.store.load()
+        if rejected_token is None and creds and self._fresh_enough(creds):
+            return str(creds["access_token"])
+        try:
+            with self.store.lock("token-refresh"):
+                # Another process may have refreshed while we waited: re-read under the lock.
+                creds = self.store.load()
+                if not creds.get("refresh_token"):
+                    raise self._reconnect("Xero is not connected: connect the organisation.")
+                replaced = rejected_token is not None and creds.get("access_token") not in (
+                    None,
+                    rejected_token,
+                )
+                if replaced or (rejected_token is None and self._fresh_enough(creds)):
+                    self._credentials = creds
+                    return str(creds["access_token"])
+                try:
+                    new = oauth.refresh(self.settings, str(creds["refresh_token"]))
+                except oauth.OAuthError as exc:
+                    if exc.permanent:
+                        raise self._reconnect(
+                            "Xero refused to renew access (the connection was revoked or unused "
+                            "for 60 days): an admin must reconnect Xero. Nothing is lost; held "
+                            "drafts are created once it is connected again."
+                        ) from None
+                    raise RetryLater(str(exc)) from None
+                # Durable BEFORE use: the old refresh token is already spent at Xero.
+                merged = {**creds, **new}
+                self.store.save(merged)
+                self._credentials = merged
+                return str(merged["access_token"])
+        except TimeoutError as exc:  # LockTimeout: another process is refreshing for long
+            raise RetryLater(f"Waiting for another Xero token refresh: {exc}") from None
+
+    # -- requests --------------------------------------------------------------------------------
+    @property
+    def bucket(self) -> str:
+        """The shared limiter's bucket: Xero's limits are per organisation."""
+        return f"xero:{self.tenant_id}"
+
+    def url(self, path: str) -> str:
+        return f"{self.settings.api_base_url}/{path.lstrip('/')}"
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        headers: dict[str, str],
+    ) -> requests.Response:
+        self.limiter.acquire(self.bucket, LIMITS)
+        status: int | None = None
+        with self.limiter.concurrent(self.bucket, CONCURRENT_CALLS):
+            try:
+                self.calls += 1
+                response = self.session.request(
+                    method,
+                    self.url(path),
+                    params=params,
+                    json=body,
+                    headers=headers,
+                    timeout=self.settings.timeout,
+                )
+                status = response.status_code
+                return response
+            finally:
+                observability.count_provider_call(NAME, status)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Send one call; returns the parsed JSON body or raises a provider error."""
+        writes = method.upper() != "GET"
+        if writes and not idempotency_key:
+            raise ValueError("every Xero write carries an Idempotency-Key")
+        token = self.access_token()
+        for attempt in (1, 2):
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Xero-tenant-id": self.tenant_id,
+                "Accept": "application/json",
+            }
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            if idempotency_key:
+                headers["Idempotency-Key"] = idempotency_key
+            try:
+                response = self._send(method, path, params, body, headers)
+            except requests.ConnectTimeout:
+                raise RetryLater("Xero could not be reached (connect timeout).") from None
+            except requests.Timeout:
+                raise RetryLater("Xero did not answer in time.", outcome_unknown=writes) from None
+            except requests.RequestException as exc:
+                raise RetryLater(
+                    f"The connection to Xero failed ({type(exc).__name__}).",
+                    outcome_unknown=writes,
+                ) from None
+            if response.status_code == 401 and attempt == 1:
+                # The access token expired mid-run (or was revoked): refresh once, send again.
+                token = self.access_token(rejected_token=token)
+                continue
+            return self._classify(response, writes)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _classify(self, response: requests.Response, writes: bool) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None  # 429s, 404s and gateway errors are often plain text or HTML
+        if status == 429:
+            wait = retry_after(response) or DEFAULT_THROTTLE_SECONDS
+            problem = response.headers.get("X-Rate-Limit-Problem") or "minute"
+            # Every worker's calls to this organisation wait, not only this job's.
+            self.limiter.pause(self.bucket, wait)
+            raise Throttled(
+                f"Xero is throttling calls to this organisation ({problem} limit).",
+                retry_after=wait,
+                code="429",
+            )
+        message, code = describe(body, status)
+        if status >= 500:
+            raise RetryLater(
+                f"Xero had a server error (HTTP {status}).",
+                retry_after=retry_after(response),
+                outcome_unknown=writes,
+                code=code,
+                detail=message,
+            )
+        if status == 401:
+            raise self._reconnect(
+                "Xero no longer accepts this connection's access: an admin must reconnect Xero. "
+                + message
+            )
+        if status == 403:
+            raise self._reconnect(
+                "Xero refused access to this organisation: it was probably disconnected from "
+                "this app in Xero (Settings > Connected apps). Reconnect Xero; held drafts are "
+                "created once it is connected again."
+            )
+        if status == 404:
+            raise NotFound(message, code="404")
+        if status >= 400:
+            raise Rejected(message, code=code or str(status))
+        if not isinstance(body, dict):
+            raise RetryLater(
+                f"Xero sent an unreadable answer (HTTP {status}).", outcome_unknown=writes
+            )
+        return body
