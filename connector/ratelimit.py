@@ -1,5 +1,5 @@
 """The provider rate limiter shared by every worker: "10 per second and 500 per minute per company",
-"60 a minute, 5,000 a day and 5 at once per Xero organisation".
+"60 a minute, 5,000 a day and 5 at once per organisation".
 
 GCRA (the generic cell rate algorithm, a.k.a. theoretical arrival time) with reservations. For
 each limit ``(max requests, per seconds)`` a bucket remembers the earliest time its next request
@@ -14,7 +14,7 @@ A limit may allow a burst: ``(max, per, burst)`` lets ``burst`` requests leave a
 spacing applies (GCRA's tolerance), which a daily budget needs (5,000 a day spaced evenly would
 be one request every 17 s). ``(max, per)`` means no burst: evenly spaced.
 
-Some providers also cap the calls in flight (Xero: 5 at once per organisation): a caller holds one
+Some providers also cap the calls in flight (5 at once per organisation, say): a caller holds one
 of the bucket's ``concurrent`` slots while its request is out; a slot is a leased row (or a Redis
 sorted-set member) that lapses if its holder dies.
 

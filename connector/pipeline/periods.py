@@ -28,6 +28,7 @@ from connector.pipeline.draft_status import (
 )
 from connector.pipeline.inputs import customer_settings
 from connector.pipeline.invoice_requests import load_draft_invoice, period_memo
+from connector.providers import capabilities
 from connector.providers.base import (
     HANDS_OFF_PROVIDER_STATUSES,
     AccountingProvider,
@@ -55,6 +56,10 @@ def consolidation_of(workspace: Workspace, customer_id: str | None) -> tuple[str
             (overrides.consolidation, overrides.period, overrides.week_start)
         ):
             values[i] = override or values[i]
+    if values[0] == "per_period" and not capabilities(workspace.provider).per_period:
+        # Declared, not found out by a refusal mid-push: a provider that cannot add and remove
+        # lines on an open draft bills each approval on its own invoice.
+        values[0] = "per_timesheet"
     return values[0], values[1], values[2]
 
 

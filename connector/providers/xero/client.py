@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 NAME = "xero"
 # Xero: 60 calls a minute, 5,000 a day and 5 at once per organisation (10,000 a minute per app).
-LIMITS = ((58, 60.0), (4900, 86400.0, 4900))
 CONCURRENT_CALLS = 5
 REFRESH_MARGIN_SECONDS = 120.0  # refresh when less than this is left of the 30-minute token
 DEFAULT_THROTTLE_SECONDS = 60.0
@@ -137,6 +136,12 @@ class XeroClient:
 
     # -- requests --------------------------------------------------------------------------------
     @property
+    def limits(self) -> tuple[tuple[int, float] | tuple[int, float, int], ...]:
+        """Evenly spaced within the minute; the day's budget may be spent in a burst."""
+        day = self.settings.per_day
+        return ((self.settings.per_minute, 60.0), (day, 86400.0, day))
+
+    @property
     def bucket(self) -> str:
         """The shared limiter's bucket: Xero's limits are per organisation."""
         return f"xero:{self.tenant_id}"
@@ -152,7 +157,7 @@ class XeroClient:
         body: Any,
         headers: dict[str, str],
     ) -> requests.Response:
-        self.limiter.acquire(self.bucket, LIMITS)
+        self.limiter.acquire(self.bucket, self.limits)
         status: int | None = None
         with self.limiter.concurrent(self.bucket, CONCURRENT_CALLS):
             try:

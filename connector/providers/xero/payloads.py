@@ -126,7 +126,9 @@ def reference(draft: DraftInvoice) -> str:
     """The invoice's Reference: the timesheet (or the period) it bills, and the key's marker."""
     meta = draft.metadata
     if meta.get("consolidated"):
-        what = f"Hours {draft.period_start:%Y-%m-%d} to {draft.period_end:%Y-%m-%d}"
+        # A period invoice: its memo's first sentence names the period ("Hours worked <from> to
+        # <to>"); the approval's own dates would name only the first timesheet.
+        what = draft.memo.split(". ", 1)[0].rstrip(".") or "Hours worked"
     else:
         what = f"Timesheet {meta.get('timesheet_id') or draft.key}"
     tail = f" {marker(draft.key)}"

@@ -25,6 +25,10 @@ CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_CACHE_SECONDS = 3600.0
 DEFAULT_ACCOUNT_CODE = "200"  # "Sales" in Xero's default chart of accounts
+# Xero allows 60 calls a minute and 5,000 a day per organisation; a small margin absorbs clock
+# skew between workers and the calls an admin's own tools make.
+DEFAULT_PER_MINUTE = 58
+DEFAULT_PER_DAY = 4900
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -58,6 +62,18 @@ SETTINGS: tuple[Setting, ...] = (
         "reused (a draft costs one call); a refused invoice drops them at once.",
     ),
     Setting(
+        "XERO_REQUESTS_PER_MINUTE",
+        str(DEFAULT_PER_MINUTE),
+        "Calls a minute per Xero organisation, sent evenly and shared by every process (Xero "
+        "allows 60; also 5 at once, always enforced).",
+    ),
+    Setting(
+        "XERO_REQUESTS_PER_DAY",
+        str(DEFAULT_PER_DAY),
+        "Calls a day per Xero organisation (Xero allows 5,000); spent as a burst budget that "
+        "refills evenly.",
+    ),
+    Setting(
         "XERO_WEBHOOK_KEY",
         None,
         "The Xero app's webhook key(s), comma-separated while rotating, for "
@@ -85,6 +101,8 @@ class XeroSettings:
     scopes: str
     read_timeout: float
     cache_seconds: float
+    per_minute: int = DEFAULT_PER_MINUTE
+    per_day: int = DEFAULT_PER_DAY
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -128,4 +146,6 @@ def settings_from_config(config: Mapping[str, Any], *, require_keys: bool = True
         scopes=" ".join(str(config.get("XERO_SCOPES") or DEFAULT_SCOPES).split()),
         read_timeout=_number(config, "XERO_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT),
         cache_seconds=_number(config, "XERO_CACHE_SECONDS", DEFAULT_CACHE_SECONDS),
+        per_minute=max(1, int(_number(config, "XERO_REQUESTS_PER_MINUTE", DEFAULT_PER_MINUTE))),
+        per_day=max(1, int(_number(config, "XERO_REQUESTS_PER_DAY", DEFAULT_PER_DAY))),
     )

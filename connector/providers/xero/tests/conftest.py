@@ -12,7 +12,7 @@ from connector import db
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import CustomerMapping, Workspace
 from connector.providers import build_provider
-from connector.providers.xero.tests.fake_xero import CONFIG, TENANT, FakeXero
+from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def connect_store(workspace_id: int, app: Any, fake: FakeXero, **meta: Any) -> D
     store = DbCredentialStore(workspace_id, "xero", secret_box(app.config))
     store.connect(
         fake.issue_tokens(),
-        account_id=TENANT,
+        account_id=fake.tenant,
         environment=None,
         account_name="Tsi Demo (NZ)",
         meta={"account_code": "200", "short_code": "!tsiFk", **meta},

@@ -33,12 +33,13 @@ CONNECTIONS_URL = "https://api.xero.com/connections"
 AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 CLIENT_ID = "XEROCLIENTID0001"
 CLIENT_SECRET = "xero-client-secret"
-TENANT = "a3c2b1f0-8d6e-4f1a-9b2c-0d1e2f3a4b5c"
-OTHER_TENANT = "b4d3c2e1-9f7a-4b2c-8d3e-1f2a3b4c5d6e"
 
 CONFIG: dict[str, Any] = {
     "XERO_CLIENT_ID": CLIENT_ID,
     "XERO_CLIENT_SECRET": CLIENT_SECRET,
+    # The wire is mocked: no need to space calls a second apart (the limits have their own tests).
+    "XERO_REQUESTS_PER_MINUTE": 600000,
+    "XERO_REQUESTS_PER_DAY": 10**9,
     "XERO_WEBHOOK_KEY": "xero-webhook-key-for-tests",
     "PUBLIC_BASE_URL": "http://invoicer.test",
 }
@@ -85,7 +86,15 @@ class Org:
 
 
 class FakeXero:
-    def __init__(self, *, enforce_limits: bool = False, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        *,
+        enforce_limits: bool = False,
+        clock: Callable[[], float] = time.time,
+        tenant: str | None = None,
+    ):
+        # A tenant of its own per fake: the shared limiter (Redis) outlives one test.
+        self.tenant = tenant or str(uuid.uuid4())
         self.lock = threading.RLock()
         self.clock = clock
         self.orgs: dict[str, Org] = {}
@@ -103,7 +112,7 @@ class FakeXero:
         self.in_flight: dict[str, int] = {}
         self.refreshes = 0
         self.next_number = 1
-        self.add_org(TENANT, "Tsi Demo (NZ)")
+        self.add_org(self.tenant, "Tsi Demo (NZ)")
 
     # -- set-up helpers --------------------------------------------------------------------------
     def add_org(self, tenant_id: str, name: str, **kw: Any) -> Org:
@@ -117,9 +126,10 @@ class FakeXero:
         currency: str | None = None,
         email: str | None = None,
         status: str = "ACTIVE",
-        tenant: str = TENANT,
+        tenant: str | None = None,
     ) -> str:
         contact_id = str(uuid.uuid4())
+        tenant = tenant or self.tenant
         row = {"ContactID": contact_id, "Name": name, "ContactStatus": status, "_tenant": tenant}
         if currency:
             row["DefaultCurrency"] = currency
@@ -128,14 +138,15 @@ class FakeXero:
         self.contacts[contact_id] = row
         return contact_id
 
-    def grant(self, tenants: tuple[str, ...] = (TENANT,), code: str = "code-1") -> str:
+    def grant(self, tenants: tuple[str, ...] = (), code: str = "code-1") -> str:
         """An authorization code for a consent covering these organisations."""
+        tenants = tenants or (self.tenant,)
         self.codes[code] = {"tenants": list(tenants), "connections": {}}
         for tenant in tenants:
             self.codes[code]["connections"][tenant] = str(uuid.uuid4())
         return code
 
-    def issue_tokens(self, tenants: tuple[str, ...] = (TENANT,)) -> dict[str, Any]:
+    def issue_tokens(self, tenants: tuple[str, ...] = ()) -> dict[str, Any]:
         """Tokens as a finished consent leaves them (for tests that start connected)."""
         code = self.grant(tenants, code=f"code-{uuid.uuid4().hex[:6]}")
         _status, _headers, body = self._token(
@@ -161,8 +172,9 @@ class FakeXero:
         self.revoked |= set(self.refresh)
         self.refresh.clear()
 
-    def disconnect_org(self, tenant_id: str = TENANT) -> None:
+    def disconnect_org(self, tenant_id: str | None = None) -> None:
         """The organisation is disconnected from this app in Xero (Settings > Connected apps)."""
+        tenant_id = tenant_id or self.tenant
         for grant in [*self.access.values(), *self.refresh.values()]:
             if tenant_id in grant["tenants"]:
                 grant["tenants"].remove(tenant_id)
@@ -174,7 +186,8 @@ class FakeXero:
             if (method is None or m == method) and p.startswith(prefix)
         ]
 
-    def invoices_of(self, tenant: str = TENANT, *, live: bool = True) -> list[dict[str, Any]]:
+    def invoices_of(self, tenant: str | None = None, *, live: bool = True) -> list[dict[str, Any]]:
+        tenant = tenant or self.tenant
         return [
             row
             for row in self.invoices.values()

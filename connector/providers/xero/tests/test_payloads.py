@@ -71,7 +71,7 @@ def test_a_draft_is_an_accrec_draft_with_one_line_per_planned_line():
 
 def test_a_period_invoice_tags_each_line_with_its_approval():
     body = payloads.build_invoice(draft((line(60, "30"),), consolidated="1"), account_code="200")
-    assert body["Reference"].startswith("Hours 2026-05-04 to 2026-05-10 [tsi ")
+    assert body["Reference"].startswith("Hours worked by Ada Lovelace [tsi ")
     assert payloads.has_marker(body["LineItems"][0]["Description"], "ti-abc123")
     assert not payloads.has_marker(body["LineItems"][0]["Description"], "ti-abc12")
 
