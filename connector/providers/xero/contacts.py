@@ -21,6 +21,7 @@ from connector.providers.xero.client import XeroClient
 from connector.providers.xero.errors import NotFound
 
 MAX_PAGE_SIZE = 1000  # Xero's pageSize cap
+FILL_WAIT_SECONDS = 10.0
 CONTACT_FIELDS = ("ContactID", "Name", "EmailAddress", "DefaultCurrency", "ContactStatus")
 
 
@@ -69,26 +70,41 @@ class XeroContacts:
     def drop_cache(self) -> None:
         self.store.cache_drop()
 
+    def _fill_once(self, name: str, read: Callable[[], dict[str, Any] | None]) -> Any:
+        """The cached value, else read it, one process at a time: workers that miss the cache
+        together (a burst of approvals) wait for the one reading instead of all spending calls
+        of the organisation's 60 a minute on the same read."""
+        cached = self._cached(name)
+        if cached is not None:
+            return cached
+        try:
+            with self.store.lock(f"fill:{name}", timeout=FILL_WAIT_SECONDS):
+                cached = self._cached(name)  # filled while we waited
+                if cached is not None:
+                    return cached
+                value = read()
+        except TimeoutError:  # the filler is slow: read it ourselves
+            value = read()
+        if value is not None:
+            self.store.cache_put(name, value, datetime.fromtimestamp(self._clock(), UTC))
+        return value
+
     # -- the organisation ------------------------------------------------------------------------
     def organisation(self) -> dict[str, Any]:
         rows = self.client.request("GET", "Organisation").get("Organisations") or []
         return dict(rows[0]) if rows else {}
 
     def currencies(self) -> dict[str, Any]:
-        """{"base": the organisation's base currency, "codes": every currency it uses}."""
-        cached = self._cached("currencies")
-        if cached is not None:
-            return cached
-        rows = self.client.request("GET", "Currencies").get("Currencies") or []
-        codes = sorted({str(r.get("Code")).upper() for r in rows if r.get("Code")})
-        base = str(self.store.meta().get("base_currency") or "").upper()
-        if not base:
-            base = str(self.organisation().get("BaseCurrency") or "").upper()
-            if base:
-                self.store.update_meta(base_currency=base)
-        value = {"base": base, "codes": sorted({*codes, base} - {""})}
-        self.store.cache_put("currencies", value)
-        return value
+        """{"base": the organisation's base currency (read at connect), "codes": every currency
+        it uses (``GET /Currencies`` lists the base one too)}."""
+
+        def read() -> dict[str, Any]:
+            rows = self.client.request("GET", "Currencies").get("Currencies") or []
+            codes = {str(r.get("Code")).upper() for r in rows if r.get("Code")}
+            base = str(self.store.meta().get("base_currency") or "").upper()
+            return {"base": base, "codes": sorted(codes | {base} - {""})}
+
+        return self._fill_once("currencies", read)
 
     def check_posting(self, account_code: str | None, item_code: str | None) -> str | None:
         """What is wrong with these codes in this organisation, in plain words (None: fine)."""
@@ -135,18 +151,17 @@ class XeroContacts:
     # -- contacts --------------------------------------------------------------------------------
     def contact_row(self, contact_id: str) -> dict[str, Any] | None:
         """The contact's name, currency and status, cached; None when Xero has no such contact."""
-        name = f"contact:{contact_id}"
-        cached = self._cached(name)
-        if cached is not None:
-            return cached
-        try:
-            rows = self.client.request("GET", f"Contacts/{contact_id}").get("Contacts") or []
-        except NotFound:
-            return None
-        if not rows:
-            return None
-        value = {k: rows[0].get(k) for k in CONTACT_FIELDS if rows[0].get(k) is not None}
-        self.store.cache_put(name, value, datetime.fromtimestamp(self._clock(), UTC))
+
+        def read() -> dict[str, Any] | None:
+            try:
+                rows = self.client.request("GET", f"Contacts/{contact_id}").get("Contacts") or []
+            except NotFound:
+                return None
+            if not rows:
+                return None
+            return {k: rows[0].get(k) for k in CONTACT_FIELDS if rows[0].get(k) is not None}
+
+        value: dict[str, Any] | None = self._fill_once(f"contact:{contact_id}", read)
         return value
 
     def list_customers(

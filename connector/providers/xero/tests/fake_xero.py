@@ -111,6 +111,7 @@ class FakeXero:
         self.window: dict[str, deque[float]] = {}
         self.in_flight: dict[str, int] = {}
         self.refreshes = 0
+        self.throttled = 0  # 429s answered (enforce_limits)
         self.next_number = 1
         self.add_org(self.tenant, "Tsi Demo (NZ)")
 
@@ -317,8 +318,10 @@ class FakeXero:
             window.popleft()
         if len(window) >= 60:
             wait = int(window[0] + 60 - now) + 1
+            self.throttled += 1
             return 429, {"Retry-After": str(wait), "X-Rate-Limit-Problem": "minute"}, ""
         if self.in_flight.get(tenant, 0) >= 5:
+            self.throttled += 1
             return 429, {"Retry-After": "1", "X-Rate-Limit-Problem": "concurrent"}, ""
         window.append(now)
         self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1

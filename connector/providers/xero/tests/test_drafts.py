@@ -89,7 +89,7 @@ def test_one_call_per_draft_once_the_contacts_are_known(
     map_three(workspace, fake)
     approve_three(workspace, post_event)
     first = len(fake.calls)
-    assert first == 3 + 3 + 2  # 3 contacts, currencies + organisation once, 3 invoices
+    assert first == 3 + 1 + 3  # 3 contacts and the currencies, read once; 3 invoices
 
     second = event("timesheet_approved__three_customers", workspace_id="4242")
     second["data"]["timesheet"]["id"] = "ts_second"
