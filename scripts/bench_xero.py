@@ -9,8 +9,8 @@ turns N signed approvals with three customers each into 3N drafts, spending the 
 requests per draft, 429s, duplicates (must be 0) and lost drafts (must be 0).
 
     .venv/bin/python scripts/bench_xero.py                    # SQLite, 40 approvals (120 drafts)
-    .venv/bin/python scripts/bench_xero.py --database-url postgresql+psycopg://postgres@127.0.0.1/x \\
-        --redis-url redis://127.0.0.1:6379/7
+    .venv/bin/python scripts/bench_xero.py \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1/x --redis-url redis://127.0.0.1:6379/7
 
 A PostgreSQL database given with ``--database-url`` is EMPTIED first; the Redis db is flushed.
 """

@@ -13,6 +13,7 @@ from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import CustomerMapping, Workspace
 from connector.providers import build_provider
 from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
+from tests.browser.conftest import live_server, page  # noqa: F401 - the browser fixtures
 
 
 @pytest.fixture

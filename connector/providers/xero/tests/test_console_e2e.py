@@ -5,6 +5,7 @@ the invoice's provider status. Screenshots (1280 and 390 px) in tests/artifacts/
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -19,7 +20,7 @@ from connector.models import Draft, DraftStatus
 from connector.providers.xero.events import sign
 from connector.providers.xero.tests import fake_xero_api
 from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
-from tests.browser.conftest import live_server, page, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.conftest import shot, sign_in
 from tests.consolidation.helpers import approval, set_consolidation, withdrawal
 from tests.helpers import THREE_CUSTOMERS, event
 
@@ -107,12 +108,23 @@ def test_xero_end_to_end_through_the_console(
     # 4. A status webhook: finance approved Globex's invoice in Xero.
     globex = invoices["Globex Corporation"]["InvoiceID"]
     fake_xero_api.approve(fake, globex)
-    body = (
-        '{"events":[{"resourceUrl":"https://api.xero.com/api.xro/2.0/Invoices/%s",'
-        '"resourceId":"%s","eventDateUtc":"2026-05-04T09:15:39.902","eventType":"UPDATE",'
-        '"eventCategory":"INVOICE","tenantId":"%s","tenantType":"ORGANISATION"}],'
-        '"firstEventSequence":9,"lastEventSequence":9,"entropy":"ABCDEFGHIJKLMNOPQRST"}'
-        % (globex, globex, fake.tenant)
+    body = json.dumps(
+        {
+            "events": [
+                {
+                    "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{globex}",
+                    "resourceId": globex,
+                    "eventDateUtc": "2026-05-04T09:15:39.902",
+                    "eventType": "UPDATE",
+                    "eventCategory": "INVOICE",
+                    "tenantId": fake.tenant,
+                    "tenantType": "ORGANISATION",
+                }
+            ],
+            "firstEventSequence": 9,
+            "lastEventSequence": 9,
+            "entropy": "ABCDEFGHIJKLMNOPQRST",
+        }
     ).encode()
     answer = client.post(
         "/webhooks/xero",
