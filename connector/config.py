@@ -7,11 +7,15 @@ so the two cannot drift apart.
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# The provider registry: each provider declares its own environment variables.
+from connector import providers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance"))
@@ -299,12 +303,8 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 def provider_settings() -> tuple[Setting, ...]:
     """The settings a provider declares in its own folder (``ProviderInfo.settings``)."""
-    import importlib
-
-    from connector.providers import PROVIDERS  # the registry; imported when config is read
-
     found: list[Setting] = []
-    for info in PROVIDERS.values():
+    for info in providers.PROVIDERS.values():
         if info.settings:
             found += importlib.import_module(info.settings).SETTINGS
     for setting in found:

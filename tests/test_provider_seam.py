@@ -50,7 +50,7 @@ def test_nothing_outside_a_providers_folder_names_it(name: str):
 
 def test_the_registry_line_is_all_a_folder_provider_needs():
     info = PROVIDERS["xero"]
-    assert info.module == "connector.providers.xero"
+    assert info.module == "connector.providers.xero.provider"
     assert info.web and info.card_template and info.settings and info.signature_header
 
 
@@ -64,15 +64,6 @@ def test_declared_abilities_match_what_the_provider_implements(name: str):
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, AccountingProvider)
     ]
-    if not classes:  # a folder: the class lives in its provider module
-        module = importlib.import_module(f"{PROVIDERS[name].module}.provider")
-        classes = [
-            value
-            for value in vars(module).values()
-            if isinstance(value, type)
-            and issubclass(value, AccountingProvider)
-            and value is not AccountingProvider
-        ]
     cls = next(c for c in classes if c is not AccountingProvider and c.name == name)
     declared = capabilities(name)
     overrides = {

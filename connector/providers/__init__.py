@@ -58,6 +58,8 @@ class ProviderInfo:
     reconnect_url: str = "/workspaces/{workspace_id}/connections/{key}/connect"
     # The header carrying its status events' signature (kept with each stored event).
     signature_header: str | None = None
+    # The blueprint of its connect pages, None when built in.
+    connect_blueprint: str | None = None
     # The module declaring its environment variables (``SETTINGS``: ``connector.config.Setting``).
     settings: str | None = None
 
@@ -107,6 +109,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 quantity_decimals=7,
                 price_decimals=7,
             ),
+            connect_blueprint="quickbooks_connection",
             card_template="admin/cards/quickbooks.html",
             signature_header="intuit-signature",
         ),
@@ -122,6 +125,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 status_events=True,
                 price_decimals=12,
             ),
+            connect_blueprint="stripe_connection",
             card_template="admin/cards/stripe.html",
             reconnect_url="/workspaces/{workspace_id}/connections#stripe-key",
             signature_header="stripe-signature",
@@ -129,7 +133,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo(
             "xero",
             "Xero",
-            "connector.providers.xero",
+            "connector.providers.xero.provider",
             external=True,
             capabilities=Capabilities(
                 draft_state=True,
@@ -139,6 +143,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 quantity_decimals=4,
                 price_decimals=4,
             ),
+            connect_blueprint="xero_connection",
             web="connector.providers.xero.web.setup",
             settings="connector.providers.xero.settings",
             card_template="xero/card.html",

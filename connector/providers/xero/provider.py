@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from connector import ratelimit
 from connector.providers.base import (
     AccountingProvider,
     CreatedDraft,
@@ -30,6 +31,8 @@ from connector.providers.base import (
     InvoiceState,
     NotADraft,
     ProviderStatus,
+    RateLimiter,
+    ReconnectNeeded,
     Rejected,
     RemovalOutcome,
     RetryLater,
@@ -38,7 +41,12 @@ from connector.providers.xero import payloads
 from connector.providers.xero.client import XeroClient
 from connector.providers.xero.contacts import XeroContacts
 from connector.providers.xero.errors import NotFound, says_references_changed
-from connector.providers.xero.settings import DEFAULT_ACCOUNT_CODE, XeroSettings
+from connector.providers.xero.settings import (
+    DEFAULT_ACCOUNT_CODE,
+    XeroConfigError,
+    XeroSettings,
+    settings_from_config,
+)
 from connector.providers.xero.status import (
     EDITABLE_STATUSES,
     decimal_or_none,
@@ -341,3 +349,26 @@ class XeroProvider(XeroContacts, AccountingProvider):
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+
+def create(
+    workspace_id: int,
+    store: CredentialStore,
+    config: Mapping[str, Any],
+    *,
+    limiter: RateLimiter | None = None,
+    draft_records: DraftRecords | None = None,
+) -> XeroProvider:
+    """The Xero provider of a workspace (``build_provider`` calls this)."""
+    tenant_id = store.account_id
+    if not tenant_id:
+        raise ReconnectNeeded("Xero is not connected for this workspace.")
+    try:
+        settings = settings_from_config(config)
+    except XeroConfigError as exc:
+        # A deployment problem, not the admin's connection: jobs wait until it is fixed.
+        raise ReconnectNeeded(f"Xero configuration problem: {exc}") from None
+    client = XeroClient(
+        settings, store, str(tenant_id), limiter=limiter or ratelimit.shared_limiter()
+    )
+    return XeroProvider(workspace_id, store, settings, client, draft_records=draft_records)

@@ -23,7 +23,8 @@ from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
 from connector.providers.base import ProviderError
-from connector.providers.xero import create, oauth
+from connector.providers.xero import oauth
+from connector.providers.xero.provider import create
 from connector.providers.xero.settings import (
     DEFAULT_ACCOUNT_CODE,
     XeroConfigError,
