@@ -50,6 +50,38 @@ def both_widths(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def connect_through_the_console(page: Any, ws: str, fake: FakeXero, other_tenant: str) -> None:
+    """The consent covered two organisations, so the picker asks which one."""
+    page.route("https://login.xero.com/**", consent(fake, (other_tenant, fake.tenant)))
+    page.goto(f"{ws}/connections")
+    sign_in(page, "ada@example.com", "correct horse battery")
+    page.wait_for_url(f"**{ws}/connections")
+    both_widths(page, "connections-before")
+    page.get_by_role("link", name="Connect Xero", exact=True).click()
+    page.wait_for_url(f"**{ws}/connections/xero/organisation")
+    assert page.get_by_role("heading", name="Choose the Xero organisation").is_visible()
+    both_widths(page, "organisation-picker")
+    page.get_by_label("Tsi Demo (NZ)").check()
+    page.get_by_role("button", name="Connect this organisation").click()
+    page.wait_for_url(f"**{ws}/connections")
+    assert "Xero connected: Tsi Demo (NZ)" in page.content()
+    both_widths(page, "connections-connected")
+
+
+def create_customers_from_the_mapping_page(page: Any, ws: str, fake: FakeXero) -> None:
+    for client_id, (name, email) in THREE_CUSTOMERS.items():
+        page.goto(f"{ws}/mappings/client/{client_id}")
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_label("Billing email").fill(email)
+        page.get_by_role("button", name="Create and map").click()
+        page.wait_for_load_state()
+        assert f"Created {name}" in page.content(), page.content()
+    shot(page, "xero-mapped")
+    contacts = {c["Name"]: c for c in fake.contacts.values()}
+    assert set(contacts) == set(EXPECTED)
+    assert {c["DefaultCurrency"] for c in contacts.values()} == {"USD"}
+
+
 def test_xero_end_to_end_through_the_console(
     page: Any,
     live_server: str,
@@ -65,37 +97,12 @@ def test_xero_end_to_end_through_the_console(
     au = fake.add_org("c5e4d3f2-0a8b-4c3d-9e4f-2a3b4c5d6e7f", "Tsi Demo (AU)", base_currency="AUD")
     make_admin(workspace, email="ada@example.com", password="correct horse battery")
     ws = f"/workspaces/{workspace.id}"
-    page.route("https://login.xero.com/**", consent(fake, (au.tenant_id, fake.tenant)))
 
-    # 1. Connect: the consent covered two organisations, so the picker asks which one.
-    page.goto(f"{ws}/connections")
-    sign_in(page, "ada@example.com", "correct horse battery")
-    page.wait_for_url(f"**{ws}/connections")
-    both_widths(page, "connections-before")
-    page.get_by_role("link", name="Connect Xero", exact=True).click()
-    page.wait_for_url(f"**{ws}/connections/xero/organisation")
-    assert page.get_by_role("heading", name="Choose the Xero organisation").is_visible()
-    both_widths(page, "organisation-picker")
-    page.get_by_label("Tsi Demo (NZ)").check()
-    page.get_by_role("button", name="Connect this organisation").click()
-    page.wait_for_url(f"**{ws}/connections")
-    assert "Xero connected: Tsi Demo (NZ)" in page.content()
-    both_widths(page, "connections-connected")
-
+    connect_through_the_console(page, ws, fake, au.tenant_id)
     # 2. A three-customer approval is held (nobody mapped); the customers are created from the
     #    mapping page, each in the currency its rows are priced in.
     assert post_event(workspace, event("timesheet_approved__three_customers")).status_code == 202
-    for client_id, (name, email) in THREE_CUSTOMERS.items():
-        page.goto(f"{ws}/mappings/client/{client_id}")
-        page.get_by_label("Name", exact=True).fill(name)
-        page.get_by_label("Billing email").fill(email)
-        page.get_by_role("button", name="Create and map").click()
-        page.wait_for_load_state()
-        assert f"Created {name}" in page.content(), page.content()
-    shot(page, "xero-mapped")
-    contacts = {c["Name"]: c for c in fake.contacts.values()}
-    assert set(contacts) == set(EXPECTED)
-    assert {c["DefaultCurrency"] for c in contacts.values()} == {"USD"}
+    create_customers_from_the_mapping_page(page, ws, fake)
 
     # 3. Three DRAFT invoices, right to the cent, with the links in the console.
     invoices = {inv["Contact"]["Name"]: inv for inv in fake.invoices_of()}
