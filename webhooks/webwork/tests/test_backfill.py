@@ -71,7 +71,7 @@ def test_dry_run_creates_nothing_anywhere(
         assert s.scalars(select(Job).where(Job.kind == "process_delivery")).first() is None
     assert "DRY RUN" in result.output
     assert "12 approved timesheet(s) found" in result.output
-    assert "drafts would be created: 24; holds: 0" in result.output
+    assert "drafts it would create: 24; holds: 0" in result.output
     assert {q.get("status", [""])[0] for q in webwork.api_calls("timesheets")} == {"approved"}
 
 

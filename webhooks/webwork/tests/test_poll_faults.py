@@ -151,26 +151,25 @@ def test_429_storm_in_the_poll_job_schedules_the_next_poll_after_retry_after(
         assert nxt.next_attempt_at >= utcnow() + timedelta(seconds=590)
 
 
-def test_revoked_token_holds_the_poll_until_reconnected(
+def test_revoked_token_holds_until_reconnected_by_hand(
     admin_client: Any, workspace: Any, webwork: Any, connected: str, mapped: Any
 ) -> None:
     webwork.add_timesheet("ts-1", ADA, "2026-11-02", "2026-11-08", week_rows())
     webwork.tokens.pop(connected)  # revoked in WebWork
     job_id = due_poll_job(workspace.id)
-    assert worker.run_job(job_id) == JobState.WAITING
+    assert worker.run_job(job_id) == JobState.DONE  # held; the next poll job re-checks
     assert conn.store_for(workspace.id).connection().status == ConnectionStatus.RECONNECT_NEEDED
     html = admin_client.get(f"/workspaces/{workspace.id}/connections").get_data(as_text=True)
     assert "Reconnect WebWork" in html and "personal access token" in html
     with pytest.raises(ReconnectRequired):
         poll_workspace(workspace.id)
-    # A new token: the waiting poll resumes and the approval is billed, once.
+    # A new token: the scheduled poll is due now and bills the approval, once.
     token = webwork.add_token("501")
     page = f"/workspaces/{workspace.id}/connections"
     admin_client.post(
-        f"{page}/webwork/token", data={"token": token, "csrf_token": csrf_token(admin_client, page)}
+        f"{page}/webwork/token", data={"csrf_token": csrf_token(admin_client, page), "token": token}
     )
-    with db.new_session() as s:  # resumed (and run inline: the test queue is immediate)
-        assert s.get(Job, job_id).state == JobState.DONE
+    assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
     assert drafted_timesheets() == {"ts-1"}
     assert len(deliveries()) == 1
 
@@ -192,35 +191,21 @@ def test_two_pollers_racing_past_the_lock_still_deliver_once(
     workspace: Any, webwork: Any, connected: str, mapped: Any
 ) -> None:
     """Even if two pollers both decided a change is new, the database keeps one delivery."""
-    from webhooks.webwork import poller
+    from webhooks.webwork.poll_memory import Change, record
 
     add_many(webwork, 1)
-    ctx = poller._Context(
-        workspace.id, "4242", True, poller.Catalog(), False, poller.PollReport(), utcnow()
-    )
-    raw = webwork.get("ts-000")
-    body = b"{}"
-    first = poller._record(
-        ctx,
-        raw,
-        timesheet_id="ts-000",
-        status="approved",
-        digest="h1",
-        change="approval",
-        body=body,
-    )
+    change = Change("approval", b"{}")
+
+    def deliver() -> tuple[int | None, int | None]:
+        return record(
+            workspace.id, "ts-000", status="approved", digest="h1", now=utcnow(), change=change
+        )
+
+    first = deliver()
     with db.session_scope() as s:  # the second poller's view: it has not seen the first's row
         s.query(TrackerTimesheetSeen).update({"transitions": 0})
-    second = poller._record(
-        ctx,
-        raw,
-        timesheet_id="ts-000",
-        status="approved",
-        digest="h1",
-        change="approval",
-        body=body,
-    )
-    assert first is not None and second is None
+    second = deliver()
+    assert first[1] is not None and second == (None, None)
     assert len(deliveries()) == 1
 
 
