@@ -22,7 +22,7 @@ class Catalog:
     rates_visible: bool = True
     synced_at: str | None = None
     # Ids ("project:101", "contract:5001") a refresh looked for and WebWork did not list: no
-    # further refresh is spent on them until a regular refresh or a manual one.
+    # further refresh is spent on them (regular refreshes keep looking).
     missing: set[str] = field(default_factory=set)
     # Only in memory (the stored copy is the TrackerRate table): a dry run prices with these.
     rates: list[TrackerRate] = field(default_factory=list)

@@ -78,7 +78,7 @@ def recheck(workspace_id: int, **client_kwargs: Any) -> bool:
     except WebWorkError as exc:
         store.update_meta(last_check_at=utcnow().isoformat(), last_check_error=exc.message)
         return False
-    wanted = store.account_id()
+    wanted = store.account_id
     if wanted and not any(str(w.get("id")) == str(wanted) for w in workspaces):
         store.update_meta(
             last_check_at=utcnow().isoformat(),

@@ -8,16 +8,20 @@ it on a slow schedule (``connection_health``) until it works again or is removed
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from connector import worker
+from connector.jobs import LeaseLost
 from connector.models import ConnectionStatus, Job
 from webhooks.webwork.client import Forbidden, ReconnectRequired, Unavailable, WebWorkError
 from webhooks.webwork.connection import WAIT_RECONNECT, store_for
 from webhooks.webwork.connection_health import RECHECK_SECONDS, hold, recheck
 from webhooks.webwork.poller import Disconnected, PollBusy, poll_workspace
 from webhooks.webwork.polls import schedule_poll
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 300.0
 
@@ -33,7 +37,20 @@ def poll_job(job: Job, config: Mapping[str, Any]) -> None:
     row = store.connection()
     if row is None or row.status == ConnectionStatus.DISCONNECTED:
         return  # removed: nothing to poll, nothing to wait for
-    if row.status == ConnectionStatus.RECONNECT_NEEDED and not recheck(workspace_id):
+    try:
+        _poll_or_recheck(workspace_id, row.status, config)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        # A bug must not end polling: it is logged, shown, and the next poll is scheduled.
+        log.exception("WebWork poll of workspace %s crashed", workspace_id)
+        store.update_meta(last_error=f"The poll failed unexpectedly ({type(exc).__name__}).")
+        schedule_poll(workspace_id)
+
+
+def _poll_or_recheck(workspace_id: int, status: str, config: Mapping[str, Any]) -> None:
+    store = store_for(workspace_id)
+    if status == ConnectionStatus.RECONNECT_NEEDED and not recheck(workspace_id):
         schedule_poll(workspace_id, delay_seconds=RECHECK_SECONDS)
         return
     delay: float | None = None

@@ -37,8 +37,6 @@ from webhooks.webwork.names import person_name
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 3600.0
-# A catalog read this recently is not read again for an id it lacks (the id is then missing).
-MIN_REFRESH_SECONDS = 60.0
 
 RATES_NOT_VISIBLE = (
     "Rates are not visible to the connected WebWork user, so WebWork's contract and project "
@@ -328,7 +326,8 @@ def catalog_for(
     cached = cached_catalog(workspace_id)
     if cached is not None and not force and _age_seconds(cached) < _refresh_seconds():
         return cached
-    return sync_catalog(workspace_id, client)
+    # Ids still missing stay remembered: no extra refresh is spent on them until WebWork lists them.
+    return sync_catalog(workspace_id, client, missing=cached.missing if cached else ())
 
 
 def refresh_for_unknown(
@@ -348,7 +347,7 @@ def refresh_for_unknown(
     for another's refresh uses its result. Each refresh is a few requests within the user's
     budget; ids still missing afterwards are remembered and cost no further refresh."""
     wanted = catalog.worth_refreshing(projects, contracts)
-    if not wanted or _age_seconds(catalog) < MIN_REFRESH_SECONDS:
+    if not wanted:
         return catalog
     if not persist:  # a dry run: read, remember in memory only
         fresh = sync_catalog(workspace_id, client, persist=False, missing=catalog.missing | wanted)
@@ -357,7 +356,7 @@ def refresh_for_unknown(
         with advisory_lock(f"webwork-catalog:{workspace_id}", ttl=120.0, timeout=60.0):
             latest = cached_catalog(workspace_id) or catalog
             wanted = latest.worth_refreshing(projects, contracts)
-            if not wanted or _age_seconds(latest) < MIN_REFRESH_SECONDS:
+            if not wanted:
                 return latest  # refreshed meanwhile by another process
             log.info(
                 "WebWork catalog of workspace %s refreshed for %s", workspace_id, sorted(wanted)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector import db
 from connector.models import (
@@ -70,6 +70,15 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
 
     report = poll_workspace(workspace.id)
     assert (report.timesheets, report.new_approvals, report.withdrawals) == (3, 2, 0)
+    # One read per approval: the list page carried the rows; nothing was read one by one.
+    assert [q for q in webwork.api_calls("timesheets") if "id" in q] == []
+    assert [path for (_, path, _) in webwork.calls] == [
+        "workspaces",  # connecting
+        "projects",
+        "project-viewers",
+        "contracts",
+        "timesheets",
+    ]
     # Grace: 60 min at her contract's 27.50/h + 90 min of Mobile App at its project rate 80/h.
     assert live_drafts(workspace.id, "grace-1") == {
         "Globex Corporation": (DraftStatus.DRAFTED, Decimal("147.50")),
@@ -99,6 +108,7 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
         "data": {"workspace_id": "4242", "timesheet": {"id": ts_id}},
     }
     assert post_event(workspace, thin).status_code == 202
+    assert len([q for q in webwork.api_calls("timesheets") if "id" in q]) == 1  # filled
     # A full webhook carrying WebWork's own rows (no clients, no billable flags): the rows are
     # re-read from WebWork, so the content revision is the same and nothing new is billed.
     raw = webwork.get(ts_id)
@@ -176,3 +186,25 @@ def test_admin_rate_of_the_same_scope_and_day_wins_over_webwork(
         DraftStatus.DRAFTED,
         Decimal("1000.00"),
     )
+
+
+def test_a_big_poll_costs_pages_and_catalog_only(
+    workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    webwork.page_cap = 20
+    for i in range(50):
+        webwork.add_timesheet(
+            f"ts-{i:03d}",
+            GRACE,
+            "2026-11-02",
+            "2026-11-08",
+            {"2026-11-02": [(101, "Website", 5003, 60)]},
+        )
+    webwork.calls.clear()
+    report = poll_workspace(workspace.id)
+    assert report.new_approvals == 50 and report.pages == 3
+    assert len(webwork.calls) == 3 + 3  # 3 pages + projects, viewers, contracts
+    with db.new_session() as s:
+        assert (
+            s.scalar(select(func.count(Draft.id)).where(Draft.status == DraftStatus.DRAFTED)) == 50
+        )
