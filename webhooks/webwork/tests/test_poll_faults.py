@@ -320,3 +320,71 @@ def test_two_workspaces_connected_by_one_person_share_the_limiter(
     poll_workspace(first.id)
     poll_workspace(second.id)
     assert {bucket for bucket, _ in limiter.calls} == {"webwork:user-501"}
+
+
+def live_totals() -> dict[str, list[str]]:
+    """Timesheet id -> its live drafts' totals (drafted, current revision), sorted."""
+    with db.new_session() as s:
+        rows = s.execute(
+            select(Timesheet.timesheet_id, Draft.total)
+            .join(
+                Draft, (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision)
+            )
+            .where(Draft.status == DraftStatus.DRAFTED, Timesheet.status == "approved")
+        ).all()
+    found: dict[str, list[str]] = {}
+    for ts_id, total in rows:
+        found.setdefault(ts_id, []).append(str(total))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def test_faults_on_consecutive_polls_while_webwork_changes_everything_is_billed_after(
+    workspace: Any, webwork: Any, connected: str, mapped: Any, limiter: Any
+) -> None:
+    """A transient 401, a 429, a 5xx and a timeout land on consecutive polls while, in
+    WebWork, one approval is edited and re-approved, a new one arrives and another is
+    withdrawn: every change is billed within two poll intervals after the faults end."""
+    webwork.add_timesheet("edited", ADA, "2026-11-02", "2026-11-08", week_rows())
+    webwork.add_timesheet("withdrawn", GRACE, "2026-11-02", "2026-11-08", small_rows(60))
+    assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
+    assert live_totals() == {"edited": ["292.92", "966.67"], "withdrawn": ["27.50"]}
+
+    # In WebWork, while the faults land: edited and re-approved, a new one, one taken back.
+    def edit() -> None:
+        rows = week_rows()
+        rows["2026-11-05"] = [(201, "Data Pipeline", 5002, 65)]
+        webwork.set_rows(webwork.get("edited"), rows)
+
+    def arrive() -> None:
+        webwork.add_timesheet("new", GRACE, "2026-11-02", "2026-11-08", small_rows(120))
+
+    def withdraw() -> None:
+        webwork.get("withdrawn")["status"] = "submitted"
+
+    polls = [
+        (edit, [status(401)]),  # transient: the same token works a moment later
+        (arrive, [status(429, {"Retry-After": "600"})]),  # longer than a poll waits in line
+        (withdraw, [status(503)] * 5),  # every attempt of one request
+        (None, [TIMEOUT] * 5),
+    ]
+    for change, burst in polls:
+        if change is not None:
+            change()
+        webwork.fail_next(*burst)
+        assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE  # never parked
+        assert conn.store_for(workspace.id).connection().status == ConnectionStatus.CONNECTED
+    # The transient 401 did not stop the poll it hit: the edit is billed already.
+    assert live_totals()["edited"] == ["197.92", "966.67"]
+    assert ("webwork:user-501", 600.0) in limiter.pauses  # the 429 paused the user's budget
+
+    # The faults end: within two poll intervals every change is billed.
+    expected = {"edited": ["197.92", "966.67"], "new": ["55.00"]}
+    for _ in range(2):
+        if live_totals() == expected:
+            break
+        assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
+    assert live_totals() == expected
+    with db.new_session() as s:
+        withdrawn = s.scalars(select(Timesheet).where(Timesheet.timesheet_id == "withdrawn")).one()
+        assert {d.status for d in withdrawn.drafts} == {DraftStatus.VOIDED}
+    assert [d.status for d in deliveries()].count(DeliveryStatus.PROCESSED) == len(deliveries())
