@@ -293,3 +293,59 @@ class NoLimiter:
 
     def pause(self, bucket: str, seconds: float) -> None:
         self.pauses.append((bucket, seconds))
+
+
+# -- over HTTP (the benchmark: its worker processes cannot see a responses mock) ---------------
+class _HttpRequest:
+    def __init__(self, url: str, headers: Any, body: bytes):
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+
+def serve(fake: FakeWebWork, host: str = "127.0.0.1", port: int = 0) -> Any:
+    """Serve ``fake`` at ``http://host:port/api/v2`` and ``/oauth/token`` in a daemon thread;
+    returns the server (``server_address``, ``shutdown()``). ``fake`` is then reached at the
+    address returned by :func:`served_api`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock = threading.Lock()  # the fake's state is not thread-safe: one request at a time
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            # The fake matches its own (https://webwork.test) addresses.
+            path = self.path.replace("/api/v2", urlsplit(API).path, 1)
+            request = _HttpRequest(f"https://webwork.test{path}", self.headers, body)
+            with lock:
+                if method == "POST":
+                    code, headers, text = fake._token(request)
+                else:
+                    code, headers, text = fake._api(request)
+            data = text.encode()
+            self.send_response(code)
+            for name, value in {**headers, "Content-Type": "application/json"}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self._answer("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._answer("POST")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="fake-webwork", daemon=True).start()
+    return server
+
+
+def served_api(server: Any) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/api/v2"
