@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,27 +102,24 @@ def start_worker(env: dict[str, str], threads: int, log: Path) -> subprocess.Pop
     )
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    from sqlalchemy import func, select
+def setup(args: argparse.Namespace, tmp: Path):  # type: ignore[no-untyped-def]
+    """The fake WebWork served, the database migrated, a workspace mapped and connected.
 
+    Returns (app, workspace id, fake, server, the worker's environment)."""
     from connector import create_app, db
     from connector.connections.store import secret_box
-    from connector.models import Draft, DraftStatus
     from connector.workspaces import create_workspace
     from tests.helpers import map_clients_locally
-    from webhooks.webwork.backfill import backfill, drafting
     from webhooks.webwork.connection import connect_with_token
     from webhooks.webwork.polls import cancel_polls
     from webhooks.webwork.tests.fake import serve, served_api
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-webwork-"))
     database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-    queue_url = args.redis_url or f"sqlite:///{tmp}/queue.db"
     fake = fake_webwork(args.timesheets, args.page_size)
     server = serve(fake, port=args.port)
     config = {
         "DATABASE_URL": database_url,
-        "QUEUE_URL": queue_url,
+        "QUEUE_URL": args.redis_url or f"sqlite:///{tmp}/queue.db",
         "WORKER_IMMEDIATE": "false",
         "WEBWORK_API_BASE_URL": served_api(server),
         "WEBWORK_POLL_SECONDS": "0",  # only the backfill polls: its requests are the ones counted
@@ -152,6 +150,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         map_clients_locally(ws_id, {"9001": ("Globex Corporation", "ap@globex.example")})
         connect_with_token(ws_id, "4242", fake.add_token("501"), connected_by="bench")
         cancel_polls(ws_id)  # the connect's first poll: not part of the measurement
+    return app, ws_id, fake, server, env
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from connector import db
+    from connector.models import Draft, DraftStatus
+    from webhooks.webwork.backfill import backfill, drafting
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-webwork-"))
+    app, ws_id, fake, server, env = setup(args, tmp)
     worker = start_worker(env, args.threads, tmp / "worker.log")
     time.sleep(2.0)  # the consumer starts its job poller
     load_before = os.getloadavg()
@@ -176,36 +186,30 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 time.sleep(2.0)
             drafted_in = time.perf_counter() - started
             with db.new_session() as s:
-                drafts = int(
-                    s.scalar(
-                        select(func.count(Draft.id)).where(Draft.status == DraftStatus.DRAFTED)
-                    )
-                    or 0
-                )
+                drafted = select(func.count(Draft.id)).where(Draft.status == DraftStatus.DRAFTED)
+                drafts = int(s.scalar(drafted) or 0)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
         server.shutdown()
-    load_after = os.getloadavg()
-    calls = fake.calls[calls_before:]
     kinds = Counter(
         "timesheets (one by id)" if path == "timesheets" and "id" in query else path
-        for (_, path, query) in calls
+        for (_, path, query) in fake.calls[calls_before:]
     )
     return {
         "found": report.poll.approved,
         "recorded": len(report.poll.delivery_ids),
         "pages": report.poll.pages,
-        "requests": len(calls),
+        "requests": sum(kinds.values()),
         "per_approval_reads": kinds.get("timesheets (one by id)", 0),
-        "kinds": dict(kinds),  # type: ignore[dict-item]
+        "kinds": dict(kinds),
         "listed_s": listed,
         "drafted_s": drafted_in,
         "drafts": drafts,
         "finished": state.finished,
         "per_minute": drafts / drafted_in * 60 if drafted_in else 0.0,
         "load_before": load_before[0],
-        "load_after": load_after[0],
+        "load_after": os.getloadavg()[0],
     }
 
 

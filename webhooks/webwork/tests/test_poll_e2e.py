@@ -47,10 +47,12 @@ def all_drafts(workspace_id: int) -> list[tuple[str | None, str, Decimal | None]
         ]
 
 
-def test_approve_unapprove_edit_reapprove_and_webhook(
-    workspace: Any, webwork: Any, connected: str, mapped: Any, post_event: Any
-) -> None:
-    ts_id = "tS+a/b==Q1"  # opaque ids may hold +, / and =
+TS_ID = "tS+a/b==Q1"  # opaque ids may hold +, / and =
+
+
+def _approve_two(workspace: Any, webwork: Any) -> str:
+    """Ada's and Grace's approvals (and an open sheet) polled once: drafts to the cent."""
+    ts_id = TS_ID
     webwork.add_timesheet(ts_id, ADA, "2026-11-02", "2026-11-08", week_rows())
     webwork.add_timesheet(
         "grace-1",
@@ -100,7 +102,13 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     # The id went to WebWork whole (percent-encoded on the wire, decoded by the fake).
     assert poll_workspace(workspace.id).new_approvals == 0  # nothing new: nothing billed twice
     assert len(all_drafts(workspace.id)) == 3
+    return ts_id
 
+
+def test_a_webhook_for_a_polled_approval_bills_nothing_new(
+    workspace: Any, webwork: Any, connected: str, mapped: Any, post_event: Any
+) -> None:
+    ts_id = _approve_two(workspace, webwork)
     # A (thin) webhook for the same approval: filled from WebWork, same revision, nothing new.
     thin = {
         "type": "timesheet.approved",
@@ -127,6 +135,11 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     assert len(all_drafts(workspace.id)) == 3
     assert {status for (_, status, _) in all_drafts(workspace.id)} == {DraftStatus.DRAFTED}
 
+
+def test_unapprove_edit_and_reapprove_in_webwork(
+    workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    ts_id = _approve_two(workspace, webwork)
     # Taken back in WebWork: the poll withdraws the drafts.
     webwork.get(ts_id)["status"] = "submitted"
     assert poll_workspace(workspace.id).withdrawals == 1
