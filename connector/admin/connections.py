@@ -155,6 +155,7 @@ def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, An
         "status": tracker_status(workspace_id),
         "kind": meta.get("kind"),
         "masked_key": meta.get("masked_key"),
+        "workspace_name": meta.get("webwork_workspace_name"),
         "timesheets_seen": meta.get("timesheets_seen"),
         "rates_visible": meta.get("rates_visible"),
         # Held by WebWork's refusal: since when, why, and the last automatic re-check.
