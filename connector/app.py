@@ -27,16 +27,10 @@ from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
 from connector.config import INSTANCE_DIR, check_production, load_config
-from connector.connections.quickbooks import bp as quickbooks_bp
-from connector.connections.stripe import bp as stripe_bp
 from connector.problems import Problem, problem_response
 from connector.providers import PROVIDERS
 from connector.throttle import LoginThrottle, make_storage
-from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
-from webhooks.quickbooks.setup import setup as setup_quickbooks_events
 from webhooks.receiver import bp as webhooks_bp
-from webhooks.stripe.receiver import bp as stripe_webhooks_bp
-from webhooks.stripe.setup import setup as setup_stripe_events
 from webhooks.webwork.setup import setup as setup_webwork
 
 __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
@@ -84,26 +78,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(observability.bp)
     app.register_blueprint(webhooks_bp)
-    app.register_blueprint(stripe_webhooks_bp)
-    app.register_blueprint(quickbooks_webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(mappings_bp)
-    app.register_blueprint(quickbooks_bp)
-    app.register_blueprint(stripe_bp)
     # Machine-to-machine routes authenticate by signature or bearer token, not cookies.
     csrf.exempt(webhooks_bp)
-    csrf.exempt(stripe_webhooks_bp)
-    csrf.exempt(quickbooks_webhooks_bp)
     csrf.exempt(api_bp)
 
     register_cli(app)
     # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
     setup_webwork(app)
-    # Provider status events: how the core reads which invoices a stored event names.
-    setup_stripe_events()
-    setup_quickbooks_events()
-    # Providers that own their web pieces (connect pages, status receiver) plug themselves in.
+    # Each provider plugs in its connect pages, its status-event receiver and how the core reads
+    # which invoices a stored event names: one registry line each (connector/providers).
     for info in PROVIDERS.values():
         if info.web:
             importlib.import_module(info.web).setup(app, csrf)

@@ -36,9 +36,6 @@ PUBLIC_ENDPOINTS = set(
         "health.healthz",
         "health.readyz",
         "webhooks.receive",
-        "stripe_webhooks.receive",  # authenticated by Stripe-Signature
-        "stripe_webhooks.receive_for_workspace",  # authenticated by Stripe-Signature
-        "quickbooks_webhooks.receive",  # authenticated by intuit-signature
         "api.openapi",
         "admin.login",
         "metrics.metrics",  # its own bearer token (METRICS_TOKEN); 404 when none is set

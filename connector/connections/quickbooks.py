@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import update
 
-from connector import db, pipeline
+from connector import auth, db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections import oauth_state
@@ -22,6 +22,8 @@ from connector.models import Connection, Workspace
 from connector.providers import quickbooks
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
+from webhooks.quickbooks import receiver
+from webhooks.quickbooks.setup import setup as setup_events
 
 bp = Blueprint("quickbooks_connection", __name__)
 
@@ -186,3 +188,14 @@ def disconnect(workspace_id: int) -> Any:
             "warning",
         )
     return redirect(_connections_url(workspace.id))
+
+
+def setup(app: Flask, csrf: Any) -> None:
+    """Plug QuickBooks into the web app (called through the provider registry by the app factory):
+    its connect pages, its status-event receiver (authenticated by intuit-signature, not by a
+    session) and how the core reads which invoices a stored event names."""
+    app.register_blueprint(bp)
+    app.register_blueprint(receiver.bp)
+    csrf.exempt(receiver.bp)
+    auth.allow_public("quickbooks_webhooks.receive")
+    setup_events()

@@ -18,9 +18,9 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, request
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, request
 
-from connector import db, pipeline
+from connector import auth, db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections import oauth_state
@@ -33,6 +33,8 @@ from connector.providers.stripe_connect import (
     META_WEBHOOK_SECRET_HINT,
     NEEDED_PERMISSIONS,
 )
+from webhooks.stripe import receiver
+from webhooks.stripe.setup import setup as setup_events
 
 bp = Blueprint("stripe_connection", __name__)
 
@@ -250,3 +252,15 @@ def disconnect(workspace_id: int) -> Any:
     store.disconnect()
     flash("Stripe disconnected.", "success")
     return redirect(_connections_url(workspace_id))
+
+
+def setup(app: Flask, csrf: Any) -> None:
+    """Plug Stripe into the web app (called through the provider registry by the app factory):
+    its connect pages, its status-event receiver (authenticated by Stripe-Signature, not by a
+    session) and how the core reads which invoices a stored event names."""
+    app.register_blueprint(bp)
+    app.register_blueprint(receiver.bp)
+    csrf.exempt(receiver.bp)
+    auth.allow_public("stripe_webhooks.receive")
+    auth.allow_public("stripe_webhooks.receive_for_workspace")
+    setup_events()
