@@ -19,8 +19,19 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from connector import db, health, observability, pipeline, ratelimit, security, status_sync, worker
+from connector import (
+    auth,
+    db,
+    health,
+    observability,
+    pipeline,
+    ratelimit,
+    security,
+    status_sync,
+    worker,
+)
 from connector.admin import bp as admin_bp
+from connector.admin import connections as admin_connections
 from connector.admin.errors import MAX_URL_CHARS, error_page
 from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
@@ -28,8 +39,9 @@ from connector.auth import login_manager
 from connector.cli import register_cli
 from connector.config import INSTANCE_DIR, check_production, load_config
 from connector.problems import Problem, problem_response
-from connector.providers import PROVIDERS
+from connector.providers import PROVIDERS, declared_settings, web_kit
 from connector.throttle import LoginThrottle, make_storage
+from webhooks import provider_receiver
 from webhooks.receiver import bp as webhooks_bp
 from webhooks.webwork.setup import setup as setup_webwork
 
@@ -39,7 +51,7 @@ csrf = CSRFProtect()
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    config = load_config()
+    config = load_config(extra=declared_settings())
     if overrides:
         config.update(overrides)
     check_production(config)
@@ -90,9 +102,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     setup_webwork(app)
     # Each provider plugs in its connect pages, its status-event receiver and how the core reads
     # which invoices a stored event names: one registry line each (connector/providers).
+    kit = provider_web_kit()
+    web_kit.install(app, kit)
     for info in PROVIDERS.values():
         if info.web:
-            importlib.import_module(info.web).setup(app, csrf)
+            importlib.import_module(info.web).setup(app, kit)
     _register_error_handlers(app)
 
     @app.teardown_appcontext
@@ -100,6 +114,24 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         db.session.remove()
 
     return app
+
+
+def provider_web_kit() -> web_kit.WebKit:
+    """What a provider's web pieces get from the app instead of importing it (see web_kit)."""
+    return web_kit.WebKit(
+        csrf=csrf,
+        allow_public=auth.allow_public,
+        register_event_reader=status_sync.register_event_reader,
+        register_openapi=provider_receiver.register_openapi,
+        confirm_disconnect=admin_connections.confirm_disconnect,
+        return_after_connect=admin_connections.return_after_connect,
+        # Looked up when called, so a test (or a later re-wiring) replaces it in one place.
+        connection_restored=lambda workspace_id: pipeline.on_connection_restored(workspace_id),
+        connected_workspaces=provider_receiver.connected_workspaces,
+        accept_event=provider_receiver.accept,
+        configured_secrets=provider_receiver.configured_secrets,
+        malformed=provider_receiver.malformed,
+    )
 
 
 def _wants_problem_json() -> bool:

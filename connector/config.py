@@ -7,15 +7,11 @@ so the two cannot drift apart.
 from __future__ import annotations
 
 import base64
-import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-# The provider registry: each provider declares its own environment variables.
-from connector import providers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", PROJECT_ROOT / "instance"))
@@ -303,21 +299,10 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-def provider_settings() -> tuple[Setting, ...]:
-    """The settings a provider declares in its own folder (``ProviderInfo.settings``)."""
-    found: list[Setting] = []
-    for info in providers.PROVIDERS.values():
-        if info.settings:
-            found += importlib.import_module(info.settings).SETTINGS
-    for setting in found:
-        _BY_NAME.setdefault(setting.name, setting)
-    return tuple(found)
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
+def _get(env: Mapping[str, str], name: str, setting: Setting | None = None) -> str | None:
     value = env.get(name)
     if value is None or value == "":
-        return _BY_NAME[name].default
+        return (setting or _BY_NAME[name]).default
     return value
 
 
@@ -333,8 +318,13 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read the environment into a flat dict usable as Flask config and by the worker."""
+def load_config(
+    env: Mapping[str, str] | None = None, extra: Sequence[Setting] = ()
+) -> dict[str, Any]:
+    """Read the environment into a flat dict usable as Flask config and by the worker.
+
+    ``extra``: settings declared elsewhere (each provider declares its own; the composition root
+    passes them, so this module needs no registry)."""
     env = os.environ if env is None else env
     queue_url = env.get("QUEUE_URL") or env.get("REDIS_URL") or _get(env, "QUEUE_URL")
     config: dict[str, Any] = {
@@ -382,8 +372,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "METRICS_HOST": _get(env, "METRICS_HOST"),
         "METRICS_PORT": int(str(_get(env, "METRICS_PORT"))),
     }
-    for setting in provider_settings():
-        config[setting.name] = _get(env, setting.name)
+    for setting in extra:
+        config[setting.name] = _get(env, setting.name, setting)
     # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
     # variable under the provider prefixes untouched.
     for name, value in env.items():
@@ -454,9 +444,9 @@ def check_production(config: Mapping[str, Any]) -> None:
         )
 
 
-def settings_table_markdown() -> str:
+def settings_table_markdown(extra: Sequence[Setting] = ()) -> str:
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for s in (*SETTINGS, *provider_settings()):
+    for s in (*SETTINGS, *extra):
         default = "(none)" if s.default is None else f"`{s.default}`"
         if s.name in {"DATABASE_URL", "QUEUE_URL"}:
             default = default.replace(str(INSTANCE_DIR), "instance")

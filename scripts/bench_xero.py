@@ -1,6 +1,6 @@
 """Benchmark: drafts per minute for ONE Xero organisation, from approval to DRAFT invoice.
 
-Not a test: it prints figures. The fake Xero of the tests (``connector/providers/xero/tests/
+Not a test: it prints figures. The fake Xero of the tests (``tests/providers/xero/
 fake_xero.py``) serves HTTP on 127.0.0.1 in this process, answers after ``--latency`` seconds,
 and enforces Xero's limits per organisation: 60 calls in any minute and 5 at once, else 429 with
 Retry-After. The real worker (``huey_consumer connector.worker.huey``, ``--threads`` threads)
@@ -153,9 +153,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     from connector import db
     from connector.models import Draft
-    from connector.providers.xero.tests.fake_xero import FakeXero
     from tests.app_fixtures import signed_headers
     from tests.helpers import event
+    from tests.providers.xero.fake_xero import FakeXero
 
     fake = FakeXero(enforce_limits=True)
     server = serve(fake, args.port, args.latency)

@@ -22,6 +22,7 @@ from connector.models import Connection, Workspace
 from connector.providers import quickbooks
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
+from connector.providers.web_kit import WebKit
 from webhooks.quickbooks import receiver
 from webhooks.quickbooks.setup import setup as setup_events
 
@@ -190,12 +191,12 @@ def disconnect(workspace_id: int) -> Any:
     return redirect(_connections_url(workspace.id))
 
 
-def setup(app: Flask, csrf: Any) -> None:
+def setup(app: Flask, kit: WebKit) -> None:
     """Plug QuickBooks into the web app (called through the provider registry by the app factory):
     its connect pages, its status-event receiver (authenticated by intuit-signature, not by a
     session) and how the core reads which invoices a stored event names."""
     app.register_blueprint(bp)
     app.register_blueprint(receiver.bp)
-    csrf.exempt(receiver.bp)
+    kit.csrf.exempt(receiver.bp)
     auth.allow_public("quickbooks_webhooks.receive")
     setup_events()

@@ -33,6 +33,7 @@ from connector.providers.stripe_connect import (
     META_WEBHOOK_SECRET_HINT,
     NEEDED_PERMISSIONS,
 )
+from connector.providers.web_kit import WebKit
 from webhooks.stripe import receiver
 from webhooks.stripe.setup import setup as setup_events
 
@@ -254,13 +255,13 @@ def disconnect(workspace_id: int) -> Any:
     return redirect(_connections_url(workspace_id))
 
 
-def setup(app: Flask, csrf: Any) -> None:
+def setup(app: Flask, kit: WebKit) -> None:
     """Plug Stripe into the web app (called through the provider registry by the app factory):
     its connect pages, its status-event receiver (authenticated by Stripe-Signature, not by a
     session) and how the core reads which invoices a stored event names."""
     app.register_blueprint(bp)
     app.register_blueprint(receiver.bp)
-    csrf.exempt(receiver.bp)
+    kit.csrf.exempt(receiver.bp)
     auth.allow_public("stripe_webhooks.receive")
     auth.allow_public("stripe_webhooks.receive_for_workspace")
     setup_events()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector import draft_records as recorded_drafts
+from connector.config import Setting
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.providers.base import AccountingProvider, DraftRecords, ReconnectNeeded
 
@@ -156,6 +157,15 @@ PROVIDERS: dict[str, ProviderInfo] = {
 PROVIDER_NAMES: tuple[str, ...] = tuple(PROVIDERS)
 DISPLAY_NAMES: dict[str, str] = {key: info.display_name for key, info in PROVIDERS.items()}
 EXTERNAL_PROVIDERS: tuple[str, ...] = tuple(k for k, info in PROVIDERS.items() if info.external)
+
+
+def declared_settings() -> tuple[Setting, ...]:
+    """The environment variables the providers declare in their own folders (``settings``)."""
+    found: list[Setting] = []
+    for info in PROVIDERS.values():
+        if info.settings:
+            found += importlib.import_module(info.settings).SETTINGS
+    return tuple(found)
 
 
 def capabilities(provider: str) -> Capabilities:

@@ -13,8 +13,14 @@ The folder, by what each file holds:
 * ``status.py``: Xero's invoice statuses as ours
 * ``provider.py``: the :class:`~connector.providers.base.AccountingProvider` itself and
   ``create`` (what the registry line points at)
-* ``tests/``: a stateful fake Xero and the tests at its wire; ``tests/openapi/`` keeps the part
-  of Xero's published OpenAPI description the payloads are validated against
+* ``web/``: its connect pages (consent, organisation picker, posting codes, disconnect) and its
+  status receiver (``/webhooks/xero``); ``web/setup.py`` plugs them in with the app's
+  :class:`~connector.providers.web_kit.WebKit`, so nothing here imports above the core
+* ``fixtures/``: Xero webhook deliveries, named after the event
+
+Its tests, the stateful fake Xero and the part of Xero's OpenAPI description the payloads are
+checked against live in ``tests/providers/xero/`` (tests may import the pipeline; this folder
+may not).
 
 See docs/xero.md.
 """

@@ -16,13 +16,13 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session
 from flask_login import current_user
 
-from connector import db, pipeline
-from connector.admin.connections import confirm_disconnect, return_after_connect
+from connector import db
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
 from connector.providers.base import ProviderError
+from connector.providers.web_kit import kit
 from connector.providers.xero import oauth
 from connector.providers.xero.provider import create
 from connector.providers.xero.settings import (
@@ -201,13 +201,13 @@ def _finish(workspace: Workspace, credentials: dict[str, Any], org: oauth.Organi
     if workspace.provider == "local":
         workspace.provider = PROVIDER
         db.session.commit()
-    pipeline.on_connection_restored(workspace.id)
+    kit().connection_restored(workspace.id)
     flash(
         f"Xero connected: {org.name}. Invoices are created as DRAFT in Xero: review and approve "
         "them there.",
         "success",
     )
-    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
+    return redirect(kit().return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _read_organisation(workspace_id: int, store: DbCredentialStore) -> None:
@@ -257,7 +257,7 @@ def posting(workspace_id: int) -> Any:
 @admin_required
 def disconnect(workspace_id: int) -> Any:
     workspace = workspace_for_admin(workspace_id)
-    page = confirm_disconnect(workspace, PROVIDER)
+    page = kit().confirm_disconnect(workspace, PROVIDER)
     if page is not None:
         return page
     store = _store(workspace.id)

@@ -8,16 +8,16 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from connector.providers.xero.tests.fake_xero import (
+from tests.providers.xero.fake_xero import (
     Answer,
     ms_date,
     problem,
     validation_error,
 )
-from connector.providers.xero.tests.openapi_check import validate_element
+from tests.providers.xero.openapi_check import validate_element
 
 if TYPE_CHECKING:
-    from connector.providers.xero.tests.fake_xero import FakeXero
+    from tests.providers.xero.fake_xero import FakeXero
 
 CENT = Decimal("0.01")
 EDITABLE = ("DRAFT", "SUBMITTED")

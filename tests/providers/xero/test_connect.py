@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from connector import db
 from connector.models import Connection, ConnectionStatus, Workspace
-from connector.providers.xero.tests.fake_xero import FakeXero
 from tests.app_fixtures import csrf_token
+from tests.providers.xero.fake_xero import FakeXero
 
 CALLBACK = "/connections/xero/callback"
 

@@ -13,9 +13,6 @@ import pytest
 from connector import db
 from connector.models import DraftStatus, Workspace
 from connector.providers.xero import payloads
-from connector.providers.xero.tests import fake_xero_api
-from connector.providers.xero.tests.conftest import map_client
-from connector.providers.xero.tests.fake_xero import FakeXero
 from tests.consolidation.helpers import (
     approval,
     draft_rows,
@@ -23,6 +20,9 @@ from tests.consolidation.helpers import (
     set_consolidation,
     withdrawal,
 )
+from tests.providers.xero import fake_xero_api
+from tests.providers.xero.conftest import map_client
+from tests.providers.xero.fake_xero import FakeXero
 
 
 def day(n: int) -> date:

@@ -13,13 +13,14 @@ from sqlalchemy import select
 
 from connector import db, status_sync
 from connector.models import Delivery, Draft
+from connector.providers.xero import events
 from connector.providers.xero.events import sign
-from connector.providers.xero.tests import fake_xero_api
-from connector.providers.xero.tests.conftest import map_client
-from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
 from tests.consolidation.helpers import approval
+from tests.providers.xero import fake_xero_api
+from tests.providers.xero.conftest import map_client
+from tests.providers.xero.fake_xero import CONFIG, FakeXero
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(events.__file__).resolve().parent / "fixtures"
 KEY = CONFIG["XERO_WEBHOOK_KEY"]
 
 

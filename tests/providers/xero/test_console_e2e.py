@@ -18,11 +18,11 @@ from sqlalchemy import select
 from connector import db
 from connector.models import Draft, DraftStatus
 from connector.providers.xero.events import sign
-from connector.providers.xero.tests import fake_xero_api
-from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
 from tests.browser.conftest import shot, sign_in
 from tests.consolidation.helpers import approval, set_consolidation, withdrawal
 from tests.helpers import THREE_CUSTOMERS, event
+from tests.providers.xero import fake_xero_api
+from tests.providers.xero.fake_xero import CONFIG, FakeXero
 
 pytestmark = pytest.mark.browser
 
@@ -145,7 +145,7 @@ def test_xero_end_to_end_through_the_console(
 
     # 5. A per-period week for Acme: two members' approvals, one DRAFT invoice; then a withdrawal.
     acme = fake.add_contact("Acme Corp", currency="USD")
-    from connector.providers.xero.tests.conftest import map_client
+    from tests.providers.xero.conftest import map_client
 
     map_client(workspace.id, "cl-acme", acme, "Acme Corp", "USD")
     set_consolidation(workspace.id)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from connector import db, ratelimit
 from connector.models import Connection, ConnectionStatus
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater, Throttled
-from connector.providers.xero.tests.fake_xero import FakeXero
+from tests.providers.xero.fake_xero import FakeXero
 
 
 def connection(workspace_id: int) -> Connection:

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from connector import db, pipeline, worker
 from connector.models import Draft, DraftStatus, Job, JobState, utcnow
 from connector.providers.base import CurrencyMismatch, NewCustomer
-from connector.providers.xero.tests.conftest import connect_store, map_client
-from connector.providers.xero.tests.fake_xero import FakeXero
 from tests.helpers import THREE_CUSTOMERS, event
+from tests.providers.xero.conftest import connect_store, map_client
+from tests.providers.xero.fake_xero import FakeXero
 
 EXPECTED = {"Globex Corporation": "265.84", "Initech": "856.58", "Umbrella Ltd": "202.00"}
 

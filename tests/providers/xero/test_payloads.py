@@ -13,7 +13,7 @@ from connector import billing
 from connector.money import line_amount
 from connector.providers.base import DraftInvoice, DraftLine, NewCustomer
 from connector.providers.xero import payloads
-from connector.providers.xero.tests.openapi_check import require_schema, schema_errors
+from tests.providers.xero.openapi_check import require_schema, schema_errors
 
 CONTACT = "6f1c1a4e-3b0e-4a39-9d0e-8c1a2b3c4d5e"
 

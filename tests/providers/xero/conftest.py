@@ -12,8 +12,8 @@ from connector import db
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import CustomerMapping, Workspace
 from connector.providers import build_provider
-from connector.providers.xero.tests.fake_xero import CONFIG, FakeXero
 from tests.browser.conftest import live_server, page  # noqa: F401 - the browser fixtures
+from tests.providers.xero.fake_xero import CONFIG, FakeXero
 
 
 @pytest.fixture

@@ -343,7 +343,7 @@ class FakeXero:
                 replay = self.idempotent.get((tenant, key))
             if replay is not None:
                 return replay
-        from connector.providers.xero.tests import fake_xero_api as api
+        from tests.providers.xero import fake_xero_api as api
 
         answer = api.route(self, method, path, query, doc, tenant)
         if method != "GET" and key and answer[0] < 500:
