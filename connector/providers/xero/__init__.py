@@ -11,6 +11,7 @@ The folder, by what each file holds:
 * ``payloads.py``: the Invoice and Contact JSON (pure; checked against Xero's OpenAPI document)
 * ``contacts.py``: contacts and the organisation's currencies, cached
 * ``status.py``: Xero's invoice statuses as ours
+* ``events.py``: Xero's webhook deliveries: the signature, the invoices they name
 * ``provider.py``: the :class:`~connector.providers.base.AccountingProvider` itself and
   ``create`` (what the registry line points at)
 * ``web/``: its connect pages (consent, organisation picker, posting codes, disconnect) and its

@@ -1,7 +1,7 @@
 """The JSON this connector sends Xero, built from our values (pure: no I/O).
 
 What is sent is exactly what the tests check against Xero's published OpenAPI description
-(``tests/openapi/``).
+(``tests/providers/xero/openapi/``).
 
 Draft invoices are ``ACCREC`` with ``Status: DRAFT`` (Xero's own draft state: finance approves
 and sends them in Xero), one line item per planned line, in the draft's currency, with the
