@@ -19,6 +19,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from connector.validation import is_ascii_digits
+
 REDACTED = "[redacted]"
 # Query parameters whose values are credentials or one-time codes.
 SECRET_PARAMS = ("code", "state", "token", "access_token", "refresh_token", "id_token")
@@ -51,7 +53,7 @@ def _max_body_bytes() -> int:
 
 def pre_request(worker: Any, req: Any) -> None:
     length = next((v for k, v in req.headers if k.upper() == "CONTENT-LENGTH"), None)
-    if length is not None and length.isdigit() and int(length) > max_body_bytes:
+    if length is not None and is_ascii_digits(length) and int(length) > max_body_bytes:
         req.force_close()
 
 
