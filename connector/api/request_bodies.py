@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pycountry
 from flask import request
 
 from connector.api import bp
@@ -61,6 +62,14 @@ NON_BLANK_ID: dict[str, Any] = {
     "minLength": 1,
     "maxLength": 255,
     "pattern": r"\S",
+}
+
+
+# An ISO 4217 code, as connector.validation.iso_currency checks it (pycountry's table).
+CURRENCY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": sorted(c.alpha_3 for c in pycountry.currencies),
+    "description": "ISO 4217 currency code",
 }
 
 
