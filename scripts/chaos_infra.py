@@ -462,9 +462,6 @@ def main() -> None:
         f"{sum(per_key.values())}; web master alive {web_alive}, consumer alive {worker_alive}; "
         f"all billed {finished - started:.0f} s after the start"
     )
-    print("answers other than 202, seconds from the start:", [
-        f"{at - started:.1f}:{what}" for at, what in sender.odd])
-    print("outages from the start:", [(w, round(a - started, 1), round(b - started, 1)) for w, a, b in outages], f"kill {killed_at - started:.1f}")
     print("RESULT:", "nothing lost, nothing duplicated" if ok else "FAILED")
     shutil.rmtree(root, ignore_errors=True)
     sys.exit(0 if ok else 1)
