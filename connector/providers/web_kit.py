@@ -31,8 +31,10 @@ class WebKit:
     confirm_disconnect: Callable[[Any, str], Any]
     return_after_connect: Callable[[int, str], str]
     connection_restored: Callable[[int], None]
-    # Receivers: the workspaces connected to these accounts; store an authentic event and queue
-    # its jobs (one transaction); the configured secrets of a comma-separated setting; a 400.
+    # Receivers: the raw body, size-capped (413 beyond WEBHOOK_MAX_BODY_BYTES, chunked or not);
+    # the workspaces connected to these accounts; store an authentic event and queue its jobs
+    # (one transaction); the configured secrets of a comma-separated setting; a 400.
+    read_body: Callable[[], bytes]
     connected_workspaces: Callable[[str, Iterable[str]], list[int]]
     accept_event: Callable[..., Any]
     configured_secrets: Callable[[str], list[str]]

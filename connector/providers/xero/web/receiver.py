@@ -36,8 +36,7 @@ def _empty(status: int) -> Response:
 @bp.post("/webhooks/xero")
 def receive() -> Any:
     keys = kit().configured_secrets("XERO_WEBHOOK_KEY")
-    # MAX_CONTENT_LENGTH (WEBHOOK_MAX_BODY_BYTES) makes werkzeug answer 413 above the cap.
-    body = request.get_data(cache=True)
+    body = kit().read_body()
     if not keys or not signature_valid(body, request.headers.get(SIGNATURE_HEADER), keys):
         return _empty(401)
     try:
