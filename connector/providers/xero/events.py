@@ -15,9 +15,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from connector.validation import JsonError, parse_json
 
 SIGNATURE_HEADER = "x-xero-signature"
 
@@ -53,8 +54,8 @@ def signature_valid(body: bytes, header: str | None, keys: list[str]) -> bool:
 def parse_delivery(body: bytes) -> list[InvoiceEvent]:
     """The invoice events of a delivery (contacts and other categories are left out)."""
     try:
-        doc: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc: Any = parse_json(body)  # the strict reader: not JSON, or nested too deep, is refused
+    except JsonError as exc:
         raise EventError(f"the body is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise EventError("no events list")

@@ -142,3 +142,10 @@ def test_an_invoice_deleted_in_xero_reads_as_deleted(
     fake.invoices[drafted]["Status"] = "DELETED"
     status_sync.reconcile_workspace(workspace.id, xero_app.config)
     assert status_of(drafted) == "deleted"
+
+
+def test_a_signed_body_nested_too_deep_is_a_400_and_stores_nothing(client: Any, xero_app: Any):
+    body = b'{"events": ' + b"[" * 200 + b"]" * 200 + b"}"
+    response = deliver(client, body)
+    assert response.status_code == 400
+    assert list(db.session.scalars(select(Delivery).where(Delivery.source == "xero"))) == []
