@@ -274,3 +274,33 @@ def test_creating_a_contact_in_a_currency_the_organisation_lacks_says_so(
     else:
         raise AssertionError("expected a refusal")
     assert fake.contacts == {}
+
+
+def test_an_organisation_disconnected_in_xero_waits_for_a_reconnect(
+    workspace: Any, post_event: Any, connected: Any, fake: FakeXero, xero_app: Any
+):
+    map_three(workspace, fake)
+    fake.disconnect_org()  # removed under Settings > Connected apps in Xero
+    approve_three(workspace, post_event)
+    assert {r.status for r in drafts()} <= {DraftStatus.RECONNECT_NEEDED, DraftStatus.PENDING}
+    assert "Connected apps" in (connected.connection().last_error or "")
+    assert fake.invoices_of() == []
+
+    connect_store(workspace.id, xero_app, fake)  # connected again from the console
+    pipeline.on_connection_restored(workspace.id)
+    assert [r.status for r in drafts()] == [DraftStatus.DRAFTED] * 3
+
+
+def test_an_access_token_expiring_mid_run_is_refreshed_once(
+    workspace: Any, post_event: Any, connected: Any, fake: FakeXero
+):
+    map_three(workspace, fake)
+    approve_three(workspace, post_event)
+    fake.expire_access_tokens()  # the 30 minutes ran out between two approvals
+
+    second = event("timesheet_approved__three_customers", workspace_id="4242")
+    second["data"]["timesheet"]["id"] = "ts_second"
+    post_event(workspace, second)
+
+    assert fake.refreshes == 1
+    assert len(fake.invoices_of()) == 6
