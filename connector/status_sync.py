@@ -29,7 +29,6 @@ from huey import crontab
 from sqlalchemy import or_, select, update
 
 from connector import db, locks, worker
-from connector.jobs import new_job
 from connector.models import (
     Connection,
     Delivery,
@@ -225,7 +224,7 @@ def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
         ).first()
         if busy is not None:
             return busy, False
-        job = new_job(workspace_id, RECONCILE_JOB)
+        job = worker.new_job(workspace_id, RECONCILE_JOB)
         s.add(job)
         s.flush()
         job_id = job.id
@@ -283,13 +282,11 @@ def schedule_reconciles(interval_minutes: float) -> list[int]:
     return queued
 
 
-@worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
-def _schedule_status_reconciles() -> None:
+@worker.periodic(crontab(minute="*/5"), name="schedule_status_reconciles")
+def _schedule_status_reconciles(config: Mapping[str, Any]) -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    config = worker.ensure_app().config
     minutes = float(config.get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES)
-    with worker.ensure_app().app_context():
-        queued = schedule_reconciles(minutes)
+    queued = schedule_reconciles(minutes)
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
 

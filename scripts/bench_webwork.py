@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 def run(timesheets: int, page_size: int, redis_url: str | None) -> dict[str, float]:
     import responses
 
-    from connector import create_app, db, ratelimit
+    from connector import create_app, db, ratelimit, ratelimit_db
     from connector import migrate as migrations
     from connector.connections.store import secret_box
     from connector.workspaces import create_workspace
@@ -66,7 +66,7 @@ def run(timesheets: int, page_size: int, redis_url: str | None) -> dict[str, flo
             redis_url, clock=lambda: clock[0], sleep=advance
         )
     else:
-        limiter = ratelimit.DatabaseRateLimiter(clock=lambda: clock[0], sleep=advance)
+        limiter = ratelimit_db.DatabaseRateLimiter(clock=lambda: clock[0], sleep=advance)
     ratelimit.shared_limiter = lambda: limiter  # type: ignore[assignment]
     client_module.default_sleep = advance  # a Retry-After would advance the fake clock too
 

@@ -50,7 +50,7 @@ def _connections_url(workspace_id: int) -> str:
 
 
 def _store(workspace_id: int) -> DbCredentialStore:
-    return DbCredentialStore(workspace_id, PROVIDER, secret_box())
+    return DbCredentialStore(workspace_id, PROVIDER, secret_box(current_app.config))
 
 
 def mask_key(key: str) -> str:
@@ -226,7 +226,7 @@ def save_webhook_secret(workspace_id: int) -> Any:
         )
     store.update_meta(
         **{
-            META_WEBHOOK_SECRET: secret_box().encrypt_json(secret),
+            META_WEBHOOK_SECRET: secret_box(current_app.config).encrypt_json(secret),
             META_WEBHOOK_SECRET_HINT: f"whsec_…{secret[-4:]}",
         }
     )

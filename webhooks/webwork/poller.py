@@ -449,7 +449,7 @@ def poll_workspace(
     Raises PollBusy (another poll runs), WebWorkError (the client's classified failures) and
     Disconnected (connection removed mid-poll, after what was already recorded).
     """
-    lease = float(_config("JOB_LEASE_SECONDS", 300))
+    lease = worker.settings().lease_seconds  # JOB_LEASE_SECONDS, as the jobs' leases
     try:
         with advisory_lock(f"webwork-poll:{workspace_id}", ttl=lease, timeout=0.0):
             return _poll_locked(
