@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
 
-from flask import Flask, has_app_context, request
+from flask import Flask, g, has_app_context, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -110,7 +110,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_cli(app)
     # The queue and its tasks, built from this app's configuration (its own, not a copy).
     runtime = worker.install(app, lambda: nullcontext() if has_app_context() else app.app_context())
-    app.before_request(runtime.activate)
+
+    @app.before_request
+    def _serve_with_this_apps_worker() -> None:
+        g.worker_runtime_token = runtime.activate()
+
+    @app.teardown_request
+    def _done_with_this_apps_worker(_exc: BaseException | None) -> None:
+        token = g.pop("worker_runtime_token", None)
+        if token is not None:
+            runtime.deactivate(token)
+
     # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
     setup_webwork(app)
     # Provider status events: how the core reads which invoices a stored event names.

@@ -110,9 +110,14 @@ class Runtime:
         finally:
             _active.reset(token)
 
-    def activate(self) -> None:
-        """This runtime serves the current request (the app factory's ``before_request``)."""
-        _active.set(self)
+    def activate(self) -> contextvars.Token[Runtime | None]:
+        """This runtime serves the current request, until :meth:`deactivate` (the app factory
+        calls both around every request)."""
+        return _active.set(self)
+
+    @staticmethod
+    def deactivate(token: contextvars.Token[Runtime | None]) -> None:
+        _active.reset(token)
 
 
 # Periodic tasks declared by the packages the app factory loads (``@worker.periodic``), bound to
