@@ -282,11 +282,16 @@ def schedule_reconciles(interval_minutes: float) -> list[int]:
     return queued
 
 
+def reconcile_minutes(config: Mapping[str, Any]) -> float:
+    """``STATUS_RECONCILE_MINUTES``: unset means the default, ``0`` switches the reconcile off."""
+    value = config.get("STATUS_RECONCILE_MINUTES")
+    return float(DEFAULT_RECONCILE_MINUTES if value in (None, "") else value)
+
+
 @worker.periodic(crontab(minute="*/5"), name="schedule_status_reconciles")
 def _schedule_status_reconciles(config: Mapping[str, Any]) -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    minutes = float(config.get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES)
-    queued = schedule_reconciles(minutes)
+    queued = schedule_reconciles(reconcile_minutes(config))
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
 

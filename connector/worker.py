@@ -281,9 +281,11 @@ _heartbeat_lock = threading.Lock()
 _heartbeat_thread: threading.Thread | None = None
 
 
-def start_heartbeat(runtime: Runtime) -> None:
-    """One heartbeat thread per consumer process (started by huey's on_startup hook)."""
+def start_heartbeat(runtime: Runtime | None = None) -> None:
+    """One heartbeat thread per process (the consumer's on_startup hook; a long CLI command).
+    ``runtime``: the app's whose lease length it uses (default: the current app's)."""
     global _heartbeat_thread
+    runtime = current() if runtime is None else runtime
     with _heartbeat_lock:
         if _heartbeat_thread is not None and _heartbeat_thread.is_alive():
             return
