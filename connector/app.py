@@ -9,12 +9,12 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 
 from __future__ import annotations
 
-# The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
 import importlib
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, has_app_context, request
 from flask_wtf.csrf import CSRFProtect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,10 +22,12 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+# The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
 from connector import (
     auth,
     db,
     health,
+    metrics,
     observability,
     pipeline,
     ratelimit,
@@ -40,9 +42,11 @@ from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
-from connector.config import INSTANCE_DIR, check_production, load_config
+from connector.config import INSTANCE_DIR, check_config, load_config
 from connector.problems import Problem, problem_response
 from connector.providers import PROVIDERS, declared_settings, web_kit
+from connector.ratelimit import RedisRateLimiter
+from connector.ratelimit_db import DatabaseRateLimiter
 from connector.throttle import LoginThrottle, make_storage
 from webhooks import provider_receiver
 from webhooks.receiver import bp as webhooks_bp
@@ -59,7 +63,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     config = load_config(extra=declared_settings())
     if overrides:
         config.update(overrides)
-    check_production(config)
+    check_config(config)
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.update(config)
@@ -77,7 +81,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     redis_url = config.get("REDIS_URL") or (
         config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
     )
-    ratelimit.configure(redis_url)
+    ratelimit.configure(RedisRateLimiter(redis_url) if redis_url else DatabaseRateLimiter())
     app.extensions["login_throttle"] = LoginThrottle(
         make_storage(redis_url),
         per_account=str(config["ADMIN_LOGIN_FAILURES_PER_ACCOUNT"]),
@@ -87,13 +91,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if hops:
         # The client address (sign-in throttling, logs) and scheme from the proxies' headers.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    worker.configure(config)
 
     csrf.init_app(app)
     login_manager.init_app(app)
 
     app.register_blueprint(health.bp)
-    app.register_blueprint(observability.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
@@ -103,6 +106,19 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)
 
     register_cli(app)
+    # The queue and its tasks, built from this app's configuration (its own, not a copy).
+    runtime = worker.install(app, lambda: nullcontext() if has_app_context() else app.app_context())
+
+    @app.before_request
+    def _serve_with_this_apps_worker() -> None:
+        g.worker_runtime_token = runtime.activate()
+
+    @app.teardown_request
+    def _done_with_this_apps_worker(_exc: BaseException | None) -> None:
+        token = g.pop("worker_runtime_token", None)
+        if token is not None:
+            runtime.deactivate(token)
+
     # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
     setup_webwork(app)
     # Each provider plugs in its connect pages, its status-event receiver and how the core reads

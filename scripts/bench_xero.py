@@ -3,7 +3,7 @@
 Not a test: it prints figures. The fake Xero of the tests (``tests/providers/xero/
 fake_xero.py``) serves HTTP on 127.0.0.1 in this process, answers after ``--latency`` seconds,
 and enforces Xero's limits per organisation: 60 calls in any minute and 5 at once, else 429 with
-Retry-After. The real worker (``huey_consumer connector.worker.huey``, ``--threads`` threads)
+Retry-After. The real worker (``huey_consumer connector.consumer.huey``, ``--threads`` threads)
 turns N signed approvals with three customers each into 3N drafts, spending the shared limiter's
 58 calls a minute. Printed: drafts/minute and as a fraction of the 60/min bound (goal >= 0.9),
 requests per draft, 429s, duplicates (must be 0) and lost drafts (must be 0).
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             sys.executable,
             "-m",
             "huey.bin.huey_consumer",
-            "connector.worker.huey",
+            "connector.consumer.huey",
             "-w",
             str(args.threads),
             "-k",

@@ -7,8 +7,9 @@ Every call goes through :meth:`XeroClient.request`, which
   skew), 5,000 a day (4,900, as a burst budget) and 5 in flight at once per organisation,
   counted by every process together; a 429 pauses the organisation for every worker for its
   ``Retry-After`` (Xero says which limit in ``X-Rate-Limit-Problem``),
-* sends a fresh access token (30 minutes long), refreshing it under a lock every process shares
-  and storing the rotated refresh token before it is used; a 401 refreshes once and resends,
+* sends a fresh access token (30 minutes long; ``connector.oauth.tokens`` refreshes it under a
+  lock every process shares and stores the rotated refresh token before it is used); a 401
+  refreshes once and resends,
 * bounds the call with (connect, read) timeouts and turns every failure into an error of
   :mod:`connector.providers.base`, deciding where the status is still known whether retrying can
   help and whether a write may have been committed (``outcome_unknown``).
@@ -21,12 +22,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
 from connector import observability
+from connector.oauth.tokens import RefreshingToken
 from connector.providers.base import (
     CredentialStore,
     RateLimiter,
@@ -38,6 +39,7 @@ from connector.providers.base import (
 from connector.providers.xero import oauth
 from connector.providers.xero.errors import NotFound, describe
 from connector.providers.xero.settings import XeroSettings
+from connector.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +48,6 @@ NAME = "xero"
 CONCURRENT_CALLS = 5
 REFRESH_MARGIN_SECONDS = 120.0  # refresh when less than this is left of the 30-minute token
 DEFAULT_THROTTLE_SECONDS = 60.0
-
-
-def retry_after(response: requests.Response) -> float | None:
-    """Seconds from ``Retry-After``: a number, or an HTTP date."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class XeroClient:
@@ -81,58 +68,26 @@ class XeroClient:
         self.tenant_id = tenant_id
         self.limiter = limiter
         self.session = session or requests.Session()
-        self._clock = clock
-        self._credentials: dict[str, Any] | None = None
+        self.tokens = RefreshingToken(
+            oauth.oauth_app(settings),
+            store,
+            refresh_margin=REFRESH_MARGIN_SECONDS,
+            reconnect=lambda reason: ReconnectNeeded(
+                f"{reason} Nothing is lost: held drafts are created once Xero is connected again."
+            ),
+            retry_later=lambda message, wait: RetryLater(message, retry_after=wait),
+            clock=clock,
+        )
         self.calls = 0  # requests sent (the benchmark prints requests per draft)
 
-    # -- tokens ----------------------------------------------------------------------------------
-    def _fresh_enough(self, creds: Mapping[str, Any]) -> bool:
-        expires_at = float(creds.get("expires_at") or 0)
-        return bool(creds.get("access_token")) and (
-            expires_at - self._clock() > REFRESH_MARGIN_SECONDS
-        )
+    # -- tokens (connector.oauth.tokens: one refresh at a time, stored before use) ------------
+    def access_token(self, *, rejected_token: str | None = None) -> str:
+        """A usable access token. ``rejected_token``: the one Xero just answered 401 to."""
+        return self.tokens.access_token(rejected_token=rejected_token)
 
     def _reconnect(self, reason: str) -> ReconnectNeeded:
         self.store.mark_reconnect_needed(reason)
         return ReconnectNeeded(reason)
-
-    def access_token(self, *, rejected_token: str | None = None) -> str:
-        """A usable access token. ``rejected_token``: the one Xero just answered 401 to."""
-        creds = self._credentials
-        if creds is None:
-            creds = self._credentials = self.store.load()
-        if rejected_token is None and creds and self._fresh_enough(creds):
-            return str(creds["access_token"])
-        try:
-            with self.store.lock("token-refresh"):
-                # Another process may have refreshed while we waited: re-read under the lock.
-                creds = self.store.load()
-                if not creds.get("refresh_token"):
-                    raise self._reconnect("Xero is not connected: connect the organisation.")
-                replaced = rejected_token is not None and creds.get("access_token") not in (
-                    None,
-                    rejected_token,
-                )
-                if replaced or (rejected_token is None and self._fresh_enough(creds)):
-                    self._credentials = creds
-                    return str(creds["access_token"])
-                try:
-                    new = oauth.refresh(self.settings, str(creds["refresh_token"]))
-                except oauth.OAuthError as exc:
-                    if exc.permanent:
-                        raise self._reconnect(
-                            "Xero refused to renew access (the connection was revoked or unused "
-                            "for 60 days): an admin must reconnect Xero. Nothing is lost; held "
-                            "drafts are created once it is connected again."
-                        ) from None
-                    raise RetryLater(str(exc)) from None
-                # Durable BEFORE use: the old refresh token is already spent at Xero.
-                merged = {**creds, **new}
-                self.store.save(merged)
-                self._credentials = merged
-                return str(merged["access_token"])
-        except TimeoutError as exc:  # LockTimeout: another process is refreshing for long
-            raise RetryLater(f"Waiting for another Xero token refresh: {exc}") from None
 
     # -- requests --------------------------------------------------------------------------------
     @property
@@ -224,7 +179,7 @@ class XeroClient:
         except ValueError:
             body = None  # 429s, 404s and gateway errors are often plain text or HTML
         if status == 429:
-            wait = retry_after(response) or DEFAULT_THROTTLE_SECONDS
+            wait = retry_after(response.headers) or DEFAULT_THROTTLE_SECONDS
             problem = response.headers.get("X-Rate-Limit-Problem") or "minute"
             # Every worker's calls to this organisation wait, not only this job's.
             self.limiter.pause(self.bucket, wait)
@@ -237,7 +192,7 @@ class XeroClient:
         if status >= 500:
             raise RetryLater(
                 f"Xero had a server error (HTTP {status}).",
-                retry_after=retry_after(response),
+                retry_after=retry_after(response.headers),
                 outcome_unknown=writes,
                 code=code,
                 detail=message,

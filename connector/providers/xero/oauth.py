@@ -1,31 +1,22 @@
-"""Xero's OAuth 2.0 authorization code flow and its connections (organisations), with requests.
+"""Xero's OAuth 2.0 app (the wire is the shared ``connector.oauth``) and its connections.
 
 Access tokens last 30 minutes; every refresh returns a NEW refresh token (the old one stops
-working), so the caller stores the result before it uses it. One grant can cover several
-organisations ("tenants"): ``GET /connections`` lists them, ``DELETE /connections/{id}``
+working): ``connector.oauth.tokens.RefreshingToken`` refreshes one process at a time and stores
+the new pair before it is used. What is Xero's own is here: one consent can cover several
+organisations ("tenants"); ``GET /connections`` lists them, ``DELETE /connections/{id}``
 disconnects one, revoking the refresh token ends the whole grant.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
 
 import requests
 
+from connector.oauth.client import OAuthApp, OAuthError
 from connector.providers.xero.settings import XeroSettings
 
-
-class OAuthError(Exception):
-    """Xero's identity service refused or failed. ``permanent``: only a new consent can help."""
-
-    def __init__(self, message: str, *, permanent: bool, error: str | None = None):
-        super().__init__(message)
-        self.permanent = permanent
-        self.error = error
+REFRESH_TOKEN_LIFETIME = 60 * 86400  # unused for 60 days, a Xero refresh token expires
 
 
 @dataclass(frozen=True)
@@ -38,88 +29,20 @@ class Organisation:
     tenant_type: str = "ORGANISATION"
 
 
-def authorize_url(settings: XeroSettings, *, redirect_uri: str, state: str) -> str:
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": settings.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": settings.scopes,
-            "state": state,
-        }
+def oauth_app(settings: XeroSettings) -> OAuthApp:
+    return OAuthApp(
+        label="Xero",
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        authorize_url=settings.authorize_url,
+        token_url=settings.token_url,
+        revoke_url=settings.revoke_url,
+        scopes=tuple(settings.scopes.split()),
+        client_auth="client_secret_basic",
+        default_expires_in=1800.0,
+        refresh_lifetime=float(REFRESH_TOKEN_LIFETIME),
+        read_timeout=settings.read_timeout,
     )
-    return f"{settings.authorize_url}?{query}"
-
-
-def _post(settings: XeroSettings, url: str, data: dict[str, str]) -> requests.Response:
-    try:
-        return requests.post(
-            url,
-            data=data,
-            auth=(settings.client_id, settings.client_secret),
-            headers={"Accept": "application/json"},
-            timeout=settings.timeout,
-        )
-    except requests.RequestException as exc:
-        raise OAuthError(
-            f"Xero's identity service could not be reached ({type(exc).__name__}).",
-            permanent=False,
-        ) from exc
-
-
-def _token_request(settings: XeroSettings, data: dict[str, str]) -> dict[str, Any]:
-    response = _post(settings, settings.token_url, data)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    if response.status_code == 200 and body.get("access_token") and body.get("refresh_token"):
-        return body
-    error = str(body.get("error") or "")
-    if response.status_code in (400, 401) and error:
-        # invalid_grant: the refresh token expired (60 days unused), was revoked, or was already
-        # rotated away; invalid_client: the app's keys are wrong. Both need a human.
-        raise OAuthError(f"Xero refused the token request: {error}", permanent=True, error=error)
-    raise OAuthError(
-        f"Xero's token endpoint answered HTTP {response.status_code}.",
-        permanent=response.status_code < 500 and response.status_code != 429,
-        error=error or None,
-    )
-
-
-def credentials(body: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    return {
-        "access_token": body["access_token"],
-        "refresh_token": body["refresh_token"],
-        "token_type": body.get("token_type", "Bearer"),
-        "expires_at": now + float(body.get("expires_in") or 1800),
-    }
-
-
-def exchange_code(settings: XeroSettings, *, code: str, redirect_uri: str) -> dict[str, Any]:
-    body = _token_request(
-        settings,
-        {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-    )
-    return credentials(body)
-
-
-def refresh(settings: XeroSettings, refresh_token: str) -> dict[str, Any]:
-    """New tokens; the refresh token rotates, so the caller must store them before use."""
-    body = _token_request(settings, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-    return credentials(body)
-
-
-def revoke(settings: XeroSettings, refresh_token: str) -> None:
-    """End the grant (every organisation it covered) at Xero."""
-    response = _post(settings, settings.revoke_url, {"token": refresh_token})
-    if response.status_code != 200:
-        raise OAuthError(
-            f"Xero's revocation endpoint answered HTTP {response.status_code}.",
-            permanent=response.status_code < 500,
-        )
 
 
 def _api(settings: XeroSettings, method: str, url: str, access_token: str) -> requests.Response:
@@ -134,7 +57,7 @@ def _api(settings: XeroSettings, method: str, url: str, access_token: str) -> re
         raise OAuthError(
             f"Xero's connections endpoint could not be reached ({type(exc).__name__}).",
             permanent=False,
-        ) from exc
+        ) from None
 
 
 def list_organisations(settings: XeroSettings, access_token: str) -> list[Organisation]:
@@ -144,6 +67,7 @@ def list_organisations(settings: XeroSettings, access_token: str) -> list[Organi
         raise OAuthError(
             f"Xero's connections endpoint answered HTTP {response.status_code}.",
             permanent=response.status_code in (401, 403),
+            status=response.status_code,
         )
     try:
         rows = response.json()
@@ -174,4 +98,5 @@ def delete_connection(settings: XeroSettings, access_token: str, connection_id: 
         raise OAuthError(
             f"Xero's connections endpoint answered HTTP {response.status_code}.",
             permanent=response.status_code < 500,
+            status=response.status_code,
         )

@@ -67,11 +67,11 @@ def test_a_revoked_refresh_token_asks_for_a_reconnect(
 ):
     fake.expire_access_tokens()
     fake.revoke_refresh_tokens()
-    with pytest.raises(ReconnectNeeded, match="reconnect Xero"):
+    with pytest.raises(ReconnectNeeded, match=r"must reconnect.*Nothing is lost"):
         provider.organisation()
     row = connection(workspace.id)
     assert row.status == ConnectionStatus.RECONNECT_NEEDED
-    assert "Nothing is lost" in (row.last_error or "")
+    assert "invalid_grant" in (row.last_error or "")
 
 
 def test_an_organisation_disconnected_in_xero_asks_for_a_reconnect(

@@ -1,10 +1,11 @@
 """Xero connect / callback / organisation picker / sales account / disconnect routes.
 
-Connect sends the admin to Xero's consent screen with a one-time ``state`` bound to this admin's
-session and workspace. The callback accepts only that state, trades the code for tokens and asks
-Xero which organisations the consent covers: one is connected at once; several are offered on
-the organisation picker, the tokens kept meanwhile encrypted (Fernet, ``TOKEN_ENCRYPTION_KEYS``)
-and only for ``oauth_state.STATE_MAX_AGE_SECONDS``. The chosen organisation's tenant id is the
+The shared flow (``connector.oauth.flow``) sends the admin to Xero's consent screen with a
+server-side, single-use ``state`` bound to this admin and workspace and checks the answer; this
+module's ``finish`` trades the code for tokens and asks Xero which organisations the consent
+covers: one is connected at once; several are offered on the organisation picker, the tokens kept
+meanwhile in the admin's session, Fernet-encrypted (``TOKEN_ENCRYPTION_KEYS``), for at most
+``STATE_MAX_AGE_SECONDS``. The chosen organisation's tenant id is the
 connection's account: the books its mappings belong to.
 """
 
@@ -18,9 +19,12 @@ from flask_login import current_user
 
 from connector import db
 from connector.auth import admin_required, workspace_for_admin
-from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
+from connector.oauth import client as oauth_client
+from connector.oauth import flow
+from connector.oauth.client import OAuthError
+from connector.oauth.state import STATE_MAX_AGE_SECONDS
 from connector.providers.base import ProviderError
 from connector.providers.web_kit import kit
 from connector.providers.xero import oauth
@@ -34,7 +38,6 @@ from connector.providers.xero.settings import (
 bp = Blueprint("xero_connection", __name__, template_folder="templates")
 
 PROVIDER = "xero"
-STATE_KEY = "xero_oauth"
 PENDING_KEY = "xero_pending"
 MAX_CODE = 10
 
@@ -72,46 +75,36 @@ def connect(workspace_id: int) -> Any:
         settings = settings_from_config(current_app.config)
     except XeroConfigError as exc:
         return _problem("Xero is not set up", str(exc), 400, workspace_id)
-    state = oauth_state.begin(STATE_KEY, workspace_id)
-    return redirect(oauth.authorize_url(settings, redirect_uri=redirect_uri(), state=state))
+    app = oauth.oauth_app(settings)
+    return flow.start(
+        PROVIDER,
+        workspace_id,
+        lambda state: oauth_client.authorize_url(app, redirect_uri=redirect_uri(), state=state),
+    )
 
 
 @bp.get("/connections/xero/callback")
 @admin_required
 def callback() -> Any:
-    pending, workspace_id = oauth_state.take(STATE_KEY)  # one use only, whatever happens next
-    error = request.args.get("error")
-    if error:
-        reason = (
-            "You declined access in Xero, so nothing was connected."
-            if error == "access_denied"
-            else f"Xero did not grant access ({error})."
-        )
-        return _problem("Xero was not connected", reason, 400, workspace_id)
-    if pending is None:
-        return _problem(
-            "Xero connection not accepted",
-            "This sign-in answer does not belong to a connection you started here (or it is too "
-            "old). Start again from the workspace's connections page.",
-            400,
-            workspace_id,
-        )
-    workspace = workspace_for_admin(int(workspace_id or 0))  # still an admin of it?
-    code = request.args.get("code", "")
-    if not code:
-        return _problem(
-            "Xero connection not accepted", "Xero's answer has no code.", 400, workspace.id
-        )
+    # The shared flow checks the state (used up whatever happens next), the admin's refusal and
+    # the code; ``_consented`` is Xero's own part.
+    return flow.callback(PROVIDER, "Xero", _consented)
+
+
+def _consented(answer: flow.Answer) -> Any:
+    workspace = answer.workspace
     try:
         settings = settings_from_config(current_app.config)
-        credentials = oauth.exchange_code(settings, code=code, redirect_uri=redirect_uri())
+        credentials = oauth_client.exchange_code(
+            oauth.oauth_app(settings), code=answer.code, redirect_uri=redirect_uri()
+        )
         organisations = oauth.list_organisations(settings, credentials["access_token"])
     except XeroConfigError as exc:
         return _problem("Xero is not set up", str(exc), 400, workspace.id)
-    except oauth.OAuthError as exc:
+    except OAuthError as exc:
         return _problem(
             "Xero connection failed",
-            f"Xero did not complete the connection: {exc} Try connecting again.",
+            f"Xero did not complete the connection: {exc.message} Try connecting again.",
             400 if exc.permanent else 502,
             workspace.id,
         )
@@ -142,7 +135,7 @@ def _pending(workspace_id: int) -> dict[str, Any] | None:
         not isinstance(pending, dict)
         or pending.get("workspace_id") != workspace_id
         or pending.get("user_id") != str(current_user.id)
-        or time.time() - float(pending.get("created", 0)) > oauth_state.STATE_MAX_AGE_SECONDS
+        or time.time() - float(pending.get("created", 0)) > STATE_MAX_AGE_SECONDS
     ):
         return None
     return pending
@@ -271,8 +264,8 @@ def disconnect(workspace_id: int) -> Any:
             oauth.delete_connection(settings, token, str(connection_id))
         refresh_token = store.load().get("refresh_token")
         if refresh_token:
-            oauth.revoke(settings, str(refresh_token))
-    except (ProviderError, oauth.OAuthError, XeroConfigError) as exc:
+            oauth_client.revoke(oauth.oauth_app(settings), str(refresh_token))
+    except (ProviderError, OAuthError, XeroConfigError) as exc:
         removed = False
         current_app.logger.warning("Xero disconnect at Xero failed: %s", exc)
     store.disconnect()
