@@ -21,8 +21,8 @@ from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection
 from connector.oauth import flow
 from connector.providers import quickbooks
-from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
+from connector.providers.quickbooks import oauth
 from connector.providers.web_kit import WebKit
 from webhooks.quickbooks import receiver
 from webhooks.quickbooks.setup import setup as setup_events

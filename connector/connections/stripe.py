@@ -28,9 +28,9 @@ from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
 from connector.oauth import flow
 from connector.oauth.client import OAuthApp, authorize_url
-from connector.providers import stripe_connect
 from connector.providers.stripe import DEFAULT_CONNECT_BASE_URL, META_CURRENCIES, META_PENDING
-from connector.providers.stripe_connect import (
+from connector.providers.stripe import connect as stripe_connect
+from connector.providers.stripe.connect import (
     META_WEBHOOK_SECRET,
     META_WEBHOOK_SECRET_HINT,
     NEEDED_PERMISSIONS,

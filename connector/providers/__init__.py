@@ -101,7 +101,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo(
             "quickbooks",
             "QuickBooks Online",
-            "connector.providers.quickbooks",
+            "connector.providers.quickbooks.provider",
             external=True,
             capabilities=Capabilities(
                 append_lines=True,
@@ -118,7 +118,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo(
             "stripe",
             "Stripe",
-            "connector.providers.stripe",
+            "connector.providers.stripe.provider",
             external=True,
             capabilities=Capabilities(
                 draft_state=True,

@@ -26,7 +26,7 @@ from connector import db
 from connector.crypto import SecretBox
 from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from connector.problems import Problem
-from connector.providers.stripe_connect import META_WEBHOOK_SECRET
+from connector.providers.stripe.connect import META_WEBHOOK_SECRET
 from connector.validation import is_ascii_digits
 from webhooks.provider_receiver import (
     accept,

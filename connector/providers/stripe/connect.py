@@ -11,7 +11,7 @@ from typing import Any
 import stripe
 from stripe.oauth_error import OAuthError
 
-from connector.providers.stripe import (
+from connector.providers.stripe.client import (
     CONNECT_TIMEOUT_SECONDS,
     DEFAULT_API_BASE_URL,
     DEFAULT_CONNECT_BASE_URL,

@@ -25,7 +25,6 @@ import requests
 
 from connector import observability
 from connector.oauth.tokens import RefreshingToken
-from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     CredentialStore,
     RateLimiter,
@@ -34,6 +33,7 @@ from connector.providers.base import (
     RetryLater,
     Throttled,
 )
+from connector.providers.quickbooks import oauth
 from connector.retry_after import retry_after
 
 log = logging.getLogger(__name__)
