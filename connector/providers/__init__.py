@@ -88,7 +88,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo(
             "local",
             "Built-in ledger",
-            "connector.providers.local",
+            "connector.providers.local.provider",
             external=False,
             capabilities=Capabilities(
                 draft_state=True,
