@@ -153,6 +153,8 @@ def provider_web_kit() -> web_kit.WebKit:
         accept_event=provider_receiver.accept,
         configured_secrets=provider_receiver.configured_secrets,
         malformed=provider_receiver.malformed,
+        unauthorized=provider_receiver.unauthorized,
+        ignored=provider_receiver.ignored,
     )
 
 

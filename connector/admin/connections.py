@@ -1,8 +1,8 @@
 """The connections page: which accounting accounts are linked, and how to (re)connect them.
 
-The connect/callback/disconnect routes belong to each provider (``connector/connections/`` or the
-provider's own folder); this page only shows their state, includes each provider's card template
-from the registry, and links or posts to them.
+The connect/callback/disconnect routes belong to each provider (``providers/<name>/web/``);
+this page only shows their state, includes each provider's card template from the registry, and
+links or posts to them.
 """
 
 from __future__ import annotations

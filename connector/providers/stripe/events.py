@@ -59,3 +59,10 @@ def parse_event(body: bytes) -> StripeEvent:
         invoice_id=invoice_id,
         livemode=bool(doc.get("livemode")),
     )
+
+
+def invoice_refs(body: bytes, account_id: str | None) -> list[str]:
+    event = parse_event(body)
+    if event.account and account_id and event.account != account_id:
+        return []
+    return [event.invoice_id] if event.supported and event.invoice_id else []

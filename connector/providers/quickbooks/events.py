@@ -99,3 +99,11 @@ def parse_notification(body: bytes) -> list[InvoiceChange]:
     if isinstance(doc, dict) and "specversion" in doc:
         return _cloud_events([doc])
     raise EventError("neither eventNotifications nor a CloudEvents list")
+
+
+def invoice_refs(body: bytes, account_id: str | None) -> list[str]:
+    return [
+        change.invoice_id
+        for change in parse_notification(body)
+        if account_id is None or change.realm_id == account_id
+    ]

@@ -27,20 +27,12 @@ from connector.crypto import SecretBox
 from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from connector.problems import Problem
 from connector.providers.stripe.connect import META_WEBHOOK_SECRET
+from connector.providers.stripe.events import EventError, StripeEvent, parse_event
+from connector.providers.web_kit import kit, receiver_openapi
 from connector.validation import is_ascii_digits
-from webhooks.provider_receiver import (
-    accept,
-    configured_secrets,
-    connected_workspaces,
-    ignored,
-    malformed,
-    read_body,
-    unauthorized,
-)
-from webhooks.stripe import SOURCE
-from webhooks.stripe.events import EventError, StripeEvent, parse_event
 
 log = logging.getLogger(__name__)
+SOURCE = "stripe"
 bp = Blueprint("stripe_webhooks", __name__)
 
 
@@ -59,7 +51,7 @@ def verify(body: bytes, header: str | None, secrets: list[str], tolerance: int) 
     older than that, so one dated a year ahead would stay replayable for a year."""
     timestamp = signed_at(header)
     if timestamp is None or abs(time.time() - timestamp) > tolerance:
-        raise unauthorized(
+        raise kit().unauthorized(
             f"The Stripe-Signature timestamp is missing or more than {tolerance} s from now."
         )
     for secret in secrets:
@@ -70,12 +62,12 @@ def verify(body: bytes, header: str | None, secrets: list[str], tolerance: int) 
             continue
         except UnicodeDecodeError:  # the SDK decodes the body first; Stripe always sends UTF-8
             break
-    raise unauthorized("The Stripe-Signature header does not match this endpoint's secret.")
+    raise kit().unauthorized("The Stripe-Signature header does not match this endpoint's secret.")
 
 
 def workspaces_for(event: StripeEvent) -> list[int]:
     if event.account:
-        return connected_workspaces(SOURCE, [event.account])
+        return kit().connected_workspaces(SOURCE, [event.account])
     return sorted(
         set(
             db.session.scalars(
@@ -89,9 +81,9 @@ def workspaces_for(event: StripeEvent) -> list[int]:
 
 @bp.post("/webhooks/stripe")
 def receive() -> Any:
-    secrets = configured_secrets("STRIPE_WEBHOOK_SECRET")
+    secrets = kit().configured_secrets("STRIPE_WEBHOOK_SECRET")
     if not secrets:
-        raise unauthorized(
+        raise kit().unauthorized(
             "Stripe status sync is not configured here: set STRIPE_WEBHOOK_SECRET to the "
             "endpoint's signing secret."
         )
@@ -104,7 +96,7 @@ def receive_for_workspace(token: str) -> Any:
     with the secret its admin saved on the Connections page."""
     workspace_id, secrets = _workspace_endpoint(token)
     if not secrets:
-        raise unauthorized(
+        raise kit().unauthorized(
             "No webhook signing secret is saved for this workspace's Stripe connection: paste "
             "the endpoint's signing secret on the Connections page."
         )
@@ -136,7 +128,7 @@ def _workspace_endpoint(token: str) -> tuple[int, list[str]]:
 
 
 def _receive(secrets: list[str], workspaces: Callable[[StripeEvent], list[int]]) -> Any:
-    body = read_body()
+    body = kit().read_body()
     verify(
         body,
         request.headers.get("Stripe-Signature"),
@@ -146,19 +138,76 @@ def _receive(secrets: list[str], workspaces: Callable[[StripeEvent], list[int]])
     try:
         event = parse_event(body)
     except EventError as exc:
-        raise malformed(str(exc)) from None
+        raise kit().malformed(str(exc)) from None
     if not event.supported:
-        return ignored(f"event type {event.type} does not change a draft", event_id=event.id)
+        return kit().ignored(f"event type {event.type} does not change a draft", event_id=event.id)
     workspace_ids = workspaces(event)
     if not workspace_ids:
-        return ignored(
+        return kit().ignored(
             f"no workspace here is connected to {event.account or 'this invoice'}",
             event_id=event.id,
         )
-    return accept(
+    return kit().accept_event(
         workspace_ids=workspace_ids,
         source=SOURCE,
         event_id=event.id,
         event_type=event.type,
         body=body,
     )
+
+
+# --- this receiver in the OpenAPI document (served at the root, not under /api/v1) -----------
+OPENAPI_PATHS: dict[str, Any] = {
+    "/webhooks/stripe": {
+        **receiver_openapi(
+            "Stripe invoice events (status sync)",
+            "Register this URL in Stripe (Developers > Webhooks; for Connect platforms an "
+            "endpoint listening to connected accounts) with the events invoice.finalized, "
+            "invoice.sent, invoice.paid, invoice.voided, invoice.deleted and "
+            "invoice.marked_uncollectible, and set STRIPE_WEBHOOK_SECRET to its signing "
+            "secret. Verified with Stripe's SDK (Stripe-Signature, 300 s tolerance), stored, "
+            "then each named invoice is read and its provider_status recorded by a job. A "
+            "redelivered event id is acknowledged and not processed twice.",
+            "Stripe-Signature",
+            "StripeEvent",
+        ),
+    },
+    "/webhooks/stripe/{token}": {
+        **receiver_openapi(
+            "Stripe invoice events for one key-connected workspace (status sync)",
+            "The endpoint an admin registers in the workspace's own Stripe account (the URL is "
+            "shown on the Connections page; token = the workspace's endpoint token) with the "
+            "same six invoice events; verified with the signing secret the admin saved there. "
+            "Otherwise like /webhooks/stripe.",
+            "Stripe-Signature",
+            "StripeEvent",
+            unknown_token=True,
+        ),
+        "parameters": [
+            {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+    },
+}
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "StripeEvent": {
+        "type": "object",
+        "description": "A Stripe event (only the fields the status sync reads)",
+        "required": ["id", "type"],
+        "properties": {
+            "id": {"type": "string", "description": "evt_...: the dedupe key"},
+            "type": {"type": "string", "examples": ["invoice.paid"]},
+            "account": {"type": "string", "description": "Connect: the connected account"},
+            "livemode": {"type": "boolean"},
+            "data": {
+                "type": "object",
+                "properties": {
+                    "object": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "object": {"const": "invoice"}},
+                    }
+                },
+            },
+        },
+    },
+}

@@ -19,10 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, flash, redirect, request
+from flask import Blueprint, current_app, flash, redirect, request
 
-from connector import auth, db, pipeline
-from connector.admin.connections import confirm_disconnect, return_after_connect
+from connector import db
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
@@ -35,11 +34,9 @@ from connector.providers.stripe.connect import (
     META_WEBHOOK_SECRET_HINT,
     NEEDED_PERMISSIONS,
 )
-from connector.providers.web_kit import WebKit
-from webhooks.stripe import receiver
-from webhooks.stripe.setup import setup as setup_events
+from connector.providers.web_kit import kit
 
-bp = Blueprint("stripe_connection", __name__)
+bp = Blueprint("stripe_connection", __name__, template_folder="templates")
 
 PROVIDER = "stripe"
 KEY_RE = re.compile(r"(?P<kind>rk|sk)_(?P<mode>test|live)_[A-Za-z0-9]{8,247}")
@@ -91,10 +88,10 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
         workspace.provider = PROVIDER
         db.session.commit()
 
-    pipeline.on_connection_restored(workspace.id)
+    kit().connection_restored(workspace.id)
     flash(message, "success")
 
-    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
+    return redirect(kit().return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _fail(workspace_id: int, message: str) -> Any:
@@ -241,7 +238,7 @@ def save_webhook_secret(workspace_id: int) -> Any:
 @admin_required
 def disconnect(workspace_id: int) -> Any:
 
-    page = confirm_disconnect(workspace_for_admin(workspace_id), PROVIDER)
+    page = kit().confirm_disconnect(workspace_for_admin(workspace_id), PROVIDER)
     if page is not None:
         return page
     store = _store(workspace_id)
@@ -255,15 +252,3 @@ def disconnect(workspace_id: int) -> Any:
     store.disconnect()
     flash("Stripe disconnected.", "success")
     return redirect(_connections_url(workspace_id))
-
-
-def setup(app: Flask, kit: WebKit) -> None:
-    """Plug Stripe into the web app (called through the provider registry by the app factory):
-    its connect pages, its status-event receiver (authenticated by Stripe-Signature, not by a
-    session) and how the core reads which invoices a stored event names."""
-    app.register_blueprint(bp)
-    app.register_blueprint(receiver.bp)
-    kit.csrf.exempt(receiver.bp)
-    auth.allow_public("stripe_webhooks.receive")
-    auth.allow_public("stripe_webhooks.receive_for_workspace")
-    setup_events()

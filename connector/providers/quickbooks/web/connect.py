@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, flash, redirect
+from flask import Blueprint, current_app, flash, redirect
 from flask_login import current_user
 from sqlalchemy import update
 
-from connector import auth, db, pipeline
-from connector.admin.connections import confirm_disconnect, return_after_connect
+from connector import db
 from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection
@@ -23,11 +22,9 @@ from connector.oauth import flow
 from connector.providers import quickbooks
 from connector.providers.base import ProviderError
 from connector.providers.quickbooks import oauth
-from connector.providers.web_kit import WebKit
-from webhooks.quickbooks import receiver
-from webhooks.quickbooks.setup import setup as setup_events
+from connector.providers.web_kit import kit
 
-bp = Blueprint("quickbooks_connection", __name__)
+bp = Blueprint("quickbooks_connection", __name__, template_folder="templates")
 
 PROVIDER = "quickbooks"
 
@@ -111,7 +108,7 @@ def _finish(answer: flow.Answer) -> Any:
         workspace.provider = PROVIDER
         db.session.commit()
 
-    pipeline.on_connection_restored(workspace.id)
+    kit().connection_restored(workspace.id)
     flash(
         f"QuickBooks Online connected ({settings.environment}"
         + (f": {company_name}" if company_name else "")
@@ -119,7 +116,7 @@ def _finish(answer: flow.Answer) -> Any:
         "success",
     )
 
-    return redirect(return_after_connect(workspace.id, _connections_url(workspace.id)))
+    return redirect(kit().return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
 def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
@@ -149,7 +146,7 @@ def _company_name(workspace_id: int, store: DbCredentialStore) -> str | None:
 def disconnect(workspace_id: int) -> Any:
 
     workspace = workspace_for_admin(workspace_id)
-    page = confirm_disconnect(workspace, PROVIDER)
+    page = kit().confirm_disconnect(workspace, PROVIDER)
     if page is not None:
         return page
     store = _store(workspace.id)
@@ -174,14 +171,3 @@ def disconnect(workspace_id: int) -> Any:
             "warning",
         )
     return redirect(_connections_url(workspace.id))
-
-
-def setup(app: Flask, kit: WebKit) -> None:
-    """Plug QuickBooks into the web app (called through the provider registry by the app factory):
-    its connect pages, its status-event receiver (authenticated by intuit-signature, not by a
-    session) and how the core reads which invoices a stored event names."""
-    app.register_blueprint(bp)
-    app.register_blueprint(receiver.bp)
-    kit.csrf.exempt(receiver.bp)
-    auth.allow_public("quickbooks_webhooks.receive")
-    setup_events()
