@@ -284,48 +284,87 @@ class Draft(Base):
     # from ``status``, which is our own lifecycle. None: never read yet.
     provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
     provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # per_period consolidation: the customer's period invoice these lines were appended to
-    # (its provider_id is this row's too). None: the row is an invoice of its own.
-    period_invoice_id: Mapped[int | None] = mapped_column(
-        ForeignKey("period_invoices.id", ondelete="SET NULL"), nullable=True
+    # The books (``connector.books``) its customer was mapped in: a row planned for other books
+    # than the workspace bills to now is never sent there. None while held without a customer.
+    books: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The provider document these lines are on (or are being put on): one per timesheet and
+    # customer, or, under per_period consolidation, one per customer and period shared by every
+    # approval of it. None while held or before the first push.
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="SET NULL"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     timesheet: Mapped[Timesheet] = relationship(back_populates="drafts")
+    invoice: Mapped[Invoice | None] = relationship(back_populates="contributions")
 
 
-class PeriodInvoiceStatus(enum.StrEnum):
-    OPEN = "open"  # still a draft at the provider: approvals of the period append to it
-    CLOSED = "closed"  # finance sent/finalized it: the next approval opens a new one
-    DELETED = "deleted"  # its last lines were withdrawn and the draft deleted
+class InvoiceStatus(enum.StrEnum):
+    PENDING = "pending"  # its key is stored, the provider has not confirmed it yet
+    DRAFTED = "drafted"  # a draft at the provider; per_period approvals append to it
+    CLOSED = "closed"  # finance sent or finalized it: hands off, a new approval opens another
+    VOIDED = "voided"  # deleted or voided at the provider (every approval on it withdrawn)
 
 
-class PeriodInvoice(Base):
-    """per_period consolidation: one customer's invoice for one billing period.
+class InvoiceMode(enum.StrEnum):
+    PER_TIMESHEET = "per_timesheet"  # one approval's hours for one customer
+    PER_PERIOD = "per_period"  # one customer's period: every approval of it appends its lines
 
-    ``seq`` counts the invoices of the same period: a new one is opened when finance sent the
-    previous one. ``key`` is the key of the Draft row that created the invoice (its idempotency
-    key at the provider); the other rows of the period append their lines under their own keys.
+
+class Invoice(Base):
+    """One provider document (a QuickBooks invoice, a Stripe draft invoice, a ledger invoice):
+    what finance sees. Its lines are the lines of the Draft rows that refer to it (each row is
+    one approval's contribution); per_timesheet invoices have exactly one.
+
+    ``key`` is the key of the contribution that creates it at the provider (the idempotency
+    key); the others append their lines under their own keys. ``seq`` counts a customer's
+    invoices of one period: a new one is opened when finance sent the previous one.
     """
 
-    __tablename__ = "period_invoices"
+    __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "customer_id", "currency", "period_start", "seq"),
+        Index("ix_invoices_provider_ref", "workspace_id", "provider", "provider_id"),
+        Index("ix_invoices_period", "workspace_id", "books", "customer_id", "period_start"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(20), default=InvoiceMode.PER_TIMESHEET)
+    # The books it lives in (``connector.books``): never looked up, changed or removed through
+    # a connection to other books.
+    books: Mapped[str] = mapped_column(String(300))
+    provider: Mapped[str] = mapped_column(String(40))
     customer_id: Mapped[str] = mapped_column(String(255))
+    customer_name: Mapped[str] = mapped_column(String(500), default="")
     currency: Mapped[str] = mapped_column(String(3))
+    # per_timesheet: the approval it bills; per_period: None (its contributions say which).
+    timesheet_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("timesheets.id", ondelete="SET NULL"), nullable=True
+    )
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     seq: Mapped[int] = mapped_column(Integer, default=1)
     key: Mapped[str] = mapped_column(String(50))
-    provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default=InvoiceStatus.PENDING)
+    # Sum of the totals of the contributions on it (lines are rounded one by one, so the
+    # provider's total is the same sum); minutes likewise.
+    total: Mapped[Decimal] = mapped_column(DecimalString(), default=Decimal(0))
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
     provider_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default=PeriodInvoiceStatus.OPEN)
+    link: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Where it stands at the provider (providers.base.ProviderStatus), from webhooks, the
+    # reconcile job and withdrawals; mirrored on its contributions for the per-approval views.
+    provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A person must look: an approval on it was withdrawn after finance sent it, or it lives in
+    # books this workspace no longer reaches. ``attention_message`` says what and why.
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    attention_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    contributions: Mapped[list[Draft]] = relationship(back_populates="invoice", order_by="Draft.id")
 
 
 # --- outbound: accounting / tracker connections --------------------------------------------------
@@ -352,6 +391,25 @@ class Connection(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AccountingBooks(Base):
+    """A set of books a workspace has billed into: the built-in ledger, one QuickBooks company,
+    one Stripe account (and mode). Mappings, customer settings and invoices carry its ``key``
+    (``connector.books``); this row keeps the name people know it by, also after the workspace
+    moved to other books, so old mappings read as history ("QuickBooks company Acme Sandbox")."""
+
+    __tablename__ = "accounting_books"
+    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(300))
+    provider: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    environment: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_connected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ProviderCacheEntry(Base):
@@ -462,10 +520,17 @@ class CustomerMapping(Base):
     """A tracker client or project billed to one accounting customer (projects override clients)."""
 
     __tablename__ = "customer_mappings"
-    __table_args__ = (UniqueConstraint("workspace_id", "kind", "tracker_id"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "books", "kind", "tracker_id", name="uq_customer_mappings_books"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The books the customer id belongs to (``connector.books``): only the mappings of the books
+    # the workspace bills to now are used; the others are kept as history (A -> B -> A is A's).
+    books: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20))  # client | project
     tracker_id: Mapped[str] = mapped_column(String(255))
     customer_id: Mapped[str] = mapped_column(String(255))
@@ -479,10 +544,13 @@ class CustomerSettings(Base):
     """Per accounting customer overrides of the workspace settings (None = workspace's)."""
 
     __tablename__ = "customer_settings"
-    __table_args__ = (UniqueConstraint("workspace_id", "customer_id"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "books", "customer_id", name="uq_customer_settings_books"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    books: Mapped[str] = mapped_column(String(300))  # whose customer id (see CustomerMapping)
     customer_id: Mapped[str] = mapped_column(String(255))
     grouping: Mapped[str | None] = mapped_column(String(20), nullable=True)
     billing_increment: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -424,7 +424,15 @@ def remove(workspace_id: int) -> Any:
 def customer_settings(workspace_id: int, customer_id: str) -> Any:
     """One customer's overrides of the workspace settings; empty fields = workspace default."""
     ws = workspace_for_admin(workspace_id)
-    view = overrides.get(db.session, ws.id, customer_id)
+
+    def lookup(wanted: str) -> AccountingCustomer | None:
+        # Settable before any mapping: for a customer the books confirm.
+        try:
+            return _provider(ws).get_customer(wanted)
+        except ProviderError:
+            return None
+
+    view = overrides.get(db.session, ws.id, customer_id, lookup)
     if view is None:
         abort(404)
     stored = view.overrides.to_dict()
@@ -444,7 +452,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             return redirect(here)
         form = {name: request.form.get(name, "") for name in overrides.FIELDS}
         try:
-            overrides.set_overrides(db.session, ws.id, customer_id, form)
+            overrides.set_overrides(db.session, ws.id, customer_id, form, lookup)
         except overrides.CustomerSettingsError as exc:
             db.session.rollback()
             # Every field's problem at once: each field checked on its own.
