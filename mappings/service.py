@@ -507,6 +507,7 @@ def serialize_mapping(row: CustomerMapping) -> dict[str, Any]:
         "customer_id": row.customer_id,
         "customer_name": row.customer_name,
         "customer_currency": row.customer_currency,
+        "books": row.books,
         "updated_at": row.updated_at.isoformat() if row.updated_at else None,
     }
 
