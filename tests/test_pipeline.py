@@ -123,8 +123,10 @@ def test_finalized_draft_is_left_alone_and_flagged(workspace, post_event, client
         first = s.scalars(select(LocalInvoice).order_by(LocalInvoice.id)).first()
         first.state = "sent"  # finance sent it
     post_event(workspace, event("timesheet_unapproved"))
-    previous = drafts_api(client, workspace)["previous_drafts"]
-    assert sorted(d["status"] for d in previous) == ["needs_attention", "voided", "voided"]
+    body = drafts_api(client, workspace)
+    # The flagged one stays in view (a person must look); the others are earlier drafts.
+    assert [d["status"] for d in body["drafts"]] == ["needs_attention"]
+    assert sorted(d["status"] for d in body["previous_drafts"]) == ["voided", "voided"]
 
 
 def test_unapproval_arriving_before_its_approval_wins(workspace, post_event, client):

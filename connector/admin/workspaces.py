@@ -14,6 +14,7 @@ from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
 from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
 from connector.connections.store import secret_box
+from connector.invoice_queries import needing_attention
 from connector.models import (
     ApiToken,
     Draft,
@@ -91,6 +92,8 @@ def workspace(workspace_id: int) -> Any:
             .group_by(Draft.status)
         ).all()
     )
+    counts.pop(DraftStatus.NEEDS_ATTENTION, None)  # counted per invoice, withdrawn ones too
+    flagged = needing_attention(db.session, ws.id)
     approvals = db.session.scalar(
         select(func.count()).select_from(Timesheet).where(Timesheet.workspace_id == ws.id)
     )
@@ -100,8 +103,9 @@ def workspace(workspace_id: int) -> Any:
         workspace=ws,
         webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
         counts=counts,
+        flagged=flagged,
         status_words=STATUS_WORDS,
-        attention=sum(counts.values()),
+        attention=sum(counts.values()) + flagged,
         approvals=approvals,
         steps=steps,
         setup_done=all(step.state == onboarding.StepState.DONE for step in steps),

@@ -109,16 +109,16 @@ LISTABLE_STATUSES = sorted({s.value for s in DraftStatus} - {DraftStatus.SUPERSE
 PROVIDER_STATUSES = [s.value for s in ProviderStatus]
 
 
-def _bad_query(name: str, message: str) -> Problem:
+def bad_query(name: str, message: str) -> Problem:
     return invalid(name, message)
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
     if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise _bad_query(name, f"must be a whole number from {lo} to {hi}")
+        raise bad_query(name, f"must be a whole number from {lo} to {hi}")
     return int(raw)
 
 
@@ -134,15 +134,15 @@ def list_drafts() -> Any:
     """
     status = request.args.get("status") or ""
     if status and status not in LISTABLE_STATUSES:
-        raise _bad_query("status", f"must be one of {', '.join(LISTABLE_STATUSES)}")
+        raise bad_query("status", f"must be one of {', '.join(LISTABLE_STATUSES)}")
     customer_id = request.args.get("customer_id") or None
     if customer_id is not None and len(customer_id) > 255:
-        raise _bad_query("customer_id", "must be at most 255 characters")
+        raise bad_query("customer_id", "must be at most 255 characters")
     provider_status = request.args.get("provider_status") or None
     if provider_status is not None and provider_status not in PROVIDER_STATUSES:
-        raise _bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, 10**9)
+        raise bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
+    limit = int_arg("limit", 50, 1, MAX_LIMIT)
+    offset = int_arg("offset", 0, 0, 10**9)
     statuses = sorted(HELD_STATUSES) if status == "held" else ([status] if status else None)
     stmt = live_drafts_query(
         g.workspace.id,

@@ -11,7 +11,7 @@ from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.drafts import MAX_LIMIT, PROVIDER_STATUSES, _bad_query, _int_arg
+from connector.api.drafts import MAX_LIMIT, PROVIDER_STATUSES, bad_query, int_arg
 from connector.auth import token_required
 from connector.invoice_queries import (
     INVOICE_STATUS_FILTERS,
@@ -32,7 +32,7 @@ def _period_arg() -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise _bad_query("period", "must be a day, YYYY-MM-DD") from None
+        raise bad_query("period", "must be a day, YYYY-MM-DD") from None
 
 
 @bp.get("/invoices")
@@ -41,16 +41,16 @@ def list_invoices() -> Any:
     """Every invoice, newest period first, filterable; totals per currency cover every match."""
     status = request.args.get("status") or None
     if status is not None and status not in INVOICE_STATUS_FILTERS:
-        raise _bad_query("status", f"must be one of {', '.join(INVOICE_STATUS_FILTERS)}")
+        raise bad_query("status", f"must be one of {', '.join(INVOICE_STATUS_FILTERS)}")
     customer_id = request.args.get("customer_id") or None
     if customer_id is not None and len(customer_id) > 255:
-        raise _bad_query("customer_id", "must be at most 255 characters")
+        raise bad_query("customer_id", "must be at most 255 characters")
     provider_status = request.args.get("provider_status") or None
     if provider_status is not None and provider_status not in PROVIDER_STATUSES:
-        raise _bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
+        raise bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
     period = _period_arg()
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 50, 1, MAX_LIMIT)
+    offset = int_arg("offset", 0, 0, 10**9)
     stmt = invoices_query(
         g.workspace.id,
         status=status,
