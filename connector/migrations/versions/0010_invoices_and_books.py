@@ -70,6 +70,14 @@ period_invoices = sa.table(
     sa.column("status", sa.String),
     sa.column("created_at", sa.DateTime(timezone=True)),
 )
+TYPED = {
+    "period_start": sa.Date,
+    "period_end": sa.Date,
+    "created_at": sa.DateTime(timezone=True),
+    "updated_at": sa.DateTime(timezone=True),
+    "provider_status_at": sa.DateTime(timezone=True),
+    "needs_attention": sa.Boolean,
+}
 invoice_columns = (
     "id",
     "workspace_id",
@@ -96,11 +104,11 @@ invoice_columns = (
     "created_at",
     "updated_at",
 )
-invoices_t = sa.table("invoices", *(sa.column(c) for c in invoice_columns))
+invoices_t = sa.table("invoices", *(sa.column(c, TYPED.get(c)) for c in invoice_columns))
 drafts = sa.table(
     "drafts",
     *(
-        sa.column(c)
+        sa.column(c, TYPED.get(c))
         for c in (
             "id",
             "workspace_id",
