@@ -207,6 +207,6 @@ def test_0010_converts_both_consolidation_modes_without_loss_and_back(
                 text("SELECT id, provider_id, status, key FROM period_invoices ORDER BY id")
             ).all()
             links = dict(conn.execute(text("SELECT id, period_invoice_id FROM drafts")).all())
-        assert [tuple(r) for r in back][0] == (5, "301", "open", "k-2")
+        assert tuple(back[0]) == (5, "301", "open", "k-2")
         assert links == {1: None, 2: 5, 3: 5, 4: None}
         migrations.downgrade("base")

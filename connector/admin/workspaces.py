@@ -8,7 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from connector import db
+from connector import db, pipeline
 from connector.admin import bp, onboarding
 from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
@@ -229,9 +229,12 @@ def settings(workspace_id: int) -> Any:
             errors["provider"] = "choose one of the listed accounting systems"
         if not errors:
             ws.settings = validated.to_dict()
+            switched = ws.provider != provider
             ws.provider = provider
             ws.auto_invoicing = auto
             db.session.commit()
+            if switched:  # other books: held approvals are planned again with their mappings
+                pipeline.release_holds(ws.id)
 
             notice = change_notice(ws.id)["notice"]
             flash("Settings saved." + (f" {notice}" if notice else ""), "success")

@@ -1,4 +1,5 @@
 """The tables. Each comment says why a column exists; statuses are listed where they are defined.
+The invoice records and the books they live in are in ``invoices.py`` beside this module.
 
 Migrations live in ``connector/migrations`` (Alembic); change a model, then
 ``flask --app connector db revision -m "..."``.
@@ -300,73 +301,6 @@ class Draft(Base):
     invoice: Mapped[Invoice | None] = relationship(back_populates="contributions")
 
 
-class InvoiceStatus(enum.StrEnum):
-    PENDING = "pending"  # its key is stored, the provider has not confirmed it yet
-    DRAFTED = "drafted"  # a draft at the provider; per_period approvals append to it
-    CLOSED = "closed"  # finance sent or finalized it: hands off, a new approval opens another
-    VOIDED = "voided"  # deleted or voided at the provider (every approval on it withdrawn)
-
-
-class InvoiceMode(enum.StrEnum):
-    PER_TIMESHEET = "per_timesheet"  # one approval's hours for one customer
-    PER_PERIOD = "per_period"  # one customer's period: every approval of it appends its lines
-
-
-class Invoice(Base):
-    """One provider document (a QuickBooks invoice, a Stripe draft invoice, a ledger invoice):
-    what finance sees. Its lines are the lines of the Draft rows that refer to it (each row is
-    one approval's contribution); per_timesheet invoices have exactly one.
-
-    ``key`` is the key of the contribution that creates it at the provider (the idempotency
-    key); the others append their lines under their own keys. ``seq`` counts a customer's
-    invoices of one period: a new one is opened when finance sent the previous one.
-    """
-
-    __tablename__ = "invoices"
-    __table_args__ = (
-        Index("ix_invoices_provider_ref", "workspace_id", "provider", "provider_id"),
-        Index("ix_invoices_period", "workspace_id", "books", "customer_id", "period_start"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    mode: Mapped[str] = mapped_column(String(20), default=InvoiceMode.PER_TIMESHEET)
-    # The books it lives in (``connector.books``): never looked up, changed or removed through
-    # a connection to other books.
-    books: Mapped[str] = mapped_column(String(300))
-    provider: Mapped[str] = mapped_column(String(40))
-    customer_id: Mapped[str] = mapped_column(String(255))
-    customer_name: Mapped[str] = mapped_column(String(500), default="")
-    currency: Mapped[str] = mapped_column(String(3))
-    # per_timesheet: the approval it bills; per_period: None (its contributions say which).
-    timesheet_pk: Mapped[int | None] = mapped_column(
-        ForeignKey("timesheets.id", ondelete="SET NULL"), nullable=True
-    )
-    period_start: Mapped[date] = mapped_column(Date)
-    period_end: Mapped[date] = mapped_column(Date)
-    seq: Mapped[int] = mapped_column(Integer, default=1)
-    key: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(20), default=InvoiceStatus.PENDING)
-    # Sum of the totals of the contributions on it (lines are rounded one by one, so the
-    # provider's total is the same sum); minutes likewise.
-    total: Mapped[Decimal] = mapped_column(DecimalString(), default=Decimal(0))
-    minutes: Mapped[int] = mapped_column(Integer, default=0)
-    provider_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    link: Mapped[str | None] = mapped_column(String(1000), nullable=True)
-    # Where it stands at the provider (providers.base.ProviderStatus), from webhooks, the
-    # reconcile job and withdrawals; mirrored on its contributions for the per-approval views.
-    provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
-    provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # A person must look: an approval on it was withdrawn after finance sent it, or it lives in
-    # books this workspace no longer reaches. ``attention_message`` says what and why.
-    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
-    attention_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-
-    contributions: Mapped[list[Draft]] = relationship(back_populates="invoice", order_by="Draft.id")
-
-
 # --- outbound: accounting / tracker connections --------------------------------------------------
 class ConnectionStatus(enum.StrEnum):
     CONNECTED = "connected"
@@ -391,25 +325,6 @@ class Connection(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-
-
-class AccountingBooks(Base):
-    """A set of books a workspace has billed into: the built-in ledger, one QuickBooks company,
-    one Stripe account (and mode). Mappings, customer settings and invoices carry its ``key``
-    (``connector.books``); this row keeps the name people know it by, also after the workspace
-    moved to other books, so old mappings read as history ("QuickBooks company Acme Sandbox")."""
-
-    __tablename__ = "accounting_books"
-    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(300))
-    provider: Mapped[str] = mapped_column(String(40))
-    account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    environment: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    name: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    last_connected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ProviderCacheEntry(Base):
@@ -625,3 +540,10 @@ class TrackerRate(Base):
     currency: Mapped[str] = mapped_column(String(3))
     effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# The provider documents and the books they live in: ``connector/models/invoices.py``.
+from connector.models.invoices import AccountingBooks as AccountingBooks  # noqa: E402
+from connector.models.invoices import Invoice as Invoice  # noqa: E402
+from connector.models.invoices import InvoiceMode as InvoiceMode  # noqa: E402
+from connector.models.invoices import InvoiceStatus as InvoiceStatus  # noqa: E402
