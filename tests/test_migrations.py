@@ -37,46 +37,14 @@ def restore_engine(database_url: str):  # type: ignore[no-untyped-def]
     db.init_engine(database_url)
 
 
-def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engine) -> None:
-    urls = _fresh_urls(tmp_path)
-    if os.environ.get("CI") and len(urls) < 2:
-        pytest.fail("CI must check migrations on PostgreSQL too, but it is not reachable")
-    for url in urls:
-        engine = db.init_engine(url)
-        schema = None
-        if engine.dialect.name == "postgresql":
-            # A private schema so this test never touches the suite's own tables.
-            schema = "migration_check"
-            with engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            engine.dispose()
-            engine = db.init_engine(
-                url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-            )
-        migrations.upgrade()
-        with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
-            assert diff == [], f"models and migrations differ on {engine.dialect.name}: {diff}"
-            tables = set(inspect(conn).get_table_names())
-        assert {"workspaces", "deliveries", "jobs", "drafts", "timesheets"} <= tables
-        migrations.downgrade("base")
-        with engine.connect() as conn:
-            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
-        if schema:
-            with engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        engine.dispose()
-
-
-# --- 0010: invoices as records, mappings bound to books (issue #18 item 6) ---------------------
-def _engines(tmp_path):  # type: ignore[no-untyped-def]
-    """A fresh SQLite file, and a private PostgreSQL schema when PostgreSQL is reachable."""
+def _engines(tmp_path, schema_name: str = "migration_data_check"):  # type: ignore[no-untyped-def]
+    """A fresh SQLite file, and a private PostgreSQL schema (so a test never touches the suite's
+    own tables) when PostgreSQL is reachable."""
     for url in _fresh_urls(tmp_path):
         engine = db.init_engine(url)
         schema = None
         if engine.dialect.name == "postgresql":
-            schema = "migration_data_check"
+            schema = schema_name
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 conn.execute(text(f"CREATE SCHEMA {schema}"))
@@ -91,6 +59,22 @@ def _engines(tmp_path):  # type: ignore[no-untyped-def]
         engine.dispose()
 
 
+def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engine) -> None:
+    if os.environ.get("CI") and len(_fresh_urls(tmp_path)) < 2:
+        pytest.fail("CI must check migrations on PostgreSQL too, but it is not reachable")
+    for engine in _engines(tmp_path, "migration_check"):
+        migrations.upgrade()
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
+            assert diff == [], f"models and migrations differ on {engine.dialect.name}: {diff}"
+            tables = set(inspect(conn).get_table_names())
+        assert {"workspaces", "deliveries", "jobs", "drafts", "timesheets", "invoices"} <= tables
+        migrations.downgrade("base")
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+
+
+# --- 0010: invoices as records, mappings bound to books (issue #18 item 6) ---------------------
 NOW = "2026-11-30 09:00:00+00:00"
 
 

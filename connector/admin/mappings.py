@@ -240,10 +240,11 @@ def save(workspace_id: int) -> Any:
     return redirect(back_to(ws))
 
 
-@bp.route("/workspaces/<int:workspace_id>/mappings/accept-confident", methods=["POST"])
-@admin_required
-def accept_confident(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
+def _billable_rows_and_customers(
+    ws: Workspace,
+) -> tuple[list[service.EntityRow], list[AccountingCustomer] | None]:
+    """The clients/projects with billable time, and the books' customers (None, said in a
+    flash, when the accounting system cannot list them)."""
     billable = onboarding.billable_subjects(ws.id)
     rows = [
         r for r in service.list_entities(db.session, ws.id) if (r.kind, r.tracker_id) in billable
@@ -251,6 +252,16 @@ def accept_confident(workspace_id: int) -> Any:
     customers, problem = _load_customers(ws)
     if problem:
         flash(problem, "error")
+        return rows, None
+    return rows, customers
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/accept-confident", methods=["POST"])
+@admin_required
+def accept_confident(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    rows, customers = _billable_rows_and_customers(ws)
+    if customers is None:
         return redirect(url_for("mappings.index", workspace_id=ws.id))
     service.add_suggestions(rows, customers)
     count = service.accept_confident(db.session, ws.id, rows)
@@ -267,13 +278,8 @@ def accept_confident(workspace_id: int) -> Any:
 def map_exact_matches(workspace_id: int) -> Any:
     """After a switch of books (or any time): every exact match mapped in one step."""
     ws = workspace_for_admin(workspace_id)
-    billable = onboarding.billable_subjects(ws.id)
-    rows = [
-        r for r in service.list_entities(db.session, ws.id) if (r.kind, r.tracker_id) in billable
-    ]
-    customers, problem = _load_customers(ws)
-    if problem:
-        flash(problem, "error")
+    rows, customers = _billable_rows_and_customers(ws)
+    if customers is None:
         return redirect(url_for("mappings.index", workspace_id=ws.id))
     mapped = service.map_exact_matches(db.session, ws.id, rows, customers)
     if mapped:
