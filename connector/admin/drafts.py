@@ -29,7 +29,10 @@ from connector.invoice_queries import (
     totals_by_currency,
 )
 from connector.models import Draft, DraftStatus, InvoiceStatus, Timesheet
+from connector.problems import Problem
 from connector.providers.base import ProviderStatus
+from connector.security import bounded_int_arg
+from connector.validation import FieldError, record_id
 
 PAGE_SIZE = 50
 INVOICE_WORDS = {
@@ -101,7 +104,7 @@ def drafts(workspace_id: int) -> Any:
     )
     total = 0 if held_only else count(db.session, stmt)
     pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    page = min(bounded_int_arg(request.args.get("page"), 1), pages)
     rows = (
         []
         if held_only
@@ -158,10 +161,10 @@ def approvals_status(workspace_id: int) -> Any:
     """``?ts=1,2``: for each approval, whether a re-bill is running and its drafts' statuses.
     The console script polls this and refreshes a section once its re-bill is done."""
     ws = workspace_for_admin(workspace_id)
-    wanted: list[int] = []
-    for part in (request.args.get("ts") or "").split(",")[:100]:
-        if part.strip().isdigit():
-            wanted.append(int(part))
+    try:
+        wanted = [record_id(p, "ts") for p in (request.args.get("ts") or "").split(",")[:100] if p]
+    except FieldError as exc:
+        raise Problem(400, "Invalid field", str(exc), type_="invalid-field", field="/ts") from None
     rebilling = rebilling_timesheets(db.session, ws.id)
     result: dict[str, Any] = {}
     for timesheet_pk in wanted:

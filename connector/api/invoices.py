@@ -4,14 +4,14 @@ customer and period under per_period consolidation), each with the approvals on 
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.drafts import MAX_LIMIT, PROVIDER_STATUSES, bad_query, int_arg
+from connector.api.drafts import MAX_LIMIT, PROVIDER_STATUSES, refuse
+from connector.api.request_bodies import paging_parameters, query_paging
 from connector.auth import token_required
 from connector.invoice_queries import (
     INVOICE_STATUS_FILTERS,
@@ -23,34 +23,30 @@ from connector.invoice_queries import (
 )
 from connector.models import Invoice, InvoiceMode
 from connector.problems import Problem
-
-
-def _period_arg() -> date | None:
-    raw = request.args.get("period") or None
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_query("period", "must be a day, YYYY-MM-DD") from None
+from connector.validation import ErrorCollector, iso_date, one_of
 
 
 @bp.get("/invoices")
 @token_required
 def list_invoices() -> Any:
     """Every invoice, newest period first, filterable; totals per currency cover every match."""
-    status = request.args.get("status") or None
-    if status is not None and status not in INVOICE_STATUS_FILTERS:
-        raise bad_query("status", f"must be one of {', '.join(INVOICE_STATUS_FILTERS)}")
-    customer_id = request.args.get("customer_id") or None
-    if customer_id is not None and len(customer_id) > 255:
-        raise bad_query("customer_id", "must be at most 255 characters")
-    provider_status = request.args.get("provider_status") or None
-    if provider_status is not None and provider_status not in PROVIDER_STATUSES:
-        raise bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
-    period = _period_arg()
-    limit = int_arg("limit", 50, 1, MAX_LIMIT)
-    offset = int_arg("offset", 0, 0, 10**9)
+    args, errors = request.args, ErrorCollector()
+    status = (
+        errors.check(one_of, args["status"], "status", INVOICE_STATUS_FILTERS)
+        if "status" in args
+        else None
+    )
+    customer_id = args.get("customer_id")
+    if customer_id is not None and not 1 <= len(customer_id) <= 255:
+        errors.check(refuse, "customer_id", "must be 1 to 255 characters")
+    provider_status = (
+        errors.check(one_of, args["provider_status"], "provider_status", PROVIDER_STATUSES)
+        if "provider_status" in args
+        else None
+    )
+    period = errors.check(iso_date, args["period"], "period") if "period" in args else None
+    page = errors.check(query_paging, max_limit=MAX_LIMIT)
+    errors.raise_any()
     stmt = invoices_query(
         g.workspace.id,
         status=status,
@@ -58,14 +54,14 @@ def list_invoices() -> Any:
         period=period,
         provider_status=provider_status,
     )
-    page = list(db.session.scalars(stmt.offset(offset).limit(limit)))
-    on = contributions(db.session, page)
+    rows = list(db.session.scalars(stmt.offset(page.offset).limit(page.limit)))
+    on = contributions(db.session, rows)
     return jsonify(
-        invoices=[serialize_invoice(db.session, inv, on[inv.id]) for inv in page],
+        invoices=[serialize_invoice(db.session, inv, on[inv.id]) for inv in rows],
         total=count(db.session, stmt),
         totals={cur: str(amount) for cur, amount in totals_by_currency(db.session, stmt).items()},
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -190,7 +186,7 @@ OPENAPI_PATHS = {
                 {
                     "name": "customer_id",
                     "in": "query",
-                    "schema": {"type": "string", "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                 },
                 {
                     "name": "period",
@@ -203,12 +199,7 @@ OPENAPI_PATHS = {
                     "in": "query",
                     "schema": {"type": "string", "enum": PROVIDER_STATUSES},
                 },
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                },
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                *paging_parameters(max_limit=MAX_LIMIT),
             ],
             "responses": {
                 "200": {

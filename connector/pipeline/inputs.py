@@ -3,6 +3,7 @@ mappings and its rates (the admin's and the tracker's)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -53,8 +54,16 @@ def mappings_in(s: Session, workspace: Workspace, books_key: str | None) -> bill
     return billing.Mappings(projects=projects, clients=clients)
 
 
-def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
+def load_rates(
+    s: Session, workspace_id: int, tracker_rates: Iterable[TrackerRate] | None = None
+) -> billing.RateTable:
+    """The admin's rates and the tracker's (``tracker_rates``: read but not stored, for a dry
+    run; default the stored ones)."""
     admin = [to_entry(r) for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))]
+    if tracker_rates is None:
+        tracker_rates = s.scalars(
+            select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)
+        )
     # Rates read from the tracker (e.g. WebWork contracts) sit beside the admin's own; where
     # both give a rate for the same scope from the same day, the admin's wins.
     taken = {_rate_identity(e) for e in admin}
@@ -69,7 +78,7 @@ def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
                 project_id=r.project_id,
                 contract_id=r.contract_id,
             )
-            for r in s.scalars(select(TrackerRate).where(TrackerRate.workspace_id == workspace_id))
+            for r in tracker_rates
         )
         if _rate_identity(e) not in taken
     ]
@@ -96,13 +105,17 @@ def billing_settings(workspace: Workspace) -> billing.BillingSettings:
 
 
 def run_billing(
-    s: Session, workspace: Workspace, timesheet: billing.TimesheetInput
+    s: Session,
+    workspace: Workspace,
+    timesheet: billing.TimesheetInput,
+    *,
+    tracker_rates: Iterable[TrackerRate] | None = None,
 ) -> billing.BillingResult:
     return billing.bill(
         timesheet,
         billing_settings(workspace),
         load_mappings(s, workspace),
-        load_rates(s, workspace.id),
+        load_rates(s, workspace.id, tracker_rates),
     )
 
 
