@@ -74,12 +74,12 @@ def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engi
             assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
 
 
-# --- 0010: invoices as records, mappings bound to books (issue #18 item 6) ---------------------
+# --- 0011: invoices as records, mappings bound to books (issue #18 item 6) ---------------------
 NOW = "2026-11-30 09:00:00+00:00"
 
 
-def _seed_0009(conn) -> None:  # type: ignore[no-untyped-def]
-    """A QuickBooks workspace billing per timesheet and per period, as 0009 stored it."""
+def _seed_0010(conn) -> None:  # type: ignore[no-untyped-def]
+    """A QuickBooks workspace billing per timesheet and per period, as 0010 stored it."""
     run = lambda sql, **kw: conn.execute(text(sql), kw)  # noqa: E731
     run(
         "INSERT INTO workspaces (id, name, tracker_source, tracker_workspace_id, endpoint_token,"
@@ -144,14 +144,14 @@ def _seed_0009(conn) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def test_0010_converts_both_consolidation_modes_without_loss_and_back(
+def test_0011_converts_both_consolidation_modes_without_loss_and_back(
     tmp_path, restore_engine
 ) -> None:
     for engine in _engines(tmp_path):
-        migrations.upgrade("0009_consolidation")
+        migrations.upgrade("0010_oauth_states")
         with engine.begin() as conn:
-            _seed_0009(conn)
-        migrations.upgrade("0010_invoices_and_books")
+            _seed_0010(conn)
+        migrations.upgrade("0011_invoices_and_books")
         with engine.connect() as conn:
             invoices = conn.execute(
                 text(
@@ -185,7 +185,7 @@ def test_0010_converts_both_consolidation_modes_without_loss_and_back(
                 {"b": key, "t": NOW},
             )
 
-        migrations.downgrade("0009_consolidation")
+        migrations.downgrade("0010_oauth_states")
         with engine.connect() as conn:
             back = conn.execute(
                 text("SELECT id, provider_id, status, key FROM period_invoices ORDER BY id")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from connector import jobs
+from connector import worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.providers.base import RetryLater
 
@@ -17,7 +17,7 @@ from connector.providers.base import RetryLater
 def work_lock(name: str, *, wait: float, busy: str) -> Iterator[None]:
     """Hold ``name`` or, after ``wait`` seconds, give the worker thread back: the job is retried
     a few seconds later (``busy`` says why) rather than waiting as long as the other run takes."""
-    lease = jobs.lease_seconds()
+    lease = worker.settings().lease_seconds
     try:
         with advisory_lock(name[:200], ttl=lease, timeout=min(lease, wait), keepalive=True):
             yield

@@ -208,7 +208,7 @@ def test_needs_attention_is_visible_everywhere_and_the_withdrawal_records_what_i
     assert page.status_code == 200 and "Needs attention" in page.get_data(as_text=True)
     assert 'data-needs-attention="1"' in page.get_data(as_text=True)
 
-    from connector import observability
+    from connector import metrics
 
-    text = observability.render_metrics().decode()
+    text = metrics.render_metrics().decode()
     assert "tsi_invoices_needing_attention 1.0" in text

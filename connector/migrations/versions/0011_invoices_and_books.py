@@ -5,8 +5,8 @@ the provider; per_period: the former ``period_invoices`` rows, same ids), and ea
 refers to its invoice. Mappings and customer settings get the key of the books they were made
 in: the books the workspace bills to at migration time (its provider and connected account).
 
-Revision ID: 0010_invoices_and_books
-Revises: 0009_consolidation
+Revision ID: 0011_invoices_and_books
+Revises: 0010_oauth_states
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_invoices_and_books"
-down_revision: str | None = "0009_consolidation"
+revision: str = "0011_invoices_and_books"
+down_revision: str | None = "0010_oauth_states"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
