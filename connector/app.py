@@ -25,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 # The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
 from connector import (
     auth,
+    books,
     db,
     health,
     metrics,
@@ -126,6 +127,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     kit = provider_web_kit()
     web_kit.install(app, kit)
     for info in PROVIDERS.values():
+        if info.books_noun:
+            books.register_noun(info.key, info.books_noun)
         if info.web:
             importlib.import_module(info.web).setup(app, kit)
     _register_error_handlers(app)

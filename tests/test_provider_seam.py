@@ -79,7 +79,7 @@ def test_declared_abilities_match_what_the_provider_implements(name: str):
 def test_a_provider_without_line_edits_bills_per_timesheet(monkeypatch, app, workspace):
     from connector import db
     from connector.models import Workspace
-    from connector.pipeline.periods import consolidation_of
+    from connector.pipeline.invoices import consolidation_of
     from connector.providers import Capabilities, ProviderInfo
 
     info = PROVIDERS["local"]
@@ -92,5 +92,5 @@ def test_a_provider_without_line_edits_bills_per_timesheet(monkeypatch, app, wor
         ws = s.get(Workspace, workspace.id)
         ws.settings = {**(ws.settings or {}), "consolidation": "per_period"}
     with db.new_session() as s:
-        mode, _period, _start = consolidation_of(s.get(Workspace, workspace.id), None)
+        mode, _period, _start = consolidation_of(s, s.get(Workspace, workspace.id), None, None)
     assert mode == "per_timesheet"

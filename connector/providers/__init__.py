@@ -61,6 +61,8 @@ class ProviderInfo:
     signature_header: str | None = None
     # The blueprint of its connect pages, None when built in.
     connect_blueprint: str | None = None
+    # How people call one set of its books ("QuickBooks company", "Xero organisation").
+    books_noun: str | None = None
     # The module declaring its environment variables (``SETTINGS``: ``connector.config.Setting``).
     settings: str | None = None
 
@@ -111,6 +113,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 price_decimals=7,
             ),
             connect_blueprint="quickbooks_connection",
+            books_noun="QuickBooks company",
             web="connector.providers.quickbooks.web.setup",
             card_template="quickbooks/card.html",
             signature_header="intuit-signature",
@@ -128,6 +131,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 price_decimals=12,
             ),
             connect_blueprint="stripe_connection",
+            books_noun="Stripe account",
             web="connector.providers.stripe.web.setup",
             card_template="stripe/card.html",
             reconnect_url="/workspaces/{workspace_id}/connections#stripe-key",
@@ -147,6 +151,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
                 price_decimals=4,
             ),
             connect_blueprint="xero_connection",
+            books_noun="Xero organisation",
             web="connector.providers.xero.web.setup",
             settings="connector.providers.xero.settings",
             card_template="xero/card.html",

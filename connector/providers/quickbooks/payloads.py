@@ -12,6 +12,7 @@ from connector.providers.base import (
     DraftInvoice,
     NewCustomer,
 )
+from connector.providers.quickbooks.provider import marked_note
 
 MARKER_PREFIX = "tsi-key: "
 
@@ -81,8 +82,7 @@ def clip(text: str, limit: int) -> str:
 
 def private_note(note: str, key: str) -> str:
     """The internal note plus the marker line; the note is clipped, never the marker."""
-    tail = "\n" + marker(key)
-    return clip(note.strip(), MAX_PRIVATE_NOTE - len(tail)) + tail if note.strip() else tail[1:]
+    return marked_note(note, [key])
 
 
 def request_id(key: str) -> str:

@@ -16,15 +16,14 @@ from connector.providers.base import (
 )
 from connector.providers.quickbooks.payloads import (
     MAX_CUSTOMER_MEMO,
-    MAX_PRIVATE_NOTE,
     clip,
     compact,
     decimal,
     has_line_tag,
     has_marker,
-    marker,
     request_id,
 )
+from connector.providers.quickbooks.provider import marked_note, note_keys, words_of
 from connector.providers.quickbooks.status import STALE_OBJECT_CODE
 from connector.validation import is_ascii_digits
 
@@ -107,12 +106,8 @@ class QuickBooksPeriodLines:
             note = str(row.get("PrivateNote") or "")
             if has_marker(note, draft.key):
                 return None  # appended before (the answer was lost): never twice
-            marked = f"{note}\n{marker(draft.key)}" if note else marker(draft.key)
-            if len(marked) > MAX_PRIVATE_NOTE:
-                raise Rejected(
-                    "This period's QuickBooks invoice holds too many approvals to record one "
-                    "more; bill this customer per timesheet or per shorter period."
-                )
+            # The words name every approval on it once (the pipeline's), then each key once.
+            marked = marked_note(draft.private_note, [*note_keys(note), draft.key])
             return compact(
                 {
                     "Line": [*self._kept_lines(row), *new_lines],
@@ -128,20 +123,20 @@ class QuickBooksPeriodLines:
             raise NotADraft(f"QuickBooks invoice {provider_id} no longer exists.")
         return self._created(row)
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
         def change(row: Mapping[str, Any]) -> dict[str, Any] | None:
-            note = str(row.get("PrivateNote") or "")
+            old = str(row.get("PrivateNote") or "")
             lines = self._kept_lines(row)
             kept = self._kept_lines(row, drop_key=key)
-            if len(kept) == len(lines) and not has_marker(note, key):
+            if len(kept) == len(lines) and not has_marker(old, key):
                 return None  # removed before
-            wanted = marker(key)
+            words = note if note is not None else words_of(old)
             return compact(
                 {
                     "Line": kept,
-                    "PrivateNote": "\n".join(
-                        line for line in note.splitlines() if line.strip() != wanted
-                    ),
+                    "PrivateNote": marked_note(words, [k for k in note_keys(old) if k != key]),
                     "CustomerMemo": {"value": clip(memo, MAX_CUSTOMER_MEMO)} if memo else None,
                 }
             )

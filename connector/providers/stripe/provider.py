@@ -70,6 +70,7 @@ from connector.providers.stripe.customers import StripeCustomers
 from connector.providers.stripe.errors import KeyConflict, Replayed
 from connector.providers.stripe.finding import StripeFinding
 from connector.providers.stripe.payloads import (
+    MAX_DESCRIPTION,
     MAX_INVOICE_LINES,
     as_dict,
     chunks,
@@ -92,6 +93,10 @@ class StripeProvider(
     name = "stripe"
 
     display_name = "Stripe"
+
+    memo_max_chars = MAX_DESCRIPTION  # the invoice description (the Dashboard's memo)
+
+    note_max_chars = 500  # kept as the metadata value internal_note
 
     def __init__(
         self,

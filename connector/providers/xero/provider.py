@@ -288,7 +288,11 @@ class XeroProvider(XeroContacts, AccountingProvider):
             raise
         return self._created(updated)
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
+        # Xero invoices have no memo or internal note: the Reference and each line's marker say
+        # what the invoice holds, so ``memo`` and ``note`` have nothing to update.
         try:
             row = self._editable(provider_id)
         except NotADraft:
