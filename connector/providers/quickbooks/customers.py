@@ -17,6 +17,7 @@ from connector.providers.base import (
     NewCustomer,
     Rejected,
 )
+from connector.providers.quickbooks.client import NotFound
 from connector.providers.quickbooks.payloads import (
     MAX_QUERY_RESULTS,
     build_customer,
@@ -26,7 +27,6 @@ from connector.providers.quickbooks.payloads import (
     select,
 )
 from connector.providers.quickbooks.status import DUPLICATE_NAME_CODE
-from connector.providers.quickbooks_http import NotFound
 from connector.validation import is_ascii_digits
 
 T = TypeVar("T")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 from connector.providers.base import (
     DraftInvoice,
     NewCustomer,
+    Rejected,
 )
-from connector.providers.quickbooks.provider import marked_note
 
 MARKER_PREFIX = "tsi-key: "
 
@@ -83,6 +83,39 @@ def clip(text: str, limit: int) -> str:
 def private_note(note: str, key: str) -> str:
     """The internal note plus the marker line; the note is clipped, never the marker."""
     return marked_note(note, [key])
+
+
+def note_keys(private_note: Any) -> list[str]:
+    """The keys of the approvals on an invoice, from its marker lines, in order."""
+    if not isinstance(private_note, str):
+        return []
+    return [
+        line.strip()[len(MARKER_PREFIX) :]
+        for line in private_note.splitlines()
+        if line.strip().startswith(MARKER_PREFIX)
+    ]
+
+
+def marked_note(note: str, keys: Sequence[str]) -> str:
+    """The internal note, then one marker line per approval on the invoice (each key once).
+    The words are clipped to fit QuickBooks' 4,000 characters, never a marker: markers that no
+    longer fit are refused in plain words (nothing is sent)."""
+    tail = "".join(f"\n{marker(k)}" for k in dict.fromkeys(keys))
+    if len(tail) - 1 > MAX_PRIVATE_NOTE:
+        raise Rejected(
+            f"QuickBooks keeps at most {MAX_PRIVATE_NOTE} characters in an invoice's private "
+            f"note, where each approval on it is recorded: {len(keys)} approvals do not fit. "
+            "Bill this customer per timesheet or per shorter period (customer settings)."
+        )
+    room = MAX_PRIVATE_NOTE - len(tail)
+    words = note.strip()
+    return (clip(words, room) + tail) if words and room > 1 else tail[1:]
+
+
+def words_of(private_note: str) -> str:
+    return "\n".join(
+        line for line in private_note.splitlines() if not line.strip().startswith(MARKER_PREFIX)
+    )
 
 
 def request_id(key: str) -> str:

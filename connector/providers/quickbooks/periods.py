@@ -21,9 +21,11 @@ from connector.providers.quickbooks.payloads import (
     decimal,
     has_line_tag,
     has_marker,
+    marked_note,
+    note_keys,
     request_id,
+    words_of,
 )
-from connector.providers.quickbooks.provider import marked_note, note_keys, words_of
 from connector.providers.quickbooks.status import STALE_OBJECT_CODE
 from connector.validation import is_ascii_digits
 

@@ -33,7 +33,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from connector import ratelimit
-from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     AccountingProvider,
     CreatedDraft,
@@ -50,16 +49,14 @@ from connector.providers.base import (
     RemovalOutcome,
     RetryLater,
 )
+from connector.providers.quickbooks import oauth
+from connector.providers.quickbooks.client import NotFound, QboHttp
 from connector.providers.quickbooks.customers import QuickBooksCustomers
 from connector.providers.quickbooks.payloads import (
-    MARKER_PREFIX,
     MAX_CUSTOMER_MEMO,
-    MAX_PRIVATE_NOTE,
     build_invoice,
-    clip,
     decimal,
     has_marker,
-    marker,
     quote,
     request_id,
     select,
@@ -71,7 +68,6 @@ from connector.providers.quickbooks.status import (
     invoice_status,
     says_references_changed,
 )
-from connector.providers.quickbooks_http import NotFound, QboHttp
 from connector.validation import is_ascii_digits
 
 log = logging.getLogger(__name__)
@@ -90,39 +86,6 @@ DEFAULT_CACHE_SECONDS = 3600
 
 
 DraftHint = tuple[str, date]  # (accounting customer id, the invoice's TxnDate)
-
-
-def note_keys(private_note: Any) -> list[str]:
-    """The keys of the approvals on an invoice, from its marker lines, in order."""
-    if not isinstance(private_note, str):
-        return []
-    return [
-        line.strip()[len(MARKER_PREFIX) :]
-        for line in private_note.splitlines()
-        if line.strip().startswith(MARKER_PREFIX)
-    ]
-
-
-def marked_note(note: str, keys: Sequence[str]) -> str:
-    """The internal note, then one marker line per approval on the invoice (each key once).
-    The words are clipped to fit QuickBooks' 4,000 characters, never a marker: markers that no
-    longer fit are refused in plain words (nothing is sent)."""
-    tail = "".join(f"\n{marker(k)}" for k in dict.fromkeys(keys))
-    if len(tail) - 1 > MAX_PRIVATE_NOTE:
-        raise Rejected(
-            f"QuickBooks keeps at most {MAX_PRIVATE_NOTE} characters in an invoice's private "
-            f"note, where each approval on it is recorded: {len(keys)} approvals do not fit. "
-            "Bill this customer per timesheet or per shorter period (customer settings)."
-        )
-    room = MAX_PRIVATE_NOTE - len(tail)
-    words = note.strip()
-    return (clip(words, room) + tail) if words and room > 1 else tail[1:]
-
-
-def words_of(private_note: str) -> str:
-    return "\n".join(
-        line for line in private_note.splitlines() if not line.strip().startswith(MARKER_PREFIX)
-    )
 
 
 # --- the provider -------------------------------------------------------------------------------

@@ -10,24 +10,50 @@ provider and ``create``), ``connect.py`` (connect-time calls: key check, Connect
 from __future__ import annotations
 
 from connector.providers.stripe.client import (
+    CONNECT_TIMEOUT_SECONDS,
+    DASHBOARD_URL,
+    DEFAULT_API_BASE_URL,
     DEFAULT_CONNECT_BASE_URL,
+    DEFAULT_TIMEOUT_SECONDS,
     META_CURRENCIES,
     META_PENDING,
     RATE_LIMITS,
     STRIPE_API_VERSION,
 )
-from connector.providers.stripe.payloads import line_description
+from connector.providers.stripe.errors import DEFAULT_RETRY_AFTER
+from connector.providers.stripe.payloads import (
+    DEFAULT_DAYS_UNTIL_DUE,
+    LINES_PER_CALL,
+    MAX_DESCRIPTION,
+    MAX_INVOICE_LINES,
+    chunks,
+    invoice_params,
+    line_description,
+    line_params,
+)
 from connector.providers.stripe.provider import StripeProvider, create
 from connector.providers.stripe.status import invoice_status
 
 __all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "DASHBOARD_URL",
+    "DEFAULT_API_BASE_URL",
     "DEFAULT_CONNECT_BASE_URL",
+    "DEFAULT_DAYS_UNTIL_DUE",
+    "DEFAULT_RETRY_AFTER",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "LINES_PER_CALL",
+    "MAX_DESCRIPTION",
+    "MAX_INVOICE_LINES",
     "META_CURRENCIES",
     "META_PENDING",
     "RATE_LIMITS",
     "STRIPE_API_VERSION",
     "StripeProvider",
+    "chunks",
     "create",
+    "invoice_params",
     "invoice_status",
     "line_description",
+    "line_params",
 ]

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import select
 
 from connector import db
+from connector.books import books_key
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.models import CustomerMapping, Workspace
+from connector.models import Connection, CustomerMapping, Workspace
 from connector.providers import build_provider
 from tests.browser.conftest import live_server, page  # noqa: F401 - the browser fixtures
 from tests.providers.xero.fake_xero import CONFIG, FakeXero
@@ -47,10 +49,17 @@ def connect_store(workspace_id: int, app: Any, fake: FakeXero, **meta: Any) -> D
 
 
 def map_client(workspace_id: int, tracker_id: str, contact_id: str, name: str, currency: str):
+    """Map a tracker client to a contact in the books of the workspace's Xero organisation."""
     with db.session_scope() as s:
+        tenant = s.scalar(
+            select(Connection.account_id).where(
+                Connection.workspace_id == workspace_id, Connection.provider == "xero"
+            )
+        )
         s.add(
             CustomerMapping(
                 workspace_id=workspace_id,
+                books=books_key("xero", tenant, None),
                 kind="client",
                 tracker_id=tracker_id,
                 customer_id=contact_id,

@@ -81,7 +81,7 @@ def test_a_withdrawn_approval_takes_only_its_lines_off(
     post_event(workspace, withdrawal("ts-1"))
     post_event(workspace, withdrawal("ts-3"))
     assert fake.invoices_of() == []  # the last lines withdrawn: the unsent draft is deleted
-    assert [p.status for p in period_invoices()] == ["deleted"]
+    assert [p.status for p in period_invoices()] == ["voided"]
 
 
 def test_a_withdrawn_approvals_unsent_draft_is_deleted(
