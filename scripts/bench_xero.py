@@ -63,6 +63,7 @@ def prepare(args: argparse.Namespace, tmp: Path, fake: Any) -> tuple[Any, dict[s
     from sqlalchemy import text
 
     from connector import create_app, db, migrate
+    from connector.books import books_key
     from connector.connections.store import DbCredentialStore, secret_box
     from connector.models import CustomerMapping
     from connector.workspaces import create_workspace
@@ -128,6 +129,7 @@ def prepare(args: argparse.Namespace, tmp: Path, fake: Any) -> tuple[Any, dict[s
                 s.add(
                     CustomerMapping(
                         workspace_id=ws.id,
+                        books=books_key("xero", fake.tenant, None),
                         kind="client",
                         tracker_id=client_id,
                         customer_id=contact,
