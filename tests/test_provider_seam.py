@@ -94,3 +94,21 @@ def test_a_provider_without_line_edits_bills_per_timesheet(monkeypatch, app, wor
     with db.new_session() as s:
         mode, _period, _start = consolidation_of(s, s.get(Workspace, workspace.id), None, None)
     assert mode == "per_timesheet"
+
+
+# Where adding a provider used to mean an edit (issue 23): the app's wiring, the inbox's tables,
+# the login exemptions, the connections page. Each now reads the registry and names no provider.
+WIRING = (
+    "connector/app.py",
+    "webhooks/inbox.py",
+    "connector/auth.py",
+    "connector/admin/templates/admin/connections.html",
+)
+
+
+@pytest.mark.parametrize("path", WIRING)
+def test_the_wiring_names_no_provider(path: str):
+    names = [key for key, info in PROVIDERS.items() if info.external]
+    word = re.compile(rf"\b({'|'.join(names)})\b", re.IGNORECASE)
+    text = (ROOT / path).read_text()
+    assert word.findall(text) == []
