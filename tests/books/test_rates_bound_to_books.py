@@ -159,3 +159,5 @@ def test_the_rates_page_shows_other_books_customer_rates_as_read_only_history(
     customers = admin_client.get(f"/workspaces/{workspace.id}/mappings").get_data(as_text=True)
     row = customers[customers.index("data-history-id=") :].split("</tr>")[0]
     assert "Acme Corp<br>" in row and "client cl-acme" in row and "Acme Ledger Ltd" in row
+    said = app.test_cli_runner().invoke(args=["mappings", "history", str(workspace.id)]).output
+    assert "Acme Corp (cl-acme) -> Acme Ledger Ltd" in said and "the built-in ledger" in said
