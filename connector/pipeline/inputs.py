@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, books
-from connector.models import CustomerMapping, CustomerSettings, Rate, TrackerRate, Workspace
+from connector import billing, books, rates
+from connector.models import CustomerMapping, CustomerSettings, TrackerRate, Workspace
 from connector.rates import to_entry
 from connector.settings import WorkspaceSettings
 
@@ -55,11 +55,16 @@ def mappings_in(s: Session, workspace: Workspace, books_key: str | None) -> bill
 
 
 def load_rates(
-    s: Session, workspace_id: int, tracker_rates: Iterable[TrackerRate] | None = None
+    s: Session,
+    workspace_id: int,
+    tracker_rates: Iterable[TrackerRate] | None = None,
+    *,
+    books_key: str | None,
 ) -> billing.RateTable:
-    """The admin's rates and the tracker's (``tracker_rates``: read but not stored, for a dry
+    """The admin's rates that apply in ``books_key`` (a customer's rate only in the books its
+    customer id belongs to) and the tracker's (``tracker_rates``: read but not stored, for a dry
     run; default the stored ones)."""
-    admin = [to_entry(r) for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))]
+    admin = [to_entry(r) for r in s.scalars(rates.applicable(workspace_id, books_key))]
     if tracker_rates is None:
         tracker_rates = s.scalars(
             select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)
@@ -111,11 +116,12 @@ def run_billing(
     *,
     tracker_rates: Iterable[TrackerRate] | None = None,
 ) -> billing.BillingResult:
+    books_key = books.current_key(s, workspace.id, workspace.provider)
     return billing.bill(
         timesheet,
         billing_settings(workspace),
-        load_mappings(s, workspace),
-        load_rates(s, workspace.id, tracker_rates),
+        mappings_in(s, workspace, books_key),
+        load_rates(s, workspace.id, tracker_rates, books_key=books_key),
     )
 
 
