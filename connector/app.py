@@ -9,6 +9,7 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
@@ -23,6 +24,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 # The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
 from connector import (
+    auth,
+    books,
     db,
     health,
     metrics,
@@ -34,23 +37,20 @@ from connector import (
     worker,
 )
 from connector.admin import bp as admin_bp
+from connector.admin import connections as admin_connections
 from connector.admin.errors import MAX_URL_CHARS, error_page
 from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
 from connector.config import INSTANCE_DIR, check_config, load_config
-from connector.connections.quickbooks import bp as quickbooks_bp
-from connector.connections.stripe import bp as stripe_bp
 from connector.problems import Problem, problem_response
+from connector.providers import PROVIDERS, declared_settings, web_kit
 from connector.ratelimit import RedisRateLimiter
 from connector.ratelimit_db import DatabaseRateLimiter
 from connector.throttle import LoginThrottle, make_storage
-from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
-from webhooks.quickbooks.setup import setup as setup_quickbooks_events
+from webhooks import provider_receiver
 from webhooks.receiver import bp as webhooks_bp
-from webhooks.stripe.receiver import bp as stripe_webhooks_bp
-from webhooks.stripe.setup import setup as setup_stripe_events
 from webhooks.webwork.setup import setup as setup_webwork
 
 __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
@@ -61,7 +61,7 @@ DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    config = load_config()
+    config = load_config(extra=declared_settings())
     if overrides:
         config.update(overrides)
     check_config(config)
@@ -99,17 +99,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(webhooks_bp)
-    app.register_blueprint(stripe_webhooks_bp)
-    app.register_blueprint(quickbooks_webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(mappings_bp)
-    app.register_blueprint(quickbooks_bp)
-    app.register_blueprint(stripe_bp)
     # Machine-to-machine routes authenticate by signature or bearer token, not cookies.
     csrf.exempt(webhooks_bp)
-    csrf.exempt(stripe_webhooks_bp)
-    csrf.exempt(quickbooks_webhooks_bp)
     csrf.exempt(api_bp)
 
     register_cli(app)
@@ -128,9 +122,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
     setup_webwork(app)
-    # Provider status events: how the core reads which invoices a stored event names.
-    setup_stripe_events()
-    setup_quickbooks_events()
+    # Each provider plugs in its connect pages, its status-event receiver and how the core reads
+    # which invoices a stored event names: one registry line each (connector/providers).
+    kit = provider_web_kit()
+    web_kit.install(app, kit)
+    for info in PROVIDERS.values():
+        if info.books_noun:
+            books.register_noun(info.key, info.books_noun)
+        if info.web:
+            importlib.import_module(info.web).setup(app, kit)
     _register_error_handlers(app)
 
     @app.teardown_appcontext
@@ -138,6 +138,27 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         db.session.remove()
 
     return app
+
+
+def provider_web_kit() -> web_kit.WebKit:
+    """What a provider's web pieces get from the app instead of importing it (see web_kit)."""
+    return web_kit.WebKit(
+        csrf=csrf,
+        allow_public=auth.allow_public,
+        register_event_reader=status_sync.register_event_reader,
+        register_openapi=provider_receiver.register_openapi,
+        confirm_disconnect=admin_connections.confirm_disconnect,
+        return_after_connect=admin_connections.return_after_connect,
+        # Looked up when called, so a test (or a later re-wiring) replaces it in one place.
+        connection_restored=lambda workspace_id: pipeline.on_connection_restored(workspace_id),
+        read_body=provider_receiver.read_body,
+        connected_workspaces=provider_receiver.connected_workspaces,
+        accept_event=provider_receiver.accept,
+        configured_secrets=provider_receiver.configured_secrets,
+        malformed=provider_receiver.malformed,
+        unauthorized=provider_receiver.unauthorized,
+        ignored=provider_receiver.ignored,
+    )
 
 
 def _wants_problem_json() -> bool:

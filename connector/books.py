@@ -21,9 +21,13 @@ from sqlalchemy.orm import Session
 from connector.models import AccountingBooks, Connection, utcnow
 
 LOCAL: Final = "local"
-# How people call one set of books of a provider ("QuickBooks company Acme"); a new provider
-# adds its word here (e.g. "Xero organisation").
-_NOUNS: Final = {"quickbooks": "QuickBooks company", "stripe": "Stripe account"}
+# How people call one set of books of a provider ("QuickBooks company Acme"): each provider's
+# registry line says it (``ProviderInfo.books_noun``); the app factory registers them here.
+_NOUNS: dict[str, str] = {}
+
+
+def register_noun(provider: str, noun: str) -> None:
+    _NOUNS[provider] = noun
 
 
 def books_key(provider: str, account_id: str | None, environment: str | None = None) -> str:

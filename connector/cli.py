@@ -29,7 +29,7 @@ from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
 from connector.connections.store import secret_box
 from connector.models import Connection, Delivery, Job, JobState, Workspace
-from connector.providers import PROVIDER_NAMES
+from connector.providers import PROVIDER_NAMES, declared_settings
 from connector.status_sync import provider_status_cli
 from connector.workspaces import (
     create_workspace,
@@ -344,7 +344,7 @@ def config_command() -> click.Command:
     @click.command("config")
     def show_config() -> None:
         """Print every environment variable, its default and meaning (Markdown)."""
-        click.echo(settings_table_markdown())
+        click.echo(settings_table_markdown(declared_settings()))
 
     return show_config
 

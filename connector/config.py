@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,96 +125,6 @@ SETTINGS: tuple[Setting, ...] = (
         "`true` runs queued tasks inline in the web process "
         "(development without a worker; no delayed retries).",
     ),
-    Setting("QUICKBOOKS_CLIENT_ID", None, "Intuit app client id (Keys & credentials)."),
-    Setting("QUICKBOOKS_CLIENT_SECRET", None, "Intuit app client secret.", secret=True),
-    Setting("QUICKBOOKS_ENVIRONMENT", "sandbox", "`sandbox` or `production` (exactly)."),
-    Setting(
-        "QUICKBOOKS_AUTH_URL",
-        None,
-        "Intuit authorize URL; default `https://appcenter.intuit.com/connect/oauth2`.",
-    ),
-    Setting(
-        "QUICKBOOKS_TOKEN_URL",
-        None,
-        "Intuit token URL; default `https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer`.",
-    ),
-    Setting(
-        "QUICKBOOKS_REVOKE_URL",
-        None,
-        "Intuit revoke URL; default `https://developer.api.intuit.com/v2/oauth2/tokens/revoke`.",
-    ),
-    Setting(
-        "QUICKBOOKS_API_BASE_URL",
-        None,
-        "Accounting API base; default `https://sandbox-quickbooks.api.intuit.com` (sandbox) or "
-        "`https://quickbooks.api.intuit.com` (production).",
-    ),
-    Setting(
-        "QUICKBOOKS_APP_BASE_URL",
-        None,
-        "Base of invoice deep links; default `https://app.sandbox.qbo.intuit.com` (sandbox) or "
-        "`https://app.qbo.intuit.com` (production).",
-    ),
-    Setting(
-        "QUICKBOOKS_TIMEOUT_SECONDS",
-        "60",
-        "Read timeout of each QuickBooks/Intuit request (the connect timeout is 5 s).",
-    ),
-    Setting(
-        "QUICKBOOKS_FIND_LOOKBACK_DAYS",
-        "60",
-        "How far back (by creation time) a draft whose create outcome was unknown is searched.",
-    ),
-    Setting(
-        "QUICKBOOKS_CACHE_SECONDS",
-        "3600",
-        "How long a QuickBooks customer's currency and terms and the service item id are reused "
-        "before they are read again (so a draft costs one request); a 6xxx refusal of an invoice "
-        "drops them at once. `0` reads them for every draft.",
-    ),
-    Setting(
-        "STRIPE_CONNECT_CLIENT_ID",
-        None,
-        "Stripe Connect OAuth client id (`ca_...`), only for hosted deployments using Connect.",
-    ),
-    Setting(
-        "STRIPE_PLATFORM_SECRET_KEY",
-        None,
-        "The platform's secret key, for Connect OAuth.",
-        secret=True,
-    ),
-    Setting(
-        "STRIPE_API_BASE_URL",
-        "https://api.stripe.com",
-        "Stripe API address (override only for tests or a local fake).",
-    ),
-    Setting(
-        "STRIPE_CONNECT_BASE_URL",
-        "https://connect.stripe.com",
-        "Stripe Connect OAuth address (override only for tests or a local fake).",
-    ),
-    Setting(
-        "STRIPE_TIMEOUT_SECONDS",
-        "30",
-        "Read timeout of one Stripe call; a timed-out create is reconciled, never repeated blind.",
-    ),
-    Setting(
-        "STRIPE_WEBHOOK_SECRET",
-        None,
-        "Signing secret(s) (`whsec_...`, comma-separated while rolling) of the Stripe webhook "
-        "endpoint `PUBLIC_BASE_URL/webhooks/stripe` (status sync for Connect or one account; "
-        "key-connected workspaces save their own endpoint's secret on the Connections page; see "
-        "docs/stripe.md). Unset: that endpoint refuses events.",
-        secret=True,
-    ),
-    Setting(
-        "QBO_WEBHOOK_VERIFIER_TOKEN",
-        None,
-        "The Intuit app's webhook verifier token(s), comma-separated while rotating, for "
-        "`PUBLIC_BASE_URL/webhooks/quickbooks` (status sync; see docs/quickbooks.md). Unset: "
-        "notifications are refused and only the reconcile job updates invoice states.",
-        secret=True,
-    ),
     Setting(
         "STATUS_RECONCILE_MINUTES",
         "60",
@@ -301,10 +211,10 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-def _get(env: Mapping[str, str], name: str) -> str | None:
+def _get(env: Mapping[str, str], name: str, setting: Setting | None = None) -> str | None:
     value = env.get(name)
     if value is None or value == "":
-        return _BY_NAME[name].default
+        return (setting or _BY_NAME[name]).default
     return value
 
 
@@ -320,8 +230,13 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read the environment into a flat dict usable as Flask config and by the worker."""
+def load_config(
+    env: Mapping[str, str] | None = None, extra: Sequence[Setting] = ()
+) -> dict[str, Any]:
+    """Read the environment into a flat dict usable as Flask config and by the worker.
+
+    ``extra``: settings declared elsewhere (each provider declares its own; the composition root
+    passes them, so this module needs no registry)."""
     env = os.environ if env is None else env
     queue_url = env.get("QUEUE_URL") or env.get("REDIS_URL") or _get(env, "QUEUE_URL")
     config: dict[str, Any] = {
@@ -345,13 +260,6 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JOB_RETRY_MAX_SECONDS": float(str(_get(env, "JOB_RETRY_MAX_SECONDS"))),
         "JOB_POLL_SECONDS": float(str(_get(env, "JOB_POLL_SECONDS"))),
         "WORKER_IMMEDIATE": _truthy(_get(env, "WORKER_IMMEDIATE")),
-        "QUICKBOOKS_CLIENT_ID": _get(env, "QUICKBOOKS_CLIENT_ID"),
-        "QUICKBOOKS_CLIENT_SECRET": _get(env, "QUICKBOOKS_CLIENT_SECRET"),
-        "QUICKBOOKS_ENVIRONMENT": _get(env, "QUICKBOOKS_ENVIRONMENT"),
-        "STRIPE_CONNECT_CLIENT_ID": _get(env, "STRIPE_CONNECT_CLIENT_ID"),
-        "STRIPE_PLATFORM_SECRET_KEY": _get(env, "STRIPE_PLATFORM_SECRET_KEY"),
-        "STRIPE_WEBHOOK_SECRET": _get(env, "STRIPE_WEBHOOK_SECRET"),
-        "QBO_WEBHOOK_VERIFIER_TOKEN": _get(env, "QBO_WEBHOOK_VERIFIER_TOKEN"),
         "STATUS_RECONCILE_MINUTES": float(str(_get(env, "STATUS_RECONCILE_MINUTES"))),
         "WEBWORK_CLIENT_ID": _get(env, "WEBWORK_CLIENT_ID"),
         "WEBWORK_CLIENT_SECRET": _get(env, "WEBWORK_CLIENT_SECRET"),
@@ -369,13 +277,15 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "METRICS_HOST": _get(env, "METRICS_HOST"),
         "METRICS_PORT": int(str(_get(env, "METRICS_PORT"))),
     }
+    for setting in extra:
+        config[setting.name] = _get(env, setting.name, setting)
+    # The prefixes of the settings the providers declare: their other
+    # variables pass through untouched too.
+    prefixes = tuple({setting.name.split("_", 1)[0] + "_" for setting in extra})
     # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
     # variable under the provider prefixes untouched.
     for name, value in env.items():
-        if (
-            name.startswith(("QUICKBOOKS_", "INTUIT_", "STRIPE_", "WEBWORK_"))
-            and name not in config
-        ):
+        if name.startswith(("WEBWORK_", *prefixes)) and name not in config:
             config[name] = value
     return config
 
@@ -505,9 +415,9 @@ def check_config(config: Mapping[str, Any]) -> None:
         )
 
 
-def settings_table_markdown() -> str:
+def settings_table_markdown(extra: Sequence[Setting] = ()) -> str:
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for s in SETTINGS:
+    for s in (*SETTINGS, *extra):
         default = "(none)" if s.default is None else f"`{s.default}`"
         if s.name in {"DATABASE_URL", "QUEUE_URL"}:
             default = default.replace(str(INSTANCE_DIR), "instance")

@@ -1,4 +1,5 @@
-"""The provider rate limiter shared by every worker: "10 per second and 500 per minute per company".
+"""The provider rate limiter shared by every worker: "10 per second and 500 per minute per company",
+"60 a minute, 5,000 a day and 5 at once per organisation".
 
 GCRA (the generic cell rate algorithm, a.k.a. theoretical arrival time) with reservations. For
 each limit ``(max requests, per seconds)`` a bucket remembers the earliest time its next request
@@ -8,6 +9,14 @@ spent only on requests that are sent, and concurrent callers get distinct slots 
 together. A slot further away than ``max_wait`` is not reserved (a refusal costs nothing): the
 caller gets :class:`Throttled` and its job is rescheduled for then, without spending an attempt,
 rather than holding a worker thread.
+
+A limit may allow a burst: ``(max, per, burst)`` lets ``burst`` requests leave at once before the
+spacing applies (GCRA's tolerance), which a daily budget needs (5,000 a day spaced evenly would
+be one request every 17 s). ``(max, per)`` means no burst: evenly spaced.
+
+Some providers also cap the calls in flight (5 at once per organisation, say): a caller holds one
+of the bucket's ``concurrent`` slots while its request is out; a slot is a leased row (or a Redis
+sorted-set member) that lapses if its holder dies.
 
 A provider that answers 429 calls :meth:`pause` on the bucket: every worker's calls to that company
 or account wait until the pause ends, while other buckets go on.
@@ -25,13 +34,17 @@ pause (Retry-After) between processes, which is most of what this module does.
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from connector.providers.base import Throttled
 
-Limits = tuple[tuple[int, float], ...]  # ((max requests, per seconds), ...)
+# ((max requests, per seconds), ...) or ((max requests, per seconds, burst), ...)
+Limits = tuple[tuple[int, float] | tuple[int, float, int], ...]
 
 # How long a caller may sleep for its slot before it is refused (and its job rescheduled).
 DEFAULT_MAX_WAIT_SECONDS = 5.0
@@ -51,14 +64,23 @@ def _key(per: float) -> str:
     return f"{per:g}"
 
 
+def _shape(limit: tuple[int, float] | tuple[int, float, int]) -> tuple[str, float, float]:
+    """(state key, interval between requests, burst tolerance in seconds) of one limit."""
+    max_requests, per = limit[0], float(limit[1])
+    burst = int(limit[2]) if len(limit) > 2 else 1  # type: ignore[misc]
+    interval = per / max_requests
+    return _key(per), interval, max(0, burst - 1) * interval
+
+
 def decide(tats: Mapping[str, float], paused_until: float, now: float, limits: Limits) -> Decision:
     """GCRA: the earliest slot that respects every limit and the pause (pure, for both stores)."""
     slot = max(now, paused_until)
-    for _max_requests, per in limits:
-        slot = max(slot, float(tats.get(_key(per), 0.0)))
+    shapes = [_shape(limit) for limit in limits]
+    for key, _interval, tolerance in shapes:
+        slot = max(slot, float(tats.get(key, 0.0)) - tolerance)
     new_tats = dict(tats)
-    for max_requests, per in limits:
-        new_tats[_key(per)] = slot + per / max_requests
+    for key, interval, _tolerance in shapes:
+        new_tats[key] = max(float(tats.get(key, 0.0)), slot) + interval
     return Decision(wait=slot - now, tats=new_tats, paused=paused_until > now)
 
 
@@ -110,23 +132,53 @@ class SharedLimiter:
         """The provider asked to wait: hold every worker's requests to ``bucket`` that long."""
         self._pause_until(bucket, self._clock() + max(0.0, seconds))
 
+    # Backends: take one of ``limit`` slots (a token, or None when all are held), give it back.
+    def _take_slot(self, bucket: str, limit: int, lease: float) -> str | None:
+        raise NotImplementedError
 
-# KEYS[1] = the bucket's hash; ARGV = now, max_wait, then (per, interval) pairs. Same arithmetic as
-# ``decide``; returns {wait, paused} as strings (Lua numbers lose precision through Redis replies).
+    def _give_slot(self, bucket: str, token: str) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def concurrent(self, bucket: str, limit: int, lease: float = 120.0) -> Iterator[None]:
+        """Hold one of ``bucket``'s ``limit`` in-flight slots (shared by every process) while the
+        block runs. Waits up to ``max_wait`` for one; then raises :class:`Throttled`. A slot
+        whose holder died lapses after ``lease`` seconds."""
+        deadline = time.monotonic() + self.max_wait
+        delay = 0.02
+        while (token := self._take_slot(bucket, limit, lease)) is None:
+            if time.monotonic() >= deadline:
+                raise Throttled(
+                    f"{limit} requests to {bucket} are already in flight; trying again shortly.",
+                    retry_after=1.0,
+                    code="concurrency",
+                )
+            time.sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.25)
+        try:
+            yield
+        finally:
+            self._give_slot(bucket, token)
+
+
+# KEYS[1] = the bucket's hash; ARGV = now, max_wait, then (per, interval, tolerance) triplets. Same
+# arithmetic as ``decide``; returns {wait, paused} as strings (Lua numbers lose precision through
+# Redis replies).
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
 local paused_until = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
 local slot = math.max(now, paused_until)
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local tat = tonumber(redis.call('HGET', KEYS[1], 'tat:' .. ARGV[i]) or '0')
-  slot = math.max(slot, tat)
+  slot = math.max(slot, tat - tonumber(ARGV[i + 2]))
 end
 local wait = slot - now
 if wait <= max_wait then
   local last = slot
-  for i = 3, #ARGV, 2 do
-    local tat = slot + tonumber(ARGV[i + 1])
+  for i = 3, #ARGV, 3 do
+    local old = tonumber(redis.call('HGET', KEYS[1], 'tat:' .. ARGV[i]) or '0')
+    local tat = math.max(old, slot) + tonumber(ARGV[i + 1])
     redis.call('HSET', KEYS[1], 'tat:' .. ARGV[i], string.format('%.6f', tat))
     last = math.max(last, tat)
   end
@@ -146,6 +198,18 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1
 """
 
+# KEYS[1] = the bucket's slot set (member: token, score: lease end); ARGV = now, limit, lease end,
+# token. Lapsed leases are dropped first, so a crashed holder frees its slot.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[3]) - tonumber(ARGV[1]) + 60) * 1000))
+  return 1
+end
+return 0
+"""
+
 
 class RedisRateLimiter(SharedLimiter):
     def __init__(
@@ -161,6 +225,7 @@ class RedisRateLimiter(SharedLimiter):
         self._redis = redis.Redis.from_url(url)
         self._reserve_script = self._redis.register_script(_RESERVE)
         self._pause_script = self._redis.register_script(_PAUSE)
+        self._take_slot_script = self._redis.register_script(_TAKE_SLOT)
 
     @staticmethod
     def _name(bucket: str) -> str:
@@ -168,8 +233,9 @@ class RedisRateLimiter(SharedLimiter):
 
     def _reserve(self, bucket: str, limits: Limits, now: float) -> Decision:
         args: list[str] = [f"{now:.6f}", f"{self.max_wait:.6f}"]
-        for max_requests, per in limits:
-            args += [_key(per), f"{per / max_requests:.6f}"]
+        for limit in limits:
+            key, interval, tolerance = _shape(limit)
+            args += [key, f"{interval:.6f}", f"{tolerance:.6f}"]
         wait, paused = self._reserve_script(keys=[self._name(bucket)], args=args)
         return Decision(wait=float(wait), tats={}, paused=paused in (b"1", "1"))
 
@@ -179,6 +245,16 @@ class RedisRateLimiter(SharedLimiter):
 
     def _pause_until(self, bucket: str, until: float) -> None:
         self._pause_script(keys=[self._name(bucket)], args=[f"{until:.6f}", f"{self._clock():.6f}"])
+
+    def _take_slot(self, bucket: str, limit: int, lease: float) -> str | None:
+        token = uuid.uuid4().hex
+        now = time.time()  # lease ends are wall-clock times shared by every process
+        args = [f"{now:.6f}", str(limit), f"{now + lease:.6f}", token]
+        taken = self._take_slot_script(keys=[f"ratelimit-slots:{bucket}"], args=args)
+        return token if int(taken) == 1 else None
+
+    def _give_slot(self, bucket: str, token: str) -> None:
+        self._redis.zrem(f"ratelimit-slots:{bucket}", token)
 
 
 _limiter: SharedLimiter | None = None

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import random
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector import db
+from connector import db, locks
 from connector.models import RateLimitState
 from connector.ratelimit import Decision, Limits, SharedLimiter, decide
 
@@ -48,3 +51,16 @@ class DatabaseRateLimiter(SharedLimiter):
         with db.session_scope() as s:
             row = self._locked_row(s, bucket)
             row.paused_until = max(float(row.paused_until or 0.0), until)
+
+    def _take_slot(self, bucket: str, limit: int, lease: float) -> str | None:
+        # One advisory lock per slot: inserting the row takes it, an expired one is taken over.
+        owner = uuid.uuid4().hex
+        for index in random.sample(range(limit), limit):  # spread the callers over the slots
+            name = f"slot:{bucket}:{index}"
+            if locks.try_acquire(name, owner, lease):
+                return f"{name}|{owner}"
+        return None
+
+    def _give_slot(self, bucket: str, token: str) -> None:
+        name, owner = token.rsplit("|", 1)
+        locks.release(name, owner)

@@ -3,7 +3,7 @@
 Two ways in, one way to record:
 
 * ``sync_provider_event`` jobs: a verified Stripe event or QuickBooks notification was stored as
-  a delivery (``webhooks/stripe``, ``webhooks/quickbooks``); the job reads the invoices it names
+  a delivery (each provider's ``web/receiver.py``); the job reads the invoices it names
   from the provider (events can arrive late or out of order, the invoice itself cannot) and
   records their state.
 * ``reconcile_provider_status`` jobs: webhooks get lost, so every invoice whose state can still

@@ -16,7 +16,7 @@ from connector.ratelimit import RedisRateLimiter
 from connector.ratelimit_db import DatabaseRateLimiter
 from tests.app_fixtures import TEST_REDIS_URL
 
-QBO = ((10, 1.0), (490, 60.0))  # what connector.providers.quickbooks_http passes
+QBO = ((10, 1.0), (490, 60.0))  # what connector.providers.quickbooks.client passes
 SPACING = 60.0 / 490
 
 

@@ -104,7 +104,7 @@ def test_every_provider_descriptor_matches_its_class(app: Any) -> None:
 
 def test_an_unknown_provider_waits_for_a_reconnect_instead_of_failing(app: Any) -> None:
     with pytest.raises(ReconnectNeeded):
-        build_provider(1, "xero", app.config)
+        build_provider(1, "no-such-books", app.config)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from connector import db, worker
 from connector.models import Delivery, DeliveryStatus, Job, JobState, utcnow
+from connector.providers import EXTERNAL_PROVIDERS, PROVIDERS
 
 # NUL and unpaired surrogates: neither PostgreSQL text nor JSON can store them as they are.
 UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -74,8 +75,12 @@ def insert_job(
 
 # Inbound provider events (status sync) are stored as deliveries too; their jobs differ.
 PROVIDER_EVENT_JOB = "sync_provider_event"
-PROVIDER_SOURCES = frozenset({"stripe", "quickbooks"})
-PROVIDER_KEPT_HEADERS = ("stripe-signature", "intuit-signature", "content-type", "user-agent")
+PROVIDER_SOURCES = frozenset(EXTERNAL_PROVIDERS)
+PROVIDER_KEPT_HEADERS = (
+    *(info.signature_header for info in PROVIDERS.values() if info.signature_header),
+    "content-type",
+    "user-agent",
+)
 
 
 def store_provider_event(

@@ -1,4 +1,5 @@
-"""What the provider receivers (``webhooks/stripe``, ``webhooks/quickbooks``) share.
+"""What the provider receivers (``connector/providers/<name>/web/receiver.py``) share: the app
+hands it to them as a WebKit, so a provider folder never imports this package.
 
 Outcomes, in the order they are decided (docs/stripe.md and docs/quickbooks.md):
   unknown workspace endpoint token    404 (``/webhooks/stripe/<token>`` only)
@@ -102,171 +103,12 @@ def accept(
     )
 
 
-# --- the receivers in the OpenAPI document (served at the root, not under /api/v1) -------------
-def _receiver(
-    summary: str, description: str, header: str, schema: str, *, unknown_token: bool = False
-) -> dict[str, Any]:
-    ok = {
-        "description": "accepted, duplicate or ignored (see status)",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "status": {
-                            "type": "string",
-                            "enum": ["accepted", "duplicate", "ignored"],
-                        },
-                        "event_id": {"type": "string"},
-                        "delivery_ids": {"type": "array", "items": {"type": "integer"}},
-                        "detail": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
-    return {
-        "post": {
-            "summary": summary,
-            "description": description,
-            "security": [],
-            "parameters": [
-                {"name": header, "in": "header", "required": True, "schema": {"type": "string"}}
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
-                },
-            },
-            "responses": {
-                "200": ok,
-                "400": {"$ref": "#/components/responses/Problem"},
-                "401": {"$ref": "#/components/responses/Problem"},
-                "413": {"$ref": "#/components/responses/Problem"},
-                # A per-workspace URL whose token names no workspace.
-                **({"404": {"$ref": "#/components/responses/Problem"}} if unknown_token else {}),
-            },
-        },
-        # Receivers live at the service root, beside /api/v1.
-        "servers": [{"url": "/", "description": "the service root (PUBLIC_BASE_URL)"}],
-    }
+# --- the receivers in the OpenAPI document: each provider registers its own (setup) ----------
+OPENAPI_PATHS: dict[str, Any] = {}
+OPENAPI_SCHEMAS: dict[str, Any] = {}
 
 
-OPENAPI_PATHS: dict[str, Any] = {
-    "/webhooks/stripe": {
-        **_receiver(
-            "Stripe invoice events (status sync)",
-            "Register this URL in Stripe (Developers > Webhooks; for Connect platforms an "
-            "endpoint listening to connected accounts) with the events invoice.finalized, "
-            "invoice.sent, invoice.paid, invoice.voided, invoice.deleted and "
-            "invoice.marked_uncollectible, and set STRIPE_WEBHOOK_SECRET to its signing "
-            "secret. Verified with Stripe's SDK (Stripe-Signature, 300 s tolerance), stored, "
-            "then each named invoice is read and its provider_status recorded by a job. A "
-            "redelivered event id is acknowledged and not processed twice.",
-            "Stripe-Signature",
-            "StripeEvent",
-        ),
-    },
-    "/webhooks/stripe/{token}": {
-        **_receiver(
-            "Stripe invoice events for one key-connected workspace (status sync)",
-            "The endpoint an admin registers in the workspace's own Stripe account (the URL is "
-            "shown on the Connections page; token = the workspace's endpoint token) with the "
-            "same six invoice events; verified with the signing secret the admin saved there. "
-            "Otherwise like /webhooks/stripe.",
-            "Stripe-Signature",
-            "StripeEvent",
-            unknown_token=True,
-        ),
-        "parameters": [
-            {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
-    },
-    "/webhooks/quickbooks": {
-        **_receiver(
-            "QuickBooks Invoice notifications (status sync)",
-            "Register this URL in the Intuit developer portal (Webhooks, entity Invoice: "
-            "Create, Update, Delete, Void, Emailed) and set QBO_WEBHOOK_VERIFIER_TOKEN to the "
-            "app's verifier token. intuit-signature = base64 HMAC-SHA256 of the raw body. "
-            "Both the legacy eventNotifications shape and CloudEvents are accepted; realmId "
-            "selects the workspaces, a job reads the invoices and records provider_status.",
-            "intuit-signature",
-            "QuickBooksNotification",
-        ),
-    },
-}
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "StripeEvent": {
-        "type": "object",
-        "description": "A Stripe event (only the fields the status sync reads)",
-        "required": ["id", "type"],
-        "properties": {
-            "id": {"type": "string", "description": "evt_...: the dedupe key"},
-            "type": {"type": "string", "examples": ["invoice.paid"]},
-            "account": {"type": "string", "description": "Connect: the connected account"},
-            "livemode": {"type": "boolean"},
-            "data": {
-                "type": "object",
-                "properties": {
-                    "object": {
-                        "type": "object",
-                        "properties": {"id": {"type": "string"}, "object": {"const": "invoice"}},
-                    }
-                },
-            },
-        },
-    },
-    "QuickBooksNotification": {
-        "description": "Intuit's legacy notification, or a list of CloudEvents",
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["eventNotifications"],
-                "properties": {
-                    "eventNotifications": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "realmId": {"type": "string"},
-                                "dataChangeEvent": {
-                                    "type": "object",
-                                    "properties": {
-                                        "entities": {
-                                            "type": "array",
-                                            "items": {
-                                                "type": "object",
-                                                "properties": {
-                                                    "name": {"type": "string"},
-                                                    "id": {"type": "string"},
-                                                    "operation": {"type": "string"},
-                                                    "lastUpdated": {"type": "string"},
-                                                },
-                                            },
-                                        }
-                                    },
-                                },
-                            },
-                        },
-                    }
-                },
-            },
-            {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "specversion": {"type": "string"},
-                        "id": {"type": "string"},
-                        "type": {"type": "string", "examples": ["qbo.invoice.updated.v1"]},
-                        "intuitaccountid": {"type": "string"},
-                        "intuitentityid": {"type": "string"},
-                        "time": {"type": "string"},
-                    },
-                },
-            },
-        ],
-    },
-}
+def register_openapi(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> None:
+    """A provider's receiver (set up from the registry) describes itself in the document."""
+    OPENAPI_PATHS.update(paths)
+    OPENAPI_SCHEMAS.update(schemas or {})

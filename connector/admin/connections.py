@@ -1,7 +1,8 @@
 """The connections page: which accounting accounts are linked, and how to (re)connect them.
 
-The connect/callback/disconnect routes belong to each provider's module in
-``connector/connections/``; this page only shows their state and links or posts to them.
+The connect/callback/disconnect routes belong to each provider (``providers/<name>/web/``);
+this page only shows their state, includes each provider's card template from the registry, and
+links or posts to them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
-from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS
+from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS, PROVIDERS
 from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
@@ -122,6 +123,10 @@ def connections(workspace_id: int) -> Any:
                 "webhook_secret_hint"
             ),
             "method": ((rows[name].meta or {}) if name in rows else {}).get("method"),
+            "meta": dict((rows[name].meta or {}) if name in rows else {}),
+            # The provider's own part of its card, and where its Reconnect button goes.
+            "template": PROVIDERS[name].card_template,
+            "reconnect_url": PROVIDERS[name].reconnect_link(ws.id),
         }
         for name in EXTERNAL_PROVIDERS
     ]

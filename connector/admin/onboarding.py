@@ -33,7 +33,16 @@ from connector.models import (
     TrackerEntity,
     Workspace,
 )
-from connector.providers import DISPLAY_NAMES
+from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS
+
+# The accounting systems an admin can connect, from the registry (never a list of its own).
+EXTERNAL_DISPLAY_NAMES = tuple(DISPLAY_NAMES[key] for key in EXTERNAL_PROVIDERS)
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """ "A", "A or B", "A, B or C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
 
 # Authentic deliveries: the signature verified (an invalid body is still authentic, but it is
 # not "connected and working", so it does not count).
@@ -251,9 +260,9 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
                 "accounting",
                 "Connect the accounting system",
                 StepState.DONE,
-                "Drafts go to the built-in ledger, kept in this app. Connect QuickBooks Online "
-                "or Stripe at any time to invoice there instead.",
-                [Action("Connect QuickBooks or Stripe", connections)],
+                "Drafts go to the built-in ledger, kept in this app. Connect "
+                f"{_either(EXTERNAL_DISPLAY_NAMES)} at any time to invoice there instead.",
+                [Action(f"Connect {_either(EXTERNAL_DISPLAY_NAMES)}", connections)],
             )
         )
     elif state == AccountingState.CONNECTED:

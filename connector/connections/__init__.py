@@ -1,5 +1,4 @@
-"""Connections to outside accounts: the encrypted credential store and each provider's connect flow.
+"""Connections to outside accounts: the encrypted, per-workspace credential store (``store.py``).
 
-``store.py`` keeps credentials encrypted per workspace; ``quickbooks.py`` and ``stripe.py`` hold the
-admin-facing connect / callback / disconnect routes of their provider.
+Each provider's connect pages live in its own folder (``connector/providers/<name>/web/``).
 """

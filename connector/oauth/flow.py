@@ -13,8 +13,8 @@ else is here, once:
   on a styled page (:func:`problem_page`), never a bare 400 or a 500;
 * the admin must still belong to the workspace when the answer comes back.
 
-A provider with a step after the callback (Xero: pick the organisation) does it in ``finish``:
-store the tokens, then redirect to its own picker page.
+A provider with a step after the callback (picking one of several organisations) does it in
+``finish``: store the tokens, then redirect to its own picker page.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A connection's access token, refreshed one process at a time and stored before it is used.
 
-Refresh tokens rotate (Intuit may on any refresh, Xero on every one): two processes refreshing
+Refresh tokens rotate (Intuit may on any refresh, others on every one): two processes refreshing
 with the same refresh token at once would leave one of them, and then the connection, locked out.
 So :class:`RefreshingToken`
 

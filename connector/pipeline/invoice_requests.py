@@ -21,7 +21,6 @@ from connector.models import (
     Timesheet,
     Workspace,
 )
-from connector.money import format_money
 from connector.pipeline.draft_status import is_live
 from connector.pipeline.inputs import customer_settings
 from connector.providers.base import AccountingProvider, DraftInvoice, DraftLine
@@ -49,17 +48,12 @@ def line_to_json(line: billing.PlannedLine) -> dict[str, Any]:
 
 def draft_line(raw: Mapping[str, Any], currency: str) -> DraftLine:
     """A stored line as the provider is asked to write it."""
-    quantity = Decimal(raw["quantity"])
-    unit_price = Decimal(raw["unit_price"])
-    description = raw["description"]
-    # Stripe has no quantity column on amount lines: say hours x rate in the words.
-    rate_text = f"x {format_money(unit_price, currency)}"
-    if rate_text not in description:
-        description = f"{description} {rate_text}/h"
+    # The words are the billing description only: a provider without a quantity column (Stripe)
+    # says "hours x rate" in its own payload builder.
     return DraftLine(
-        description=description,
-        quantity=quantity,
-        unit_price=unit_price,
+        description=raw["description"],
+        quantity=Decimal(raw["quantity"]),
+        unit_price=Decimal(raw["unit_price"]),
         amount=Decimal(raw["amount"]),
         service_date=date.fromisoformat(raw["service_date"]) if raw.get("service_date") else None,
         period_start=date.fromisoformat(raw["date_from"]),

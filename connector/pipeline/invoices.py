@@ -40,6 +40,7 @@ from connector.models import (
 from connector.pipeline.draft_status import is_live
 from connector.pipeline.inputs import customer_settings
 from connector.pipeline.work_locks import work_lock
+from connector.providers import capabilities
 from connector.providers.base import (
     HANDS_OFF_PROVIDER_STATUSES,
     CreatedDraft,
@@ -72,6 +73,10 @@ def consolidation_of(
             (overrides.consolidation, overrides.period, overrides.week_start)
         ):
             values[i] = override or values[i]
+    if values[0] == "per_period" and not capabilities(workspace.provider).per_period:
+        # Declared, not found out by a refusal mid-push: a provider that cannot add and remove
+        # lines on an open draft bills each approval on its own invoice.
+        values[0] = "per_timesheet"
     return values[0], values[1], values[2]
 
 

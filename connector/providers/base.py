@@ -301,6 +301,13 @@ class RateLimiter(Protocol):
         """The provider answered 429: hold every worker's requests to ``bucket`` this long."""
         ...
 
+    def concurrent(
+        self, bucket: str, limit: int, lease: float = 120.0
+    ) -> AbstractContextManager[None]:
+        """Hold one of ``limit`` in-flight slots of ``bucket`` (every process shares them), or
+        raise :class:`Throttled` when none frees up soon."""
+        ...
+
 
 class AccountingProvider(abc.ABC):
     """What every accounting system offers the pipeline and the admin console."""

@@ -73,8 +73,11 @@ def test_the_same_row_gives_the_same_request_without_any_database() -> None:
         "2025-03-03 to 2025-03-09). Review before sending."
     )  # the key is the provider's own marker, never repeated in the words
     (line,) = first.lines
-    # Stripe shows no quantity column: the words say hours x rate.
-    assert line.description == "Ada Lovelace - Website (2025-03-03..2025-03-04): 3 h x 27.50 USD/h"
+    # The billing words only: Stripe (no quantity column) adds "x rate/h" in its own payloads.
+    assert line.description == "Ada Lovelace - Website (2025-03-03..2025-03-04): 3 h"
+    from connector.providers.stripe import line_description
+
+    assert line_description(line, "USD").endswith("3 h x 27.50 USD/h")
     assert (line.quantity, line.unit_price, line.amount) == (
         Decimal("3"),
         Decimal("27.50"),

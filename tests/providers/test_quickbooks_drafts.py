@@ -240,7 +240,7 @@ def test_lookup_before_recreate_finds_the_invoice_by_its_key(provider: Any, fake
 
 
 def test_find_draft_pages_through_recent_invoices(provider: Any, fake: FakeQbo, monkeypatch):
-    monkeypatch.setattr(quickbooks, "FIND_PAGE_SIZE", 2)
+    monkeypatch.setattr(quickbooks.provider, "FIND_PAGE_SIZE", 2)
     for n in range(5):
         provider.create_draft(make_draft(f"key-{n}"))
     found = provider.find_draft("key-0")  # the oldest: on the last page (newest first)

@@ -210,7 +210,7 @@ def fake_realm(store: Any) -> str:
 def test_find_draft_asks_for_the_customers_invoices_of_that_day_only(
     workspace: Any, store: Any, fake: FakeQbo, monkeypatch: Any
 ):
-    monkeypatch.setattr(quickbooks, "FIND_PAGE_SIZE", 2)
+    monkeypatch.setattr(quickbooks.provider, "FIND_PAGE_SIZE", 2)
     provider = provider_for(workspace, store)
     # A big company: many invoices on other days and for other customers, two the same day.
     for n in range(12):

@@ -184,7 +184,7 @@ def test_not_connected_or_misconfigured_waits(app: Any, workspace: Any):
 
 
 def test_environment_must_be_exact() -> None:
-    from connector.providers import quickbooks_oauth as oauth
+    from connector.providers.quickbooks import oauth
 
     for bad in ("Sandbox", "prod", "", "PRODUCTION"):
         with pytest.raises(oauth.QuickBooksConfigError):

@@ -140,8 +140,10 @@ def test_api_version_is_pinned_once_and_matches_the_sdk() -> None:
 
 
 def test_module_imports_the_real_sdk() -> None:
-    assert stripe_provider.stripe is stripe
-    assert hasattr(stripe_provider.stripe, "StripeClient")
+    from connector.providers.stripe import provider
+
+    assert provider.stripe is stripe
+    assert hasattr(provider.stripe, "StripeClient")
 
 
 def test_create_draft_costs_exactly_two_calls(provider: Any, rsps: Any, limiter: Any) -> None:

@@ -15,10 +15,10 @@ import responses
 from connector import db, jobs, locks, worker
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Job
-from connector.providers import quickbooks_oauth as oauth
 from connector.providers import stripe as stripe_provider
 from connector.providers.base import Throttled
-from connector.providers.quickbooks_http import QboHttp
+from connector.providers.quickbooks import oauth
+from connector.providers.quickbooks.client import QboHttp
 from connector.ratelimit import RedisRateLimiter
 from connector.ratelimit_db import DatabaseRateLimiter
 from tests.app_fixtures import TEST_REDIS_URL, load_fixture

@@ -17,14 +17,14 @@ import responses
 from connector import db
 from connector.models import Draft, Timesheet
 
-WEBHOOKS = Path(__file__).resolve().parents[2] / "webhooks"
+PROVIDERS = Path(__file__).resolve().parents[2] / "connector" / "providers"
 STRIPE_SECRET = "whsec_test_status_sync_secret"
 QBO_TOKEN = "verifier-token-for-tests"
 
 
 def provider_event(source: str, name: str) -> dict[str, Any]:
     """A documented example: ``webhooks/<source>/fixtures/<name>.json``."""
-    return json.loads((WEBHOOKS / source / "fixtures" / f"{name}.json").read_text())
+    return json.loads((PROVIDERS / source / "fixtures" / f"{name}.json").read_text())
 
 
 # --- signing, written from Stripe's and Intuit's docs (independent of the code under test) ------

@@ -349,7 +349,7 @@ def test_key_rotation_reencrypts_the_saved_webhook_secret(
 ) -> None:
     from cryptography.fernet import Fernet
 
-    from connector.providers.stripe_connect import META_WEBHOOK_SECRET
+    from connector.providers.stripe.connect import META_WEBHOOK_SECRET
 
     store = DbCredentialStore(key_ws.id, "stripe", secret_box(app.config))
     store.update_meta(**{META_WEBHOOK_SECRET: secret_box(app.config).encrypt_json(WS_SECRET)})

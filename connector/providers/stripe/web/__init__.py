@@ -1,0 +1,1 @@
+"""Stripe's pages and endpoints in the web app (see ``setup.py``)."""
