@@ -3,14 +3,12 @@ mappings and its rates (the admin's and the tracker's)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector import billing
 from connector.models import CustomerMapping, CustomerSettings, Rate, TrackerRate, Workspace
-from connector.rates import to_entry
+from connector.rates import rate_table
 from connector.settings import WorkspaceSettings
 
 
@@ -38,35 +36,10 @@ def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
 
 
 def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
-    admin = [to_entry(r) for r in s.scalars(select(Rate).where(Rate.workspace_id == workspace_id))]
-    # Rates read from the tracker (e.g. WebWork contracts) sit beside the admin's own; where
-    # both give a rate for the same scope from the same day, the admin's wins.
-    taken = {_rate_identity(e) for e in admin}
-    tracker = [
-        e
-        for e in (
-            billing.RateEntry(
-                amount=r.amount,
-                currency=r.currency,
-                effective_from=r.effective_from,
-                member_id=r.member_id,
-                project_id=r.project_id,
-                contract_id=r.contract_id,
-            )
-            for r in s.scalars(select(TrackerRate).where(TrackerRate.workspace_id == workspace_id))
-        )
-        if _rate_identity(e) not in taken
-    ]
-    return billing.RateTable(entries=tuple(admin + tracker))
-
-
-def _rate_identity(entry: billing.RateEntry) -> tuple[Any, ...]:
-    return (
-        entry.contract_id,
-        entry.member_id,
-        entry.project_id,
-        entry.customer_id,
-        entry.effective_from,
+    """The admin's rates and the ones read from the tracker, the admin's winning a tie."""
+    return rate_table(
+        s.scalars(select(Rate).where(Rate.workspace_id == workspace_id)),
+        s.scalars(select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from connector import billing, db
 from connector.models import HOLD_STATUSES, Delivery, Draft, DraftStatus, Timesheet, Workspace
 from connector.pipeline import billing_settings, load_mappings, load_rates
+from connector.rates import to_entry
 from webhooks.webwork.client import WebWorkClient
 from webhooks.webwork.events import Event
 from webhooks.webwork.normalize import normalize_timesheet
@@ -64,17 +65,7 @@ def backfill(
     def on_approval(event: Event, catalog: Catalog) -> None:
         extra = None
         if dry_run:  # WebWork's rates were read but not stored: price with them in memory
-            extra = [
-                billing.RateEntry(
-                    amount=r.amount,
-                    currency=r.currency,
-                    effective_from=r.effective_from,
-                    member_id=r.member_id,
-                    project_id=r.project_id,
-                    contract_id=r.contract_id,
-                )
-                for r in catalog.rates
-            ]
+            extra = [to_entry(r) for r in catalog.rates]
         _price(workspace_id, event, report, extra)
 
     def page_done(poll: PollReport) -> None:
