@@ -161,6 +161,14 @@ def heartbeat() -> None:
     token = getattr(_current, "token", None)
     if job_id is None or token is None:
         return
+    # A job checks in between drafts, pages or batches: several times a second on a busy
+    # worker. Within a heartbeat interval of its last check (or its claim) its lease, and every
+    # lock it took or extended then (none has a shorter ttl than a lease), have at least two
+    # thirds of a lease left, so nobody else can hold them yet: no round trip needed.
+    checked_at = getattr(_current, "checked_at", None)
+    if checked_at is not None and time.monotonic() - checked_at < jobs.heartbeat_seconds():
+        return
+    _current.checked_at = time.monotonic()
     if jobs.renew({job_id: token}):
         raise LeaseLost(f"job {job_id} is no longer leased to this worker")
     lost = locks.extend_held(jobs.lease_seconds())
@@ -226,10 +234,11 @@ def run_claimed(job_id: int, token: str) -> str:
     with _running_guard:
         _running[job_id] = token
     _current.job_id, _current.token = job_id, token
+    _current.checked_at = time.monotonic()  # claimed just now: a fresh lease
     try:
         return _run(job_id, token)
     finally:
-        _current.job_id = _current.token = None
+        _current.job_id = _current.token = _current.checked_at = None
         with _running_guard:
             _running.pop(job_id, None)
 
