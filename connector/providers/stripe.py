@@ -1013,9 +1013,6 @@ class StripeProvider(AccountingProvider):
         parts.append(f"invoices/{provider_id}")
         return "/".join(parts)
 
-    def check_connection(self) -> None:
-        self._call("read invoices", self.client.v1.invoices.list, {"limit": 1})
-
 
 def create(
     workspace_id: int,
