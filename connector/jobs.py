@@ -149,7 +149,7 @@ def fair_candidates(limit: int = 8) -> list[int]:
         .limit(3)
     )
     ids: list[int] = []
-    with db.new_session() as s:
+    with db.read_session() as s:
         for workspace_id in list(s.scalars(order)):
             ids += s.scalars(
                 select(Job.id)
@@ -176,7 +176,7 @@ def claim_next() -> tuple[int, str] | None:
 def claimable_count(limit: int = 1000) -> int:
     """How many jobs a worker could claim now (capped: the poller only needs a rough figure)."""
     now = utcnow()
-    with db.new_session() as s:
+    with db.read_session() as s:
         ids = select(Job.id).where(_claimable(now)).limit(limit).subquery()
         return int(s.scalar(select(func.count()).select_from(ids)) or 0)
 

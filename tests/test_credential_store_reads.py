@@ -22,13 +22,14 @@ from connector.models import ProviderCacheEntry
 @pytest.fixture
 def sessions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     opened: list[int] = []
-    real = db.new_session
+    for name in ("new_session", "read_session"):
+        real = getattr(db, name)
 
-    def counted() -> Any:
-        opened.append(1)
-        return real()
+        def counted(real: Any = real) -> Any:
+            opened.append(1)
+            return real()
 
-    monkeypatch.setattr(db, "new_session", counted)
+        monkeypatch.setattr(db, name, counted)
     return opened
 
 

@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections are pinged only after they sat idle, and a dead one is replaced."""
+"""Pooled connections: pinged only after they sat idle (a dead one is replaced), and a read
+session's autocommit never leaks into the next transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from connector import db
+from connector.models import Workspace
 
 
 @pytest.fixture
@@ -58,3 +60,15 @@ def test_an_idle_connection_the_server_closed_is_replaced_not_an_error(
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has idled long enough
     with pg_engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != killed
+
+
+def test_a_read_session_leaves_pooled_connections_transactional(app: Any, workspace: Any) -> None:
+    for _ in range(3):  # every pooled connection has served a read session
+        with db.read_session() as s:
+            assert s.get(Workspace, workspace.id) is not None
+    with db.new_session() as s:
+        s.get(Workspace, workspace.id).name = "renamed, then rolled back"
+        s.flush()
+        s.rollback()
+    with db.read_session() as s:
+        assert s.get(Workspace, workspace.id).name != "renamed, then rolled back"
