@@ -262,7 +262,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WEBWORK_RATES_REFRESH_SECONDS",
         "3600",
-        "How long projects, contracts (rates) and project viewers read from WebWork are cached.",
+        "How long projects, contracts (rates) and project viewers read from WebWork are cached "
+        "(a timesheet naming one the cache lacks refreshes it at once); `0` reads them at "
+        "every poll.",
     ),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting(

@@ -47,7 +47,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 
-from connector import db
+from connector import db, trackers
 from connector.models import (
     HOLD_STATUSES,
     Connection,
@@ -121,6 +121,12 @@ class WorkCollector(Collector):
             "Accounting connections by provider and status (reconnect_needed needs an admin).",
             labels=["provider", "status"],
         )
+        tracker_connections = GaugeMetricFamily(
+            "tsi_tracker_connections",
+            "Time tracker connections by status (reconnect_needed: polling stopped, the token "
+            "is re-checked on a slow schedule).",
+            labels=["tracker", "status"],
+        )
         try:
             with db.new_session() as s:
                 by_state = dict(
@@ -160,8 +166,11 @@ class WorkCollector(Collector):
         for status in held_statuses:
             holds.add_metric([str(status)], by_reason.get(str(status), 0))
         for provider, status, count in by_connection:
-            connections.add_metric([provider, status], count)
-        yield from (jobs, oldest, holds, connections)
+            if provider in trackers.TRACKER_PROVIDERS:
+                tracker_connections.add_metric([provider, status], count)
+            else:
+                connections.add_metric([provider, status], count)
+        yield from (jobs, oldest, holds, connections, tracker_connections)
 
 
 def _aware(value: Any) -> Any:

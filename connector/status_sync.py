@@ -283,11 +283,16 @@ def schedule_reconciles(interval_minutes: float) -> list[int]:
     return queued
 
 
+def reconcile_minutes(config: Mapping[str, Any]) -> float:
+    """``STATUS_RECONCILE_MINUTES``: unset means the default, ``0`` switches the reconcile off."""
+    value = config.get("STATUS_RECONCILE_MINUTES")
+    return float(DEFAULT_RECONCILE_MINUTES if value in (None, "") else value)
+
+
 @worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
 def _schedule_status_reconciles() -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    config = worker.ensure_app().config
-    minutes = float(config.get("STATUS_RECONCILE_MINUTES") or DEFAULT_RECONCILE_MINUTES)
+    minutes = reconcile_minutes(worker.ensure_app().config)
     with worker.ensure_app().app_context():
         queued = schedule_reconciles(minutes)
     if queued:

@@ -75,8 +75,8 @@ class Source:
 
 SOURCES: dict[str, Source] = {}
 
-# source -> fn(workspace_id, event) -> the event with rows read from the tracker, or None
-_FILLERS: dict[str, Callable[[int, Any], Any]] = {}
+# source -> fn(workspace_id, event, *, polled) -> the event ready to bill, or None (as it is)
+_FILLERS: dict[str, Callable[..., Any]] = {}
 # source -> fn(workspace_id) -> extra words for a "needs rate" hold, or None
 _RATE_HINTS: dict[str, Callable[[int], str | None]] = {}
 # connection provider name -> display name, for tracker accounts (not accounting ones)
@@ -89,7 +89,7 @@ def register_source(
     display_name: str,
     parse_event: Callable[[bytes], TrackerEvent],
     normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput],
-    fill_event: Callable[[int, Any], Any] | None = None,
+    fill_event: Callable[..., Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
 ) -> None:
     SOURCES[source] = Source(source, display_name, parse_event, normalize_timesheet)
@@ -121,11 +121,25 @@ def normalize_timesheet(source: str, raw: dict[str, Any]) -> billing.TimesheetIn
     return get_source(source).normalize_timesheet(raw)
 
 
-def fill_event(workspace_id: int, source: str, event: Any) -> Any:
-    """The approval with its rows read from the tracker's API, or None (no connected account:
-    the event is used as sent, and a thin one waits)."""
+def fill_event(workspace_id: int, source: str, event: Any, *, polled: bool = False) -> Any:
+    """The approval ready to bill, or None (used as sent). Webhook events get their rows read
+    from the tracker's API (thin ones filled; none when no account is connected); an event a
+    poll stored (``polled``) already carries the rows the poll listed and is not read again."""
     filler = _FILLERS.get(source)
-    return None if filler is None else filler(workspace_id, event)
+    return None if filler is None else filler(workspace_id, event, polled=polled)
+
+
+# A delivery a source stored from its own poll of the tracker's API (not a webhook) says so in
+# this header: its rows were read from the API already.
+POLLED_HEADER = "x-delivered-by"
+
+
+def polled_headers(source: str) -> dict[str, str]:
+    return {POLLED_HEADER: f"{source}-poll"}
+
+
+def is_polled(source: str, headers: Any) -> bool:
+    return isinstance(headers, dict) and headers.get(POLLED_HEADER) == f"{source}-poll"
 
 
 def rate_hold_hint(workspace_id: int, source: str) -> str | None:

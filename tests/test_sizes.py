@@ -28,7 +28,6 @@ KNOWN_OVERSIZE: dict[str, str] = {
     "connector/pipeline/planning.py::plan_drafts": "issue 18",
     "connector/providers/quickbooks.py": "issue 23",
     "connector/providers/stripe.py": "issue 23",
-    "webhooks/webwork/poller.py": "issue 19",
 }
 
 

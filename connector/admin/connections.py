@@ -6,6 +6,7 @@ The connect/callback/disconnect routes belong to each provider's module in
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, render_template, request, session
@@ -154,6 +155,19 @@ def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, An
         "status": tracker_status(workspace_id),
         "kind": meta.get("kind"),
         "masked_key": meta.get("masked_key"),
+        "workspace_name": meta.get("webwork_workspace_name"),
         "timesheets_seen": meta.get("timesheets_seen"),
         "rates_visible": meta.get("rates_visible"),
+        # Held by WebWork's refusal: since when, why, and the last automatic re-check.
+        "held_at": _when(meta.get("held_at")),
+        "held_reason": meta.get("held_reason"),
+        "last_check_at": _when(meta.get("last_check_at")),
+        "last_check_error": meta.get("last_check_error"),
     }
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None

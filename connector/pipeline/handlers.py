@@ -82,12 +82,13 @@ def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
             s.commit()
             return
         workspace_id, source = delivery.workspace_id, delivery.source
+        polled = trackers.is_polled(source, delivery.headers)
 
     with (
         observability.log_context(timesheet_id=event.timesheet_id),
         _timesheet_lock(workspace_id, event.timesheet_id),
     ):
-        outcome = _process_event(workspace_id, source, event, config)
+        outcome = _process_event(workspace_id, source, event, config, polled=polled)
     with db.session_scope() as s:
         delivery = s.get(Delivery, job.delivery_id)
         if delivery is not None:
@@ -97,13 +98,19 @@ def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
 
 
 def _process_event(
-    workspace_id: int, source: str, event: Event, config: Mapping[str, Any]
+    workspace_id: int,
+    source: str,
+    event: Event,
+    config: Mapping[str, Any],
+    *,
+    polled: bool = False,
 ) -> str | None:
     if event.type == "timesheet.approved":
-        # A connected tracker account is the source of truth for the rows: thin events are
-        # filled and full ones re-read, so a webhook and a poll of one approval have the same
-        # content revision (billed once). Done before any write: it may call out.
-        event = trackers.fill_event(workspace_id, source, event) or event
+        # A connected tracker account is the source of truth for the rows: thin webhook events
+        # are filled and full ones re-read, so a webhook and a poll of one approval have the
+        # same content revision (billed once); a polled delivery carries the rows its poll
+        # read (no second read). Done before any write: it may call out.
+        event = trackers.fill_event(workspace_id, source, event, polled=polled) or event
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None

@@ -3,6 +3,8 @@ mappings and its rates (the admin's and the tracker's)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,11 +37,17 @@ def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
     return billing.Mappings(projects=projects, clients=clients)
 
 
-def load_rates(s: Session, workspace_id: int) -> billing.RateTable:
-    """The admin's rates and the ones read from the tracker, the admin's winning a tie."""
+def load_rates(
+    s: Session, workspace_id: int, tracker_rates: Iterable[TrackerRate] | None = None
+) -> billing.RateTable:
+    """The admin's rates and the tracker's (``tracker_rates``: read but not stored, for a dry
+    run; default the stored ones), the admin's winning a tie."""
+    if tracker_rates is None:
+        tracker_rates = s.scalars(
+            select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)
+        )
     return rate_table(
-        s.scalars(select(Rate).where(Rate.workspace_id == workspace_id)),
-        s.scalars(select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)),
+        s.scalars(select(Rate).where(Rate.workspace_id == workspace_id)), tracker_rates
     )
 
 
@@ -53,13 +61,17 @@ def billing_settings(workspace: Workspace) -> billing.BillingSettings:
 
 
 def run_billing(
-    s: Session, workspace: Workspace, timesheet: billing.TimesheetInput
+    s: Session,
+    workspace: Workspace,
+    timesheet: billing.TimesheetInput,
+    *,
+    tracker_rates: Iterable[TrackerRate] | None = None,
 ) -> billing.BillingResult:
     return billing.bill(
         timesheet,
         billing_settings(workspace),
         load_mappings(s, workspace),
-        load_rates(s, workspace.id),
+        load_rates(s, workspace.id, tracker_rates),
     )
 
 

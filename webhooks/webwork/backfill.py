@@ -2,51 +2,72 @@
 
 It is a poll over a longer window, approved timesheets only (``status=approved``), through the
 same dedupe memory and inbox, so it is safe to interrupt and re-run: what was recorded is
-skipped, what was not is delivered. A dry run reads WebWork and prices each approval with the
-current mappings and rates (admin's and WebWork's) but writes nothing anywhere.
+skipped, what was not is delivered; the worker drafts what was recorded. Each approval is also
+priced at once with the current mappings and rates (``pipeline.run_billing``, no writes), so the
+progress shows the drafts that will be (or, in a dry run, would be) created. A dry run reads
+WebWork but writes nothing anywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy import func, select
 
-from connector import billing, db
-from connector.models import HOLD_STATUSES, Delivery, Draft, DraftStatus, Timesheet, Workspace
-from connector.pipeline import billing_settings, load_mappings, load_rates
-from connector.rates import to_entry
+from connector import db
+from connector.models import (
+    HOLD_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Timesheet,
+    TrackerRate,
+    Workspace,
+)
+from connector.pipeline import run_billing
+from webhooks.webwork.catalog import Catalog
 from webhooks.webwork.client import WebWorkClient
 from webhooks.webwork.events import Event
 from webhooks.webwork.normalize import normalize_timesheet
 from webhooks.webwork.poller import PollReport, poll_workspace
-from webhooks.webwork.rates import Catalog
+
+FINISHED = (DeliveryStatus.PROCESSED, DeliveryStatus.FAILED, DeliveryStatus.INVALID)
 
 
 @dataclass
 class BackfillReport:
-    poll: PollReport
-    drafts: int = 0  # drafts that would be created (dry run) / were planned
-    holds: int = 0  # drafts that would be / were held
-    drafted: int = 0  # drafts confirmed by the provider when the run ended
+    poll: PollReport = field(default_factory=PollReport)
+    drafts: int = 0  # drafts the approvals found bill into now (or would, in a dry run)
+    holds: int = 0  # customers/projects they would be held for
     dry_run: bool = False
 
 
-def _price(workspace_id: int, event: Event, report: BackfillReport, extra: Any) -> None:
-    """What billing this approval now would give (no writes): counts drafts and holds."""
+@dataclass(frozen=True)
+class Drafting:
+    """How far the worker is with the approvals a backfill recorded."""
+
+    approvals: int  # recorded (deliveries with a job)
+    finished: int  # their jobs ran to an outcome
+    drafted: int  # drafts the provider confirmed
+    held: int  # drafts held for a person (mapping, rate, currency)
+
+    @property
+    def done(self) -> bool:
+        return self.finished >= self.approvals
+
+
+def _price(workspace_id: int, event: Event, report: BackfillReport, catalog: Catalog) -> None:
+    """What billing this approval now gives (no writes): counts drafts and holds."""
     timesheet = normalize_timesheet(event.timesheet)
+    # A dry run stored no rates: price with those WebWork gave, held in memory.
+    unstored: list[TrackerRate] | None = catalog.rates if report.dry_run else None
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None
-        rates = load_rates(s, workspace_id)
-        if extra:  # a dry run: WebWork's rates were read but not stored
-            rates = billing.RateTable(entries=rates.entries + tuple(extra))
-        result = billing.bill(
-            timesheet, billing_settings(workspace), load_mappings(s, workspace), rates
-        )
+        result = run_billing(s, workspace, timesheet, tracker_rates=unstored)
     report.drafts += len(result.drafts)
     report.holds += len({h.subject_key for h in result.holds})
 
@@ -60,20 +81,14 @@ def backfill(
     client: WebWorkClient | None = None,
     on_page: Callable[[BackfillReport], None] | None = None,
 ) -> BackfillReport:
-    report = BackfillReport(poll=PollReport(), dry_run=dry_run)
-
-    def on_approval(event: Event, catalog: Catalog) -> None:
-        extra = None
-        if dry_run:  # WebWork's rates were read but not stored: price with them in memory
-            extra = [to_entry(r) for r in catalog.rates]
-        _price(workspace_id, event, report, extra)
+    report = BackfillReport(dry_run=dry_run)
 
     def page_done(poll: PollReport) -> None:
         report.poll = poll
         if on_page is not None:
             on_page(report)
 
-    poll_report = poll_workspace(
+    report.poll = poll_workspace(
         workspace_id,
         date_from=since,
         date_to=until,
@@ -81,39 +96,41 @@ def backfill(
         dry_run=dry_run,
         client=client,
         on_page=page_done,
-        on_approval=on_approval,
+        on_approval=lambda event, catalog: _price(workspace_id, event, report, catalog),
         record_status=False,
     )
-    report.poll = poll_report
-    if not dry_run and poll_report.delivery_ids:
-        with db.new_session() as s:
-            ids = list(
-                s.scalars(
-                    select(Timesheet.id)
-                    .join(
-                        Delivery,
-                        (Delivery.workspace_id == Timesheet.workspace_id)
-                        & (Delivery.timesheet_id == Timesheet.timesheet_id),
-                    )
-                    .where(Delivery.id.in_(poll_report.delivery_ids))
-                )
-            )
-            if ids:
-                report.drafted = int(
-                    s.scalar(
-                        select(func.count(Draft.id)).where(
-                            Draft.timesheet_pk.in_(ids), Draft.status == DraftStatus.DRAFTED
-                        )
-                    )
-                    or 0
-                )
-                held = int(
-                    s.scalar(
-                        select(func.count(Draft.id)).where(
-                            Draft.timesheet_pk.in_(ids), Draft.status.in_(list(HOLD_STATUSES))
-                        )
-                    )
-                    or 0
-                )
-                report.holds = max(report.holds, held)
     return report
+
+
+def drafting(workspace_id: int, delivery_ids: list[int]) -> Drafting:
+    """Where the worker stands with these recorded approvals (read from the database)."""
+    if not delivery_ids:
+        return Drafting(0, 0, 0, 0)
+    with db.new_session() as s:
+        accepted = Delivery.id.in_(delivery_ids) & (Delivery.status != DeliveryStatus.SKIPPED)
+        approvals = int(s.scalar(select(func.count(Delivery.id)).where(accepted)) or 0)
+        finished = int(
+            s.scalar(select(func.count(Delivery.id)).where(accepted, Delivery.status.in_(FINISHED)))
+            or 0
+        )
+        live = (
+            select(Draft.status, func.count(Draft.id))
+            .join(
+                Timesheet,
+                (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision),
+            )
+            .join(
+                Delivery,
+                (Delivery.workspace_id == Timesheet.workspace_id)
+                & (Delivery.timesheet_id == Timesheet.timesheet_id),
+            )
+            .where(Timesheet.workspace_id == workspace_id, Delivery.id.in_(delivery_ids))
+            .group_by(Draft.status)
+        )
+        by_status = dict(s.execute(live).all())
+    return Drafting(
+        approvals=approvals,
+        finished=finished,
+        drafted=int(by_status.get(DraftStatus.DRAFTED, 0)),
+        held=sum(int(n) for status, n in by_status.items() if status in HOLD_STATUSES),
+    )

@@ -5,8 +5,11 @@ Every request goes through one place (``WebWorkClient.request``) that
     allows 60 requests a minute per user, so two workspaces connected by one person share it);
   * sends ``Authorization: Bearer`` with a token from a ``TokenSource`` (a personal access token,
     or OAuth tokens refreshed under a cross-process lock);
-  * retries what may pass (429 after ``Retry-After``; 5xx, timeouts and dropped connections with
-    backoff), refreshes once on 401, and turns everything else into one of this module's errors.
+  * retries what may pass (429 after ``Retry-After``, which also pauses the user's whole budget
+    for every workspace and process; 5xx, timeouts and dropped connections with backoff);
+  * confirms a 401 before believing it: after a short backoff it asks again (with a refreshed
+    token when the token can be refreshed), and only a second 401 means "reconnect";
+  * turns everything else into one of this module's errors.
 No ``requests`` exception leaves this module.
 
 Facts it relies on (docs: api-docs.webwork-tracker.com, "REST API V2"): the envelope
@@ -34,12 +37,17 @@ from urllib.parse import quote
 import requests
 
 from connector import ratelimit
+from connector.providers.base import Throttled
 
 log = logging.getLogger(__name__)
 
 PER_PAGE = 100  # WebWork's maximum
 CONNECT_TIMEOUT = 5.0
 MAX_PAGES = 10_000  # a server that never says "last page" cannot keep a poll running forever
+# A 401 is asked again after this long: WebWork has answered 401 to a token it accepted again a
+# second later, and one wrong answer must not stop polling.
+UNAUTHORIZED_BACKOFF_SECONDS = 2.0
+THROTTLED_MESSAGE = "WebWork is throttling requests for the connected user (60 a minute)."
 FORBIDDEN_MESSAGE = (
     "WebWork refused access: the connected user must be an Owner or Executive manager of the "
     "workspace (WebWork opens its API to those roles only). Connect such a user's account."
@@ -146,23 +154,23 @@ class TokenSource(Protocol):
 
 
 class StaticToken:
-    """A personal access token: nothing to refresh, a 401 means it expired or was revoked."""
+    """A personal access token: nothing to refresh. After a 401 the same token is tried once
+    more (the client's confirmation); a second 401 means it expired or was revoked."""
 
     def __init__(self, token: str):
         self._token = token
 
     def access_token(self, *, rejected_token: str | None = None) -> str:
-        if rejected_token is not None:
-            raise ReconnectRequired(
-                "WebWork no longer accepts the personal access token (expired or revoked): "
-                "paste a new one on the connections page or run `tracker connect`.",
-                status=401,
-            )
         return self._token
 
 
 class Limiter(Protocol):
+    """``connector.ratelimit``'s shared limiter: spaces requests, and ``pause`` holds every
+    process's requests to a bucket (raising ``Throttled`` from ``acquire`` while it lasts)."""
+
     def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
+
+    def pause(self, bucket: str, seconds: float) -> None: ...
 
 
 def token_claims(token: str) -> dict[str, Any]:
@@ -288,16 +296,36 @@ class WebWorkClient:
     def _backoff(self, attempt: int) -> float:
         return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
 
+    def _acquire(self) -> None:
+        """Wait for this user's next slot; a pause longer than we may wait is Unavailable."""
+        while True:
+            try:
+                self.limiter.acquire(self.bucket, self.settings.limits())
+                return
+            except Throttled as exc:
+                wait = float(exc.retry_after or 1.0)
+                if wait > self.max_wait_seconds:
+                    raise Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait) from None
+                self._sleep(wait)
+
+    def _throttled(self, response: requests.Response) -> Unavailable:
+        """A 429: the whole user's budget pauses for Retry-After (every workspace and process
+        connected as this user shares it), not only this request."""
+        wait = _retry_after(response)
+        wait = 60.0 if wait is None else wait
+        self.limiter.pause(self.bucket, wait)
+        return Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait)
+
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """One API call; returns the parsed JSON body (the envelope) or raises a WebWorkError."""
         url = f"{self.settings.api_base_url}/{path.lstrip('/')}"
         token = self.tokens.access_token()
-        refreshed = False
+        reauthorized = False
         last: WebWorkError | None = None
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1
-            self.limiter.acquire(self.bucket, self.settings.limits())
+            self._acquire()
             self.requests_sent += 1
             if self.on_request is not None:
                 self.on_request(method, path)
@@ -316,26 +344,21 @@ class WebWorkClient:
                 last = Unavailable(f"The connection to WebWork failed ({type(exc).__name__}).")
             else:
                 status = response.status_code
-                try:
-                    body: Any = json.loads(body_text) if body_text else None
-                except ValueError:
-                    body = None
-                if status == 401 and not refreshed:
-                    refreshed = True
+                if status == 401 and not reauthorized:
+                    # Confirm before believing it: once more after a short backoff, with a
+                    # refreshed token where one can be refreshed. Not a failed attempt.
+                    reauthorized = True
+                    log.info("WebWork answered 401; asking once more before holding")
+                    self._sleep(UNAUTHORIZED_BACKOFF_SECONDS)
                     token = self.tokens.access_token(rejected_token=token)
-                    attempt -= 1  # a refresh is not a failed attempt
+                    attempt -= 1
                     continue
                 if status == 429:
-                    wait = _retry_after(response)
-                    last = Unavailable(
-                        "WebWork is throttling requests for the connected user (60 a minute).",
-                        status=429,
-                        retry_after=wait if wait is not None else 60.0,
-                    )
-                    if wait is None:
-                        wait = 60.0
+                    throttled = self._throttled(response)
+                    wait = float(throttled.retry_after or 0.0)
                     if wait > self.max_wait_seconds or attempt >= self.max_attempts:
-                        raise last
+                        raise throttled
+                    last = throttled
                     self._sleep(wait)
                     continue
                 if status >= 500:
@@ -345,6 +368,10 @@ class WebWorkClient:
                         retry_after=_retry_after(response),
                     )
                 else:
+                    try:
+                        body: Any = json.loads(body_text) if body_text else None
+                    except ValueError:
+                        body = None
                     return self._classify(status, body)
             if attempt < self.max_attempts:
                 self._sleep(self._backoff(attempt))
@@ -355,8 +382,8 @@ class WebWorkClient:
         message = _error_message(body)
         if status == 401:
             raise ReconnectRequired(
-                "WebWork no longer accepts this connection's token (expired or revoked); "
-                f"an admin must reconnect WebWork. {message}".strip(),
+                "WebWork refused this connection's token twice (expired or revoked). "
+                f"{message}".strip(),
                 status=401,
             )
         if status == 403:
@@ -445,6 +472,9 @@ class WebWorkClient:
             if str(item.get("id")) == str(timesheet_id):
                 return item
         return None
+
+    def members(self, workspace_id: str, **filters: Any) -> list[dict[str, Any]]:
+        return list(self.iter_items("members", {"workspace_id": workspace_id, **filters}))
 
     def projects(self, workspace_id: str) -> list[dict[str, Any]]:
         return list(self.iter_items("projects", {"workspace_id": workspace_id}))

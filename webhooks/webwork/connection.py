@@ -36,6 +36,7 @@ from webhooks.webwork.client import (
     token_claims,
     user_key_for_token,
 )
+from webhooks.webwork.names import person_name, workspace_name
 from webhooks.webwork.polls import cancel_polls, schedule_poll
 from webhooks.webwork.store import store_for
 
@@ -200,16 +201,21 @@ class OAuthTokens:
 
 # --- building a client for a workspace ----------
 def client_for(
-    workspace_id: int, config: Mapping[str, Any] | None = None, **kwargs: Any
+    workspace_id: int,
+    config: Mapping[str, Any] | None = None,
+    *,
+    allow_held: bool = False,
+    **kwargs: Any,
 ) -> WebWorkClient:
-    """A client for the workspace's WebWork connection; ReconnectRequired when there is none."""
+    """A client for the workspace's WebWork connection; ReconnectRequired when there is none
+    (or it is held for reconnecting, unless ``allow_held``: the re-check of a held one)."""
     config = current_app.config if config is None else config
     settings = settings_from_config(config)
     store = store_for(workspace_id, config)
     row = store.connection()
     if row is None or row.status == ConnectionStatus.DISCONNECTED:
         raise ReconnectRequired("WebWork is not connected for this workspace.")
-    if row.status == ConnectionStatus.RECONNECT_NEEDED:
+    if row.status == ConnectionStatus.RECONNECT_NEEDED and not allow_held:
         raise ReconnectRequired(row.last_error or "WebWork must be reconnected.")
     creds = store.load()
     token = str(creds.get("access_token") or "")
@@ -227,16 +233,37 @@ def client_for(
     )
 
 
-def _connected_as(token: str, workspace: Mapping[str, Any]) -> str:
+def _connected_as(
+    client: WebWorkClient, token: str, workspace: Mapping[str, Any], workspace_id: str
+) -> str:
+    """ "Firstname Lastname <email>" of the token's user: from the workspace entry or the token's
+    claims, else (best effort, one request) from WebWork's member list."""
     claims = token_claims(token)
+    person: Mapping[str, Any] | None = None
     for source in (workspace.get("user"), workspace.get("member"), claims):
-        if isinstance(source, Mapping):
-            name = source.get("name") or source.get("full_name")
-            email = source.get("email")
-            if name or email:
-                return f"{name} <{email}>" if name and email else str(name or email)
-    sub = claims.get("sub")
-    return f"WebWork user {sub}" if sub else "a WebWork user"
+        if isinstance(source, Mapping) and person_name(source):
+            person = source
+            break
+    user_id = workspace.get("user_id") or claims.get("sub")
+    if (person is None or not _has_name(person)) and user_id not in (None, ""):
+        try:
+            members = client.members(workspace_id, user_id=user_id)
+        except WebWorkError:
+            members = []
+        found = next((m for m in members if str(m.get("id")) == str(user_id)), None)
+        if found is not None and person_name(found):
+            person = found
+    if person is not None:
+        name, email = person_name(person), person.get("email")
+        if name and email and name != email:
+            return f"{name} <{email}>"
+        return str(name or email)
+    return f"WebWork user {user_id}" if user_id not in (None, "") else "a WebWork user"
+
+
+def _has_name(person: Mapping[str, Any]) -> bool:
+    """A name beside the email (an email alone is a last resort)."""
+    return person_name(person) not in (None, person.get("email"))
 
 
 def validate(
@@ -271,7 +298,7 @@ def validate(
     wanted = str(tracker_workspace_id)
     match = next((w for w in workspaces if str(w.get("id")) == wanted), None)
     if match is None:
-        seen = ", ".join(f"{w.get('id')} ({w.get('name', '')})" for w in workspaces[:5]) or "none"
+        seen = ", ".join(f"{w.get('id')} ({workspace_name(w)})" for w in workspaces[:5]) or "none"
         raise ConnectError(
             f"This WebWork account cannot see workspace {wanted}, the tracker workspace this "
             f"connector workspace receives approvals for (it sees: {seen}). Connect the account "
@@ -279,8 +306,8 @@ def validate(
         )
     return {
         "webwork_workspace_id": wanted,
-        "webwork_workspace_name": str(match.get("name") or ""),
-        "connected_as": _connected_as(token, match),
+        "webwork_workspace_name": workspace_name(match),
+        "connected_as": _connected_as(client, token, match, wanted),
         "user_key": user_key_for_token(token),
         "masked_key": mask_token(token),
     }

@@ -98,11 +98,6 @@ def _decode(body: bytes) -> tuple[Any, bool]:
     return document, bool(fractions)
 
 
-def decode_json(body: bytes) -> Any:
-    """JSON with exact decimals (never floats), or EventError(400)."""
-    return _decode(body)[0]
-
-
 def parse_datetime(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)

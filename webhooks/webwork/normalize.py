@@ -13,6 +13,7 @@ from typing import Any
 from connector.billing import Client, Member, Money, Task, TimeRow, TimesheetInput, check_rate
 from connector.money import check_currency
 from webhooks.webwork.events import EventError, parse_datetime
+from webhooks.webwork.names import person_name
 
 
 def _date(value: str, field: str) -> date:
@@ -84,7 +85,10 @@ def normalize_timesheet(raw: dict[str, Any]) -> TimesheetInput:
     return TimesheetInput(
         id=str(raw["id"]),
         member=Member(
-            id=str(member_raw["id"]), name=member_raw["name"], email=member_raw.get("email")
+            id=str(member_raw["id"]),
+            # WebWork's firstname + lastname, or a single name (both shapes are accepted).
+            name=person_name(member_raw) or f"Member {member_raw['id']}",
+            email=member_raw.get("email"),
         ),
         date_from=date_from,
         date_to=date_to,

@@ -2,12 +2,12 @@
 
 A poll lists the workspace's timesheets whose period overlaps the window (default the last
 ``WEBWORK_POLL_WINDOW_DAYS`` = 62 days, so a late approval of last month's sheet is found),
-all statuses, 100 per page, and compares each with what it saw before
-(``TrackerTimesheetSeen``: status and a hash of its rows):
+all statuses, 100 per page, and compares each with what it saw before (``poll_memory``):
 
   approved, not seen approved with these rows   -> a stored delivery (``timesheet.approved``)
-                                                   and its job: the SAME inbox and pipeline as
-                                                   a webhook
+                                                   carrying the rows the list showed, and its
+                                                   job: the SAME inbox and pipeline as a
+                                                   webhook, with no further read of WebWork
   seen approved, now not approved               -> a ``timesheet.unapproved`` delivery: the
                                                    same withdrawal as the webhook event
   approved with other rows than seen            -> a new approval: its revision replaces the
@@ -15,59 +15,40 @@ all statuses, 100 per page, and compares each with what it saw before
   malformed                                     -> an ``invalid`` delivery naming the reason;
                                                    the poll goes on
 
+A timesheet naming a project or contract the cached catalog does not know refreshes the
+catalog first (once per poll, single-flight: ``rates.refresh_for_unknown``).
+
 Exactly-once: one poll per workspace at a time (an advisory lock; a second poller returns at
-once); each change gets a deterministic delivery id (``poll:<timesheet>:<n>:<rows>``) under the
-deliveries' unique key; the pipeline bills by (timesheet id, content revision) under its
-per-timesheet lock, so a webhook and a poll that see the same approval bill it once.
+once); each change gets a deterministic delivery id under the deliveries' unique key; the
+pipeline bills by (timesheet id, content revision) under its per-timesheet lock, so a webhook
+and a poll that see the same approval bill it once. The periodic job is ``poll_job.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from connector import billing, db, worker
+from connector import billing, db, jobs, locks, worker
 from connector.locks import LockTimeout, advisory_lock
-from connector.models import (
-    ConnectionStatus,
-    Delivery,
-    DeliveryStatus,
-    Job,
-    Timesheet,
-    TimesheetStatus,
-    TrackerTimesheetSeen,
-    Workspace,
-    utcnow,
-)
-from connector.providers.base import RetryLater
-from webhooks.inbox import insert_job
-from webhooks.webwork import SOURCE
-from webhooks.webwork.client import (
-    Forbidden,
-    ReconnectRequired,
-    Unavailable,
-    WebWorkClient,
-    WebWorkError,
-)
-from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for, store_for
+from connector.models import ConnectionStatus, Workspace, utcnow
+from webhooks.webwork.catalog import Catalog
+from webhooks.webwork.client import WebWorkClient
+from webhooks.webwork.connection import client_for, store_for
 from webhooks.webwork.events import Event, EventError, parse_event
 from webhooks.webwork.normalize import normalize_timesheet
-from webhooks.webwork.polls import schedule_poll
-from webhooks.webwork.rates import Catalog, catalog_for
+from webhooks.webwork.poll_memory import MAX_ID_LENGTH, Change, Seen, record, seen_count
+from webhooks.webwork.poll_memory import what_was_seen as _what_was_seen
+from webhooks.webwork.rates import catalog_for, refresh_for_unknown
+from webhooks.webwork.timesheet_events import event_body, event_timesheet, named_ids, rows_hash
 
 log = logging.getLogger(__name__)
-
-POLL_HEADER = {"x-delivered-by": "webwork-poll"}
-MAX_ID_LENGTH = 255
 
 
 class PollBusy(Exception):
@@ -86,258 +67,109 @@ class PollReport:
     withdrawals: int = 0
     invalid: int = 0
     pages: int = 0
-    drafts_created: int = 0
-    holds: int = 0
+    last_page: int | None = None  # as WebWork's pagination says (None: not said)
+    total: int | None = None  # timesheets WebWork says match (None: not said)
+    catalog_refreshes: int = 0
     stopped: str | None = None  # why the poll ended early, in plain words
     delivery_ids: list[int] = field(default_factory=list)
     catalog: Catalog | None = None
 
 
-# --- content of a WebWork timesheet ----------
-def rows_hash(raw: dict[str, Any]) -> str:
-    """A hash of the timesheet's rows as WebWork lists them (day, project, contract, minutes)."""
-    breakdown = raw.get("daily_breakdown") or {}
-    canonical = []
-    if isinstance(breakdown, dict):
-        for day in sorted(breakdown):
-            rows = breakdown[day] if isinstance(breakdown[day], list) else []
-            canonical.append(
-                [
-                    day,
-                    sorted(
-                        [
-                            str(r.get("project_id")),
-                            str(r.get("contract_id")),
-                            str(r.get("total_minutes")),
-                        ]
-                        for r in rows
-                        if isinstance(r, dict)
-                    ),
-                ]
-            )
-    text = json.dumps(canonical, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _member(raw: dict[str, Any]) -> dict[str, Any]:
-    member = raw.get("member")
-    user_id = raw.get("user_id")
-    if isinstance(member, dict):
-        mid = member.get("id", user_id)
-        name = member.get("name") or member.get("full_name") or member.get("email")
-        email = member.get("email")
-    else:
-        mid, name, email = user_id, member, None
-    if mid is None or mid == "":
-        raise EventError(422, "/member/id", "the timesheet names no member (user_id)")
-    return {"id": str(mid), "name": str(name or f"Member {mid}")[:500], "email": email}
-
-
-def event_timesheet(raw: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
-    """A WebWork timesheet as the v1 event's timesheet, rows enriched from the catalog
-    (billable from the project, client from its viewers). Raises EventError if malformed."""
-    breakdown = raw.get("daily_breakdown")
-    if not isinstance(breakdown, dict):
-        raise EventError(422, "/daily_breakdown", "is missing or not an object of days")
-    rows_by_day: dict[str, list[dict[str, Any]]] = {}
-    for day, rows in breakdown.items():
-        if not isinstance(rows, list):
-            raise EventError(422, f"/daily_breakdown/{day}", "is not a list of rows")
-        out = []
-        for index, row in enumerate(rows):
-            where = f"/daily_breakdown/{day}/{index}"
-            if not isinstance(row, dict) or row.get("project_id") in (None, ""):
-                raise EventError(422, f"{where}/project_id", "is missing")
-            minutes = row.get("total_minutes")
-            if (
-                not isinstance(minutes, int)
-                or isinstance(minutes, bool)
-                or not 0 <= minutes <= 1440
-            ):
-                raise EventError(
-                    422, f"{where}/total_minutes", f"{minutes!r} is not 0..1440 minutes"
-                )
-            pid = str(row["project_id"])
-            project = catalog.projects.get(pid, {})
-            enriched: dict[str, Any] = {
-                "project_id": pid,
-                "project_name": str(row.get("project_name") or project.get("name") or pid)[:500],
-                "contract_id": None if row.get("contract_id") is None else str(row["contract_id"]),
-                "total_minutes": minutes,
-            }
-            if project.get("billable") is not None:
-                enriched["billable"] = bool(project["billable"])
-            if project.get("client"):
-                enriched["client"] = project["client"]
-            out.append(enriched)
-        rows_by_day[str(day)] = out
-    timesheet = {
-        "id": str(raw["id"]),
-        "member": _member(raw),
-        "date_from": raw.get("date_from"),
-        "date_to": raw.get("date_to"),
-        "status": "approved",
-        "daily_breakdown": rows_by_day,
-    }
-    if raw.get("user_id") is not None:
-        timesheet["user_id"] = str(raw["user_id"])
-    if isinstance(raw.get("total_minutes"), int):
-        timesheet["total_minutes"] = raw["total_minutes"]
-    return timesheet
-
-
-def _event_body(kind: str, tracker_ws: str, timesheet: dict[str, Any], when: datetime) -> bytes:
-    return json.dumps(
-        {
-            "type": kind,
-            "version": 1,
-            "timestamp": when.isoformat().replace("+00:00", "Z"),
-            "data": {"workspace_id": tracker_ws, "timesheet": timesheet},
-        },
-        separators=(",", ":"),
-    ).encode()
-
-
-def _delivery_id(timesheet_id: str, transitions: int, what: str) -> str:
-    digest = hashlib.sha256(timesheet_id.encode()).hexdigest()[:32]
-    return f"poll:{digest}:{transitions}:{what}"
-
-
-# --- one poll ----------
 @dataclass
 class _Context:
     workspace_id: int
     tracker_ws: str
     auto_invoicing: bool
     catalog: Catalog
+    client: WebWorkClient
     dry_run: bool
     report: PollReport
     now: datetime
     seen_ids: set[str] = field(default_factory=set)
     on_approval: Callable[[Event, Catalog], None] | None = None
 
-
-def _seen_row(s: Any, workspace_id: int, timesheet_id: str) -> TrackerTimesheetSeen | None:
-    return s.scalars(
-        select(TrackerTimesheetSeen).where(
-            TrackerTimesheetSeen.workspace_id == workspace_id,
-            TrackerTimesheetSeen.source == SOURCE,
-            TrackerTimesheetSeen.timesheet_id == timesheet_id,
+    def record(
+        self, timesheet_id: str, status: str, digest: str | None, change: Change | None = None
+    ) -> int | None:
+        if self.dry_run:
+            return None
+        delivery, job = record(
+            self.workspace_id,
+            timesheet_id,
+            status=status,
+            digest=digest,
+            now=self.now,
+            change=change,
+            auto_invoicing=self.auto_invoicing,
         )
-    ).one_or_none()
+        if delivery is not None:
+            self.report.delivery_ids.append(delivery)
+        return job
 
 
-def _live_row(s: Any, workspace_id: int, timesheet_id: str) -> Timesheet | None:
-    return s.scalars(
-        select(Timesheet).where(
-            Timesheet.workspace_id == workspace_id,
-            Timesheet.source == SOURCE,
-            Timesheet.timesheet_id == timesheet_id,
-        )
-    ).one_or_none()
-
-
-def _store_delivery(
-    s: Any,
-    ctx: _Context,
-    *,
-    webhook_id: str,
-    body: bytes,
-    event_type: str,
-    timesheet_id: str,
-    status: DeliveryStatus,
-    error: str | None = None,
-) -> tuple[int, int | None]:
-    delivery = Delivery(
-        workspace_id=ctx.workspace_id,
-        source=SOURCE,
-        webhook_id=webhook_id,
-        event_type=event_type,
-        event_timestamp=ctx.now,
-        timesheet_id=timesheet_id,
-        received_at=ctx.now,
-        headers=dict(POLL_HEADER),
-        body=body,
-        status=status,
-        error=error,
+def _fresh_catalog(ctx: _Context, raw: dict[str, Any]) -> Catalog:
+    """The catalog, refreshed first if this timesheet names a project or contract it lacks."""
+    projects, contracts = named_ids(raw)
+    if not ctx.catalog.worth_refreshing(projects, contracts):
+        return ctx.catalog
+    before = ctx.catalog.synced_at
+    ctx.catalog = refresh_for_unknown(
+        ctx.workspace_id,
+        ctx.client,
+        ctx.catalog,
+        projects,
+        contracts,
+        persist=not ctx.dry_run,
     )
-    s.add(delivery)
-    s.flush()
-    job_id = None
-    if status == DeliveryStatus.ACCEPTED:
-        job_id = insert_job(s, ctx.workspace_id, "process_delivery", delivery.id, via="poll")
-    return delivery.id, job_id
+    if ctx.catalog.synced_at != before:
+        ctx.report.catalog_refreshes += 1
+        ctx.report.catalog = ctx.catalog
+    return ctx.catalog
 
 
-def _record(
-    ctx: _Context,
-    raw: dict[str, Any],
-    *,
-    timesheet_id: str,
-    status: str,
-    digest: str | None,
-    change: str | None,
-    body: bytes | None = None,
-    error: str | None = None,
-) -> int | None:
-    """Update what was seen and, for a change, store its delivery + job: one transaction.
+def _withdrawal(ctx: _Context, timesheet_id: str, status: str, seen: Seen) -> int | None:
+    if seen.status == "approved" or (not seen.known and seen.live_approved):
+        ctx.report.withdrawals += 1
+        body = event_body("timesheet.unapproved", ctx.tracker_ws, {"id": timesheet_id}, ctx.now)
+        return ctx.record(timesheet_id, status or "unknown", None, Change("withdrawal", body))
+    if seen.known and seen.status != status:
+        ctx.record(timesheet_id, status, None)
+    return None
 
-    Returns the job id to nudge. A concurrent writer of the same change (another poller, a
-    webhook's fill) makes the unique keys refuse the second: it is skipped, never doubled.
-    """
-    if ctx.dry_run:
-        return None
-    job_id: int | None = None
+
+def _approval(ctx: _Context, raw: dict[str, Any], timesheet_id: str, seen: Seen) -> int | None:
+    ctx.report.approved += 1
+    digest = rows_hash(raw)
+    if seen.status == "approved" and seen.rows_hash == digest:
+        return None  # nothing new since the last poll
     try:
-        with db.session_scope() as s:
-            seen = _seen_row(s, ctx.workspace_id, timesheet_id)
-            if seen is None:
-                seen = TrackerTimesheetSeen(
-                    workspace_id=ctx.workspace_id,
-                    source=SOURCE,
-                    timesheet_id=timesheet_id,
-                    status=status,
-                    transitions=0,
-                    first_seen_at=ctx.now,
-                )
-                s.add(seen)
-            seen.last_seen_at = ctx.now
-            if change is not None:
-                seen.transitions = int(seen.transitions or 0) + 1
-                event_type = (
-                    "timesheet.unapproved" if change == "withdrawal" else "timesheet.approved"
-                )
-                delivery_status = DeliveryStatus.ACCEPTED
-                if change == "invalid":
-                    delivery_status = DeliveryStatus.INVALID
-                elif not ctx.auto_invoicing:
-                    delivery_status = DeliveryStatus.SKIPPED
-                    error = "automatic invoicing is off for this workspace"
-                assert body is not None
-                delivery_id, job_id = _store_delivery(
-                    s,
-                    ctx,
-                    webhook_id=_delivery_id(
-                        timesheet_id, seen.transitions, (digest or change)[:16]
-                    ),
-                    body=body,
-                    event_type=event_type,
-                    timesheet_id=timesheet_id,
-                    status=delivery_status,
-                    error=error,
-                )
-                seen.last_delivery_id = delivery_id
-                ctx.report.delivery_ids.append(delivery_id)
-            seen.status = status
-            seen.rows_hash = digest if digest is not None else seen.rows_hash
-            seen.error = error if change == "invalid" else None
-    except IntegrityError:
-        log.info("timesheet %r was recorded concurrently; skipped here", timesheet_id)
+        if len(timesheet_id) > MAX_ID_LENGTH:
+            raise EventError(422, "/id", f"is longer than {MAX_ID_LENGTH} characters")
+        timesheet = event_timesheet(raw, _fresh_catalog(ctx, raw))
+        body = event_body("timesheet.approved", ctx.tracker_ws, timesheet, ctx.now)
+        event = parse_event(body)  # the same contract a webhook must meet
+        content_revision = billing.timesheet_revision(normalize_timesheet(event.timesheet))
+    except (EventError, KeyError, TypeError, ValueError) as exc:
+        ctx.report.invalid += 1
+        reason = f"WebWork timesheet {timesheet_id[:80]} cannot be billed: {exc}"
+        if seen.error == reason:
+            return None
+        body = json.dumps({"webwork_timesheet": raw}, default=str).encode()
+        return ctx.record(
+            timesheet_id[:MAX_ID_LENGTH], "invalid", digest, Change("invalid", body, reason)
+        )
+    if not seen.known and seen.live_approved and seen.live_revision == content_revision:
+        # A webhook already brought exactly this approval in: remember it, bill nothing.
+        ctx.record(timesheet_id, "approved", digest)
         return None
-    return job_id
+    ctx.report.new_approvals += 1
+    if ctx.on_approval is not None:
+        ctx.on_approval(event, ctx.catalog)
+    return ctx.record(timesheet_id, "approved", digest, Change("approval", body))
 
 
 def _handle(ctx: _Context, raw: dict[str, Any]) -> int | None:
+    """One listed timesheet: compare with what was seen; returns a job id to nudge."""
     raw_id = raw.get("id")
     if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or str(raw_id) == "":
         ctx.report.invalid += 1
@@ -349,79 +181,13 @@ def _handle(ctx: _Context, raw: dict[str, Any]) -> int | None:
     ctx.seen_ids.add(timesheet_id)
     ctx.report.timesheets += 1
     status = str(raw.get("status") or "").lower()
-    with db.new_session() as s:
-        seen = _seen_row(s, ctx.workspace_id, timesheet_id)
-        live = _live_row(s, ctx.workspace_id, timesheet_id)
-        seen_status = seen.status if seen else None
-        seen_hash = seen.rows_hash if seen else None
-        live_approved = live is not None and live.status == TimesheetStatus.APPROVED
-        live_revision = (live.summary or {}).get("content_revision") if live else None
-
+    seen = _what_was_seen(ctx.workspace_id, timesheet_id)
     if status != "approved":
-        if seen_status == "approved" or (seen is None and live_approved):
-            ctx.report.withdrawals += 1
-            body = _event_body(
-                "timesheet.unapproved", ctx.tracker_ws, {"id": timesheet_id}, ctx.now
-            )
-            return _record(
-                ctx,
-                raw,
-                timesheet_id=timesheet_id,
-                status=status or "unknown",
-                digest=None,
-                change="withdrawal",
-                body=body,
-            )
-        if seen is not None and seen_status != status:
-            _record(ctx, raw, timesheet_id=timesheet_id, status=status, digest=None, change=None)
-        return None
-
-    ctx.report.approved += 1
-    digest = rows_hash(raw)
-    if seen_status == "approved" and seen_hash == digest:
-        return None  # nothing new since the last poll
-    try:
-        if len(timesheet_id) > MAX_ID_LENGTH:
-            raise EventError(422, "/id", f"is longer than {MAX_ID_LENGTH} characters")
-        timesheet = event_timesheet(raw, ctx.catalog)
-        body = _event_body("timesheet.approved", ctx.tracker_ws, timesheet, ctx.now)
-        event = parse_event(body)  # the same contract a webhook must meet
-        content_revision = billing.timesheet_revision(normalize_timesheet(event.timesheet))
-    except (EventError, KeyError, TypeError, ValueError) as exc:
-        ctx.report.invalid += 1
-        reason = f"WebWork timesheet {timesheet_id[:80]} cannot be billed: {exc}"
-        if seen is not None and seen.error == reason:
-            return None
-        body = json.dumps({"webwork_timesheet": raw}, default=str).encode()
-        return _record(
-            ctx,
-            raw,
-            timesheet_id=timesheet_id[:MAX_ID_LENGTH],
-            status="invalid",
-            digest=digest,
-            change="invalid",
-            body=body,
-            error=reason,
-        )
-    if seen is None and live_approved and live_revision == content_revision:
-        # A webhook already brought exactly this approval in: remember it, bill nothing.
-        _record(ctx, raw, timesheet_id=timesheet_id, status="approved", digest=digest, change=None)
-        return None
-    ctx.report.new_approvals += 1
-    if ctx.on_approval is not None:
-        ctx.on_approval(event, ctx.catalog)
-    return _record(
-        ctx,
-        raw,
-        timesheet_id=timesheet_id,
-        status="approved",
-        digest=digest,
-        change="approval",
-        body=body,
-    )
+        return _withdrawal(ctx, timesheet_id, status, seen)
+    return _approval(ctx, raw, timesheet_id, seen)
 
 
-def _still_connected(workspace_id: int) -> bool:
+def still_connected(workspace_id: int) -> bool:
     row = store_for(workspace_id).connection()
     return row is not None and row.status == ConnectionStatus.CONNECTED
 
@@ -449,13 +215,14 @@ def poll_workspace(
     Raises PollBusy (another poll runs), WebWorkError (the client's classified failures) and
     Disconnected (connection removed mid-poll, after what was already recorded).
     """
-    lease = float(_config("JOB_LEASE_SECONDS", 300))
+    # The job outbox's lease: the lock lapses as quickly as a killed worker's job is taken
+    # over, and is renewed while this poll runs (the worker's heartbeat, and after each page).
+    lease = jobs.lease_seconds()
     try:
-        with advisory_lock(f"webwork-poll:{workspace_id}", ttl=lease, timeout=0.0):
+        with advisory_lock(f"webwork-poll:{workspace_id}", ttl=lease, timeout=0.0, keepalive=True):
             return _poll_locked(
                 workspace_id,
-                date_from=date_from,
-                date_to=date_to,
+                window=(date_from, date_to),
                 status=status,
                 dry_run=dry_run,
                 client=client,
@@ -468,76 +235,82 @@ def poll_workspace(
         raise PollBusy("another poll of this workspace is running") from None
 
 
-def _poll_locked(
+def _context(
     workspace_id: int,
+    client: WebWorkClient,
     *,
-    date_from: date | None,
-    date_to: date | None,
-    status: str | None,
     dry_run: bool,
-    client: WebWorkClient | None,
-    on_page: Callable[[PollReport], None] | None,
+    refresh_catalog: bool,
     on_approval: Callable[[Event, Catalog], None] | None,
-    record_status: bool,
-    refresh_catalog: bool = False,
-) -> PollReport:
+) -> _Context:
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         if workspace is None:
             raise Disconnected("the workspace no longer exists")
         tracker_ws = workspace.tracker_workspace_id
         auto_invoicing = bool(workspace.auto_invoicing)
-    client = client or client_for(workspace_id)
-    today = utcnow().date()
-    window = int(_config("WEBWORK_POLL_WINDOW_DAYS", 62))
-    date_to = date_to or today
-    date_from = date_from or (today - timedelta(days=window))
-    started = utcnow()
-    store = store_for(workspace_id)
-    if record_status and not dry_run:
-        store.update_meta(last_poll_at=started.isoformat())
-    ctx = _Context(
+    catalog = catalog_for(workspace_id, client, force=refresh_catalog, persist=not dry_run)
+    report = PollReport(catalog=catalog)
+    return _Context(
         workspace_id=workspace_id,
         tracker_ws=tracker_ws,
         auto_invoicing=auto_invoicing,
-        catalog=catalog_for(workspace_id, client, force=refresh_catalog, persist=not dry_run),
+        catalog=catalog,
+        client=client,
         dry_run=dry_run,
-        report=PollReport(),
-        now=started,
+        report=report,
+        now=utcnow(),
         on_approval=on_approval,
     )
-    ctx.report.catalog = ctx.catalog
+
+
+def _poll_locked(
+    workspace_id: int,
+    *,
+    window: tuple[date | None, date | None],
+    status: str | None,
+    dry_run: bool,
+    client: WebWorkClient | None,
+    on_page: Callable[[PollReport], None] | None,
+    on_approval: Callable[[Event, Catalog], None] | None,
+    record_status: bool,
+    refresh_catalog: bool,
+) -> PollReport:
+    client = client or client_for(workspace_id)
+    store = store_for(workspace_id)
+    if record_status and not dry_run:
+        store.update_meta(last_poll_at=utcnow().isoformat())
+    ctx = _context(
+        workspace_id,
+        client,
+        dry_run=dry_run,
+        refresh_catalog=refresh_catalog,
+        on_approval=on_approval,
+    )
+    today = utcnow().date()
+    date_from = window[0] or (today - timedelta(days=int(_config("WEBWORK_POLL_WINDOW_DAYS", 62))))
     for page in client.timesheet_pages(
-        tracker_ws, date_from=date_from, date_to=date_to, status=status
+        ctx.tracker_ws, date_from=date_from, date_to=window[1] or today, status=status
     ):
-        if not dry_run and not _still_connected(workspace_id):
+        if not dry_run and not still_connected(workspace_id):
             ctx.report.stopped = "the WebWork connection was removed during the poll"
             break
         ctx.report.pages += 1
-        jobs: list[int] = []
-        for raw in page.items:
-            if "__malformed__" in raw:
-                ctx.report.invalid += 1
-                continue
-            job_id = _handle(ctx, raw)
-            if job_id is not None:
-                jobs.append(job_id)
+        ctx.report.last_page, ctx.report.total = page.last_page, page.total
+        jobs_to_nudge = [
+            job_id for raw in page.items if (job_id := _page_item(ctx, raw)) is not None
+        ]
         # Page by page, so a fault on a later page delays nothing already recorded.
-        for job_id in jobs:
+        for job_id in jobs_to_nudge:
             worker.job_committed(job_id)  # inline in immediate mode; else the worker's sweep
         worker.heartbeat()
+        locks.extend_held(jobs.lease_seconds())  # also outside a worker (the CLI)
         if on_page is not None:
             on_page(ctx.report)
     if record_status and not dry_run and ctx.report.stopped is None:
-        with db.new_session() as s:
-            seen_count = (
-                s.query(TrackerTimesheetSeen)
-                .filter_by(workspace_id=workspace_id, source=SOURCE)
-                .count()
-            )
         store.update_meta(
             last_success_at=utcnow().isoformat(),
-            timesheets_seen=seen_count,
+            timesheets_seen=seen_count(workspace_id),
             last_error=None,
             last_report={
                 "timesheets": ctx.report.timesheets,
@@ -550,86 +323,8 @@ def _poll_locked(
     return ctx.report
 
 
-# --- the periodic job ----------
-def poll_job(job: Job, config: Mapping[str, Any]) -> None:
-    """The outbox job: poll, record the outcome in plain words, schedule the next poll.
-
-    A failed poll is not retried on its own schedule: the next periodic poll is the retry
-    (after at least WebWork's Retry-After), so polling never ends because WebWork was down.
-    """
-    workspace_id = job.workspace_id
-    store = store_for(workspace_id)
-    delay: float | None = None
-    try:
-        poll_workspace(workspace_id)
-    except PollBusy:
-        pass
-    except Disconnected:
-        return
-    except (ReconnectRequired, Forbidden) as exc:
-        row = store.connection()
-        if row is None or row.status == ConnectionStatus.DISCONNECTED:
-            return  # removed: nothing to wait for
-        store.mark_reconnect_needed(exc.message)
-        store.update_meta(last_error=exc.message)
-        raise worker.WaitFor(WAIT_RECONNECT, exc.message) from None
-    except Unavailable as exc:
-        store.update_meta(last_error=exc.message)
-        if exc.retry_after:
-            every = config.get("WEBWORK_POLL_SECONDS")
-            delay = max(float(300 if every in (None, "") else every), exc.retry_after)
-    except WebWorkError as exc:
-        store.update_meta(last_error=exc.message)
-    if _still_connected(workspace_id):
-        schedule_poll(workspace_id, delay_seconds=delay)
-
-
-# --- thin webhook events: fetch the rows ----------
-def fill_event(workspace_id: int, event: Event) -> Event | None:
-    """The approval's rows read from WebWork (same enrichment as a poll, so the same content
-    revision: a webhook and a poll of one approval bill it once). None when WebWork is not
-    connected, or when it does not show a full event's timesheet as approved (the event is
-    then used as sent; the next poll withdraws it if WebWork took the approval back)."""
-    row = store_for(workspace_id).connection()
-    if row is None or row.status == ConnectionStatus.DISCONNECTED:
+def _page_item(ctx: _Context, raw: dict[str, Any]) -> int | None:
+    if "__malformed__" in raw:
+        ctx.report.invalid += 1
         return None
-    try:
-        client = client_for(workspace_id)
-        catalog = catalog_for(workspace_id, client)
-        with db.new_session() as s:
-            workspace = s.get(Workspace, workspace_id)
-            assert workspace is not None
-            tracker_ws = workspace.tracker_workspace_id
-        raw = client.get_timesheet(tracker_ws, event.timesheet_id)
-    except (ReconnectRequired, Forbidden) as exc:
-        raise worker.WaitFor(WAIT_RECONNECT, f"Reconnect WebWork: {exc.message}") from None
-    except Unavailable as exc:
-        raise RetryLater(exc.message, retry_after=exc.retry_after) from None
-    except WebWorkError as exc:
-        raise RetryLater(f"WebWork could not be read: {exc.message}") from None
-    if raw is None or str(raw.get("status") or "").lower() != "approved":
-        if not event.is_thin:
-            return None
-        state = "not found" if raw is None else f"status {raw.get('status')!r}"
-        raise worker.WaitFor(
-            WAIT_TRACKER_DATA,
-            f"WebWork does not show timesheet {event.timesheet_id[:80]} as approved ({state}); "
-            "the approval waits for the next poll.",
-        )
-    timesheet = event_timesheet(raw, catalog)
-    # Remember it as seen, so the next poll does not deliver the same approval again.
-    ctx = _Context(workspace_id, tracker_ws, True, catalog, False, PollReport(), utcnow())
-    _record(
-        ctx,
-        raw,
-        timesheet_id=event.timesheet_id,
-        status="approved",
-        digest=rows_hash(raw),
-        change=None,
-    )
-    return Event(
-        type=event.type,
-        timestamp=event.timestamp,
-        workspace_id=event.workspace_id,
-        timesheet=timesheet,
-    )
+    return _handle(ctx, raw)

@@ -14,7 +14,8 @@ project rates at the project level. The whole catalog is refreshed when older th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,13 +23,20 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete
 
-from connector import db
+from connector import db, worker
+from connector.locks import LockTimeout, advisory_lock
 from connector.models import TrackerRate, Workspace, utcnow
 from connector.pipeline.tracker_entities import upsert_tracker_entities
 from connector.settings import WorkspaceSettings
 from webhooks.webwork import SOURCE
-from webhooks.webwork.client import Forbidden, WebWorkClient
-from webhooks.webwork.connection import store_for
+from webhooks.webwork.catalog import Catalog
+from webhooks.webwork.client import Forbidden, Unavailable, WebWorkClient
+from webhooks.webwork.connection import WAIT_TRACKER_DATA, store_for
+from webhooks.webwork.names import person_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REFRESH_SECONDS = 3600.0
 
 RATES_NOT_VISIBLE = (
     "Rates are not visible to the connected WebWork user, so WebWork's contract and project "
@@ -36,34 +44,6 @@ RATES_NOT_VISIBLE = (
     "(or connect an Owner's account), or enter the rates on the Rates page; the draft is "
     "created as soon as a rate is known."
 )
-
-
-@dataclass
-class Catalog:
-    """What a poll needs to enrich timesheet rows: per project, billable flag and client."""
-
-    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rates_visible: bool = True
-    synced_at: str | None = None
-    # Only in memory (the stored copy is the TrackerRate table): a dry run prices with these.
-    rates: list[TrackerRate] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "projects": self.projects,
-            "rates_visible": self.rates_visible,
-            "synced_at": self.synced_at,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Any) -> Catalog | None:
-        if not isinstance(raw, dict) or not isinstance(raw.get("projects"), dict):
-            return None
-        return cls(
-            projects=dict(raw["projects"]),
-            rates_visible=bool(raw.get("rates_visible", True)),
-            synced_at=raw.get("synced_at"),
-        )
 
 
 def _id(value: Any) -> str | None:
@@ -171,14 +151,21 @@ def _viewer_client(viewer: dict[str, Any]) -> dict[str, Any] | None:
     client_id = client_id or _id(viewer.get("id"))
     if client_id is None:
         return None
-    name = user.get("name") or user.get("full_name") or user.get("email") or client_id
-    return {"id": client_id, "name": str(name)[:500], "email": user.get("email")}
+    name = person_name(user) or person_name(viewer) or client_id
+    return {"id": client_id, "name": name, "email": user.get("email") or viewer.get("email")}
 
 
-def sync_catalog(workspace_id: int, client: WebWorkClient, *, persist: bool = True) -> Catalog:
+def sync_catalog(
+    workspace_id: int,
+    client: WebWorkClient,
+    *,
+    persist: bool = True,
+    missing: Iterable[str] = (),
+) -> Catalog:
     """Read projects, contracts and viewers; replace the cached rates; record entities.
 
-    ``persist=False`` (a dry run) reads only: nothing is written anywhere."""
+    ``persist=False`` (a dry run) reads only: nothing is written anywhere. ``missing``: ids the
+    caller refreshed for; those WebWork still does not list are remembered as missing."""
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         assert workspace is not None
@@ -191,7 +178,28 @@ def sync_catalog(workspace_id: int, client: WebWorkClient, *, persist: bool = Tr
         contracts_forbidden = False
     except Forbidden:
         contracts_raw, contracts_forbidden = [], True
+    catalog = _catalog_from(projects_raw, viewers_raw, contracts_raw, default_currency)
+    catalog.contracts_listed = not contracts_forbidden
+    catalog.rates_visible = catalog.rates_visible and not contracts_forbidden
+    wanted = set(missing)
+    catalog.missing = {key for key in wanted if key in catalog.unknown(*_split_ids(wanted))}
+    if persist:
+        _store(workspace_id, catalog)
+    return catalog
 
+
+def _split_ids(keys: Iterable[str]) -> tuple[set[str], set[str]]:
+    projects = {k.split(":", 1)[1] for k in keys if k.startswith("project:")}
+    contracts = {k.split(":", 1)[1] for k in keys if k.startswith("contract:")}
+    return projects, contracts
+
+
+def _catalog_from(
+    projects_raw: list[dict[str, Any]],
+    viewers_raw: list[dict[str, Any]],
+    contracts_raw: list[dict[str, Any]],
+    default_currency: str,
+) -> Catalog:
     clients_by_project: dict[str, dict[str, Any]] = {}
     for viewer in sorted(viewers_raw, key=lambda v: str(v.get("id"))):
         client_info = _viewer_client(viewer)
@@ -227,25 +235,28 @@ def sync_catalog(workspace_id: int, client: WebWorkClient, *, persist: bool = Tr
                 )
             )
     relevant = [c for c in contracts_raw if _id(c.get("project_id")) in billable_projects]
-    rates_visible = not contracts_forbidden and (
-        not relevant or any(_has_rate_field(c) for c in relevant)
-    )
+    rates_visible = not relevant or any(_has_rate_field(c) for c in relevant)
     for contract in contracts_raw:
         rates.extend(contract_rates(contract, default_currency))
-
-    now = utcnow()
-    catalog = Catalog(
-        projects=projects, rates_visible=rates_visible, synced_at=now.isoformat(), rates=rates
+    return Catalog(
+        projects=projects,
+        contracts={cid for c in contracts_raw if (cid := _id(c.get("id"))) is not None},
+        rates_visible=rates_visible,
+        synced_at=utcnow().isoformat(),
+        rates=rates,
     )
-    if not persist:
-        return catalog
+
+
+def _store(workspace_id: int, catalog: Catalog) -> None:
+    """The catalog's rates replace the cached ones; its projects and clients are recorded."""
+    now = utcnow()
     with db.session_scope() as s:
         s.execute(
             delete(TrackerRate).where(
                 TrackerRate.workspace_id == workspace_id, TrackerRate.source == SOURCE
             )
         )
-        for rate in rates:
+        for rate in catalog.rates:
             s.add(
                 TrackerRate(
                     workspace_id=workspace_id,
@@ -259,9 +270,12 @@ def sync_catalog(workspace_id: int, client: WebWorkClient, *, persist: bool = Tr
                     synced_at=now,
                 )
             )
-        _record_entities(s, workspace_id, projects)
-    store_for(workspace_id).update_meta(catalog=catalog.to_json(), rates_visible=rates_visible)
-    return catalog
+        _record_entities(s, workspace_id, catalog.projects)
+    store_for(workspace_id).update_meta(
+        catalog=catalog.to_json(), rates_visible=catalog.rates_visible
+    )
+    # Approvals waiting for a project's billability (or for rows) get another look.
+    worker.resume_waiting(workspace_id, WAIT_TRACKER_DATA)
 
 
 def _record_entities(s: Any, workspace_id: int, projects: dict[str, dict[str, Any]]) -> None:
@@ -283,23 +297,73 @@ def _record_entities(s: Any, workspace_id: int, projects: dict[str, dict[str, An
     upsert_tracker_entities(s, workspace_id, seen)
 
 
+def _refresh_seconds() -> float:
+    value = current_app.config.get("WEBWORK_RATES_REFRESH_SECONDS")
+    return DEFAULT_REFRESH_SECONDS if value in (None, "") else float(value)
+
+
+def _age_seconds(catalog: Catalog) -> float:
+    if not catalog.synced_at:
+        return float("inf")
+    try:
+        synced = datetime.fromisoformat(catalog.synced_at)
+    except ValueError:
+        return float("inf")
+    return (datetime.now(UTC) - synced).total_seconds()
+
+
+def cached_catalog(workspace_id: int) -> Catalog | None:
+    return Catalog.from_json(store_for(workspace_id).meta().get("catalog"))
+
+
 def catalog_for(
     workspace_id: int, client: WebWorkClient, *, force: bool = False, persist: bool = True
 ) -> Catalog:
-    """The cached catalog, refreshed from WebWork when older than the configured age."""
+    """The cached catalog, refreshed from WebWork when older than
+    ``WEBWORK_RATES_REFRESH_SECONDS`` (``0``: at every poll)."""
     if not persist:
         return sync_catalog(workspace_id, client, persist=False)
-    meta = store_for(workspace_id).meta()
-    cached = Catalog.from_json(meta.get("catalog"))
-    max_age = float(current_app.config.get("WEBWORK_RATES_REFRESH_SECONDS") or 3600)
-    if cached is not None and cached.synced_at and not force:
-        try:
-            age = (datetime.now(UTC) - datetime.fromisoformat(cached.synced_at)).total_seconds()
-        except ValueError:
-            age = max_age + 1
-        if age < max_age:
-            return cached
-    return sync_catalog(workspace_id, client)
+    cached = cached_catalog(workspace_id)
+    if cached is not None and not force and _age_seconds(cached) < _refresh_seconds():
+        return cached
+    # Ids still missing stay remembered: no extra refresh is spent on them until WebWork lists them.
+    return sync_catalog(workspace_id, client, missing=cached.missing if cached else ())
+
+
+def refresh_for_unknown(
+    workspace_id: int,
+    client: WebWorkClient,
+    catalog: Catalog,
+    projects: set[str],
+    contracts: set[str],
+    *,
+    persist: bool = True,
+) -> Catalog:
+    """The catalog, refreshed once if the timesheet names ids it does not know (a contract or
+    project created since the last refresh), so no approval is billed at a stale rate or as
+    billable by default.
+
+    Single-flight: one refresh per workspace at a time across processes; a caller that waited
+    for another's refresh uses its result. Each refresh is a few requests within the user's
+    budget; ids still missing afterwards are remembered and cost no further refresh."""
+    wanted = catalog.worth_refreshing(projects, contracts)
+    if not wanted:
+        return catalog
+    if not persist:  # a dry run: read, remember in memory only
+        fresh = sync_catalog(workspace_id, client, persist=False, missing=catalog.missing | wanted)
+        return fresh
+    try:
+        with advisory_lock(f"webwork-catalog:{workspace_id}", ttl=120.0, timeout=60.0):
+            latest = cached_catalog(workspace_id) or catalog
+            wanted = latest.worth_refreshing(projects, contracts)
+            if not wanted:
+                return latest  # refreshed meanwhile by another process
+            log.info(
+                "WebWork catalog of workspace %s refreshed for %s", workspace_id, sorted(wanted)
+            )
+            return sync_catalog(workspace_id, client, missing=latest.missing | wanted)
+    except LockTimeout:
+        raise Unavailable("Waiting for another refresh of WebWork's projects and rates.") from None
 
 
 def rate_hold_hint(workspace_id: int) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
 
 import click
 from flask.cli import AppGroup
@@ -12,11 +11,13 @@ from connector import db
 from connector.models import Workspace
 from connector.trackers import tracker_status
 from webhooks.webwork import connection as conn
-from webhooks.webwork.backfill import backfill
+from webhooks.webwork.backfill_cli import backfill_command
 from webhooks.webwork.client import WebWorkError
 from webhooks.webwork.poller import PollBusy, poll_workspace
+from webhooks.webwork.rate_changes import rebill_changed_rates
 
 tracker_cli = AppGroup("tracker", help="Connect the time tracker (WebWork), poll, backfill.")
+tracker_cli.add_command(backfill_command)
 
 
 def _workspace(workspace_id: int) -> Workspace:
@@ -55,7 +56,8 @@ def connect(workspace_id: int, token_stdin: bool) -> None:
 @click.option(
     "--refresh-rates",
     is_flag=True,
-    help="Re-read projects, contracts (rates) and clients now instead of using the cache.",
+    help="Re-read projects, contracts (rates) and clients now instead of using the cache, and "
+    "re-bill approvals whose unsent drafts were priced at a rate that changed.",
 )
 def poll(workspace_id: int, refresh_rates: bool) -> None:
     """Poll WORKSPACE_ID's WebWork timesheets now (in this process) and print what was found."""
@@ -74,61 +76,18 @@ def poll(workspace_id: int, refresh_rates: bool) -> None:
         f"{report.new_approvals} new approval(s), {report.withdrawals} withdrawal(s), "
         f"{report.invalid} not usable" + (f"; stopped: {report.stopped}" if report.stopped else "")
     )
-
-
-@tracker_cli.command("backfill")
-@click.argument("workspace_id", type=int)
-@click.option("--since", required=True, help="First day (YYYY-MM-DD) of periods to look at.")
-@click.option("--dry-run", is_flag=True, help="Read and price only; create nothing anywhere.")
-def backfill_command(workspace_id: int, since: str, dry_run: bool) -> None:
-    """Bring in every timesheet approved in WebWork since --since. Safe to interrupt and re-run."""
-
-    _workspace(workspace_id)
-    try:
-        start = date.fromisoformat(since)
-    except ValueError:
-        raise click.BadParameter(
-            f"{since!r} is not a date (YYYY-MM-DD)", param_hint="--since"
-        ) from None
-    bar = {"obj": None, "done": 0}
-
-    def on_page(report) -> None:  # type: ignore[no-untyped-def]
-        poll = report.poll
-        if bar["obj"] is None:
-            bar["obj"] = click.progressbar(
-                length=max(poll.timesheets, 1), label="timesheets", file=sys.stderr
+    if refresh_rates:
+        changes = rebill_changed_rates(workspace_id)
+        click.echo(
+            f"rates refreshed: {changes.rebilled} approval(s) with unsent drafts at a changed "
+            f"rate queued for a re-bill; {changes.held} held approval(s) billed again"
+            + (
+                f"; {changes.sent} approval(s) at a changed rate were already sent and are "
+                "left as they are (use Re-bill on each if wanted)"
+                if changes.sent
+                else ""
             )
-        progress = bar["obj"]
-        if poll.timesheets > progress.length:  # type: ignore[attr-defined]
-            progress.length = poll.timesheets  # type: ignore[attr-defined]
-        progress.update(poll.timesheets - bar["done"])  # type: ignore[attr-defined]
-        bar["done"] = poll.timesheets
-        progress.label = (  # type: ignore[attr-defined]
-            f"{poll.timesheets} found, {report.drafts} draft(s) "
-            f"{'would be ' if dry_run else ''}created, {report.holds} hold(s)"
         )
-
-    try:
-        report = backfill(workspace_id, start, dry_run=dry_run, on_page=on_page)
-    except PollBusy:
-        raise click.ClickException(
-            "a poll of this workspace is running; try again in a minute"
-        ) from None
-    except WebWorkError as exc:
-        raise click.ClickException(
-            f"{exc.message} (what was found so far is kept: run the same command again)"
-        ) from None
-    finally:
-        if bar["obj"] is not None:
-            bar["obj"].render_finish()  # type: ignore[attr-defined]
-    poll = report.poll
-    verb = "would be created" if dry_run else "planned"
-    click.echo(
-        f"{'DRY RUN: nothing was created. ' if dry_run else ''}"
-        f"{poll.timesheets} approved timesheet(s) found on {poll.pages} page(s); "
-        f"{poll.new_approvals} new; drafts {verb}: {report.drafts}; holds: {report.holds}; "
-        f"not usable: {poll.invalid}" + ("" if dry_run else f"; drafted so far: {report.drafted}")
-    )
 
 
 @tracker_cli.command("status")

@@ -54,20 +54,10 @@ def webwork(app: Any, sleeps: list[float], limiter: NoLimiter) -> Iterator[FakeW
         {"id": 301, "name": "Internal", "is_billable": False, "rate": None},
     ]
     fake.viewers = [
-        {
-            "id": 1,
-            "user_id": 9001,
-            "name": "Globex Corporation",
-            "email": "ap@globex.example",
-            "projects": [{"id": 101}, {"id": 102}],
-        },
-        {
-            "id": 2,
-            "user_id": 9002,
-            "name": "Initech",
-            "email": "billing@initech.example",
-            "project_id": 201,
-        },
+        fake.viewer(
+            1, 9001, "Globex Corporation", "ap@globex.example", projects=[{"id": 101}, {"id": 102}]
+        ),
+        fake.viewer(2, 9002, "Initech", "billing@initech.example", project_id=201),
     ]
     fake.contracts = [
         # Ada on Website: 100/h, raised to 120/h from Wednesday 2026-11-04 (mid-period).

@@ -1,7 +1,11 @@
 """A small stateful fake of WebWork's REST API V2 (and its OAuth token endpoint), at the wire.
 
-Registered on a ``responses.RequestsMock``; tests change its state (approve, unapprove, edit
-rows, change a rate) and inject faults (``fail_next``) between polls.
+Registered on a ``responses.RequestsMock`` (or served over HTTP by ``serve``: the benchmark's
+worker processes reach it that way); tests change its state (approve, unapprove, edit rows,
+change a rate) and inject faults (``fail_next``: a 429 with Retry-After, a transient 401, 5xx,
+timeouts) between polls. Objects have WebWork's documented shapes (``reference/webwork.md``):
+people as ``firstname``/``lastname``, a workspace's ``workspace_name``; ``legacy_names`` serves
+the older single ``name`` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class FakeWebWork:
     contracts: list[dict[str, Any]] = field(default_factory=list)
     viewers: list[dict[str, Any]] = field(default_factory=list)
     page_cap: int = 100
+    legacy_names: bool = False  # people as {"name": ...} instead of firstname/lastname
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> member
     pagination_in_meta: bool = False
     rates_visible: bool = True
     calls: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
@@ -56,6 +62,23 @@ class FakeWebWork:
         self.tokens[token] = role
         return token
 
+    def person(self, user_id: int | str, name: str, email: str | None = None) -> dict[str, Any]:
+        """A person as WebWork shows one: {id, email, firstname, lastname} (or legacy name)."""
+        email = email or f"{name.split()[0].lower()}@example.com"
+        if self.legacy_names:
+            return {"id": user_id, "name": name, "email": email}
+        first, _, last = name.partition(" ")
+        return {"id": user_id, "email": email, "firstname": first, "lastname": last}
+
+    def add_member(self, user_id: int, name: str, email: str | None = None) -> dict[str, Any]:
+        member = {**self.person(user_id, name, email), "current_role": "member", "status": 1}
+        self.members[str(user_id)] = member
+        return member
+
+    def viewer(self, viewer_id: int, user_id: int, name: str, email: str, **where: Any) -> dict:
+        """A project viewer (WebWork's "client"): {id, email, firstname, lastname, projects}."""
+        return {**self.person(user_id, name, email), "id": viewer_id, "user_id": user_id, **where}
+
     def add_timesheet(
         self,
         ts_id: str,
@@ -68,11 +91,7 @@ class FakeWebWork:
         ts = {
             "id": ts_id,
             "user_id": member[0],
-            "member": {
-                "id": member[0],
-                "name": member[1],
-                "email": f"{member[1].split()[0].lower()}@example.com",
-            },
+            "member": self.person(member[0], member[1]),
             "date_from": date_from,
             "date_to": date_to,
             "status": status,
@@ -151,16 +170,17 @@ class FakeWebWork:
                 json.dumps({"success": False, "message": "Forbidden", "error": "forbidden"}),
             )
         if path == "workspaces":
-            return (
-                200,
-                {},
-                json.dumps(
-                    {
-                        "success": True,
-                        "data": [{"id": int(self.workspace_id), "name": self.workspace_name}],
-                    }
-                ),
-            )
+            sub = token.split(".")[1] if token.count(".") == 2 else ""
+            claims = json.loads(base64.urlsafe_b64decode(sub + "=" * (-len(sub) % 4)) or b"{}")
+            workspace = {
+                "id": int(self.workspace_id),
+                "owner_id": claims.get("sub"),
+                "user_id": claims.get("sub"),
+                "role": self.tokens[token],
+                "status": 1,
+            }
+            workspace["name" if self.legacy_names else "workspace_name"] = self.workspace_name
+            return 200, {}, json.dumps({"success": True, "data": [workspace]})
         if query.get("workspace_id") != [self.workspace_id]:
             return (
                 422,
@@ -183,6 +203,11 @@ class FakeWebWork:
                 items = [t for t in items if t["date_to"] >= query["date_from"][0]]
             if "date_to" in query:
                 items = [t for t in items if t["date_from"] <= query["date_to"][0]]
+            return 200, {}, json.dumps(self._envelope(items, query))
+        if path == "members":
+            items = list(self.members.values())
+            if "user_id" in query:
+                items = [m for m in items if str(m["id"]) == query["user_id"][0]]
             return 200, {}, json.dumps(self._envelope(items, query))
         if path == "projects":
             return 200, {}, json.dumps(self._envelope(self.projects, query))
@@ -261,6 +286,66 @@ class NoLimiter:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+        self.pauses: list[tuple[str, float]] = []
 
     def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None:
         self.calls.append((bucket, limits))
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        self.pauses.append((bucket, seconds))
+
+
+# -- over HTTP (the benchmark: its worker processes cannot see a responses mock) ---------------
+class _HttpRequest:
+    def __init__(self, url: str, headers: Any, body: bytes):
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+
+def serve(fake: FakeWebWork, host: str = "127.0.0.1", port: int = 0) -> Any:
+    """Serve ``fake`` at ``http://host:port/api/v2`` and ``/oauth/token`` in a daemon thread;
+    returns the server (``server_address``, ``shutdown()``). ``fake`` is then reached at the
+    address returned by :func:`served_api`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock = threading.Lock()  # the fake's state is not thread-safe: one request at a time
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            # The fake matches its own (https://webwork.test) addresses.
+            path = self.path.replace("/api/v2", urlsplit(API).path, 1)
+            request = _HttpRequest(f"https://webwork.test{path}", self.headers, body)
+            with lock:
+                if method == "POST":
+                    code, headers, text = fake._token(request)
+                else:
+                    code, headers, text = fake._api(request)
+            data = text.encode()
+            self.send_response(code)
+            for name, value in {**headers, "Content-Type": "application/json"}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="fake-webwork", daemon=True).start()
+    return server
+
+
+def served_api(server: Any) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/api/v2"

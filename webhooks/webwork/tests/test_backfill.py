@@ -71,7 +71,7 @@ def test_dry_run_creates_nothing_anywhere(
         assert s.scalars(select(Job).where(Job.kind == "process_delivery")).first() is None
     assert "DRY RUN" in result.output
     assert "12 approved timesheet(s) found" in result.output
-    assert "drafts would be created: 24; holds: 0" in result.output
+    assert "drafts it would create: 24; holds: 0" in result.output
     assert {q.get("status", [""])[0] for q in webwork.api_calls("timesheets")} == {"approved"}
 
 
@@ -159,3 +159,65 @@ def test_mapping_page_lists_webwork_projects_and_clients_with_suggestions(
     poll_workspace(workspace.id)
     html = admin_client.get(f"/workspaces/{workspace.id}/mappings").get_data(as_text=True)
     assert "Globex Corporation" in html and "Initech" in html and "Data Pipeline" in html
+
+
+def test_progress_counts_pages_says_would_create_and_created(
+    app: Any, workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    add_weeks(webwork)
+    runner = app.test_cli_runner()
+    dry = runner.invoke(
+        args=["tracker", "backfill", str(workspace.id), "--since", "2026-09-01", "--dry-run"]
+    )
+    assert "page 1/2: 10 approved, 10 new, 20 draft(s) would create" in dry.output
+    assert "page 2/2: 12 approved, 12 new, 24 draft(s) would create" in dry.output
+    real = runner.invoke(args=["tracker", "backfill", str(workspace.id), "--since", "2026-09-01"])
+    assert real.exit_code == 0, real.output
+    assert "page 2/2: 12 approved, 12 new, 24 draft(s) to create" in real.output
+    assert "would" not in real.output
+    # The worker drafted them (inline in tests): the end says what was really created.
+    assert "drafts created: 24; held: 0; approvals still with the worker: 0" in real.output
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(
+    app: Any, workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    add_weeks(webwork)
+    interrupted = []
+
+    def ctrl_c_on_page_2(path: str, query: dict[str, list[str]]) -> None:
+        if path == "timesheets" and query.get("page") == ["2"] and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+
+    webwork.on_call = ctrl_c_on_page_2
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["tracker", "backfill", str(workspace.id), "--since", "2026-09-01"])
+    assert first.exit_code == 130
+    assert "Aborted!" not in first.output
+    assert "Interrupted after page 1 of 2: the 10 approval(s) recorded so far are kept" in (
+        first.output
+    )
+    assert "Run the same command again to resume" in first.output
+    assert counts()["deliveries"] == 10
+    again = runner.invoke(args=["tracker", "backfill", str(workspace.id), "--since", "2026-09-01"])
+    assert again.exit_code == 0 and "12 approved timesheet(s) found" in again.output
+    assert "2 new" in again.output and counts()["drafts"] == 24
+
+
+def test_without_a_worker_the_wait_ends_and_says_so(
+    app: Any, workspace: Any, webwork: Any, connected: str, mapped: Any, monkeypatch: Any
+) -> None:
+    from connector import worker
+    from webhooks.webwork import backfill_cli
+
+    add_weeks(webwork)
+    monkeypatch.setattr(worker, "job_committed", lambda job_id: None)  # no worker runs them
+    monkeypatch.setattr(backfill_cli, "STALLED_SECONDS", 0.0)
+    monkeypatch.setattr(backfill_cli.time, "sleep", lambda seconds: None)
+    result = app.test_cli_runner().invoke(
+        args=["tracker", "backfill", str(workspace.id), "--since", "2026-09-01"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "is a worker running" in result.output
+    assert "drafts created: 0; held: 0; approvals still with the worker: 12" in result.output

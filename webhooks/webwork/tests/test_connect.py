@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from connector import db, worker
-from connector.models import Connection, ConnectionStatus, Job, JobState
+from connector.models import Connection, ConnectionStatus, Job, JobState, utcnow
 from tests.app_fixtures import csrf_token
 from webhooks.webwork import connection as conn
 from webhooks.webwork.poller import poll_workspace
@@ -140,15 +140,20 @@ def test_invalid_grant_holds_reconnect_banner_and_jobs_wait(
         job_id = s.scalars(select(Job.id).where(Job.kind == JOB_KIND)).one()
         s.get(Job, job_id).next_attempt_at = s.get(Job, job_id).created_at
         s.commit()
-    assert worker.run_job(job_id) == JobState.WAITING
+    # Held, not parked: the job ends and the next one re-checks on the slow schedule.
+    assert worker.run_job(job_id) == JobState.DONE
     row = webwork_row()
     assert row.status == ConnectionStatus.RECONNECT_NEEDED
     html = admin_client.get(f"/workspaces/{workspace.id}/connections").get_data(as_text=True)
     assert "Reconnect WebWork" in html and "invalid_grant" in html
-    # Reconnecting wakes the waiting poll.
+    # Reconnecting brings the scheduled poll forward to now.
     _oauth_connect(admin_client, workspace, webwork)
     with db.new_session() as s:
-        assert s.get(Job, job_id).state in (JobState.PENDING, JobState.DONE, JobState.RUNNING)
+        pending = s.scalars(
+            select(Job).where(Job.kind == JOB_KIND, Job.state == JobState.PENDING)
+        ).one()
+        assert pending.next_attempt_at <= utcnow()
+    assert webwork_row().status == ConnectionStatus.CONNECTED
 
 
 def test_token_endpoint_outage_is_retryable_not_a_reconnect(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector import db
 from connector.models import (
@@ -47,10 +47,12 @@ def all_drafts(workspace_id: int) -> list[tuple[str | None, str, Decimal | None]
         ]
 
 
-def test_approve_unapprove_edit_reapprove_and_webhook(
-    workspace: Any, webwork: Any, connected: str, mapped: Any, post_event: Any
-) -> None:
-    ts_id = "tS+a/b==Q1"  # opaque ids may hold +, / and =
+TS_ID = "tS+a/b==Q1"  # opaque ids may hold +, / and =
+
+
+def _approve_two(workspace: Any, webwork: Any) -> str:
+    """Ada's and Grace's approvals (and an open sheet) polled once: drafts to the cent."""
+    ts_id = TS_ID
     webwork.add_timesheet(ts_id, ADA, "2026-11-02", "2026-11-08", week_rows())
     webwork.add_timesheet(
         "grace-1",
@@ -70,6 +72,15 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
 
     report = poll_workspace(workspace.id)
     assert (report.timesheets, report.new_approvals, report.withdrawals) == (3, 2, 0)
+    # One read per approval: the list page carried the rows; nothing was read one by one.
+    assert [q for q in webwork.api_calls("timesheets") if "id" in q] == []
+    assert [path for (_, path, _) in webwork.calls] == [
+        "workspaces",  # connecting
+        "projects",
+        "project-viewers",
+        "contracts",
+        "timesheets",
+    ]
     # Grace: 60 min at her contract's 27.50/h + 90 min of Mobile App at its project rate 80/h.
     assert live_drafts(workspace.id, "grace-1") == {
         "Globex Corporation": (DraftStatus.DRAFTED, Decimal("147.50")),
@@ -91,7 +102,13 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     # The id went to WebWork whole (percent-encoded on the wire, decoded by the fake).
     assert poll_workspace(workspace.id).new_approvals == 0  # nothing new: nothing billed twice
     assert len(all_drafts(workspace.id)) == 3
+    return ts_id
 
+
+def test_a_webhook_for_a_polled_approval_bills_nothing_new(
+    workspace: Any, webwork: Any, connected: str, mapped: Any, post_event: Any
+) -> None:
+    ts_id = _approve_two(workspace, webwork)
     # A (thin) webhook for the same approval: filled from WebWork, same revision, nothing new.
     thin = {
         "type": "timesheet.approved",
@@ -99,6 +116,7 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
         "data": {"workspace_id": "4242", "timesheet": {"id": ts_id}},
     }
     assert post_event(workspace, thin).status_code == 202
+    assert len([q for q in webwork.api_calls("timesheets") if "id" in q]) == 1  # filled
     # A full webhook carrying WebWork's own rows (no clients, no billable flags): the rows are
     # re-read from WebWork, so the content revision is the same and nothing new is billed.
     raw = webwork.get(ts_id)
@@ -117,6 +135,11 @@ def test_approve_unapprove_edit_reapprove_and_webhook(
     assert len(all_drafts(workspace.id)) == 3
     assert {status for (_, status, _) in all_drafts(workspace.id)} == {DraftStatus.DRAFTED}
 
+
+def test_unapprove_edit_and_reapprove_in_webwork(
+    workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    ts_id = _approve_two(workspace, webwork)
     # Taken back in WebWork: the poll withdraws the drafts.
     webwork.get(ts_id)["status"] = "submitted"
     assert poll_workspace(workspace.id).withdrawals == 1
@@ -176,3 +199,25 @@ def test_admin_rate_of_the_same_scope_and_day_wins_over_webwork(
         DraftStatus.DRAFTED,
         Decimal("1000.00"),
     )
+
+
+def test_a_big_poll_costs_pages_and_catalog_only(
+    workspace: Any, webwork: Any, connected: str, mapped: Any
+) -> None:
+    webwork.page_cap = 20
+    for i in range(50):
+        webwork.add_timesheet(
+            f"ts-{i:03d}",
+            GRACE,
+            "2026-11-02",
+            "2026-11-08",
+            {"2026-11-02": [(101, "Website", 5003, 60)]},
+        )
+    webwork.calls.clear()
+    report = poll_workspace(workspace.id)
+    assert report.new_approvals == 50 and report.pages == 3
+    assert len(webwork.calls) == 3 + 3  # 3 pages + projects, viewers, contracts
+    with db.new_session() as s:
+        assert (
+            s.scalar(select(func.count(Draft.id)).where(Draft.status == DraftStatus.DRAFTED)) == 50
+        )

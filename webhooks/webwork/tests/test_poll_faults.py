@@ -151,26 +151,25 @@ def test_429_storm_in_the_poll_job_schedules_the_next_poll_after_retry_after(
         assert nxt.next_attempt_at >= utcnow() + timedelta(seconds=590)
 
 
-def test_revoked_token_holds_the_poll_until_reconnected(
+def test_revoked_token_holds_until_reconnected_by_hand(
     admin_client: Any, workspace: Any, webwork: Any, connected: str, mapped: Any
 ) -> None:
     webwork.add_timesheet("ts-1", ADA, "2026-11-02", "2026-11-08", week_rows())
     webwork.tokens.pop(connected)  # revoked in WebWork
     job_id = due_poll_job(workspace.id)
-    assert worker.run_job(job_id) == JobState.WAITING
+    assert worker.run_job(job_id) == JobState.DONE  # held; the next poll job re-checks
     assert conn.store_for(workspace.id).connection().status == ConnectionStatus.RECONNECT_NEEDED
     html = admin_client.get(f"/workspaces/{workspace.id}/connections").get_data(as_text=True)
     assert "Reconnect WebWork" in html and "personal access token" in html
     with pytest.raises(ReconnectRequired):
         poll_workspace(workspace.id)
-    # A new token: the waiting poll resumes and the approval is billed, once.
+    # A new token: the scheduled poll is due now and bills the approval, once.
     token = webwork.add_token("501")
     page = f"/workspaces/{workspace.id}/connections"
     admin_client.post(
-        f"{page}/webwork/token", data={"token": token, "csrf_token": csrf_token(admin_client, page)}
+        f"{page}/webwork/token", data={"csrf_token": csrf_token(admin_client, page), "token": token}
     )
-    with db.new_session() as s:  # resumed (and run inline: the test queue is immediate)
-        assert s.get(Job, job_id).state == JobState.DONE
+    assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
     assert drafted_timesheets() == {"ts-1"}
     assert len(deliveries()) == 1
 
@@ -192,35 +191,21 @@ def test_two_pollers_racing_past_the_lock_still_deliver_once(
     workspace: Any, webwork: Any, connected: str, mapped: Any
 ) -> None:
     """Even if two pollers both decided a change is new, the database keeps one delivery."""
-    from webhooks.webwork import poller
+    from webhooks.webwork.poll_memory import Change, record
 
     add_many(webwork, 1)
-    ctx = poller._Context(
-        workspace.id, "4242", True, poller.Catalog(), False, poller.PollReport(), utcnow()
-    )
-    raw = webwork.get("ts-000")
-    body = b"{}"
-    first = poller._record(
-        ctx,
-        raw,
-        timesheet_id="ts-000",
-        status="approved",
-        digest="h1",
-        change="approval",
-        body=body,
-    )
+    change = Change("approval", b"{}")
+
+    def deliver() -> tuple[int | None, int | None]:
+        return record(
+            workspace.id, "ts-000", status="approved", digest="h1", now=utcnow(), change=change
+        )
+
+    first = deliver()
     with db.session_scope() as s:  # the second poller's view: it has not seen the first's row
         s.query(TrackerTimesheetSeen).update({"transitions": 0})
-    second = poller._record(
-        ctx,
-        raw,
-        timesheet_id="ts-000",
-        status="approved",
-        digest="h1",
-        change="approval",
-        body=body,
-    )
-    assert first is not None and second is None
+    second = deliver()
+    assert first[1] is not None and second == (None, None)
     assert len(deliveries()) == 1
 
 
@@ -335,3 +320,71 @@ def test_two_workspaces_connected_by_one_person_share_the_limiter(
     poll_workspace(first.id)
     poll_workspace(second.id)
     assert {bucket for bucket, _ in limiter.calls} == {"webwork:user-501"}
+
+
+def live_totals() -> dict[str, list[str]]:
+    """Timesheet id -> its live drafts' totals (drafted, current revision), sorted."""
+    with db.new_session() as s:
+        rows = s.execute(
+            select(Timesheet.timesheet_id, Draft.total)
+            .join(
+                Draft, (Draft.timesheet_pk == Timesheet.id) & (Draft.revision == Timesheet.revision)
+            )
+            .where(Draft.status == DraftStatus.DRAFTED, Timesheet.status == "approved")
+        ).all()
+    found: dict[str, list[str]] = {}
+    for ts_id, total in rows:
+        found.setdefault(ts_id, []).append(str(total))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def test_faults_on_consecutive_polls_while_webwork_changes_everything_is_billed_after(
+    workspace: Any, webwork: Any, connected: str, mapped: Any, limiter: Any
+) -> None:
+    """A transient 401, a 429, a 5xx and a timeout land on consecutive polls while, in
+    WebWork, one approval is edited and re-approved, a new one arrives and another is
+    withdrawn: every change is billed within two poll intervals after the faults end."""
+    webwork.add_timesheet("edited", ADA, "2026-11-02", "2026-11-08", week_rows())
+    webwork.add_timesheet("withdrawn", GRACE, "2026-11-02", "2026-11-08", small_rows(60))
+    assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
+    assert live_totals() == {"edited": ["292.92", "966.67"], "withdrawn": ["27.50"]}
+
+    # In WebWork, while the faults land: edited and re-approved, a new one, one taken back.
+    def edit() -> None:
+        rows = week_rows()
+        rows["2026-11-05"] = [(201, "Data Pipeline", 5002, 65)]
+        webwork.set_rows(webwork.get("edited"), rows)
+
+    def arrive() -> None:
+        webwork.add_timesheet("new", GRACE, "2026-11-02", "2026-11-08", small_rows(120))
+
+    def withdraw() -> None:
+        webwork.get("withdrawn")["status"] = "submitted"
+
+    polls = [
+        (edit, [status(401)]),  # transient: the same token works a moment later
+        (arrive, [status(429, {"Retry-After": "600"})]),  # longer than a poll waits in line
+        (withdraw, [status(503)] * 5),  # every attempt of one request
+        (None, [TIMEOUT] * 5),
+    ]
+    for change, burst in polls:
+        if change is not None:
+            change()
+        webwork.fail_next(*burst)
+        assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE  # never parked
+        assert conn.store_for(workspace.id).connection().status == ConnectionStatus.CONNECTED
+    # The transient 401 did not stop the poll it hit: the edit is billed already.
+    assert live_totals()["edited"] == ["197.92", "966.67"]
+    assert ("webwork:user-501", 600.0) in limiter.pauses  # the 429 paused the user's budget
+
+    # The faults end: within two poll intervals every change is billed.
+    expected = {"edited": ["197.92", "966.67"], "new": ["55.00"]}
+    for _ in range(2):
+        if live_totals() == expected:
+            break
+        assert worker.run_job(due_poll_job(workspace.id)) == JobState.DONE
+    assert live_totals() == expected
+    with db.new_session() as s:
+        withdrawn = s.scalars(select(Timesheet).where(Timesheet.timesheet_id == "withdrawn")).one()
+        assert {d.status for d in withdrawn.drafts} == {DraftStatus.VOIDED}
+    assert [d.status for d in deliveries()].count(DeliveryStatus.PROCESSED) == len(deliveries())
