@@ -14,6 +14,9 @@ from typing import Any
 
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -40,6 +43,8 @@ from webhooks.webwork.setup import setup as setup_webwork
 __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
 
 csrf = CSRFProtect()
+# What a 503 tells a client (a webhook sender, an API caller) to wait while a dependency restarts.
+DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -155,6 +160,31 @@ def _register_error_handlers(app: Flask) -> None:
             status,
             {**dict(_extra_headers(exc)), "Content-Type": "text/html; charset=utf-8"},
         )
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _dependency_down(exc: Exception) -> Any:
+        # The database or Redis is down or restarting: nothing of the request was kept, and the
+        # pool reconnects by itself (pre-ping), so "try again shortly" is the truth, not a 500.
+        app.logger.warning("dependency unavailable: %s", type(exc).__name__)
+        db.session.rollback()
+        headers = {"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)}
+        if _wants_problem_json():
+            response = problem_response(
+                {
+                    "type": "about:blank",
+                    "title": "Service unavailable",
+                    "status": 503,
+                    "detail": "The database or queue is briefly unreachable; nothing you sent "
+                    "was kept. Send it again shortly.",
+                },
+                503,
+            )
+            response.headers.update(headers)
+            return response
+        page, status = error_page(503)
+        return page, status, headers
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

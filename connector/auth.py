@@ -21,6 +21,7 @@ from connector import db
 from connector.crypto import hash_token
 from connector.models import AdminUser, ApiToken, Workspace, WorkspaceMember, utcnow
 from connector.problems import Problem
+from connector.validation import is_ascii_digits, record_id_or_none
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,9 +69,9 @@ def session_user_id(user: AdminUser) -> str:
 @login_manager.user_loader
 def _load_user(session_id: str) -> AdminSession | None:
     user_id, _, version = session_id.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
+    if not (record_id_or_none(user_id) and is_ascii_digits(version) and len(version) < 10):
         return None  # includes sessions from before versions existed: sign in again
-    user = db.session.get(AdminUser, int(user_id))
+    user = db.session.get(AdminUser, record_id_or_none(user_id))
     if user is None or not user.is_active or (user.session_version or 0) != int(version):
         return None
     return AdminSession(user)

@@ -40,9 +40,10 @@ def digits_up_to(limit: int) -> str:
     another method matched the path, instead of 404.
     """
     text = str(limit)
-    shorter = [rf"\d{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    # [0-9], not \d: in a str pattern \d matches any script's digits, and int("٣") is 3.
+    shorter = [rf"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
     same_length = [
-        rf"{text[:i]}[0-{int(digit) - 1}]\d{{{len(text) - i - 1}}}"
+        rf"{text[:i]}[0-{int(digit) - 1}][0-9]{{{len(text) - i - 1}}}"
         for i, digit in enumerate(text)
         if digit != "0"
     ]
@@ -83,9 +84,9 @@ def install(app: Flask) -> None:
 
 
 def bounded_int_arg(value: Any, default: int, high: int = MAX_ID) -> int:
-    """A query-string integer clamped to 1..high (``?page=10**20`` is the last page, not a 500)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
+    """A query-string integer clamped to 1..high (``?page=10**20`` is the last page, not a 500);
+    anything but ASCII digits is the default."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not (text.isascii() and text.isdigit()):
         return default
-    return max(1, min(number, high))
+    return max(1, min(int(text) if len(text) <= 20 else high, high))

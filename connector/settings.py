@@ -7,7 +7,7 @@ from typing import Any, get_type_hints
 
 # One definition: the billing engine owns what it can group by and round to.
 from connector.billing import BILLING_INCREMENTS, CONSOLIDATIONS, GROUPINGS, PERIODS, WEEKDAYS
-from connector.validation import TAX_CODE_MAX, FieldError, iso_currency
+from connector.validation import INT4_MAX, TAX_CODE_MAX, FieldError, ascii_whole, iso_currency
 
 __all__ = [
     "BILLING_INCREMENTS",
@@ -73,6 +73,13 @@ def _check_json_type(name: str, value: Any) -> None:
         raise SettingsError(name, "must be a whole number")
 
 
+def _whole(value: Any, field: str) -> int:
+    """A whole number from a form (ASCII digits) or JSON (an int, or a float with no fraction)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return ascii_whole(value, field, lo=-INT4_MAX, hi=INT4_MAX)
+
+
 def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> WorkspaceSettings:
     """Apply ``changes`` to ``current``; raise SettingsError naming the first bad field."""
     known = {f.name for f in fields(WorkspaceSettings)}
@@ -88,14 +95,14 @@ def validate_settings(changes: dict[str, Any], current: WorkspaceSettings) -> Wo
         inc = merged["billing_increment"] = None
     if inc is not None:
         try:
-            inc = merged["billing_increment"] = int(inc)
-        except (TypeError, ValueError):
+            inc = merged["billing_increment"] = _whole(inc, "billing_increment")
+        except FieldError:
             raise SettingsError("billing_increment", "must be 1, 6, 15 or empty") from None
     if inc not in BILLING_INCREMENTS:
         raise SettingsError("billing_increment", "must be 1, 6, 15 or empty")
     try:
-        terms = int(merged["payment_terms_days"])
-    except (TypeError, ValueError):
+        terms = _whole(merged["payment_terms_days"], "payment_terms_days")
+    except FieldError:
         raise SettingsError("payment_terms_days", "must be a whole number of days") from None
     if not 0 <= terms <= 365:
         raise SettingsError("payment_terms_days", "must be between 0 and 365")

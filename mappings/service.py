@@ -48,6 +48,10 @@ class MappingError(FieldError):
     """A mapping that cannot be stored; ``field`` names the input to fix."""
 
 
+class UnknownCustomer(MappingError):
+    """The customer id names no customer in the books (the API answers 404, not 422)."""
+
+
 @dataclass
 class EntityRow:
     """One line of the mapping screen: a tracker client or project and where it bills."""
@@ -148,7 +152,7 @@ def link_customer(
         raise MappingError("customer_id", "is required")
     customer = provider.get_customer(str(customer_id).strip())
     if customer is None:
-        raise MappingError(
+        raise UnknownCustomer(
             "customer_id", f"no customer {customer_id!r} in {provider.display_name or 'the books'}"
         )
     return map_to(s, workspace_id, kind=kind, tracker_id=tracker_id, customer=customer)

@@ -25,6 +25,7 @@ from connector import db, worker
 from connector.models import Connection, ConnectionStatus
 from connector.problems import Problem
 from webhooks.inbox import store_provider_event
+from webhooks.request_body import read_capped_body
 
 
 def configured_secrets(name: str) -> list[str]:
@@ -34,8 +35,8 @@ def configured_secrets(name: str) -> list[str]:
 
 
 def read_body() -> bytes:
-    # MAX_CONTENT_LENGTH (WEBHOOK_MAX_BODY_BYTES) makes werkzeug answer 413 above the cap.
-    return request.get_data(cache=True)
+    """The raw body; 413 above WEBHOOK_MAX_BODY_BYTES, chunked or not (never cut short)."""
+    return read_capped_body()
 
 
 def unauthorized(detail: str) -> Problem:

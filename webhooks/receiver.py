@@ -18,21 +18,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import IO, Any, NoReturn
+from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import ClientDisconnected
-from werkzeug.wsgi import get_input_stream
 
 from connector import db, observability, trackers, worker
 from connector.crypto import SecretBox
 from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
 from webhooks.inbox import find_delivery, insert_job, kept_headers, storable_text
+from webhooks.request_body import read_capped_body
 from webhooks.signing import SignatureError, verify
 
 log = logging.getLogger(__name__)
@@ -81,47 +80,6 @@ def _endpoint(source: str, token: str) -> Endpoint:
     return Endpoint(found[0], found[1], bool(found[2]), _decrypt_secrets(keys, found[3]))
 
 
-# How much of an oversized body is read and thrown away so the connection stays usable for the
-# sender's next request; beyond this the server closes the connection (the 413 says so).
-DRAIN_FACTOR = 16
-
-
-def _too_large(limit: int, stream: IO[bytes] | None) -> NoReturn:
-    if stream is not None:
-        # Read the rest off the connection: left there, its bytes would be taken for the next
-        # request, or the server would close a connection it just offered to keep open.
-        budget = limit * DRAIN_FACTOR
-        while budget > 0 and (chunk := stream.read(min(65536, budget))):
-            budget -= len(chunk)
-    response = Problem(
-        413, "Event too large", f"Events are limited to {limit} bytes.", type_="too-large"
-    ).response()
-    response.headers["Connection"] = "close"
-    abort(response)
-
-
-def _read_body() -> bytes:
-    """The raw body, at most WEBHOOK_MAX_BODY_BYTES, with or without a Content-Length.
-
-    Read here rather than with request.get_data(): past Flask's MAX_CONTENT_LENGTH a chunked
-    body is silently cut short there, so an oversized one failed its signature (401).
-    """
-    limit = current_app.config["WEBHOOK_MAX_BODY_BYTES"]
-    # Bounded by Content-Length, or by the server for a chunked body (wsgi.input_terminated).
-    stream = get_input_stream(request.environ, max_content_length=None)
-    if request.content_length is not None and request.content_length > limit:
-        _too_large(limit, stream)
-    body = bytearray()
-    try:
-        while len(body) <= limit and (chunk := stream.read(limit + 1 - len(body))):
-            body += chunk
-    except ClientDisconnected:
-        raise Problem(400, "Incomplete body", "The connection closed mid-body.") from None
-    if len(body) > limit:
-        _too_large(limit, stream)
-    return bytes(body)
-
-
 @lru_cache(maxsize=2)
 def _insert_delivery_statement(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -148,7 +106,7 @@ def _duplicate(workspace_id: int, webhook_id: str) -> Any:
 @bp.post("/webhooks/<source>/<token>")
 def receive(source: str, token: str) -> Any:
     endpoint = _endpoint(source, token)
-    body = _read_body()
+    body = read_capped_body()
     try:
         webhook_id = verify(
             endpoint.secrets,

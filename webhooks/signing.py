@@ -18,6 +18,8 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
+from connector.validation import is_ascii_digits
+
 
 class SignatureError(Exception):
     """Forged, unsigned or stale: the request is rejected and nothing is stored."""
@@ -58,10 +60,9 @@ def verify(
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in msg_id):
         # Stored as the dedupe key: a NUL could not be (PostgreSQL), and no id needs one.
         raise SignatureError("webhook-id contains control characters")
-    try:
-        timestamp = int(raw_ts)
-    except ValueError:
-        raise SignatureError("webhook-timestamp is not a Unix timestamp") from None
+    if not is_ascii_digits(raw_ts) or len(raw_ts) > 12:  # int() takes "1_7" and other digits
+        raise SignatureError("webhook-timestamp is not a Unix timestamp")
+    timestamp = int(raw_ts)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
         raise SignatureError("webhook-timestamp is outside the allowed tolerance")

@@ -42,6 +42,7 @@ from connector.models import (
 from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet, run_billing
 from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
+from connector.validation import JsonError, parse_json
 from webhooks.inbox import replay_delivery
 
 log = logging.getLogger(__name__)
@@ -436,8 +437,8 @@ def pretty_body(body: bytes) -> str:
     """Indented JSON when the raw body parses; otherwise the bytes as text (kept for audit)."""
     text = body.decode("utf-8", errors="replace")
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
+        return json.dumps(parse_json(text), indent=2, ensure_ascii=False)
+    except JsonError:  # not JSON, or nested too deep to indent (stored as it came)
         return text
 
 

@@ -21,7 +21,10 @@ from connector.approval_queries import (
 )
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Draft, DraftStatus, Timesheet
+from connector.problems import Problem
 from connector.providers.base import ProviderStatus
+from connector.security import bounded_int_arg
+from connector.validation import FieldError, record_id
 
 PAGE_SIZE = 50
 DRAFT_STATUS_FILTERS = {
@@ -65,7 +68,7 @@ def drafts(workspace_id: int) -> Any:
     if in_books not in PROVIDER_STATUS_FILTERS:
         flash("Ignored an unknown filter on where invoices stand.", "error")
         in_books = ""
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = bounded_int_arg(request.args.get("page"), 1)
     stmt = live_drafts_query(
         ws.id,
         statuses=status_filter(status),
@@ -111,10 +114,10 @@ def approvals_status(workspace_id: int) -> Any:
     """``?ts=1,2``: for each approval, whether a re-bill is running and its drafts' statuses.
     The console script polls this and refreshes a section once its re-bill is done."""
     ws = workspace_for_admin(workspace_id)
-    wanted: list[int] = []
-    for part in (request.args.get("ts") or "").split(",")[:100]:
-        if part.strip().isdigit():
-            wanted.append(int(part))
+    try:
+        wanted = [record_id(p, "ts") for p in (request.args.get("ts") or "").split(",")[:100] if p]
+    except FieldError as exc:
+        raise Problem(400, "Invalid field", str(exc), type_="invalid-field", field="/ts") from None
     rebilling = rebilling_timesheets(db.session, ws.id)
     result: dict[str, Any] = {}
     for timesheet_pk in wanted:

@@ -26,6 +26,8 @@ ERROR_WORDS: Final = {
           "some filters and try again."),
     422: ("Not saved", "Some of what was entered needs a change."),
     429: ("Too many requests", "Wait a minute, then try again."),
+    503: ("Briefly unavailable", "The service cannot reach its database or queue right now. "
+          "Nothing you sent was saved; try again in a few seconds."),
     500: ("Something went wrong on our side", "Nothing you sent was lost. Please try again in "
           "a moment; if it keeps happening, tell the operator the time it happened."),
 }  # fmt: skip

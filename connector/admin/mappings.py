@@ -34,6 +34,7 @@ from connector.providers.base import (
     ProviderError,
     ReconnectNeeded,
 )
+from connector.security import bounded_int_arg
 from connector.settings import GROUPINGS
 from connector.validation import CUSTOMER_NAME_MAX, email_address, iso_currency
 from mappings import customer_settings as overrides
@@ -171,7 +172,7 @@ def index(workspace_id: int) -> Any:
         rows = [r for r in rows if r.billable and r.effective is None]
     total = len(rows)
     pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    page = bounded_int_arg(request.args.get("page"), 1, high=pages)
     shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     customers, problem = _load_customers(ws)
     # Ranked over every accounting customer, for the rows on this page only.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import g, jsonify, request
@@ -10,7 +9,7 @@ from flask import g, jsonify, request
 from connector import db
 from connector.api import bp
 from connector.api.drafts import serialize_draft, serialize_timesheet, timesheet_not_found
-from connector.api.request_bodies import invalid
+from connector.api.request_bodies import PAGING_PARAMETERS, query_paging
 from connector.approval_queries import (
     HELD_STATUSES,
     approvals_query,
@@ -22,27 +21,10 @@ from connector.auth import token_required
 from connector.models import DraftStatus
 from connector.pipeline import RebillRefused, request_rebill, retry_timesheet
 from connector.problems import Problem
+from connector.validation import ErrorCollector, iso_date, one_of
 
 MAX_LIMIT = 200
-
-
-def _day(name: str) -> date | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise invalid(name, "must be a date as YYYY-MM-DD") from None
-
-
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise invalid(name, f"must be a whole number from {lo} to {hi}")
-    return int(raw)
+STATUS_FILTERS = sorted({s.value for s in DraftStatus} | {"held"})
 
 
 @bp.get("/approvals")
@@ -53,13 +35,15 @@ def list_approvals() -> Any:
     ``status`` filters on a draft status (or ``held``); ``from``/``to`` keep approvals whose
     period overlaps the range.
     """
-    status = request.args.get("status")
-    valid = {s.value for s in DraftStatus} | {"held"}
-    if status and status not in valid:
-        raise invalid("status", f"must be one of {', '.join(sorted(valid))}")
-    day_from, day_to = _day("from"), _day("to")
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    args, errors = request.args, ErrorCollector()
+    status = (
+        errors.check(one_of, args["status"], "status", STATUS_FILTERS) if "status" in args else None
+    )
+    day_from = errors.check(iso_date, args["from"], "from") if "from" in args else None
+    day_to = errors.check(iso_date, args["to"], "to") if "to" in args else None
+    page = errors.check(query_paging, max_limit=MAX_LIMIT)
+    errors.raise_any()
+    limit, offset = page.limit, page.offset
     stmt = approvals_query(
         g.workspace.id,
         statuses=(HELD_STATUSES if status == "held" else [status]) if status else None,
@@ -128,13 +112,12 @@ OPENAPI_PATHS = {
                 {
                     "name": "status",
                     "in": "query",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "enum": STATUS_FILTERS},
                     "description": "A draft status, or 'held' (mapping, rate, currency, reconnect)",
                 },
                 {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
                 {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                *PAGING_PARAMETERS,
             ],
             "responses": {
                 "200": {

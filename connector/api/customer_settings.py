@@ -10,10 +10,11 @@ from flask import g, jsonify
 from connector import db
 from connector.api import bp
 from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
-from connector.api.request_bodies import invalid, json_object
+from connector.api.request_bodies import invalid_fields, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from connector.settings import WEEKDAYS
+from connector.validation import FieldError, every_field_error
 from mappings import customer_settings as overrides
 from mappings import service as mapping_service
 
@@ -44,11 +45,20 @@ def put_customer_settings(customer_id: str) -> Any:
     body = json_object()
     if overrides.get(db.session, g.workspace.id, customer_id) is None:
         raise _not_found(customer_id)
+    # The API's null is "use the workspace's setting"; an empty string is not a value here.
+    errors = [
+        FieldError(name, "send null to use the workspace's setting")
+        for name, value in body.items()
+        if value == "" and name in _CHOICES
+    ]
+    errors += every_field_error(overrides.validate_overrides, body)
+    if errors:
+        raise invalid_fields(errors)
     try:
         view = overrides.set_overrides(db.session, g.workspace.id, customer_id, body)
     except overrides.CustomerSettingsError as exc:
         db.session.rollback()
-        raise invalid(exc.field, exc.message) from None
+        raise invalid_fields([exc]) from None
     db.session.commit()
     # Counted before the holds are re-billed: the drafts that existed before this change.
     notice = mapping_service.change_notice(g.workspace.id, customer_id=view.customer_id)
@@ -87,6 +97,8 @@ _VALUES = {
         "enum": [*WEEKDAYS, None],
     },
 }
+# Fields whose values are a closed list (an empty string is none of them).
+_CHOICES = frozenset(name for name, schema in _VALUES.items() if "enum" in schema)
 _OVERRIDES = {
     "type": "object",
     "description": "null = the workspace's setting",

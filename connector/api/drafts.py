@@ -8,7 +8,7 @@ from flask import g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.request_bodies import invalid
+from connector.api.request_bodies import paging_parameters, query_paging
 from connector.approval_queries import (
     HELD_STATUSES,
     count_rows,
@@ -24,6 +24,11 @@ from connector.problems import Problem
 from connector.providers import PROVIDER_NAMES
 from connector.providers.base import ProviderStatus
 from connector.status_sync import queue_reconcile
+from connector.validation import ErrorCollector, FieldError, one_of
+
+
+def _refuse(field: str, message: str) -> None:
+    raise FieldError(field, message)
 
 
 def serialize_draft(draft: Draft) -> dict[str, Any]:
@@ -105,19 +110,6 @@ LISTABLE_STATUSES = sorted({s.value for s in DraftStatus} - {DraftStatus.SUPERSE
 PROVIDER_STATUSES = [s.value for s in ProviderStatus]
 
 
-def _bad_query(name: str, message: str) -> Problem:
-    return invalid(name, message)
-
-
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise _bad_query(name, f"must be a whole number from {lo} to {hi}")
-    return int(raw)
-
-
 @bp.get("/drafts")
 @token_required
 def list_drafts() -> Any:
@@ -127,17 +119,23 @@ def list_drafts() -> Any:
     ``provider_status`` where the invoice stands at the provider (draft, sent, paid...).
     ``totals`` sums every matching draft (not only this page) per currency.
     """
-    status = request.args.get("status") or ""
-    if status and status not in LISTABLE_STATUSES:
-        raise _bad_query("status", f"must be one of {', '.join(LISTABLE_STATUSES)}")
-    customer_id = request.args.get("customer_id") or None
-    if customer_id is not None and len(customer_id) > 255:
-        raise _bad_query("customer_id", "must be at most 255 characters")
-    provider_status = request.args.get("provider_status") or None
-    if provider_status is not None and provider_status not in PROVIDER_STATUSES:
-        raise _bad_query("provider_status", f"must be one of {', '.join(PROVIDER_STATUSES)}")
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    args, errors = request.args, ErrorCollector()
+    status = (
+        errors.check(one_of, args["status"], "status", LISTABLE_STATUSES)
+        if "status" in args
+        else ""
+    )
+    customer_id = args.get("customer_id")
+    if customer_id is not None and not 1 <= len(customer_id) <= 255:
+        errors.check(_refuse, "customer_id", "must be 1 to 255 characters")
+    provider_status = (
+        errors.check(one_of, args["provider_status"], "provider_status", PROVIDER_STATUSES)
+        if "provider_status" in args
+        else None
+    )
+    page = errors.check(query_paging, max_limit=MAX_LIMIT)
+    errors.raise_any()
+    limit, offset = page.limit, page.offset
     statuses = sorted(HELD_STATUSES) if status == "held" else ([status] if status else None)
     stmt = live_drafts_query(
         g.workspace.id,
@@ -253,7 +251,7 @@ OPENAPI_PATHS = {
                 {
                     "name": "customer_id",
                     "in": "query",
-                    "schema": {"type": "string", "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     "description": "The accounting customer's id",
                 },
                 {
@@ -262,12 +260,7 @@ OPENAPI_PATHS = {
                     "schema": {"type": "string", "enum": PROVIDER_STATUSES},
                     "description": "Where the invoice stands at the provider (status sync)",
                 },
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                },
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                *paging_parameters(max_limit=MAX_LIMIT),
             ],
             "responses": {
                 "200": {

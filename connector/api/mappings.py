@@ -8,11 +8,12 @@ from flask import current_app, g, jsonify, request
 
 from connector import db
 from connector.api import bp
-from connector.api.request_bodies import invalid, json_object
+from connector.api.request_bodies import NON_BLANK_ID, invalid, json_object
 from connector.auth import token_required
 from connector.problems import Problem
 from connector.providers import build_provider
 from connector.providers.base import AccountingProvider, ProviderError, ReconnectNeeded
+from connector.validation import one_of
 from mappings import service
 from mappings.suggest import confident_choice, rank_customers
 
@@ -40,6 +41,13 @@ def _kind(kind: str) -> str:
     return kind
 
 
+def _kind_filter() -> str | None:
+    """``?kind=`` (client or project) when given; a 422 for anything else, empty included."""
+    if "kind" not in request.args:
+        return None
+    return one_of(request.args["kind"], "kind", service.KINDS)
+
+
 def _entity_json(row: service.EntityRow) -> dict[str, Any]:
     effective = row.effective
     return {
@@ -61,9 +69,7 @@ def _entity_json(row: service.EntityRow) -> dict[str, Any]:
 @bp.get("/mappings")
 @token_required
 def list_mappings() -> Any:
-    kind = request.args.get("kind") or None
-    if kind is not None:
-        _kind(kind)
+    kind = _kind_filter()
     rows = service.list_mappings(db.session, g.workspace.id, kind)
     return jsonify(mappings=[service.serialize_mapping(m) for m in rows])
 
@@ -79,11 +85,11 @@ def list_entities() -> Any:
 @token_required
 def suggestions() -> Any:
     """Ranked accounting customers for every unmapped client/project (or one of them)."""
-    kind = request.args.get("kind")
+    kind = _kind_filter()
     tracker_id = request.args.get("tracker_id")
     rows = [r for r in service.list_entities(db.session, g.workspace.id) if r.mapping is None]
     if kind:
-        rows = [r for r in rows if r.kind == _kind(kind)]
+        rows = [r for r in rows if r.kind == kind]
     if tracker_id:
         rows = [r for r in rows if r.tracker_id == tracker_id]
     try:
@@ -121,8 +127,10 @@ def put_mapping(kind: str, tracker_id: str) -> Any:
     _kind(kind)
     body = json_object()
     customer_id = body.get("customer_id")
-    if not isinstance(customer_id, str) or not customer_id.strip():
-        raise invalid("customer_id", "is required: the accounting system's customer id (string)")
+    if not isinstance(customer_id, str) or not customer_id.strip() or len(customer_id) > 255:
+        raise invalid(
+            "customer_id", "is required: the accounting system's customer id (1 to 255 characters)"
+        )
     try:
         row = service.link_customer(
             db.session,
@@ -132,6 +140,11 @@ def put_mapping(kind: str, tracker_id: str) -> Any:
             tracker_id=tracker_id,
             customer_id=customer_id,
         )
+    except service.UnknownCustomer as exc:
+        db.session.rollback()
+        raise Problem(
+            404, "Customer not found", exc.message, type_="not-found", field=f"/{exc.field}"
+        ) from None
     except service.MappingError as exc:
         db.session.rollback()
         raise invalid(exc.field, exc.message) from None
@@ -241,7 +254,11 @@ OPENAPI_PATHS = {
             "operationId": "listMappingSuggestions",
             "summary": "Accounting customers ranked for each unmapped client/project",
             "parameters": [
-                {"name": "kind", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "kind",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["client", "project"]},
+                },
                 {"name": "tracker_id", "in": "query", "schema": {"type": "string"}},
             ],
             "responses": {
@@ -263,7 +280,7 @@ OPENAPI_PATHS = {
                         "schema": {
                             "type": "object",
                             "required": ["customer_id"],
-                            "properties": {"customer_id": {"type": "string"}},
+                            "properties": {"customer_id": NON_BLANK_ID},
                         }
                     }
                 },

@@ -10,7 +10,7 @@ from connector.api import bp
 from connector.auth import token_required
 from connector.pipeline import preview_event
 from connector.problems import Problem
-from webhooks.webwork.events import EventError, parse_event
+from webhooks.webwork.events import SUPPORTED_TYPES, EventError, parse_event
 
 
 @bp.post("/preview")
@@ -39,6 +39,25 @@ def preview() -> Any:
     return jsonify(result)
 
 
+# An event the preview can bill: a supported type carrying the timesheet's rows.
+_PREVIEWABLE = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Event"},
+        {
+            "type": "object",
+            "properties": {
+                "type": {"enum": sorted(SUPPORTED_TYPES)},
+                "data": {
+                    "type": "object",
+                    "required": ["timesheet"],
+                    "properties": {
+                        "timesheet": {"type": "object", "required": ["daily_breakdown"]}
+                    },
+                },
+            },
+        },
+    ]
+}
 OPENAPI_PATHS = {
     "/preview": {
         "post": {
@@ -46,7 +65,7 @@ OPENAPI_PATHS = {
             "summary": "Preview the drafts an approval event would create (no side effects)",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+                "content": {"application/json": {"schema": _PREVIEWABLE}},
             },
             "responses": {
                 "200": {

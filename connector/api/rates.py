@@ -9,15 +9,33 @@ from flask import g, jsonify
 from connector import db
 from connector.api import bp
 from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
-from connector.api.request_bodies import invalid, json_object
+from connector.api.request_bodies import CURRENCY_SCHEMA, invalid_fields, json_object
 from connector.auth import token_required
 from connector.problems import Problem
+from connector.validation import FieldError
 from mappings import rates as rate_table
 from mappings import service
 
 
 def _not_found(rate_id: int) -> Problem:
     return Problem(404, "Not found", f"No rate {rate_id} in this workspace.", type_="not-found")
+
+
+def _rate_body() -> dict[str, Any]:
+    body = json_object()
+    blank = body.get("effective_from")
+    if isinstance(blank, str) and not blank.strip():
+        raise _every_error(body, rate_table.RateError("effective_from", "must be a date"))
+    return body
+
+
+def _every_error(body: dict[str, Any], first: rate_table.RateError) -> Problem:
+    """A 422 naming every bad field, as the console's rate form shows them."""
+    found = rate_table.rate_errors(body) or {first.field: first.message}
+    blank = body.get("effective_from")
+    if isinstance(blank, str) and not blank.strip():  # the console's empty field; API: null
+        found["effective_from"] = "must be a date as YYYY-MM-DD, or null"
+    return invalid_fields(FieldError(name, message) for name, message in found.items())
 
 
 @bp.get("/rates")
@@ -30,12 +48,12 @@ def list_rates() -> Any:
 @bp.post("/rates")
 @token_required
 def create_rate() -> Any:
-    body = json_object()
+    body = _rate_body()
     try:
         row = rate_table.create_rate(db.session, g.workspace.id, body)
     except rate_table.RateError as exc:
         db.session.rollback()
-        raise invalid(exc.field, exc.message) from None
+        raise _every_error(body, exc) from None
     db.session.commit()
     notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
@@ -54,14 +72,14 @@ def get_rate(rate_id: int) -> Any:
 @bp.put("/rates/<int:rate_id>")
 @token_required
 def update_rate(rate_id: int) -> Any:
-    body = json_object()
+    body = _rate_body()
     try:
         row = rate_table.update_rate(db.session, g.workspace.id, rate_id, body)
     except LookupError:
         raise _not_found(rate_id) from None
     except rate_table.RateError as exc:
         db.session.rollback()
-        raise invalid(exc.field, exc.message) from None
+        raise _every_error(body, exc) from None
     db.session.commit()
     notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
@@ -115,8 +133,13 @@ OPENAPI_SCHEMAS = {
         "required": ["amount", "currency"],
         "description": "The scope is implied by which ids are set; none = the workspace default.",
         "properties": {
-            "amount": {"type": "string", "description": 'Hourly rate as a decimal string: "27.50"'},
-            "currency": {"type": "string", "description": "ISO 4217 code"},
+            "amount": {
+                "type": "string",
+                "pattern": r"^[0-9]{1,5}(\.[0-9]{1,7})?$",
+                "description": 'Hourly rate as a decimal string: "27.50" (at most 7 decimals and '
+                "100000 per hour; 10000 for 3-decimal currencies such as KWD)",
+            },
+            "currency": CURRENCY_SCHEMA,
             "effective_from": {"type": ["string", "null"], "format": "date"},
             **_SCOPE_IDS,
         },

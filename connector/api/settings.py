@@ -9,11 +9,12 @@ from flask import g, jsonify
 from connector import db
 from connector.api import bp
 from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
-from connector.api.request_bodies import invalid, json_object
+from connector.api.request_bodies import CURRENCY_SCHEMA, invalid_fields, json_object
 from connector.auth import token_required
 from connector.models import Workspace
 from connector.providers import PROVIDER_NAMES
-from connector.settings import SettingsError, WorkspaceSettings, validate_settings
+from connector.settings import WorkspaceSettings, validate_settings
+from connector.validation import FieldError, every_field_error
 from mappings.service import change_notice
 
 
@@ -37,20 +38,28 @@ def patch_settings() -> Any:
     """Change only the fields sent; ``settings`` holds the billing settings."""
     body = json_object()
     ws: Workspace = g.workspace
-    for name in body:
-        if name not in ("auto_invoicing", "provider", "settings"):
-            raise invalid(name, "is not a setting (auto_invoicing, provider, settings)")
+    errors = [
+        FieldError(name, "is not a setting (auto_invoicing, provider, settings)")
+        for name in body
+        if name not in ("auto_invoicing", "provider", "settings")
+    ]
     if "auto_invoicing" in body and not isinstance(body["auto_invoicing"], bool):
-        raise invalid("auto_invoicing", "must be true or false")
+        errors.append(FieldError("auto_invoicing", "must be true or false"))
     if "provider" in body and body["provider"] not in PROVIDER_NAMES:
-        raise invalid("provider", f"must be one of {', '.join(PROVIDER_NAMES)}")
+        errors.append(FieldError("provider", f"must be one of {', '.join(PROVIDER_NAMES)}"))
     changes = body.get("settings", {})
+    current = WorkspaceSettings.from_dict(ws.settings)
     if not isinstance(changes, dict):
-        raise invalid("settings", "must be an object")
-    try:
-        validated = validate_settings(changes, WorkspaceSettings.from_dict(ws.settings))
-    except SettingsError as exc:
-        raise invalid(f"settings/{exc.field}", exc.message) from None
+        errors.append(FieldError("settings", "must be an object"))
+    else:
+        # Every bad setting at once, as the console's Settings page shows them.
+        errors += [
+            FieldError(f"settings/{e.field}", e.message)
+            for e in every_field_error(lambda part: validate_settings(part, current), changes)
+        ]
+    if errors:
+        raise invalid_fields(errors)
+    validated = validate_settings(changes, current)
     ws.settings = validated.to_dict()
     if "auto_invoicing" in body:
         ws.auto_invoicing = body["auto_invoicing"]
@@ -77,7 +86,7 @@ _SETTINGS_SCHEMA = {
                 },
                 "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
                 "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365},
-                "default_currency": {"type": "string"},
+                "default_currency": CURRENCY_SCHEMA,
                 "tax_code": {"type": ["string", "null"]},
                 "consolidation": {
                     "type": "string",

@@ -115,7 +115,14 @@ OPENAPI_PATHS = {
                         "schema": {
                             "type": "object",
                             "required": ["name"],
-                            "properties": {"name": {"type": "string"}},
+                            "properties": {
+                                "name": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 200,
+                                    "pattern": r"\S",
+                                }
+                            },
                         }
                     }
                 },

@@ -32,6 +32,7 @@ from connector.providers.base import (
     RemovalOutcome,
 )
 from connector.settings import WorkspaceSettings
+from connector.validation import record_id_or_none
 
 # The ledger's own invoice states; anything else it may learn later counts as sent (hands off).
 LOCAL_STATUSES = {
@@ -81,10 +82,11 @@ class LocalProvider(AccountingProvider):
         )
 
     def get_customer(self, customer_id: str) -> AccountingCustomer | None:
-        if not customer_id.isdigit():
+        row_id = record_id_or_none(customer_id)
+        if row_id is None:  # "٣", "²" or a number past any row: no customer, never row 3
             return None
         with db.new_session() as s:
-            row = s.get(LocalCustomer, int(customer_id))
+            row = s.get(LocalCustomer, row_id)
             if row is None or row.workspace_id != self.workspace_id:
                 return None
             return self._customer(row)
@@ -173,7 +175,7 @@ class LocalProvider(AccountingProvider):
 
     def remove_draft(self, provider_id: str) -> RemovalOutcome:
         with db.session_scope() as s:
-            row = s.get(LocalInvoice, int(provider_id)) if provider_id.isdigit() else None
+            row = _get_invoice(s, provider_id)
             if row is None or row.workspace_id != self.workspace_id or row.state == "deleted":
                 return RemovalOutcome.ALREADY_GONE
             if row.state != "draft":
@@ -196,7 +198,7 @@ class LocalProvider(AccountingProvider):
 
     def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
         with db.session_scope() as s:
-            row = s.get(LocalInvoice, int(provider_id)) if provider_id.isdigit() else None
+            row = _get_invoice(s, provider_id)
             if row is None or row.workspace_id != self.workspace_id or row.state == "deleted":
                 return RemovalOutcome.ALREADY_GONE
             if row.state != "draft":
@@ -210,7 +212,7 @@ class LocalProvider(AccountingProvider):
     def _invoice_for_update(self, s: Any, provider_id: str) -> LocalInvoice:
         stmt = select(LocalInvoice).where(
             LocalInvoice.workspace_id == self.workspace_id,
-            LocalInvoice.id == (int(provider_id) if provider_id.isdigit() else -1),
+            LocalInvoice.id == (record_id_or_none(provider_id) or -1),
         )
         if s.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()
@@ -220,7 +222,7 @@ class LocalProvider(AccountingProvider):
         return row
 
     def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
-        ids = {int(ref) for ref in refs if ref.isdigit()}
+        ids = {row_id for ref in refs if (row_id := record_id_or_none(ref)) is not None}
         with db.new_session() as s:
             rows = {
                 str(row.id): row
@@ -241,6 +243,11 @@ class LocalProvider(AccountingProvider):
 
     def draft_link(self, provider_id: str) -> str | None:
         return f"{self.public_base_url}/workspaces/{self.workspace_id}/ledger/{provider_id}"
+
+
+def _get_invoice(s: Any, provider_id: str) -> LocalInvoice | None:
+    row_id = record_id_or_none(provider_id)
+    return None if row_id is None else s.get(LocalInvoice, row_id)
 
 
 def _ledger_lines(draft: DraftInvoice) -> list[dict[str, Any]]:

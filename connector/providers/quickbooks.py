@@ -61,6 +61,7 @@ from connector.providers.base import (
     RetryLater,
 )
 from connector.providers.quickbooks_http import NotFound, QboHttp
+from connector.validation import is_ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,9 @@ class QuickBooksProvider(AccountingProvider):
             due_days = term.get("DueDays")
             # Only "net N days" terms convert to days; date-driven terms leave it to QuickBooks.
             self._terms[term_id] = (
-                int(due_days) if isinstance(due_days, int) or str(due_days).isdigit() else None
+                int(due_days)
+                if isinstance(due_days, int) or is_ascii_digits(str(due_days))
+                else None
             )
         return self._terms[term_id]
 
@@ -372,7 +375,7 @@ class QuickBooksProvider(AccountingProvider):
     def list_customers(
         self, *, query: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> CustomerPage:
-        start = int(cursor) if cursor and cursor.isdigit() and int(cursor) > 0 else 1
+        start = int(cursor) if cursor and is_ascii_digits(cursor) and int(cursor) > 0 else 1
         limit = max(1, min(limit, MAX_QUERY_RESULTS))
         where = f"DisplayName LIKE {quote('%' + query.strip() + '%')}" if query else ""
         statement = select(
@@ -386,7 +389,7 @@ class QuickBooksProvider(AccountingProvider):
         )
 
     def get_customer(self, customer_id: str) -> AccountingCustomer | None:
-        if not customer_id.isdigit():
+        if not is_ascii_digits(customer_id):
             return None
         try:
             body = self.http.request("GET", f"customer/{customer_id}")
@@ -751,7 +754,7 @@ class QuickBooksProvider(AccountingProvider):
         return row
 
     def remove_draft(self, provider_id: str) -> RemovalOutcome:
-        if not provider_id.isdigit():
+        if not is_ascii_digits(provider_id):
             return RemovalOutcome.ALREADY_GONE
         for attempt in (1, 2):
             row = self._read_invoice(provider_id)
@@ -779,7 +782,7 @@ class QuickBooksProvider(AccountingProvider):
     def _editable(self, provider_id: str) -> Mapping[str, Any] | None:
         """The invoice, if the connector may still change it: unsent (EmailStatus NotSet), not
         voided, nothing paid (Balance == TotalAmt). None when it is gone."""
-        row = self._read_invoice(provider_id) if provider_id.isdigit() else None
+        row = self._read_invoice(provider_id) if is_ascii_digits(provider_id) else None
         if row is None:
             return None
         total, balance = _decimal(row.get("TotalAmt")), _decimal(row.get("Balance"))
@@ -896,7 +899,7 @@ class QuickBooksProvider(AccountingProvider):
     def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:
         """One ``SELECT * FROM Invoice WHERE Id IN (...)`` per 100 invoices (rate limited by the
         shared limiter in QboHttp); an id the query does not return was deleted."""
-        wanted = list(dict.fromkeys(ref for ref in refs if ref.isdigit()))
+        wanted = list(dict.fromkeys(ref for ref in refs if is_ascii_digits(ref)))
         found: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(wanted), STATES_PER_QUERY):
             chunk = wanted[start : start + STATES_PER_QUERY]

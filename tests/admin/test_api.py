@@ -56,7 +56,7 @@ def test_mapping_problems(client: Any, workspace: Any) -> None:
     unknown = client.put(
         "/api/v1/mappings/client/cl1", json={"customer_id": "424242"}, headers=workspace.auth
     )
-    assert unknown.status_code == 422 and unknown.json["field"] == "/customer_id"
+    assert unknown.status_code == 404 and unknown.json["field"] == "/customer_id"
     assert client.put("/api/v1/mappings/team/x", json={}, headers=workspace.auth).status_code == 404
     assert client.delete("/api/v1/mappings/client/cl1", headers=workspace.auth).status_code == 404
 

@@ -428,7 +428,9 @@ def test_rebilling_status_json_and_rows(
     assert body["approvals"][str(draft.timesheet_pk)]["rebilling"] is False
     with db.session_scope() as s:
         s.add(new_job(workspace.id, "bill_timesheet", timesheet_pk=draft.timesheet_pk))
-    body = admin_client.get(f"{ws}/approvals/status.json?ts={draft.timesheet_pk},x,999").get_json()
+    # Ids nobody has are left out; text that is no id is a 400 naming ts (issue #20).
+    assert admin_client.get(f"{ws}/approvals/status.json?ts=1,x").status_code == 400
+    body = admin_client.get(f"{ws}/approvals/status.json?ts={draft.timesheet_pk},999").get_json()
     assert body["approvals"] == {
         str(draft.timesheet_pk): {
             "rebilling": True,

@@ -230,3 +230,23 @@ def test_under_gunicorn_a_413_loses_no_next_request_and_the_log_keeps_secrets(
     assert "/webhooks/webwork/[redacted]" in log and "callback" in log
     assert gunicorn_server.token not in log
     assert "AB12cd-secret" not in log and "st4te" not in log
+
+
+def _raw_get(port: int, target: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("length", [4050, 5000, 9000])
+def test_under_gunicorn_long_request_lines_get_the_styled_414(gunicorn_server, length) -> None:
+    # Issue #20 item 8: over gunicorn's limit_request_line (4094) the app never sees the request;
+    # the worker answers with the app's own page, not gunicorn's bare one.
+    raw = _raw_get(gunicorn_server.port, "/workspaces?q=" + "x" * length)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414"), head[:80]
+    assert b"text/html" in head and b"Content-Security-Policy" in head
+    assert b"Address too long" in body and b"admin.css" in body

@@ -12,9 +12,10 @@ A notification only names what changed; the job reads the invoice itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from connector.validation import JsonError, parse_json
 
 # CloudEvents verbs -> the legacy operation names.
 _CLOUD_OPERATIONS = {
@@ -88,8 +89,8 @@ def _cloud_events(events: list[Any]) -> list[InvoiceChange]:
 def parse_notification(body: bytes) -> list[InvoiceChange]:
     """The invoice changes a notification announces (other entities are left out)."""
     try:
-        doc: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc: Any = parse_json(body)
+    except JsonError as exc:
         raise EventError(f"the body is not JSON: {exc}") from None
     if isinstance(doc, list):
         return _cloud_events(doc)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from connector.validation import JsonError, parse_json
 
 # The invoice events that can change where a draft stands; every other type is acknowledged
 # and ignored.
@@ -39,8 +40,8 @@ class StripeEvent:
 
 def parse_event(body: bytes) -> StripeEvent:
     try:
-        doc: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc: Any = parse_json(body)
+    except JsonError as exc:
         raise EventError(f"the body is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not doc["id"]:
         raise EventError("not a Stripe event: no id")

@@ -14,6 +14,7 @@ in its own Stripe account; signed with the secret its admin saved on the Connect
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from connector.crypto import SecretBox
 from connector.models import Connection, ConnectionStatus, Draft, Workspace
 from connector.problems import Problem
 from connector.providers.stripe_connect import META_WEBHOOK_SECRET
+from connector.validation import is_ascii_digits
 from webhooks.provider_receiver import (
     accept,
     configured_secrets,
@@ -42,8 +44,24 @@ log = logging.getLogger(__name__)
 bp = Blueprint("stripe_webhooks", __name__)
 
 
+def signed_at(header: str | None) -> int | None:
+    """The ``t=`` Unix time of a Stripe-Signature header (ASCII digits), or None."""
+    for part in (header or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and is_ascii_digits(value) and len(value) <= 12:
+            return int(value)
+    return None
+
+
 def verify(body: bytes, header: str | None, secrets: list[str], tolerance: int) -> None:
-    """Stripe's own check (``WebhookSignature.verify_header``) against each configured secret."""
+    """Stripe's own check (``WebhookSignature.verify_header``) against each configured secret,
+    and the timestamp within ``tolerance`` seconds both ways: the SDK refuses only signatures
+    older than that, so one dated a year ahead would stay replayable for a year."""
+    timestamp = signed_at(header)
+    if timestamp is None or abs(time.time() - timestamp) > tolerance:
+        raise unauthorized(
+            f"The Stripe-Signature timestamp is missing or more than {tolerance} s from now."
+        )
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(body, header, secret, tolerance)

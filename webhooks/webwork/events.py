@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import fastjsonschema
 
 from connector import trackers
+from connector.validation import JsonError, parse_json
 from webhooks.inbox import UNSTORABLE as _UNSTORABLE
 from webhooks.inbox import storable_text
 from webhooks.webwork import SOURCE
@@ -92,8 +93,8 @@ def _decode(body: bytes) -> tuple[Any, bool]:
         return Decimal(text)
 
     try:
-        document = json.loads(body, parse_float=exact, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        document = parse_json(body, parse_float=exact, parse_constant=_reject_constant)
+    except JsonError as exc:
         raise EventError(400, "", f"body is not valid JSON: {exc}") from None
     return document, bool(fractions)
 
