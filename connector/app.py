@@ -10,9 +10,10 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, has_app_context, request
 from flask_wtf.csrf import CSRFProtect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -21,17 +22,29 @@ from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # The job handlers register on import: pipeline (process_delivery, bill/rebill), status_sync.
-from connector import db, health, observability, pipeline, ratelimit, security, status_sync, worker
+from connector import (
+    db,
+    health,
+    metrics,
+    observability,
+    pipeline,
+    ratelimit,
+    security,
+    status_sync,
+    worker,
+)
 from connector.admin import bp as admin_bp
 from connector.admin.errors import MAX_URL_CHARS, error_page
 from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
-from connector.config import INSTANCE_DIR, check_production, load_config
+from connector.config import INSTANCE_DIR, check_config, load_config
 from connector.connections.quickbooks import bp as quickbooks_bp
 from connector.connections.stripe import bp as stripe_bp
 from connector.problems import Problem, problem_response
+from connector.ratelimit import RedisRateLimiter
+from connector.ratelimit_db import DatabaseRateLimiter
 from connector.throttle import LoginThrottle, make_storage
 from webhooks.quickbooks.receiver import bp as quickbooks_webhooks_bp
 from webhooks.quickbooks.setup import setup as setup_quickbooks_events
@@ -51,7 +64,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     config = load_config()
     if overrides:
         config.update(overrides)
-    check_production(config)
+    check_config(config)
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.update(config)
@@ -69,7 +82,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     redis_url = config.get("REDIS_URL") or (
         config["QUEUE_URL"] if str(config["QUEUE_URL"]).startswith("redis") else None
     )
-    ratelimit.configure(redis_url)
+    ratelimit.configure(RedisRateLimiter(redis_url) if redis_url else DatabaseRateLimiter())
     app.extensions["login_throttle"] = LoginThrottle(
         make_storage(redis_url),
         per_account=str(config["ADMIN_LOGIN_FAILURES_PER_ACCOUNT"]),
@@ -79,13 +92,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if hops:
         # The client address (sign-in throttling, logs) and scheme from the proxies' headers.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    worker.configure(config)
 
     csrf.init_app(app)
     login_manager.init_app(app)
 
     app.register_blueprint(health.bp)
-    app.register_blueprint(observability.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(stripe_webhooks_bp)
     app.register_blueprint(quickbooks_webhooks_bp)
@@ -101,6 +113,19 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)
 
     register_cli(app)
+    # The queue and its tasks, built from this app's configuration (its own, not a copy).
+    runtime = worker.install(app, lambda: nullcontext() if has_app_context() else app.app_context())
+
+    @app.before_request
+    def _serve_with_this_apps_worker() -> None:
+        g.worker_runtime_token = runtime.activate()
+
+    @app.teardown_request
+    def _done_with_this_apps_worker(_exc: BaseException | None) -> None:
+        token = g.pop("worker_runtime_token", None)
+        if token is not None:
+            runtime.deactivate(token)
+
     # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
     setup_webwork(app)
     # Provider status events: how the core reads which invoices a stored event names.

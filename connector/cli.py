@@ -23,7 +23,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from connector import db, observability, worker
+from connector import db, metrics, worker
 from connector.admin.admins_cli import admins_cli
 from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
@@ -330,14 +330,14 @@ def metrics_serve(host: str | None, port: int | None) -> None:
     host = host or str(current_app.config["METRICS_HOST"])
     port = port or int(current_app.config["METRICS_PORT"])
     click.echo(f"metrics on http://{host}:{port}/metrics (Ctrl+C stops)")
-    observability.serve(host, port)
+    metrics.serve(host, port)
 
 
 @metrics_cli.command("show")
 def metrics_show() -> None:
     """Print the metrics text once (what a scrape would get)."""
 
-    click.echo(observability.render_metrics().decode(), nl=False)
+    click.echo(metrics.render_metrics().decode(), nl=False)
 
 
 def config_command() -> click.Command:

@@ -7,6 +7,7 @@ so the two cannot drift apart.
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "APP_ENV",
         "development",
-        "`development`, `test` or `production`. Production refuses to start (web and worker "
-        "exit non-zero) with default, missing or weak secrets and names each one, and sends "
-        "HSTS.",
+        "Exactly `development`, `test` or `production`: anything else (`Production`, `prod`, "
+        "` production`) refuses to start, web and worker, naming the value. Production refuses "
+        "to start (web and worker exit non-zero) with default, missing or weak secrets and "
+        "names each one, and sends HSTS.",
     ),
     Setting(
         "DATABASE_URL",
@@ -378,10 +380,69 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
-# A secret a person typed ("changeme", "secret-key-12345", "aaaa...") fails one of these; 32
-# random characters from any of the usual alphabets pass both.
+APP_ENVS = ("development", "test", "production")
+# A secret a person typed ("changeme", "secret-key-12345", "aaaa...", "0123456789" x 4) fails one
+# of these; 32 random characters from any of the usual alphabets pass all of them.
 MIN_SECRET_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 10
+MIN_SECRET_BITS = 128
+# Keys published in this repository: anyone can sign a session with them.
+PUBLIC_SECRET_KEYS = frozenset({DEV_SECRET_KEY, "test-secret-key", "change-me", "changeme"})
+_CHARACTER_CLASSES = (
+    (str.isdigit, 10),
+    (str.islower, 26),
+    (str.isupper, 26),
+)
+
+
+def _smallest_period(text: str) -> int:
+    """The length of the shortest block ``text`` repeats (its own length when it repeats none)."""
+    for period in range(1, len(text) // 2 + 1):
+        if all(text[i] == text[i - period] for i in range(period, len(text))):
+            return period
+    return len(text)
+
+
+def _predictable(secret: str, i: int) -> bool:
+    """Whether character ``i`` follows from the ones before it: it repeats the previous one,
+    continues an arithmetic run one or two apart ("abc", "9876", "aAbBcC"), or ends a
+    three-character block seen before ("x7Kp...x7Kp")."""
+    code = [ord(c) for c in secret[: i + 1]]
+    if i >= 1 and code[i] == code[i - 1]:
+        return True
+    for lag in (1, 2):
+        if i >= 2 * lag and code[i] - code[i - lag] == code[i - lag] - code[i - 2 * lag]:
+            return True
+    return i >= 3 and secret[i - 2 : i + 1] in secret[:i]
+
+
+def estimated_bits(secret: str) -> float:
+    """A cautious estimate of a secret's entropy: each character is worth log2 of the alphabet
+    its classes span (digits 10, lower 26, upper 26, anything else 33), except one that follows
+    from those before it (:func:`_predictable`), which is worth one bit."""
+    if not secret:
+        return 0.0
+    pool = sum(size for test, size in _CHARACTER_CLASSES if any(test(c) for c in secret))
+    if any(not (c.isascii() and c.isalnum()) for c in secret):
+        pool += 33
+    per_char = math.log2(max(pool, 2))
+    return sum(1.0 if _predictable(secret, i) else per_char for i in range(len(secret)))
+
+
+def _secret_key_problem(secret: str) -> str | None:
+    if not secret or secret in PUBLIC_SECRET_KEYS:
+        return "SECRET_KEY is missing or still the development default"
+    fix = (
+        f"use at least {MIN_SECRET_KEY_LENGTH} random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    )
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY is too short ({len(secret)} characters): {fix}"
+    if _smallest_period(secret) < len(secret):
+        return f"SECRET_KEY repeats a pattern: {fix}"
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS or estimated_bits(secret) < MIN_SECRET_BITS:
+        return f"SECRET_KEY is predictable (runs, repeats or too few kinds of character): {fix}"
+    return None
 
 
 def _weak_fernet_key(key: str) -> bool:
@@ -396,14 +457,9 @@ def _weak_fernet_key(key: str) -> bool:
 def production_problems(config: Mapping[str, Any]) -> list[str]:
     """Why this configuration must not run in production (empty when it may)."""
     problems = []
-    secret = str(config.get("SECRET_KEY") or "")
-    if not secret or secret == DEV_SECRET_KEY:
-        problems.append("SECRET_KEY is missing or still the development default")
-    elif len(secret) < MIN_SECRET_KEY_LENGTH or len(set(secret)) < MIN_DISTINCT_CHARACTERS:
-        problems.append(
-            f"SECRET_KEY is weak: use at least {MIN_SECRET_KEY_LENGTH} random characters "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-        )
+    secret_problem = _secret_key_problem(str(config.get("SECRET_KEY") or ""))
+    if secret_problem:
+        problems.append(secret_problem)
     keys = config.get("TOKEN_ENCRYPTION_KEYS") or []
     if not keys or DEV_TOKEN_KEY in keys:
         problems.append("TOKEN_ENCRYPTION_KEYS is missing or still holds the development default")
@@ -425,8 +481,20 @@ class ConfigurationError(RuntimeError):
     pass
 
 
-def check_production(config: Mapping[str, Any]) -> None:
-    if config.get("APP_ENV") != "production":
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse to start (web and worker: both build their app with ``create_app``) when
+    ``APP_ENV`` is not exactly one of :data:`APP_ENVS`, or production has unsafe settings.
+
+    "Production", "prod" or " production" must not quietly mean development with its public
+    secrets: anything but the three exact names is refused, and named.
+    """
+    app_env = config.get("APP_ENV")
+    if app_env not in APP_ENVS:
+        raise ConfigurationError(
+            f"Refusing to start: APP_ENV is {app_env!r}; it must be exactly 'development', "
+            "'test' or 'production' (lower case, no spaces). See README, Configuration."
+        )
+    if app_env != "production":
         return
     problems = production_problems(config)
     if problems:

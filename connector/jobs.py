@@ -22,6 +22,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,38 +31,38 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from connector import db
 from connector.models import Job, JobState, utcnow
 
+
 # --- settings ------------------------------------------------------------------------------------
-_config: dict[str, Any] = {}
+@dataclass(frozen=True)
+class JobSettings:
+    """The job outbox's settings, read from the app's one configuration when needed (never kept
+    in a copy here): the worker passes them to the functions below."""
 
+    lease_seconds: float = 20.0
+    max_attempts: int = 15
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 3600.0
+    poll_seconds: float = 1.0
 
-def configure(config: Mapping[str, Any]) -> None:
-    global _config
-    _config = dict(config)
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> JobSettings:
+        return cls(
+            lease_seconds=float(config["JOB_LEASE_SECONDS"]),
+            max_attempts=int(config["JOB_MAX_ATTEMPTS"]),
+            retry_base_seconds=float(config["JOB_RETRY_BASE_SECONDS"]),
+            retry_max_seconds=float(config["JOB_RETRY_MAX_SECONDS"]),
+            poll_seconds=float(config["JOB_POLL_SECONDS"]),
+        )
 
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a live worker renews its leases: three chances before one runs out."""
+        return max(0.1, self.lease_seconds / 3)
 
-def setting(name: str, default: Any) -> Any:
-    return _config.get(name, default)
-
-
-def lease_seconds() -> float:
-    return float(setting("JOB_LEASE_SECONDS", 20))
-
-
-def heartbeat_seconds() -> float:
-    """How often a live worker renews its leases: three chances before one runs out."""
-    return max(0.1, lease_seconds() / 3)
-
-
-def max_attempts() -> int:
-    return int(setting("JOB_MAX_ATTEMPTS", 15))
-
-
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter: base * 2^(n-1), capped, randomised 50-100%."""
-    base = float(setting("JOB_RETRY_BASE_SECONDS", 10))
-    cap = float(setting("JOB_RETRY_MAX_SECONDS", 3600))
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+    def backoff_seconds(self, attempts: int) -> float:
+        """Exponential backoff with full jitter: base * 2^(n-1), capped, randomised 50-100%."""
+        full = min(self.retry_max_seconds, self.retry_base_seconds * (2 ** max(0, attempts - 1)))
+        return full * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
 
 
 class LeaseLost(Exception):
@@ -69,15 +70,23 @@ class LeaseLost(Exception):
 
 
 # --- creating ------------------------------------------------------------------------------------
-def new_job(workspace_id: int, kind: str, delivery_id: int | None = None, **payload: Any) -> Job:
-    """A pending job row, due now; the caller adds it in its own transaction."""
+def new_job(
+    workspace_id: int,
+    kind: str,
+    delivery_id: int | None = None,
+    *,
+    max_attempts: int,
+    **payload: Any,
+) -> Job:
+    """A pending job row, due now; the caller adds it in its own transaction (most call
+    ``worker.new_job``, which fills ``max_attempts`` from the configuration)."""
     return Job(
         workspace_id=workspace_id,
         delivery_id=delivery_id,
         kind=kind,
         payload=payload,
         state=JobState.PENDING,
-        max_attempts=max_attempts(),
+        max_attempts=max_attempts,
         next_attempt_at=utcnow(),
     )
 
@@ -96,7 +105,7 @@ def new_token() -> str:
     return f"{socket.gethostname()[:50]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
-def claim(job_id: int) -> str | None:
+def claim(job_id: int, lease_seconds: float) -> str | None:
     """Take this job if it is claimable (compare-and-set); returns the lease token, or None."""
     now = utcnow()
     token = new_token()
@@ -106,7 +115,7 @@ def claim(job_id: int) -> str | None:
             .where(Job.id == job_id, _claimable(now))
             .values(
                 state=JobState.RUNNING,
-                lease_expires_at=now + timedelta(seconds=lease_seconds()),
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
                 lease_owner=token,
                 attempts=Job.attempts + 1,
                 claimed_at=now,
@@ -160,14 +169,14 @@ def fair_candidates(limit: int = 8) -> list[int]:
     return ids[:limit]
 
 
-def claim_next() -> tuple[int, str] | None:
+def claim_next(lease_seconds: float) -> tuple[int, str] | None:
     """Claim the fairest claimable job; returns (job id, lease token), or None when none is due."""
     for _round in range(3):  # other workers may win the same candidates: look again
         candidates = fair_candidates()
         if not candidates:
             return None
         for job_id in candidates:
-            token = claim(job_id)
+            token = claim(job_id, lease_seconds)
             if token is not None:
                 return job_id, token
     return None
@@ -182,12 +191,12 @@ def claimable_count(limit: int = 1000) -> int:
 
 
 # --- leases --------------------------------------------------------------------------------------
-def renew(leases: Mapping[int, str]) -> set[int]:
+def renew(leases: Mapping[int, str], lease_seconds: float) -> set[int]:
     """Extend the leases of jobs this process runs; returns the ids whose lease was lost."""
     if not leases:
         return set()
     now = utcnow()
-    expires = now + timedelta(seconds=lease_seconds())
+    expires = now + timedelta(seconds=lease_seconds)
     lost = set()
     with db.session_scope() as s:
         for job_id, token in leases.items():

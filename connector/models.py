@@ -354,6 +354,25 @@ class Connection(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class OAuthState(Base):
+    """A connect flow an admin started and the provider has not answered yet (``connector.oauth
+    .state``). Kept here, not in the session cookie, so an answer is accepted once: the row is
+    deleted by the first callback that presents its state, and a copy of the cookie replays
+    nothing. Only a hash of the state is stored."""
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256, hex
+    provider: Mapped[str] = mapped_column(String(40))
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # What the flow needs back at the callback (the environment it was started in, a PKCE
+    # verifier): never tokens.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class ProviderCacheEntry(Base):
     """What a provider read from the accounting system and may reuse for a while (a QuickBooks
     customer's currency and terms, the service item): saves a request per draft. Shared by every

@@ -13,8 +13,10 @@ A provider that answers 429 calls :meth:`pause` on the bucket: every worker's ca
 or account wait until the pause ends, while other buckets go on.
 
 The state lives in Redis when one is configured (one Lua script, atomic), else in the database (one
-row per bucket, read and written under a row lock). Both use the callers' clocks, which the
-deployment keeps in sync (NTP); the limits passed by providers keep a small margin for that.
+row per bucket, read and written under a row lock: :mod:`connector.ratelimit_db`, so that the
+providers that use the limiter never reach the database themselves). Both use the callers'
+clocks, which the deployment keeps in sync (NTP); the limits passed by providers keep a small
+margin for that.
 
 Not a library: ``limits`` has no SQL storage, and ``pyrate-limiter`` keeps a log of every request
 in its own connections and polls while blocked; neither reserves slots nor shares a provider's
@@ -27,13 +29,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
-
-from connector import db
-from connector.models import RateLimitState
 from connector.providers.base import Throttled
 
 Limits = tuple[tuple[int, float], ...]  # ((max requests, per seconds), ...)
@@ -75,7 +70,7 @@ def _refusal(bucket: str, decision: Decision) -> Throttled:
     return Throttled(message, retry_after=decision.wait, code="rate_limited")
 
 
-class _Limiter:
+class SharedLimiter:
     def __init__(
         self,
         clock: Callable[[], float] = time.time,
@@ -116,43 +111,6 @@ class _Limiter:
         self._pause_until(bucket, self._clock() + max(0.0, seconds))
 
 
-class DatabaseRateLimiter(_Limiter):
-    """One ``rate_limit_states`` row per bucket, updated under a row lock (SQLite: write lock)."""
-
-    def _locked_row(self, s: Session, bucket: str) -> RateLimitState:
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        # The insert also takes SQLite's write lock before the read below (no lost updates).
-        s.execute(
-            insert(RateLimitState)
-            .values(bucket=bucket, tats={}, paused_until=0.0)
-            .on_conflict_do_nothing(index_elements=["bucket"])
-        )
-        row = s.scalars(
-            select(RateLimitState).where(RateLimitState.bucket == bucket).with_for_update()
-        ).one()
-        return row
-
-    def _reserve(self, bucket: str, limits: Limits, now: float) -> Decision:
-        with db.session_scope() as s:
-            row = self._locked_row(s, bucket)
-            decision = decide(row.tats or {}, float(row.paused_until or 0.0), now, limits)
-            if decision.wait <= self.max_wait:
-                row.tats = decision.tats
-        return decision
-
-    def paused_until(self, bucket: str) -> float:
-        with db.session_scope() as s:
-            value = s.scalar(
-                select(RateLimitState.paused_until).where(RateLimitState.bucket == bucket)
-            )
-        return float(value or 0.0)
-
-    def _pause_until(self, bucket: str, until: float) -> None:
-        with db.session_scope() as s:
-            row = self._locked_row(s, bucket)
-            row.paused_until = max(float(row.paused_until or 0.0), until)
-
-
 # KEYS[1] = the bucket's hash; ARGV = now, max_wait, then (per, interval) pairs. Same arithmetic as
 # ``decide``; returns {wait, paused} as strings (Lua numbers lose precision through Redis replies).
 _RESERVE = """
@@ -189,7 +147,7 @@ return 1
 """
 
 
-class RedisRateLimiter(_Limiter):
+class RedisRateLimiter(SharedLimiter):
     def __init__(
         self,
         url: str,
@@ -223,16 +181,16 @@ class RedisRateLimiter(_Limiter):
         self._pause_script(keys=[self._name(bucket)], args=[f"{until:.6f}", f"{self._clock():.6f}"])
 
 
-_limiter: DatabaseRateLimiter | RedisRateLimiter | None = None
+_limiter: SharedLimiter | None = None
 
 
-def configure(redis_url: str | None) -> None:
+def configure(limiter: SharedLimiter) -> None:
+    """The app factory installs the process's shared limiter (Redis, or the database's)."""
     global _limiter
-    _limiter = RedisRateLimiter(redis_url) if redis_url else DatabaseRateLimiter()
+    _limiter = limiter
 
 
-def shared_limiter() -> DatabaseRateLimiter | RedisRateLimiter:
-    global _limiter
+def shared_limiter() -> SharedLimiter:
     if _limiter is None:
-        _limiter = DatabaseRateLimiter()
+        raise RuntimeError("No shared rate limiter: create_app() configures it.")
     return _limiter

@@ -29,7 +29,6 @@ from huey import crontab
 from sqlalchemy import or_, select, update
 
 from connector import db, locks, worker
-from connector.jobs import new_job
 from connector.models import (
     Connection,
     Delivery,
@@ -225,7 +224,7 @@ def queue_reconcile(workspace_id: int) -> tuple[int, bool]:
         ).first()
         if busy is not None:
             return busy, False
-        job = new_job(workspace_id, RECONCILE_JOB)
+        job = worker.new_job(workspace_id, RECONCILE_JOB)
         s.add(job)
         s.flush()
         job_id = job.id
@@ -289,12 +288,10 @@ def reconcile_minutes(config: Mapping[str, Any]) -> float:
     return float(DEFAULT_RECONCILE_MINUTES if value in (None, "") else value)
 
 
-@worker.huey.periodic_task(crontab(minute="*/5"), name="schedule_status_reconciles")
-def _schedule_status_reconciles() -> None:
+@worker.periodic(crontab(minute="*/5"), name="schedule_status_reconciles")
+def _schedule_status_reconciles(config: Mapping[str, Any]) -> None:
     # Every 5 minutes each consumer looks; the interval itself is STATUS_RECONCILE_MINUTES.
-    minutes = reconcile_minutes(worker.ensure_app().config)
-    with worker.ensure_app().app_context():
-        queued = schedule_reconciles(minutes)
+    queued = schedule_reconciles(reconcile_minutes(config))
     if queued:
         log.info("queued %d provider status reconcile job(s)", len(queued))
 

@@ -10,30 +10,45 @@ queue while jobs are due or orphaned; each nudge claims the fairest due job
 nothing and its job resumes within one lease; the claim, the per-timesheet lock and the
 idempotency keys make sure nothing runs twice at once or twice to completion.
 
-Start it with ``huey_consumer connector.worker.huey -g TERM`` (see Procfile).
+Nothing happens at import: the app factory (``create_app``) builds a :class:`Runtime` with
+:func:`install` (huey from the app's configuration, the tasks bound to it) and keeps it in
+``app.extensions["worker"]``. Jobs read the configuration of the app they run in, never a copy.
+The consumer process starts in its own composition root, ``connector/consumer.py``
+(``huey_consumer connector.consumer.huey -g TERM``, see Procfile).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import current_app, has_app_context
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 
 from connector import db, jobs, locks, observability
-from connector.config import check_production, load_config
-from connector.jobs import LeaseLost, backoff_seconds
+from connector.jobs import JobSettings, LeaseLost
 from connector.models import Delivery, DeliveryStatus, Job, JobState
 from connector.providers.base import ReconnectNeeded, Rejected, RetryLater, Throttled
 
-__all__ = ["LeaseLost", "WaitFor", "backoff_seconds", "enqueue", "handler", "heartbeat", "huey"]
+__all__ = [
+    "LeaseLost",
+    "Runtime",
+    "WaitFor",
+    "handler",
+    "heartbeat",
+    "install",
+    "job_committed",
+    "new_job",
+    "periodic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +63,7 @@ class WaitFor(Exception):
 
 
 def make_huey(config: Mapping[str, Any]) -> Huey:
+    """The queue named by ``QUEUE_URL`` (``WORKER_IMMEDIATE``: tasks run inline)."""
     url = str(config["QUEUE_URL"])
     immediate = bool(config.get("WORKER_IMMEDIATE"))
     name = "timesheet-invoicer"
@@ -62,53 +78,135 @@ def make_huey(config: Mapping[str, Any]) -> Huey:
     raise ValueError(f"QUEUE_URL {urlparse(url).scheme!r} is not supported (sqlite, redis, memory)")
 
 
-# The consumer imports this module and reads ``huey``; it is built from the environment.
-_boot_config = load_config()
-# Refuse here, at import, not later in the app the poller builds: huey_consumer then exits
-# non-zero ("Error importing connector.worker.huey"), so the platform sees a crashed worker
-# instead of one idling forever with nothing processed.
-check_production(_boot_config)
-huey: Huey = make_huey(_boot_config)
-_huey_key = (str(_boot_config["QUEUE_URL"]), bool(_boot_config.get("WORKER_IMMEDIATE")))
-_config: dict[str, Any] = {}
-_app: Any = None
+# --- the runtime: one per app, built by the app factory ------------------------------------------
+@dataclass
+class Runtime:
+    """One app's queue and the huey tasks bound to it; ``config`` is the app's own (not a copy).
+
+    ``app_context``, given by the app factory, enters the app's context unless one is active
+    (a web request running a job inline): the worker itself never imports Flask.
+    """
+
+    app: Any  # the app whose configuration jobs read
+    huey: Huey
+    app_context: Callable[[], AbstractContextManager[Any]]
+    tasks: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.app.config  # type: ignore[no-any-return]
+
+    @property
+    def settings(self) -> JobSettings:
+        return JobSettings.from_config(self.app.config)
+
+    @contextmanager
+    def context(self) -> Iterator[None]:
+        """Run as this app: its context, and its runtime for :func:`current`."""
+        token = _active.set(self)
+        try:
+            with self.app_context():
+                yield
+        finally:
+            _active.reset(token)
+
+    def activate(self) -> contextvars.Token[Runtime | None]:
+        """This runtime serves the current request, until :meth:`deactivate` (the app factory
+        calls both around every request)."""
+        return _active.set(self)
+
+    @staticmethod
+    def deactivate(token: contextvars.Token[Runtime | None]) -> None:
+        _active.reset(token)
 
 
-def configure(config: Mapping[str, Any]) -> None:
-    """Called by create_app: point the (module-level) huey at the configured queue."""
-    global _config, _huey_key
-    _config = dict(config)
-    jobs.configure(config)
-    key = (str(config["QUEUE_URL"]), bool(config.get("WORKER_IMMEDIATE")))
-    if key == _huey_key:
-        return  # the consumer's own huey: never swap storage under running loops
-    wanted = make_huey(config)
-    # Tasks are bound to this Huey object, so swap its storage rather than the object.
-    huey._immediate = wanted.immediate
-    huey.storage = wanted.storage
-    _huey_key = key
+# Periodic tasks declared by the packages the app factory loads (``@worker.periodic``), bound to
+# each runtime's huey when it is built: fn(config).
+PERIODIC: list[tuple[Any, str, Callable[[Mapping[str, Any]], None]]] = []
+_installed: Runtime | None = None
+_active: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "tsi_worker_runtime", default=None
+)
 
 
-def _app_config() -> Mapping[str, Any]:
-    # Jobs run inside an app context (the consumer's app, or the web request's in immediate
-    # mode): its configuration, which tests and operators may adjust after create_app.
-    return current_app.config if has_app_context() else _config
+def periodic(
+    schedule: Any, name: str
+) -> Callable[[Callable[[Mapping[str, Any]], None]], Callable[[Mapping[str, Any]], None]]:
+    """Declare a periodic task (a huey ``crontab``); it gets the configuration of its app."""
+
+    def register(fn: Callable[[Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], None]:
+        PERIODIC[:] = [entry for entry in PERIODIC if entry[1] != name] + [(schedule, name, fn)]
+        return fn
+
+    return register
+
+
+def install(app: Any, app_context: Callable[[], AbstractContextManager[Any]]) -> Runtime:
+    """Build the app's queue and tasks (called by ``create_app``); the newest is the process's."""
+    global _installed
+    runtime = Runtime(app=app, huey=make_huey(app.config), app_context=app_context)
+    huey = runtime.huey
+
+    @huey.task(name="process_job")
+    def process_job(job_id: int) -> str:
+        """Run this job (immediate mode)."""
+        with runtime.context():
+            return run_job(job_id)
+
+    @huey.task(name="process_next")
+    def process_next() -> str:
+        """A nudge: claim the fairest due job and run it."""
+        with runtime.context():
+            return run_next()
+
+    for schedule, name, fn in PERIODIC:
+        huey.periodic_task(schedule, name=name)(_periodic_in(runtime, fn))
+
+    @huey.on_startup()
+    def _start_threads_in_consumer() -> None:
+        start_heartbeat(runtime)
+        start_poller(runtime)
+
+    runtime.tasks = {"process_job": process_job, "process_next": process_next}
+    app.extensions["worker"] = runtime
+    _installed = runtime
+    return runtime
+
+
+def _periodic_in(runtime: Runtime, fn: Callable[[Mapping[str, Any]], None]) -> Callable[[], None]:
+    def run() -> None:
+        with runtime.context():
+            fn(runtime.config)
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def current() -> Runtime:
+    """The runtime of the app this code runs in (else the one the process built last)."""
+    runtime = _active.get()
+    if runtime is not None:
+        return runtime
+    if _installed is None:
+        raise RuntimeError("The worker is not set up: create_app() builds it.")
+    return _installed
+
+
+def settings() -> JobSettings:
+    """The job settings of the current app's configuration."""
+    return current().settings
+
+
+def new_job(workspace_id: int, kind: str, delivery_id: int | None = None, **payload: Any) -> Job:
+    """A pending job row, due now, with the configured attempts; the caller adds it."""
+    return jobs.new_job(
+        workspace_id, kind, delivery_id, max_attempts=settings().max_attempts, **payload
+    )
 
 
 def ping_queue() -> None:
     """Raise if the queue backend cannot be reached."""
-    huey.storage.queue_size()
-
-
-def ensure_app() -> Any:
-    """The consumer needs the same configured app (database, providers) as the web process."""
-    global _app
-    if _app is None:
-        # The consumer's own composition root: the app factory wires the handlers and sources.
-        from connector import create_app
-
-        _app = create_app()
-    return _app
+    current().huey.storage.queue_size()
 
 
 # --- the job lifecycle ---------------------------------------------------------------------------
@@ -137,14 +235,14 @@ def _leases() -> dict[int, str]:
         return dict(_running)
 
 
-def renew_leases() -> set[int]:
+def renew_leases(lease_seconds: float) -> set[int]:
     """One heartbeat: renew this process's job leases and kept-alive locks; returns lost job ids.
 
     The locks are renewed even for a job whose lease was lost: while its thread still runs, the
     per-timesheet lock is what keeps a second run of the same timesheet from overlapping it.
     """
     leases = _leases()
-    lost = jobs.renew(leases)
+    lost = jobs.renew(leases, lease_seconds)
     locks.renew_kept_alive()
     running = _leases()
     # A job that settled since the snapshot is no longer running: not lost, just finished.
@@ -162,25 +260,28 @@ def heartbeat() -> None:
     if job_id is None or token is None:
         return
     # A job checks in between drafts, pages or batches: several times a second on a busy
-    # worker. Within a heartbeat interval of its last check (or its claim) its lease, and every
-    # lock it took or extended then (none has a shorter ttl than a lease), have at least two
-    # thirds of a lease left, so nobody else can hold them yet: no round trip needed.
+    # worker. Within a heartbeat interval of its last check (or its claim), its lease and the
+    # locks it took or extended then still have at least two thirds of a lease left, so nobody
+    # else can hold them yet: no round trip needed.
+    job_settings = settings()
     checked_at = getattr(_current, "checked_at", None)
-    if checked_at is not None and time.monotonic() - checked_at < jobs.heartbeat_seconds():
+    if checked_at is not None and time.monotonic() - checked_at < job_settings.heartbeat_seconds:
         return
     _current.checked_at = time.monotonic()
-    if jobs.renew({job_id: token}):
+    lease = job_settings.lease_seconds
+    if jobs.renew({job_id: token}, lease):
         raise LeaseLost(f"job {job_id} is no longer leased to this worker")
-    lost = locks.extend_held(jobs.lease_seconds())
+    lost = locks.extend_held(lease)
     if lost:
         raise LeaseLost(f"job {job_id} lost its lock(s) {', '.join(lost)}")
 
 
-def _heartbeat_forever() -> None:
+def _heartbeat_forever(runtime: Runtime) -> None:
     while True:
-        time.sleep(jobs.heartbeat_seconds())
+        job_settings = runtime.settings
+        time.sleep(job_settings.heartbeat_seconds)
         try:
-            renew_leases()  # the database only: no app context needed
+            renew_leases(job_settings.lease_seconds)  # the database only: no app context needed
         except Exception:
             log.exception("heartbeat failed; trying again")
 
@@ -189,14 +290,16 @@ _heartbeat_lock = threading.Lock()
 _heartbeat_thread: threading.Thread | None = None
 
 
-def start_heartbeat() -> None:
-    """One heartbeat thread per consumer process (started by huey's on_startup hook)."""
+def start_heartbeat(runtime: Runtime | None = None) -> None:
+    """One heartbeat thread per process (the consumer's on_startup hook; a long CLI command).
+    ``runtime``: the app's whose lease length it uses (default: the current app's)."""
     global _heartbeat_thread
+    runtime = current() if runtime is None else runtime
     with _heartbeat_lock:
         if _heartbeat_thread is not None and _heartbeat_thread.is_alive():
             return
         _heartbeat_thread = threading.Thread(
-            target=_heartbeat_forever, name="job-heartbeat", daemon=True
+            target=_heartbeat_forever, args=(runtime,), name="job-heartbeat", daemon=True
         )
         _heartbeat_thread.start()
 
@@ -215,7 +318,7 @@ def _mark_delivery_failed(job: Job, message: str) -> None:
 
 def run_job(job_id: int) -> str:
     """Claim and run one job to an outcome; returns the resulting state (for tests and logs)."""
-    token = jobs.claim(job_id)
+    token = jobs.claim(job_id, settings().lease_seconds)
     if token is None:
         return "not-claimed"
     return run_claimed(job_id, token)
@@ -223,7 +326,7 @@ def run_job(job_id: int) -> str:
 
 def run_next() -> str:
     """Claim the fairest due job and run it; ``"idle"`` when there is none."""
-    claimed = jobs.claim_next()
+    claimed = jobs.claim_next(settings().lease_seconds)
     if claimed is None:
         return "idle"
     return run_claimed(*claimed)
@@ -267,7 +370,7 @@ def _run_handler(job: Job, token: str) -> str:
     try:
         if fn is None:
             raise Rejected(f"no handler for job kind {job.kind!r}")
-        fn(job, _app_config())
+        fn(job, current().config)
     except LeaseLost:
         log.warning("job %s: stopped, its lease went to another worker", job_id)
         return "lease-lost"
@@ -293,7 +396,7 @@ def _run_handler(job: Job, token: str) -> str:
             if jobs.finish_failed(job_id, token, message):
                 _mark_delivery_failed(job, str(exc) or type(exc).__name__)
             return JobState.FAILED
-        delay = backoff_seconds(job.attempts)
+        delay = settings().backoff_seconds(job.attempts)
         if isinstance(exc, RetryLater) and exc.retry_after:
             delay = max(delay, float(exc.retry_after))
         jobs.reschedule(job_id, token, delay, message)
@@ -302,28 +405,29 @@ def _run_handler(job: Job, token: str) -> str:
     return JobState.DONE
 
 
-def enqueue(job_id: int) -> None:
-    """A job was committed or became due: run it inline (immediate mode) or wake a worker.
+def job_committed(job_id: int) -> None:
+    """A job row was committed, or made due again: have it run.
 
-    The nudge names no job: the worker that takes it claims the fairest due job, so a burst of
-    one workspace's jobs cannot queue up in front of another's. A lost nudge is covered by the
-    poller.
+    In immediate mode (tests, development without a worker) it runs now, inline. Otherwise
+    nothing is sent from here: every worker process polls the jobs table each
+    ``JOB_POLL_SECONDS`` and nudges the queue while jobs are due, which keeps the queue out of a
+    request's latency, and a queue outage can neither lose nor strand a committed job.
     """
+    runtime = current()
+    if not runtime.huey.immediate:
+        return
     try:
-        if huey.immediate:
-            process_job(job_id)
-        else:
-            process_next()
+        runtime.tasks["process_job"](job_id)
     except Exception:
-        # The queue being down must not lose the job: it is committed, the poller finds it.
-        log.exception("could not enqueue job %s; the poller will pick it up", job_id)
+        # Inline runs record their own outcome; a crash here must not fail the caller's request.
+        log.exception("job %s could not run inline; the next sweep picks it up", job_id)
 
 
 def resume_waiting(workspace_id: int, reason: str) -> int:
     """Wake jobs parked on ``reason`` (e.g. after an admin reconnected); returns how many."""
     ids = jobs.wake_waiting(workspace_id, reason)
     for job_id in ids:
-        enqueue(job_id)
+        job_committed(job_id)
     return len(ids)
 
 
@@ -331,7 +435,7 @@ def retry_job(job_id: int) -> bool:
     """An admin's retry: a failed or waiting job runs again with fresh attempts."""
     if not jobs.reset_for_retry(job_id):
         return False
-    enqueue(job_id)
+    job_committed(job_id)
     return True
 
 
@@ -345,14 +449,15 @@ def sweep() -> int:
     """Top the queue up with nudges while jobs are due or orphaned; returns how many were added.
 
     Runs in every consumer process each JOB_POLL_SECONDS. The jobs table, not the queue, is the
-    truth: retries (due later) and jobs of SIGKILLed workers (lease no longer renewed) are found
-    here.
+    truth: new jobs, retries (due later) and jobs of SIGKILLed workers (lease no longer renewed)
+    are found here.
     """
-    if huey.immediate:
+    runtime = current()
+    if runtime.huey.immediate:
         return _sweep_inline()
-    wanted = min(jobs.claimable_count(QUEUE_DEPTH), QUEUE_DEPTH) - huey.pending_count()
+    wanted = min(jobs.claimable_count(QUEUE_DEPTH), QUEUE_DEPTH) - runtime.huey.pending_count()
     for _ in range(max(0, wanted)):
-        process_next()
+        runtime.tasks["process_next"]()
     if wanted > 0:
         log.debug("poller queued %d nudge(s)", wanted)
     return max(0, wanted)
@@ -365,67 +470,27 @@ def _sweep_inline() -> int:
     return ran
 
 
-def job_committed(job_id: int) -> None:
-    """A web request committed a new job row.
-
-    In immediate mode (tests, development without a worker) the job runs now. Otherwise
-    nothing is sent from the request path: every worker process polls the jobs table each
-    JOB_POLL_SECONDS, which keeps the queue out of the acknowledgement's latency, and a queue
-    outage can neither lose nor strand a committed job.
-    """
-    if huey.immediate:
-        enqueue(job_id)
-
-
 _poller_lock = threading.Lock()
 _poller_thread: threading.Thread | None = None
 
 
-def _poll_forever(interval: float) -> None:
-    app = ensure_app()
+def _poll_forever(runtime: Runtime) -> None:
     while True:
         try:
-            with app.app_context():
+            with runtime.context():
                 sweep()
         except Exception:
             log.exception("job poller failed; trying again")
-        time.sleep(interval)
+        time.sleep(runtime.settings.poll_seconds)
 
 
-def start_poller() -> None:
+def start_poller(runtime: Runtime) -> None:
     """One poller thread per consumer process (started by huey's on_startup hook)."""
     global _poller_thread
     with _poller_lock:
         if _poller_thread is not None and _poller_thread.is_alive():
             return
-        interval = float(load_config().get("JOB_POLL_SECONDS", 1))
         _poller_thread = threading.Thread(
-            target=_poll_forever, args=(interval,), name="job-poller", daemon=True
+            target=_poll_forever, args=(runtime,), name="job-poller", daemon=True
         )
         _poller_thread.start()
-
-
-# --- huey tasks: ids only (huey pickles its messages) ------------------------------------------
-@huey.task(name="process_job")
-def process_job(job_id: int) -> str:
-    """Run this job (immediate mode, and nudges queued before fair claiming existed)."""
-    if has_app_context():  # inline (immediate mode) inside a web request
-        return run_job(job_id)
-    with ensure_app().app_context():
-        return run_job(job_id)
-
-
-@huey.task(name="process_next")
-def process_next() -> str:
-    """A nudge: claim the fairest due job and run it."""
-    if has_app_context():
-        return run_next()
-    with ensure_app().app_context():
-        return run_next()
-
-
-@huey.on_startup()
-def _start_poller_in_consumer() -> None:
-    ensure_app()  # the database the heartbeat renews leases in
-    start_heartbeat()
-    start_poller()

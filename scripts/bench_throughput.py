@@ -3,7 +3,7 @@
 Not a test: it prints figures. A local fake QuickBooks Online (an HTTP server on 127.0.0.1 in
 this process) answers every request after ``--latency`` seconds (150 ms) and enforces Intuit's
 limits per company: 10 requests in any second and 500 in any minute, else 429. The real worker
-(``huey_consumer connector.worker.huey``, ``--threads`` worker threads) turns N signed approvals,
+(``huey_consumer connector.consumer.huey``, ``--threads`` worker threads) turns N signed approvals,
 each with three customers, into 3N drafts. Reported per phase:
 
   * drafts/minute, and as a fraction of the 500/min/company bound (goal: >= 90 % for one company)
@@ -350,7 +350,7 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
                 sys.executable,
                 "-m",
                 "huey.bin.huey_consumer",
-                "connector.worker.huey",
+                "connector.consumer.huey",
                 "-w",
                 str(args.threads),
                 "-k",

@@ -9,7 +9,7 @@ project whose client is mapped to a customer of the built-in ledger. The run:
      the catalog (projects, viewers, contracts) once, then every page of
      ``GET /timesheets?status=approved``, through the real client and the real shared limiter
      (database, or Redis with ``--redis-url``; WebWork's 60/min per user, real clock);
-  3. the real worker (``huey_consumer connector.worker.huey``, ``--threads`` threads) drafts
+  3. the real worker (``huey_consumer connector.consumer.huey``, ``--threads`` threads) drafts
      each recorded approval on the built-in ledger, from the rows the list page carried.
 
 Printed: WebWork requests by kind (the goal: pages + catalog, none per approval), the listing
@@ -87,7 +87,7 @@ def start_worker(env: dict[str, str], threads: int, log: Path) -> subprocess.Pop
             sys.executable,
             "-m",
             "huey.bin.huey_consumer",
-            "connector.worker.huey",
+            "connector.consumer.huey",
             "-w",
             str(threads),
             "-k",

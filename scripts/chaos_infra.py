@@ -4,7 +4,7 @@ mid-request, while approvals keep arriving over HTTP.
 Starts its OWN PostgreSQL (initdb into a temporary directory, pg_ctl on --pg-port) and Redis
 (redis-server on --redis-port, no persistence: a restart loses every queued message, the harsh
 case), then the real processes: gunicorn with the Procfile's web settings and a huey consumer
-(``connector.worker.huey``). A sender posts signed approvals the way a webhook sender does:
+(``connector.consumer.huey``). A sender posts signed approvals the way a webhook sender does:
 each one is retried with the same webhook-id until it gets a 2xx. Meanwhile:
 
 1. PostgreSQL is stopped (``pg_ctl stop -m immediate``: connections die mid-transaction) for
@@ -277,7 +277,7 @@ def _processes(env: dict[str, str], root: Path, web_port: int) -> tuple[subproce
         cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
     )  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-m", "huey.bin.huey_consumer", "connector.worker.huey",
+        [sys.executable, "-m", "huey.bin.huey_consumer", "connector.consumer.huey",
          "--workers", "2", "--worker-type", "thread", "--max-delay", "1", "-g", "TERM"],
         cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
     )  # fmt: skip

@@ -37,7 +37,7 @@ HARNESS = '''
 import os, random, threading, time, uuid
 from connector.providers.base import RetryLater
 from connector.providers.local import LocalProvider
-from connector.worker import huey  # noqa: F401
+from connector.consumer import huey  # noqa: F401 - the consumer reads this attribute
 
 _create = LocalProvider.create_draft
 rng = random.Random()

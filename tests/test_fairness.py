@@ -19,9 +19,9 @@ def _approval(tracker_workspace_id: str, timesheet_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> None:
+def queued(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Approvals wait in the jobs table for a worker instead of running inside the request."""
-    monkeypatch.setattr(worker.huey, "_immediate", False)
+    monkeypatch.setattr(app.extensions["worker"].huey, "_immediate", False)
 
 
 def _workspace_of(job_id: int) -> int:
@@ -31,7 +31,7 @@ def _workspace_of(job_id: int) -> int:
 
 def _run_one() -> int:
     """One free worker takes the next job; returns the workspace it worked for."""
-    claimed = worker.jobs.claim_next()
+    claimed = worker.jobs.claim_next(worker.settings().lease_seconds)
     assert claimed is not None
     worker.run_claimed(*claimed)
     return _workspace_of(claimed[0])
@@ -63,7 +63,7 @@ def test_a_backlog_in_one_workspace_does_not_hold_up_another_workspaces_approval
         )
     assert drafts == ["drafted"] * 3
     # The backlog then goes on and is all billed.
-    while (claimed := worker.jobs.claim_next()) is not None:
+    while (claimed := worker.jobs.claim_next(worker.settings().lease_seconds)) is not None:
         worker.run_claimed(*claimed)
     with db.session_scope() as s:
         statuses = list(s.scalars(select(Draft.status).where(Draft.workspace_id == busy.id)))

@@ -40,10 +40,12 @@ CLOCK = FakeMonotonic()
 def test_checkpoints_within_a_heartbeat_interval_skip_the_database(
     app: Any, workspace: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(jobs._config, "JOB_LEASE_SECONDS", 3.0)  # a heartbeat every 1 s
+    monkeypatch.setitem(app.config, "JOB_LEASE_SECONDS", 3.0)  # a heartbeat every 1 s
     monkeypatch.setattr(worker.time, "monotonic", CLOCK)
     real_renew, real_extend = jobs.renew, locks.extend_held
-    monkeypatch.setattr(jobs, "renew", lambda leases: CALLS.append("renew") or real_renew(leases))
+    monkeypatch.setattr(
+        jobs, "renew", lambda leases, lease: CALLS.append("renew") or real_renew(leases, lease)
+    )
     monkeypatch.setattr(
         locks, "extend_held", lambda ttl: CALLS.append("extend") or real_extend(ttl)
     )

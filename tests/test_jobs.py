@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from connector import db, jobs, locks, worker
+from connector.jobs import JobSettings
 from connector.models import Job, JobState
 from connector.providers.base import Rejected, RetryLater, Throttled
 
@@ -35,6 +36,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+# The README's promises: a lease of 20 s (JOB_LEASE_SECONDS), a poll every second.
+LEASE = 20.0
+POLL = 1.0
 RUNS: list[tuple[int, str]] = []
 BEHAVIOUR: dict[str, Any] = {}
 
@@ -79,16 +83,25 @@ def _job(job_id: int) -> Job:
 
 
 # --- crash recovery (issue #9 item 8) ----------------------------------------------------------
-def test_a_job_orphaned_by_a_killed_worker_resumes_within_60_seconds(app, workspace, clock):
+def test_a_job_orphaned_by_a_killed_worker_resumes_within_one_lease_plus_a_poll(
+    app, workspace, clock
+):
+    """README, Crash recovery: a SIGKILLed worker's job is taken over by another worker at most
+    one lease (JOB_LEASE_SECONDS, 20 s) plus JOB_POLL_SECONDS after its last heartbeat."""
+    assert (worker.settings().lease_seconds, worker.settings().poll_seconds) == (LEASE, POLL)
     job_id = _add_job(clock, workspace.id)
-    dead_workers_token = jobs.claim(job_id)
-    assert dead_workers_token is not None
-    # SIGKILL: the worker renews nothing any more. Nobody may take the job at once...
-    clock.advance(1)
-    assert jobs.claim_next() is None
-    # ...but well within a minute the next free worker does, and finishes it.
-    clock.advance(59)
-    assert worker.run_next() == JobState.DONE
+    token = jobs.claim(job_id, LEASE)
+    assert token is not None
+    clock.advance(LEASE / 3)
+    assert jobs.renew({job_id: token}, LEASE) == set()  # its last heartbeat...
+    # ...then SIGKILL: the worker renews nothing any more. Up to a whole lease it is still its
+    # job (a slow worker would renew in time): nobody takes it, no poll finds it.
+    clock.advance(LEASE)
+    assert jobs.claim_next(LEASE) is None
+    assert worker.sweep() == 0
+    # The next poll of any live worker after the lease ran out hands it on, and it finishes.
+    clock.advance(POLL)
+    assert worker.sweep() == 1  # immediate mode: the sweep runs what it finds inline
     job = _job(job_id)
     assert (job.state, job.attempts) == (JobState.DONE, 2)
     assert [name for _, name in RUNS] == [""]
@@ -97,16 +110,16 @@ def test_a_job_orphaned_by_a_killed_worker_resumes_within_60_seconds(app, worksp
 def test_a_slow_but_alive_job_is_never_claimed_by_another_worker(app, workspace, clock):
     """The heartbeat renews the lease and the timesheet lock for as long as the worker lives."""
     job_id = _add_job(clock, workspace.id)
-    token = jobs.claim(job_id)
+    token = jobs.claim(job_id, LEASE)
     assert token is not None
-    with locks.advisory_lock("timesheet:1:ts_slow", ttl=jobs.lease_seconds(), keepalive=True):
+    with locks.advisory_lock("timesheet:1:ts_slow", ttl=LEASE, keepalive=True):
         worker._running[job_id] = token  # what run_claimed registers for the heartbeat thread
         try:
             for _ in range(60):  # ten minutes of a job stuck in a slow provider call
-                clock.advance(jobs.heartbeat_seconds())
-                assert worker.renew_leases() == set()
-                assert jobs.claim_next() is None
-                assert jobs.claim(job_id) is None
+                clock.advance(LEASE / 3)
+                assert worker.renew_leases(LEASE) == set()
+                assert jobs.claim_next(LEASE) is None
+                assert jobs.claim(job_id, LEASE) is None
                 assert not locks.try_acquire("timesheet:1:ts_slow", "another-worker", 30)
         finally:
             worker._running.pop(job_id, None)
@@ -119,7 +132,7 @@ def test_a_timesheet_lock_of_a_killed_worker_frees_itself_within_a_lease(app, cl
     assert locks.try_acquire("timesheet:1:ts_dead", "dead-worker", 30)
     with locks.advisory_lock("timesheet:1:ts_other", ttl=30, keepalive=True):
         clock.advance(20)
-        assert worker.renew_leases() == set()
+        assert worker.renew_leases(LEASE) == set()
         clock.advance(9)
         assert not locks.try_acquire("timesheet:1:ts_dead", "next-worker", 30)
         clock.advance(2)
@@ -129,10 +142,10 @@ def test_a_timesheet_lock_of_a_killed_worker_frees_itself_within_a_lease(app, cl
 
 def test_a_worker_that_lost_its_lease_stops_and_cannot_overwrite_the_new_run(app, workspace, clock):
     job_id = _add_job(clock, workspace.id)
-    old = jobs.claim(job_id)
+    old = jobs.claim(job_id, LEASE)
     assert old is not None
-    clock.advance(jobs.lease_seconds() + 1)  # its heartbeats could not reach the database
-    new = jobs.claim(job_id)
+    clock.advance(LEASE + 1)  # its heartbeats could not reach the database
+    new = jobs.claim(job_id, LEASE)
     assert new is not None and new != old
     worker._current.job_id, worker._current.token = job_id, old
     try:
@@ -149,28 +162,49 @@ def test_a_worker_that_lost_its_lease_stops_and_cannot_overwrite_the_new_run(app
 # --- claim, backoff, max attempts, sweep (issue #10 item 2) ------------------------------------
 def test_claim_is_a_compare_and_set(app, workspace, clock):
     job_id = _add_job(clock, workspace.id)
-    assert jobs.claim(job_id) is not None
-    assert jobs.claim(job_id) is None
+    assert jobs.claim(job_id, LEASE) is not None
+    assert jobs.claim(job_id, LEASE) is None
     later = _add_job(clock, workspace.id)
     with db.session_scope() as s:
         s.get(Job, later).next_attempt_at = clock.now + timedelta(seconds=5)
-    assert jobs.claim(later) is None  # not due yet
+    assert jobs.claim(later, LEASE) is None  # not due yet
     clock.advance(5)
-    assert jobs.claim(later) is not None
+    assert jobs.claim(later, LEASE) is not None
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap(app, monkeypatch):
-    monkeypatch.setitem(jobs._config, "JOB_RETRY_BASE_SECONDS", 10)
-    monkeypatch.setitem(jobs._config, "JOB_RETRY_MAX_SECONDS", 3600)
+def test_backoff_doubles_with_jitter_up_to_the_cap():
+    settings = JobSettings(retry_base_seconds=10, retry_max_seconds=3600)
     for attempts, full in [(1, 10), (2, 20), (3, 40), (9, 2560), (10, 3600), (30, 3600)]:
-        delays = [jobs.backoff_seconds(attempts) for _ in range(50)]
+        delays = [settings.backoff_seconds(attempts) for _ in range(50)]
         assert all(full * 0.5 <= d <= full for d in delays), (attempts, min(delays), max(delays))
+
+
+def test_backoff_jitter_spreads_retries_over_the_upper_half():
+    """Jobs that failed together must not retry together: the delays cover 50-100% of the
+    step, not one value."""
+    settings = JobSettings(retry_base_seconds=10, retry_max_seconds=3600)
+    delays = sorted(settings.backoff_seconds(4) for _ in range(400))  # full step: 80 s
+    assert 40 <= delays[0] < 44 and 76 < delays[-1] <= 80
+    assert len({round(d, 3) for d in delays}) > 350
+    quarters = [sum(40 + 10 * q <= d < 50 + 10 * q for d in delays) for q in range(4)]
+    assert all(60 <= n <= 140 for n in quarters), quarters  # about 100 each: uniform
+
+
+def test_throttled_jobs_resume_spread_over_a_second_after_the_pause(app, workspace, clock):
+    BEHAVIOUR["paused"] = Throttled("Stripe is throttling this account", retry_after=30)
+    due = []
+    for _ in range(12):
+        job_id = _add_job(clock, workspace.id, "paused")
+        assert worker.run_job(job_id) == JobState.PENDING
+        due.append((_job(job_id).next_attempt_at - clock.now).total_seconds())
+    assert all(30 <= d <= 31 for d in due), due
+    assert len({round(d, 3) for d in due}) > 6  # not all at the same instant
 
 
 def test_a_transient_error_is_retried_with_backoff_until_max_attempts(
     app, workspace, clock, monkeypatch
 ):
-    monkeypatch.setitem(jobs._config, "JOB_RETRY_BASE_SECONDS", 10)
+    monkeypatch.setitem(app.config, "JOB_RETRY_BASE_SECONDS", 10)
     BEHAVIOUR["flaky"] = RetryLater("503 from the provider")
     job_id = _add_job(clock, workspace.id, "flaky", max_attempts=3)
     assert worker.run_job(job_id) == JobState.PENDING
@@ -223,7 +257,7 @@ def test_a_throttled_job_waits_for_the_pause_without_spending_an_attempt(app, wo
             <= job.next_attempt_at
             <= clock.now + timedelta(seconds=61)
         )
-        assert jobs.claim_next() is None  # nobody spends attempts on it during the pause
+        assert jobs.claim_next(LEASE) is None  # nobody spends attempts on it during the pause
         clock.advance(61)
     BEHAVIOUR.clear()
     assert worker.run_job(job_id) == JobState.DONE
@@ -232,12 +266,12 @@ def test_a_throttled_job_waits_for_the_pause_without_spending_an_attempt(app, wo
 def test_the_poller_finds_due_retries_and_orphans(app, workspace, clock):
     due = _add_job(clock, workspace.id, "due")
     orphan = _add_job(clock, workspace.id, "orphan")
-    assert jobs.claim(orphan) is not None  # its worker dies
+    assert jobs.claim(orphan, LEASE) is not None  # its worker dies
     later = _add_job(clock, workspace.id, "later")
     with db.session_scope() as s:
         s.get(Job, later).next_attempt_at = clock.now + timedelta(hours=1)
     assert worker.sweep() == 1  # immediate mode: the sweep runs what it finds inline
-    clock.advance(jobs.lease_seconds() + 1)
+    clock.advance(LEASE + 1)
     assert worker.sweep() == 1
     assert [name for _, name in RUNS] == ["due", "orphan"]
     assert _job(due).state == _job(orphan).state == JobState.DONE

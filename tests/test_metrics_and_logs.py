@@ -216,7 +216,7 @@ def test_every_process_counts_in_multiprocess_mode(tmp_path: Any):
     for _ in range(2):
         subprocess.run([sys.executable, "-c", count], env=env, check=True, cwd=root)
     scrape_once = (
-        "import sys; from connector import observability as o; "
+        "import sys; from connector import metrics as o; "
         "sys.stdout.write(o.render_metrics().decode())"
     )
     text = subprocess.run(

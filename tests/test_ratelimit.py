@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from connector.providers.base import Throttled
-from connector.ratelimit import DatabaseRateLimiter, RedisRateLimiter
+from connector.ratelimit import RedisRateLimiter
+from connector.ratelimit_db import DatabaseRateLimiter
 from tests.app_fixtures import TEST_REDIS_URL
 
 QBO = ((10, 1.0), (490, 60.0))  # what connector.providers.quickbooks_http passes

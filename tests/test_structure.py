@@ -22,8 +22,6 @@ FIRST_PARTY = ("connector", "webhooks", "mappings")
 ALLOWED_INNER_IMPORTS = {
     # The package loads its composition root on first use so `import connector.models` stays light.
     ("connector/__init__.py", "connector.app"),
-    # The huey consumer process builds its app (its own composition root) when it starts.
-    ("connector/worker.py", "connector.create_app"),
     # Alembic loads only for the commands that migrate.
     ("connector/cli.py", "connector.migrate"),
     # gunicorn reads its config file before the app exists.
@@ -156,3 +154,30 @@ def test_webwork_errors_are_the_core_event_error(app: Any) -> None:
     with pytest.raises(trackers.EventError) as caught:
         trackers.parse_event("webwork", b"not json")
     assert caught.value.status == 400
+
+
+def test_the_import_contracts_have_no_exceptions_and_place_every_core_package() -> None:
+    """Issue 22: no ``ignore_imports`` and no ``allow_indirect_imports`` (a chain through any
+    module counts), and the providers, the OAuth client, the credential store, the database,
+    billing and money each have their place in the layers."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
+    for contract in contracts:
+        assert "ignore_imports" not in contract, contract["name"]
+        assert not contract.get("allow_indirect_imports"), contract["name"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    for module in (
+        "connector.consumer",
+        "connector.worker",
+        "connector.providers",
+        "connector.oauth",
+        "connector.connections.store",
+        "connector.db",
+        "connector.billing",
+        "connector.money",
+    ):
+        assert module in layers, module
+    assert layers.index("connector.providers") > layers.index("connector.jobs : connector.trackers")

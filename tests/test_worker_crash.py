@@ -53,18 +53,32 @@ def _start_consumer(env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+# Every wait of the test shares one budget, well under pytest's 120 s timeout: a stuck step fails
+# with its own words instead of being killed by pytest-timeout. (Typical run: 10-20 s.)
+BUDGET_SECONDS = 75.0
 
 
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self, at_most: float) -> float:
+        return max(0.0, min(at_most, self.deadline - time.monotonic()))
+
+    def wait_for(self, predicate, at_most: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + self.left(at_most)
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(100)
 def test_sigkill_mid_job_then_restart_completes_exactly_once(
     app, database_url, workspace, tmp_path
 ):
+    budget = Budget(BUDGET_SECONDS)
     queue_url = _queue_url(tmp_path)
     if queue_url.startswith("redis"):
         import redis
@@ -103,9 +117,9 @@ def test_sigkill_mid_job_then_restart_completes_exactly_once(
     log = tmp_path / "consumer.log"
     first = _start_consumer(env, log)
     try:
-        _wait_for(marker.exists, 60, "the worker to reach the provider")
+        budget.wait_for(marker.exists, 30, "the worker to reach the provider")
         os.killpg(first.pid, signal.SIGKILL)  # no cleanup, no goodbye
-        first.wait(10)
+        first.wait(5)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
@@ -121,7 +135,7 @@ def test_sigkill_mid_job_then_restart_completes_exactly_once(
             job = s.scalars(select(Job)).one()
             return job.lease_expires_at < datetime.now(UTC)
 
-    _wait_for(lease_expired, 30, "the dead worker's lease to expire")
+    budget.wait_for(lease_expired, 10, "the dead worker's lease (3 s) to expire")
     second = _start_consumer(env, log)
     try:
 
@@ -129,11 +143,11 @@ def test_sigkill_mid_job_then_restart_completes_exactly_once(
             with db.session_scope() as s:
                 return s.scalars(select(Job)).one().state == "done"
 
-        _wait_for(done, 90, "the sweeper to hand the job to the restarted worker")
+        budget.wait_for(done, 40, "the sweeper to hand the job to the restarted worker")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         try:
-            second.wait(20)
+            second.wait(5)
         except subprocess.TimeoutExpired:
             os.killpg(second.pid, signal.SIGKILL)
 

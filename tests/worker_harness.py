@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from connector.consumer import huey  # noqa: F401 - the consumer reads this attribute
 from connector.providers.local import LocalProvider
-from connector.worker import huey  # noqa: F401 - the consumer reads this attribute
 
 MARKER = Path(os.environ["CRASH_TEST_MARKER"])
 _original = LocalProvider.create_draft

@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from connector.consumer import huey  # noqa: F401 - the consumer reads this attribute
 from connector.providers.local import LocalProvider
-from connector.worker import huey  # noqa: F401 - the consumer reads this attribute
 
 RUN_LOG = Path(os.environ["SCALE_TEST_LOG"])
 _original = LocalProvider.create_draft

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector import db, jobs, worker
+from connector import db, worker
 from connector.models import Delivery, DeliveryStatus, Job, JobState, utcnow
 
 # NUL and unpaired surrogates: neither PostgreSQL text nor JSON can store them as they are.
@@ -46,7 +46,7 @@ def find_delivery(s: Session, workspace_id: int, webhook_id: str) -> Delivery | 
 
 
 def new_job(workspace_id: int, kind: str, delivery_id: int | None = None, **payload: Any) -> Job:
-    return jobs.new_job(workspace_id, kind, delivery_id, **payload)
+    return worker.new_job(workspace_id, kind, delivery_id, **payload)
 
 
 _INSERT_JOB = insert(Job.__table__).returning(Job.__table__.c.id)
@@ -64,7 +64,7 @@ def insert_job(
         "payload": payload,
         "state": JobState.PENDING,
         "attempts": 0,
-        "max_attempts": jobs.max_attempts(),
+        "max_attempts": worker.settings().max_attempts,
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,
@@ -148,5 +148,5 @@ def replay_delivery(workspace_id: int, delivery_id: int) -> int | None:
             delivery.error = None
         s.flush()
         job_id = job.id
-    worker.enqueue(job_id)
+    worker.job_committed(job_id)
     return job_id

@@ -160,7 +160,7 @@ def new_workspace() -> Any:
         if not errors:
             created = create_workspace(
                 db.session,
-                secret_box(),
+                secret_box(current_app.config),
                 name=form["name"],
                 tracker_workspace_id=form["tracker_workspace_id"],
             )
@@ -309,7 +309,7 @@ def revoke_token(workspace_id: int, token_id: int) -> Any:
 def signing_secret(workspace_id: int) -> Any:
     """Rotating shows the new secret exactly once; it is stored encrypted and never shown again."""
     ws = workspace_for_admin(workspace_id)
-    box = secret_box()
+    box = secret_box(current_app.config)
     revealed = None
     if request.method == "POST":
         action = request.form.get("action")

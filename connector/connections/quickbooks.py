@@ -1,24 +1,25 @@
 """QuickBooks Online connect / callback / disconnect routes.
 
-Connect sends the admin to Intuit's consent screen with a one-time ``state`` bound to this admin's
-session and to the workspace; the callback accepts only that state, exchanges the code for tokens
-and stores them encrypted (with the company's realm id) in the workspace's connection.
+Connect sends the admin to Intuit's consent screen through the shared flow
+(:mod:`connector.oauth.flow`: a server-side, single-use ``state`` bound to this admin and the
+workspace); the callback's finish step exchanges the code for tokens and stores them encrypted
+(with the company's realm id) in the workspace's connection.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request
+from flask import Blueprint, current_app, flash, redirect
 from flask_login import current_user
 from sqlalchemy import update
 
 from connector import db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
-from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.models import Connection, Workspace
+from connector.models import Connection
+from connector.oauth import flow
 from connector.providers import quickbooks
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import ProviderError
@@ -26,7 +27,6 @@ from connector.providers.base import ProviderError
 bp = Blueprint("quickbooks_connection", __name__)
 
 PROVIDER = "quickbooks"
-SESSION_KEY = "quickbooks_oauth"
 
 
 def redirect_uri() -> str:
@@ -44,17 +44,9 @@ def _connections_url(workspace_id: int) -> str:
 
 
 def _problem_page(title: str, message: str, status: int = 400, workspace_id: int | None = None):
-    """A styled console page saying what went wrong and what to do (never a bare 400)."""
-    workspace = db.session.get(Workspace, workspace_id) if workspace_id else None
-    page = render_template(
-        "admin/connection_problem.html",
-        workspace=workspace,
-        title=title,
-        message=message,
-        operator=message.startswith("QuickBooks is not configured") or "QUICKBOOKS_" in message,
-        back=_connections_url(workspace_id) if workspace_id else None,
-    )
-    return page, status, {"Content-Type": "text/html; charset=utf-8"}
+    """The shared connect problem page; a missing or wrong setting is the operator's to fix."""
+    operator = message.startswith("QuickBooks is not configured") or "QUICKBOOKS_" in message
+    return flow.problem_page(title, message, status, workspace_id, operator=operator)
 
 
 @bp.get("/workspaces/<int:workspace_id>/connections/quickbooks/connect")
@@ -65,43 +57,36 @@ def connect(workspace_id: int) -> Any:
         settings = oauth.settings_from_config(current_app.config)
     except oauth.QuickBooksConfigError as exc:
         return _problem_page("QuickBooks is not set up", str(exc), 400, workspace_id)
-    state = oauth_state.begin(SESSION_KEY, workspace_id, environment=settings.environment)
-    return redirect(oauth.authorize_url(settings, redirect_uri=redirect_uri(), state=state))
+    return flow.start(
+        PROVIDER,
+        workspace_id,
+        lambda state: oauth.authorize_url(settings, redirect_uri=redirect_uri(), state=state),
+        environment=settings.environment,  # the callback finishes in the one it started in
+    )
 
 
 @bp.get("/connections/quickbooks/callback")
 @admin_required
 def callback() -> Any:
-    pending, workspace_id = oauth_state.take(SESSION_KEY)  # one use only, whatever happens next
-    error = request.args.get("error")
-    if error:
-        reason = (
-            "You declined access in QuickBooks, so nothing was connected."
-            if error == "access_denied"
-            else f"QuickBooks did not grant access ({error})."
-        )
-        return _problem_page("QuickBooks was not connected", reason, 400, workspace_id)
-    if pending is None:
+    return flow.callback(PROVIDER, "QuickBooks", _finish)
+
+
+def _finish(answer: flow.Answer) -> Any:
+    """Intuit answered with a code and the company (``realmId``): tokens, then the company."""
+    workspace = answer.workspace
+    realm_id = answer.args.get("realmId", "")
+    if not realm_id.isascii() or not realm_id.isdigit():
         return _problem_page(
             "QuickBooks connection not accepted",
-            "This sign-in answer does not belong to a connection you started here (or it is "
-            "too old). Start again from the workspace's connections page.",
-            400,
-            workspace_id,
-        )
-    workspace = workspace_for_admin(int(workspace_id))  # still an admin of it?
-    code = request.args.get("code", "")
-    realm_id = request.args.get("realmId", "")
-    if not code or not realm_id.isdigit():
-        return _problem_page(
-            "QuickBooks connection not accepted",
-            "QuickBooks' answer lacks the authorization code or the company id.",
+            "QuickBooks' answer lacks the company id.",
             400,
             workspace.id,
         )
     try:
-        settings = oauth.settings_from_config(current_app.config, pending.get("environment"))
-        credentials = oauth.exchange_code(settings, code=code, redirect_uri=redirect_uri())
+        settings = oauth.settings_from_config(
+            current_app.config, answer.pending.data.get("environment")
+        )
+        credentials = oauth.exchange_code(settings, code=answer.code, redirect_uri=redirect_uri())
     except oauth.QuickBooksConfigError as exc:
         return _problem_page("QuickBooks is not set up", str(exc), 400, workspace.id)
     except oauth.OAuthError as exc:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -19,8 +18,8 @@ from connector.locks import advisory_lock
 from connector.models import Connection, ConnectionStatus, ProviderCacheEntry, utcnow
 
 
-def secret_box(config: Any = None) -> SecretBox:
-    config = current_app.config if config is None else config
+def secret_box(config: Mapping[str, Any]) -> SecretBox:
+    """The token cipher of this configuration (``TOKEN_ENCRYPTION_KEYS``)."""
     return SecretBox(config["TOKEN_ENCRYPTION_KEYS"])
 
 

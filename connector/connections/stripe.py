@@ -7,7 +7,9 @@ Two ways in, both ending in an encrypted, workspace-scoped ``connections`` row:
   full secret key (``sk_...``) is accepted with a warning: it works, but grants far more than the
   connector needs. Publishable keys are refused.
 * Connect OAuth (hosted deployments with ``STRIPE_CONNECT_CLIENT_ID`` and
-  ``STRIPE_PLATFORM_SECRET_KEY``): ``/oauth/authorize`` -> callback -> ``/oauth/token``. Only the
+  ``STRIPE_PLATFORM_SECRET_KEY``): ``/oauth/authorize`` -> callback -> ``/oauth/token``, through
+  the shared flow (:mod:`connector.oauth.flow`: server-side single-use state, the callback
+  page); the code exchange itself stays with Stripe's SDK (``providers.stripe_connect``). Only the
   connected account id is kept; calls then use the platform key with ``Stripe-Account``, so no
   account-level secret is stored at all. Disconnect calls ``/oauth/deauthorize``.
 """
@@ -16,16 +18,16 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, flash, redirect, request
+from flask import Blueprint, current_app, flash, redirect, request
 
 from connector import db, pipeline
 from connector.admin.connections import confirm_disconnect, return_after_connect
 from connector.auth import admin_required, workspace_for_admin
-from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
+from connector.oauth import flow
+from connector.oauth.client import OAuthApp, authorize_url
 from connector.providers import stripe_connect
 from connector.providers.stripe import DEFAULT_CONNECT_BASE_URL, META_CURRENCIES, META_PENDING
 from connector.providers.stripe_connect import (
@@ -38,7 +40,6 @@ bp = Blueprint("stripe_connection", __name__)
 
 PROVIDER = "stripe"
 KEY_RE = re.compile(r"(?P<kind>rk|sk)_(?P<mode>test|live)_[A-Za-z0-9]{8,247}")
-SESSION_KEY = "stripe_oauth"
 # Status sync for key-based connections: the signing secret of the endpoint the admin registered
 # in their own Stripe account, encrypted like every credential (the hint is what is shown).
 WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,250}")
@@ -49,7 +50,7 @@ def _connections_url(workspace_id: int) -> str:
 
 
 def _store(workspace_id: int) -> DbCredentialStore:
-    return DbCredentialStore(workspace_id, PROVIDER, secret_box())
+    return DbCredentialStore(workspace_id, PROVIDER, secret_box(current_app.config))
 
 
 def mask_key(key: str) -> str:
@@ -155,40 +156,41 @@ def connect(workspace_id: int) -> Any:
             "Stripe Connect is not set up on this server (STRIPE_CONNECT_CLIENT_ID and "
             "STRIPE_PLATFORM_SECRET_KEY). Paste a restricted key instead.",
         )
-    # Bound to this admin's session and this workspace: the callback accepts nothing else.
-    state = oauth_state.begin(SESSION_KEY, workspace_id)
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "scope": "read_write",
-        "state": state,
-        "redirect_uri": f"{config['PUBLIC_BASE_URL']}/connections/stripe/callback",
-    }
     base = config.get("STRIPE_CONNECT_BASE_URL") or DEFAULT_CONNECT_BASE_URL
-    return redirect(f"{base}/oauth/authorize?{urlencode(params)}")
+    app = OAuthApp(
+        label="Stripe",
+        client_id=str(client_id),
+        client_secret="",  # the code is exchanged by Stripe's SDK with the platform key
+        authorize_url=f"{base}/oauth/authorize",
+        token_url=f"{base}/oauth/token",
+        scopes=("read_write",),
+    )
+    callback_url = f"{config['PUBLIC_BASE_URL']}/connections/stripe/callback"
+
+    # The state is kept server-side, single use, bound to this admin and this workspace.
+    return flow.start(
+        PROVIDER,
+        workspace_id,
+        lambda state: authorize_url(app, redirect_uri=callback_url, state=state),
+    )
 
 
 @bp.get("/connections/stripe/callback")
 @admin_required
 def callback() -> Any:
-    pending, _ = oauth_state.take(SESSION_KEY)
-    if pending is None:
-        abort(400, "This Stripe sign-in link is expired or was not started here. Start again.")
-    workspace_id = int(pending["workspace_id"])
-    workspace = workspace_for_admin(workspace_id)
-    if request.args.get("error"):
-        reason = request.args.get("error_description") or request.args["error"]
-        return _fail(workspace_id, f"Stripe was not connected: {reason}")
-    code = request.args.get("code")
-    if not code:
-        return _fail(workspace_id, "Stripe did not return an authorization code. Start again.")
+    return flow.callback(PROVIDER, "Stripe", _finish)
+
+
+def _finish(answer: flow.Answer) -> Any:
+    """Stripe answered with a code: the account id (its tokens are deliberately not kept)."""
+    workspace = answer.workspace
     try:
-        token = stripe_connect.exchange_code(current_app.config, code)
+        token = stripe_connect.exchange_code(current_app.config, answer.code)
     except stripe_connect.ConnectError as exc:
-        return _fail(workspace_id, exc.message)
+        return flow.problem_page("Stripe was not connected", exc.message, 400, workspace.id)
     account_id = str(token["stripe_user_id"])
     environment = "live" if token.get("livemode") else "test"
-    store = _store(workspace_id)
+    store = _store(workspace.id)
     meta = _carried_meta(store, account_id, environment)
     meta.update(method="oauth", scope=token.get("scope"))
     # The access/refresh tokens are deliberately not kept: the platform key plus Stripe-Account
@@ -224,7 +226,7 @@ def save_webhook_secret(workspace_id: int) -> Any:
         )
     store.update_meta(
         **{
-            META_WEBHOOK_SECRET: secret_box().encrypt_json(secret),
+            META_WEBHOOK_SECRET: secret_box(current_app.config).encrypt_json(secret),
             META_WEBHOOK_SECRET_HINT: f"whsec_…{secret[-4:]}",
         }
     )

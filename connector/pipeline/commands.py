@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from connector import db, trackers, worker
-from connector.jobs import new_job
 from connector.models import (
     HOLD_STATUSES,
     Draft,
@@ -29,14 +28,14 @@ def _enqueue_bill(
     job_ids = []
     with db.session_scope() as s:
         for timesheet_pk in timesheet_pks:
-            job = new_job(
+            job = worker.new_job(
                 workspace_id, "bill_timesheet", timesheet_pk=timesheet_pk, retry_failed=retry_failed
             )
             s.add(job)
             s.flush()
             job_ids.append(job.id)
     for job_id in job_ids:
-        worker.enqueue(job_id)
+        worker.job_committed(job_id)
     return job_ids
 
 
@@ -90,13 +89,13 @@ def request_rebill(workspace_id: int, timesheet_pk: int) -> int | None:
             )
         # The job re-bills this revision only: a retried or repeated job finds the revision
         # moved on and just finishes billing instead of withdrawing the new drafts again.
-        job = new_job(
+        job = worker.new_job(
             workspace_id, "rebill_timesheet", timesheet_pk=ts_row.id, revision=ts_row.revision
         )
         s.add(job)
         s.flush()
         job_id = job.id
-    worker.enqueue(job_id)
+    worker.job_committed(job_id)
     return job_id
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector import db, jobs, observability, trackers, worker
+from connector import db, observability, trackers, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     Delivery,
@@ -51,7 +51,7 @@ def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
     thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
     claimable again.
     """
-    lease = jobs.lease_seconds()
+    lease = worker.settings().lease_seconds
     name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
     try:
         # Wait briefly, then give the worker thread back: the job is retried a few seconds later

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, db, jobs, worker
+from connector import billing, db, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import (
     Draft,
@@ -62,7 +62,7 @@ def consolidation_of(workspace: Workspace, customer_id: str | None) -> tuple[str
 def _period_lock(workspace_id: int, customer_id: str, currency: str, start: date) -> Iterator[None]:
     """One writer at a time per customer period invoice, across processes: two approvals of the
     same week never both open a draft, and never lose each other's lines."""
-    lease = jobs.lease_seconds()
+    lease = worker.settings().lease_seconds
     name = f"period:{workspace_id}:{currency}:{start.isoformat()}:{customer_id}"[:200]
     try:
         with advisory_lock(name, ttl=lease, timeout=min(lease, 5.0), keepalive=True):

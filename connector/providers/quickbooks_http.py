@@ -5,7 +5,7 @@ Every request goes through :meth:`QboHttp.request`, which
 * waits on the shared, cross-process rate limiter (Intuit: 10/s and 500/min per company) and,
   when QuickBooks throttles (429 / code 3001), pauses that company for every worker,
 * sends a fresh access token, refreshing it first when it has < 5 minutes left, under a lock that
-  every process shares (the refresh token rotates: two refreshers would lock each other out),
+  every process shares (the refresh token rotates: :mod:`connector.oauth.tokens`),
 * bounds the call with (connect, read) timeouts, and
 * turns every failure into one of the errors of :mod:`connector.providers.base`, deciding at the
   HTTP layer, where the status code is still known, whether retrying can help and whether a
@@ -26,6 +26,7 @@ from typing import Any
 import requests
 
 from connector import observability
+from connector.oauth.tokens import RefreshingToken
 from connector.providers import quickbooks_oauth as oauth
 from connector.providers.base import (
     CredentialStore,
@@ -35,6 +36,7 @@ from connector.providers.base import (
     RetryLater,
     Throttled,
 )
+from connector.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,7 @@ def _first_error(body: Any) -> tuple[str, str | None, str | None]:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare from Intuit; fall back to the default wait
+    return retry_after(response.headers)  # seconds or an HTTP date
 
 
 _sessions = threading.local()
@@ -116,56 +112,23 @@ class QboHttp:
         self.realm_id = realm_id
         self.limiter = limiter
         self.session = session or thread_session()
-        self._clock = clock
-        self._credentials: dict[str, Any] | None = None
-
-    # -- tokens ----------------------------------------------------------------------------------
-    def _fresh_enough(self, creds: Mapping[str, Any]) -> bool:
-        expires_at = float(creds.get("expires_at") or 0)
-        return bool(creds.get("access_token")) and (
-            expires_at - self._clock() > REFRESH_MARGIN_SECONDS
+        # One refresh at a time across every process, rotated token stored before use.
+        self.tokens = RefreshingToken(
+            oauth.oauth_app(settings),
+            store,
+            refresh_margin=REFRESH_MARGIN_SECONDS,
+            reconnect=ReconnectNeeded,
+            retry_later=lambda message, wait: RetryLater(message, retry_after=wait),
+            clock=clock,
         )
 
-    def _reconnect(self, reason: str) -> ReconnectNeeded:
-        self.store.mark_reconnect_needed(reason)
-        return ReconnectNeeded(reason)
-
+    # -- tokens ----------------------------------------------------------------------------------
     def access_token(self, *, rejected_token: str | None = None) -> str:
         """A usable access token. ``rejected_token``: the one QuickBooks just answered 401 to."""
-        creds = self._credentials
-        if creds is None:
-            creds = self._credentials = self.store.load()
-        if rejected_token is None and creds and self._fresh_enough(creds):
-            return str(creds["access_token"])
-        try:
-            with self.store.lock("token-refresh"):
-                # Another process may have refreshed while we waited: always re-read under the lock.
-                creds = self.store.load()
-                if not creds.get("refresh_token"):
-                    raise self._reconnect("QuickBooks is not connected: reconnect the account.")
-                already_new = rejected_token is not None and creds.get("access_token") not in (
-                    None,
-                    rejected_token,
-                )
-                if already_new or (rejected_token is None and self._fresh_enough(creds)):
-                    self._credentials = creds
-                    return str(creds["access_token"])
-                try:
-                    new = oauth.refresh(self.settings, str(creds["refresh_token"]))
-                except oauth.OAuthError as exc:
-                    if exc.permanent:
-                        raise self._reconnect(
-                            "QuickBooks refused to renew access; an admin must reconnect "
-                            f"the account. {exc}"
-                        ) from None
-                    raise RetryLater(str(exc)) from None
-                # Durable BEFORE use: the old refresh token may already be dead at Intuit.
-                merged = {**creds, **new}
-                self.store.save(merged)
-                self._credentials = merged
-                return str(merged["access_token"])
-        except TimeoutError as exc:  # LockTimeout: someone else is refreshing for a long time
-            raise RetryLater(f"Waiting for another QuickBooks token refresh: {exc}") from None
+        return self.tokens.access_token(rejected_token=rejected_token)
+
+    def _reconnect(self, reason: str) -> Exception:
+        return self.tokens.reconnect_needed(reason)
 
     # -- requests --------------------------------------------------------------------------------
     @property

@@ -1,20 +1,22 @@
-"""Intuit OAuth 2.0 for QuickBooks Online, done with plain ``requests``.
+"""QuickBooks Online's settings and its Intuit OAuth 2.0 app, for the shared OAuth client.
 
-Why not ``intuitlib.AuthClient``: it fetches Intuit's OpenID discovery document over the network
-when it is constructed and sends its requests without a timeout. The three calls we need
-(exchange a code, refresh, revoke) are small documented form/JSON POSTs, so doing them here keeps
-every URL overridable, every call bounded by a timeout, and every failure classified.
+The wire (exchange, refresh, revoke) is :mod:`connector.oauth.client`; this module only says what
+is Intuit's: its endpoints (overridable), client authentication by HTTP Basic, the accounting
+scope, a revoke that takes JSON, and the refresh token's lifetime in
+``x_refresh_token_expires_in``. Why not ``intuitlib.AuthClient``: it fetches Intuit's OpenID
+discovery document over the network when it is constructed and sends requests without a timeout.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
-import requests
+from connector.oauth import client as oauth
+from connector.oauth.client import OAuthApp, OAuthError
+
+__all__ = ["OAuthError", "QuickBooksConfigError", "oauth_app", "settings_from_config"]
 
 SCOPE = "com.intuit.quickbooks.accounting"
 ENVIRONMENTS = ("sandbox", "production")
@@ -35,19 +37,6 @@ DEFAULT_READ_TIMEOUT = 60.0
 
 class QuickBooksConfigError(ValueError):
     """The deployment's QuickBooks settings are missing or wrong (an operator must fix them)."""
-
-
-class OAuthError(Exception):
-    """Intuit's token endpoint refused or failed.
-
-    ``permanent`` is True when only a new consent can help (``invalid_grant``: the refresh token
-    is expired, revoked or was already rotated away).
-    """
-
-    def __init__(self, message: str, *, permanent: bool, error: str | None = None):
-        super().__init__(message)
-        self.permanent = permanent
-        self.error = error
 
 
 @dataclass(frozen=True)
@@ -112,106 +101,38 @@ def settings_from_config(
     )
 
 
+def oauth_app(settings: IntuitSettings) -> OAuthApp:
+    """Intuit's OAuth app as the shared client needs it."""
+    return OAuthApp(
+        label="QuickBooks",
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        authorize_url=settings.auth_url,
+        token_url=settings.token_url,
+        revoke_url=settings.revoke_url,
+        scopes=(SCOPE,),
+        client_auth="client_secret_basic",
+        revoke_body="json",
+        default_expires_in=3600.0,
+        refresh_lifetime_field="x_refresh_token_expires_in",
+        read_timeout=settings.read_timeout,
+    )
+
+
 def authorize_url(settings: IntuitSettings, *, redirect_uri: str, state: str) -> str:
-    query = urlencode(
-        {
-            "client_id": settings.client_id,
-            "response_type": "code",
-            "scope": SCOPE,
-            "redirect_uri": redirect_uri,
-            "state": state,
-        }
-    )
-    return f"{settings.auth_url}?{query}"
-
-
-def _token_request(settings: IntuitSettings, data: dict[str, str]) -> dict[str, Any]:
-    try:
-        response = requests.post(
-            settings.token_url,
-            data=data,
-            auth=(settings.client_id, settings.client_secret),
-            headers={"Accept": "application/json"},
-            timeout=settings.timeout,
-        )
-    except requests.RequestException as exc:
-        raise OAuthError(
-            f"Intuit's token endpoint could not be reached ({type(exc).__name__}).",
-            permanent=False,
-        ) from exc
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    if response.status_code == 200 and body.get("access_token") and body.get("refresh_token"):
-        return body
-    error = str(body.get("error") or "")
-    description = str(body.get("error_description") or "")
-    if error in ("invalid_grant", "invalid_client", "unauthorized_client") or (
-        response.status_code in (400, 401) and error
-    ):
-        # invalid_grant: refresh token expired/revoked/rotated away, or the code was used.
-        # invalid_client: the app's keys are wrong or the app was deleted. Both need a human.
-        raise OAuthError(
-            f"Intuit refused the token request: {error}"
-            + (f" ({description})" if description else ""),
-            permanent=True,
-            error=error,
-        )
-    raise OAuthError(
-        f"Intuit's token endpoint answered HTTP {response.status_code}.",
-        permanent=response.status_code < 500 and response.status_code != 429,
-        error=error or None,
-    )
-
-
-def _credentials(body: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    creds: dict[str, Any] = {
-        "access_token": body["access_token"],
-        "refresh_token": body["refresh_token"],
-        "token_type": body.get("token_type", "bearer"),
-        "expires_at": now + float(body.get("expires_in") or 3600),
-    }
-    if body.get("x_refresh_token_expires_in"):
-        creds["refresh_expires_at"] = now + float(body["x_refresh_token_expires_in"])
-    return creds
+    return oauth.authorize_url(oauth_app(settings), redirect_uri=redirect_uri, state=state)
 
 
 def exchange_code(settings: IntuitSettings, *, code: str, redirect_uri: str) -> dict[str, Any]:
     """Trade the callback's authorization code for tokens (the credentials dict we store)."""
-    body = _token_request(
-        settings,
-        {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-    )
-    return _credentials(body)
+    return oauth.exchange_code(oauth_app(settings), code=code, redirect_uri=redirect_uri)
 
 
 def refresh(settings: IntuitSettings, refresh_token: str) -> dict[str, Any]:
     """New access token; the refresh token may rotate, so the result must be saved at once."""
-    body = _token_request(settings, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-    return _credentials(body)
+    return oauth.refresh(oauth_app(settings), refresh_token)
 
 
 def revoke(settings: IntuitSettings, token: str) -> None:
     """Revoke a refresh (or access) token; revoking the refresh token ends the whole grant."""
-    try:
-        response = requests.post(
-            settings.revoke_url,
-            json={"token": token},
-            auth=(settings.client_id, settings.client_secret),
-            headers={"Accept": "application/json"},
-            timeout=settings.timeout,
-        )
-    except requests.RequestException as exc:
-        raise OAuthError(
-            f"Intuit's revoke endpoint could not be reached ({type(exc).__name__}).",
-            permanent=False,
-        ) from exc
-    if response.status_code != 200:
-        raise OAuthError(
-            f"Intuit's revoke endpoint answered HTTP {response.status_code}.",
-            permanent=response.status_code < 500,
-        )
+    oauth.revoke(oauth_app(settings), token)

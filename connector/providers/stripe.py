@@ -71,6 +71,7 @@ from connector.providers.base import (
     RetryLater,
     Throttled,
 )
+from connector.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,8 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:
-    value = _header(headers, "Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else DEFAULT_RETRY_AFTER
-    except ValueError:
-        return DEFAULT_RETRY_AFTER
+    wait = retry_after(headers)  # seconds or an HTTP date (connector.retry_after)
+    return DEFAULT_RETRY_AFTER if wait is None else wait
 
 
 def _not_editable(exc: ProviderError) -> bool:

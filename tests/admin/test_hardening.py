@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_hsts_in_production(database_url: str, monkeypatch: Any) -> None:
     overrides = {
         **app_overrides(database_url),
         "APP_ENV": "production",
-        "SECRET_KEY": "k3y-" + "a1b2c3d4e5f6g7h8i9j0" * 2,
+        "SECRET_KEY": secrets.token_urlsafe(48),  # a patterned key is refused (issue 20 item 6)
         "TOKEN_ENCRYPTION_KEYS": [base64.urlsafe_b64encode(os.urandom(32)).decode()],
         "PUBLIC_BASE_URL": "https://invoicer.example.com",
     }
@@ -263,7 +264,7 @@ def test_worker_exits_non_zero_when_it_refuses_to_start(tmp_path: Path) -> None:
     # A refusing worker must exit (so the platform restarts/alerts), not sit idle: the timeout
     # only bounds a broken run, it is not what the test measures.
     result = subprocess.run(
-        [str(consumer), "connector.worker.huey", "--workers", "1", "--worker-type", "thread"],
+        [str(consumer), "connector.consumer.huey", "--workers", "1", "--worker-type", "thread"],
         env=env,
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,

@@ -1,8 +1,9 @@
-"""The QuickBooks connect flow: authorize redirect with a session-bound state, callback that
+"""The QuickBooks connect flow: authorize redirect with a server-side state, callback that
 stores encrypted tokens, refusals that are clear 400 pages (never 500s), and disconnect."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse, urlsplit
 
@@ -11,7 +12,7 @@ import responses
 from sqlalchemy import select
 
 from connector import db
-from connector.models import Connection, ConnectionStatus, Workspace
+from connector.models import Connection, ConnectionStatus, OAuthState, Workspace, utcnow
 from tests.app_fixtures import csrf_token
 from tests.providers.qbo_fixtures import CONFIG, REALM, TOKEN_URL, FakeQbo
 
@@ -57,10 +58,11 @@ def test_connect_redirects_to_intuit_with_a_state(qbo_app: Any, admin_client: An
     assert query["scope"] == "com.intuit.quickbooks.accounting"
     assert query["redirect_uri"] == "http://invoicer.test/connections/quickbooks/callback"
     assert len(query["state"]) >= 32
-    with admin_client.session_transaction() as sess:
-        pending = sess["quickbooks_oauth"]
-    assert pending["state"] == query["state"]
-    assert pending["workspace_id"] == workspace.id
+    with db.new_session() as s:  # kept server-side (only its hash), bound to admin and workspace
+        (pending,) = s.scalars(select(OAuthState)).all()
+    assert pending.provider == "quickbooks" and pending.workspace_id == workspace.id
+    assert query["state"] not in pending.state_hash
+    assert pending.data == {"environment": "sandbox"}
     # A second connect gets a new state.
     assert start_connect(admin_client, workspace.id)["state"] != query["state"]
 
@@ -97,8 +99,9 @@ def test_callback_stores_encrypted_tokens_and_switches_provider(
     with db.new_session() as s:
         assert s.get(Workspace, workspace.id).provider == "quickbooks"
     assert restored == [workspace.id]
+    with db.new_session() as s:
+        assert s.scalars(select(OAuthState)).all() == []  # the state is single-use
     with admin_client.session_transaction() as sess:
-        assert "quickbooks_oauth" not in sess  # the state is single-use
         assert any("connected" in m for _, m in sess.get("_flashes", []))
 
 
@@ -109,6 +112,60 @@ def test_reusing_the_state_is_refused(
     args = {"code": "good-code", "state": state, "realmId": REALM}
     assert admin_client.get(CALLBACK, query_string=args).status_code == 302
     assert admin_client.get(CALLBACK, query_string=args).status_code == 400
+
+
+def test_a_copy_of_the_cookie_taken_before_the_callback_cannot_replay_it(
+    qbo_app: Any, admin_client: Any, workspace: Any, fake: FakeQbo, restored: list[int]
+):
+    """Issue 20 item 7: the state lived in the cookie, so restoring a copy of it replayed the
+    callback and Intuit's token endpoint was called again."""
+    state = start_connect(admin_client, workspace.id)["state"]
+    copied = admin_client.get_cookie("session").value
+    args = {"code": "good-code", "state": state, "realmId": REALM}
+    assert admin_client.get(CALLBACK, query_string=args).status_code == 302
+
+    admin_client.set_cookie("session", copied)
+    replay = admin_client.get(CALLBACK, query_string=args)
+
+    assert replay.status_code == 400
+    assert b"already used" in replay.data
+    assert fake.token_posts == 1
+    assert restored == [workspace.id]
+
+
+def test_the_state_is_bound_to_the_admin_who_started(
+    qbo_app: Any, admin_client: Any, workspace: Any, fake: FakeQbo, make_admin: Any
+):
+    from connector.auth import session_user_id
+    from connector.models import AdminUser
+
+    state = start_connect(admin_client, workspace.id)["state"]
+    other = qbo_app.test_client()  # another admin of the same workspace
+    other_id = make_admin(workspace, email="other@example.com")
+    with db.new_session() as s, other.session_transaction() as sess:
+        sess["_user_id"] = session_user_id(s.get(AdminUser, other_id))
+    args = {"code": "good-code", "state": state, "realmId": REALM}
+
+    with qbo_app.app_context():  # its own ``g``: flask-login caches the signed-in admin there
+        refused = other.get(CALLBACK, query_string=args)
+    assert refused.status_code == 400
+    assert fake.token_posts == 0
+    # ... and presenting it did not burn the flow of the admin who started it.
+    assert admin_client.get(CALLBACK, query_string=args).status_code == 302
+    assert fake.token_posts == 1
+
+
+def test_an_expired_state_is_refused(
+    qbo_app: Any, admin_client: Any, workspace: Any, fake: FakeQbo, monkeypatch: Any
+):
+    from connector.oauth import state as oauth_state
+
+    state = start_connect(admin_client, workspace.id)["state"]
+    later = utcnow() + timedelta(seconds=oauth_state.STATE_MAX_AGE_SECONDS + 1)
+    monkeypatch.setattr(oauth_state, "utcnow", lambda: later)
+    args = {"code": "good-code", "state": state, "realmId": REALM}
+    assert admin_client.get(CALLBACK, query_string=args).status_code == 400
+    assert fake.token_posts == 0
 
 
 def test_wrong_state_is_a_400_and_stores_nothing(

@@ -1,10 +1,9 @@
 """Connecting Stripe: a pasted restricted key (validated before it is stored) or Connect OAuth
-(state bound to the admin's session), and disconnecting (deauthorize for OAuth)."""
+(state kept server-side, bound to the admin), and disconnecting (deauthorize for OAuth)."""
 
 from __future__ import annotations
 
-import time
-from types import SimpleNamespace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,9 +12,9 @@ import responses
 from sqlalchemy import select
 
 from connector import db
-from connector.connections import oauth_state
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.models import Connection, ConnectionStatus, Workspace
+from connector.models import Connection, ConnectionStatus, Workspace, utcnow
+from connector.oauth import state as oauth_state
 from connector.providers.stripe import STRIPE_API_VERSION
 from tests.app_fixtures import csrf_token, load_fixture
 
@@ -263,8 +262,8 @@ def test_oauth_state_expires_like_the_other_connect_flows(
     """A Stripe consent screen left open past STATE_MAX_AGE_SECONDS must start again, as
     QuickBooks' and WebWork's do (one shared state helper)."""
     state = start_oauth(admin_client, workspace.id)
-    later = time.time() + oauth_state.STATE_MAX_AGE_SECONDS + 1
-    monkeypatch.setattr(oauth_state, "time", SimpleNamespace(time=lambda: later))
+    later = utcnow() + timedelta(seconds=oauth_state.STATE_MAX_AGE_SECONDS + 1)
+    monkeypatch.setattr(oauth_state, "utcnow", lambda: later)
     response = admin_client.get(f"/connections/stripe/callback?code=ac_123&state={state}")
     assert response.status_code == 400
     assert len(rsps.calls) == 0 and connection(workspace.id) is None
@@ -279,23 +278,46 @@ def test_oauth_state_is_single_use(admin_client: Any, workspace: Any, rsps: Any)
     assert len(rsps.calls) == 1
 
 
+def test_a_copy_of_the_cookie_taken_before_the_callback_cannot_replay_it(
+    admin_client: Any, workspace: Any, rsps: Any
+) -> None:
+    """Issue 20 item 7: with the state in the cookie, a copy taken before the callback replayed
+    it and Stripe's token endpoint was called a second time."""
+    state = start_oauth(admin_client, workspace.id)
+    copied = admin_client.get_cookie("session").value
+    rsps.add(responses.POST, f"{CONNECT}/oauth/token", json=fx("oauth_token__test"))
+    assert (
+        admin_client.get(f"/connections/stripe/callback?code=ac_123&state={state}").status_code
+        == 302
+    )
+
+    admin_client.set_cookie("session", copied)
+    replay = admin_client.get(f"/connections/stripe/callback?code=ac_123&state={state}")
+
+    assert replay.status_code == 400
+    assert len(rsps.calls) == 1
+
+
 def test_oauth_denied_or_expired_code_stores_nothing(
     admin_client: Any, workspace: Any, rsps: Any
 ) -> None:
     state = start_oauth(admin_client, workspace.id)
-    admin_client.get(
+    denied = admin_client.get(
         f"/connections/stripe/callback?error=access_denied"
         f"&error_description=The+user+denied+your+request&state={state}"
     )
-    assert "The user denied your request" in flashes(admin_client)[0][1]
+    assert denied.status_code == 400
+    assert "You declined access in Stripe" in denied.get_data(as_text=True)
+    assert "The user denied your request" in denied.get_data(as_text=True)
 
     state = start_oauth(admin_client, workspace.id)
     rsps.add(
         responses.POST, f"{CONNECT}/oauth/token", json=fx("oauth_token__invalid_grant"), status=400
     )
-    admin_client.get(f"/connections/stripe/callback?code=ac_old&state={state}")
+    refused = admin_client.get(f"/connections/stripe/callback?code=ac_old&state={state}")
+    assert refused.status_code == 400
     assert connection(workspace.id) is None
-    assert any("Authorization code does not exist" in m for _, m in flashes(admin_client))
+    assert "Authorization code does not exist" in refused.get_data(as_text=True)
 
 
 def test_oauth_not_configured(app: Any, admin_client: Any, workspace: Any) -> None:

@@ -19,7 +19,8 @@ from connector.providers import quickbooks_oauth as oauth
 from connector.providers import stripe as stripe_provider
 from connector.providers.base import Throttled
 from connector.providers.quickbooks_http import QboHttp
-from connector.ratelimit import DatabaseRateLimiter, RedisRateLimiter
+from connector.ratelimit import RedisRateLimiter
+from connector.ratelimit_db import DatabaseRateLimiter
 from tests.app_fixtures import TEST_REDIS_URL, load_fixture
 from tests.providers.qbo_fixtures import API, CONFIG, THROTTLE_XML, customer_row
 
@@ -223,7 +224,7 @@ def test_jobs_for_a_paused_company_wait_without_spending_attempts_while_others_g
 
     def add_job(workspace_id: int, realm: str) -> int:
         with db.session_scope() as s:
-            job = jobs.new_job(workspace_id, "test_quickbooks_call", realm=realm)
+            job = worker.new_job(workspace_id, "test_quickbooks_call", realm=realm)
             job.next_attempt_at = job.created_at = clock.now
             s.add(job)
             s.flush()

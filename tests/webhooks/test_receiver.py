@@ -164,7 +164,7 @@ def test_rotated_secret_still_verifies_until_retired(app, workspace, post_event)
 
     with db.session_scope() as s:
         ws = s.get(Workspace, workspace.id)
-        new_secret = rotate_signing_secret(s, secret_box(), ws)
+        new_secret = rotate_signing_secret(s, secret_box(app.config), ws)
     old_secret = workspace.signing_secret
     assert post_event(workspace, event(APPROVED)).status_code == 202  # old secret
     workspace.signing_secret = new_secret
@@ -172,7 +172,7 @@ def test_rotated_secret_still_verifies_until_retired(app, workspace, post_event)
     with db.session_scope() as s:
         from connector.workspaces import retire_old_signing_secrets
 
-        retire_old_signing_secrets(s, secret_box(), s.get(Workspace, workspace.id))
+        retire_old_signing_secrets(s, secret_box(app.config), s.get(Workspace, workspace.id))
     workspace.signing_secret = old_secret
     assert post_event(workspace, event(APPROVED)).status_code == 401  # retired
 

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -38,6 +37,7 @@ import requests
 
 from connector import ratelimit
 from connector.providers.base import Throttled
+from connector.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +217,7 @@ class Page:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after(response.headers)  # seconds or an HTTP date (connector.retry_after)
 
 
 def _error_message(body: Any) -> str:

@@ -4,25 +4,25 @@ Stored with the accounting credentials' store (``connector.connections.store``) 
 ``webwork``: ``credentials`` holds the tokens (encrypted), ``meta`` what the console shows
 (masked token, who connected, the WebWork user the limiter counts against, poll status).
 
-OAuth refresh follows the QuickBooks pattern: one refresh at a time per workspace across every
-process (the store's advisory lock), re-read under the lock, the rotated refresh token saved
-BEFORE the new access token is used; ``invalid_grant`` puts the connection on "reconnect
+OAuth is the shared client (:mod:`connector.oauth`): one refresh at a time per workspace across
+every process (the store's advisory lock), re-read under the lock, the rotated refresh token
+saved BEFORE the new access token is used; ``invalid_grant`` puts the connection on "reconnect
 WebWork" and the jobs wait.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
-import requests
 from flask import current_app
 
 from connector import worker
 from connector.connections.store import DbCredentialStore
 from connector.models import ConnectionStatus
+from connector.oauth import client as oauth
+from connector.oauth.client import OAuthApp
+from connector.oauth.tokens import RefreshingToken
 from webhooks.webwork.client import (
     BadResponse,
     Forbidden,
@@ -59,144 +59,46 @@ def mask_token(token: str) -> str:
     return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
 
 
-# --- OAuth2 authorization code ----------
-class OAuthError(Exception):
-    def __init__(self, message: str, *, permanent: bool, error: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.error = error
+# --- OAuth2 authorization code (the shared client: connector.oauth) ----------
+OAuthError = oauth.OAuthError
+
+
+def oauth_app(settings: WebWorkSettings) -> OAuthApp:
+    """WebWork's OAuth app: client credentials in the form body, scopes sent again on refresh,
+    15-day access and 30-day refresh tokens, no revoke endpoint (disconnect forgets the tokens)."""
+    return OAuthApp(
+        label="WebWork",
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        authorize_url=settings.authorize_url,
+        token_url=settings.token_url,
+        scopes=(SCOPE,),
+        client_auth="client_secret_post",
+        refresh_scope=True,
+        default_expires_in=15 * 86400.0,
+        refresh_lifetime=30 * 86400.0,
+        read_timeout=settings.read_timeout,
+    )
 
 
 def authorize_url(settings: WebWorkSettings, *, redirect_uri: str, state: str) -> str:
-    query = urlencode(
-        {
-            "client_id": settings.client_id,
-            "redirect_uri": redirect_uri,
-            "response_type": "code",
-            "scope": SCOPE,
-            "state": state,
-        }
-    )
-    return f"{settings.authorize_url}?{query}"
-
-
-def _token_request(settings: WebWorkSettings, data: dict[str, str]) -> dict[str, Any]:
-    try:
-        response = requests.post(
-            settings.token_url,
-            data={**data, "client_id": settings.client_id, "client_secret": settings.client_secret},
-            headers={"Accept": "application/json"},
-            timeout=settings.timeout,
-        )
-        body: Any = response.json()
-    except requests.RequestException as exc:
-        raise OAuthError(
-            f"WebWork's token endpoint could not be reached ({type(exc).__name__}).",
-            permanent=False,
-        ) from None
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    if response.status_code == 200 and body.get("access_token"):
-        return body
-    error = str(body.get("error") or "")
-    description = str(body.get("error_description") or body.get("message") or "")
-    if error in ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_request"):
-        raise OAuthError(
-            f"WebWork refused the token request: {error}"
-            + (f" ({description})" if description else ""),
-            permanent=True,
-            error=error,
-        )
-    raise OAuthError(
-        f"WebWork's token endpoint answered HTTP {response.status_code}.",
-        permanent=400 <= response.status_code < 500 and response.status_code != 429,
-        error=error or None,
-    )
-
-
-def _credentials(body: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    creds: dict[str, Any] = {
-        "kind": "oauth",
-        "access_token": str(body["access_token"]),
-        "expires_at": now + float(body.get("expires_in") or 15 * 86400),
-    }
-    if body.get("refresh_token"):
-        creds["refresh_token"] = str(body["refresh_token"])
-        creds["refresh_expires_at"] = now + 30 * 86400
-    return creds
+    return oauth.authorize_url(oauth_app(settings), redirect_uri=redirect_uri, state=state)
 
 
 def exchange_code(settings: WebWorkSettings, *, code: str, redirect_uri: str) -> dict[str, Any]:
-    body = _token_request(
-        settings,
-        {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-    )
-    return _credentials(body)
+    credentials = oauth.exchange_code(oauth_app(settings), code=code, redirect_uri=redirect_uri)
+    return {"kind": "oauth", **credentials}
 
 
-def refresh(settings: WebWorkSettings, refresh_token: str) -> dict[str, Any]:
-    body = _token_request(
-        settings, {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": SCOPE}
-    )
-    return _credentials(body)
-
-
-class OAuthTokens:
+def oauth_tokens(settings: WebWorkSettings, store: DbCredentialStore) -> RefreshingToken:
     """OAuth access tokens of one workspace's connection, refreshed single-flight."""
-
-    def __init__(self, settings: WebWorkSettings, store: DbCredentialStore, clock: Any = time.time):
-        self.settings = settings
-        self.store = store
-        self._clock = clock
-        self._credentials: dict[str, Any] | None = None
-
-    def _fresh_enough(self, creds: Mapping[str, Any]) -> bool:
-        expires_at = float(creds.get("expires_at") or 0)
-        return bool(creds.get("access_token")) and (
-            expires_at - self._clock() > REFRESH_MARGIN_SECONDS
-        )
-
-    def _reconnect(self, reason: str) -> ReconnectRequired:
-        self.store.mark_reconnect_needed(reason)
-        return ReconnectRequired(reason)
-
-    def access_token(self, *, rejected_token: str | None = None) -> str:
-        creds = self._credentials
-        if creds is None:
-            creds = self._credentials = self.store.load()
-        if rejected_token is None and creds and self._fresh_enough(creds):
-            return str(creds["access_token"])
-        try:
-            with self.store.lock("token-refresh"):
-                creds = self.store.load()  # another process may have refreshed meanwhile
-                if not creds.get("refresh_token"):
-                    raise self._reconnect("WebWork is not connected: reconnect WebWork.")
-                already_new = rejected_token is not None and creds.get("access_token") not in (
-                    None,
-                    rejected_token,
-                )
-                if already_new or (rejected_token is None and self._fresh_enough(creds)):
-                    self._credentials = creds
-                    return str(creds["access_token"])
-                try:
-                    new = refresh(self.settings, str(creds["refresh_token"]))
-                except OAuthError as exc:
-                    if exc.permanent:
-                        raise self._reconnect(
-                            "WebWork refused to renew access (the sign-in expired or was "
-                            f"revoked): reconnect WebWork. {exc.message}"
-                        ) from None
-                    raise Unavailable(exc.message) from None
-                merged = {**creds, **new}
-                self.store.save(merged)  # durable BEFORE use: the old refresh token is spent
-                self._credentials = merged
-                return str(merged["access_token"])
-        except TimeoutError:
-            raise Unavailable("Waiting for another WebWork token refresh.") from None
+    return RefreshingToken(
+        oauth_app(settings),
+        store,
+        refresh_margin=REFRESH_MARGIN_SECONDS,
+        reconnect=ReconnectRequired,
+        retry_later=lambda message, wait: Unavailable(message, retry_after=wait),
+    )
 
 
 # --- building a client for a workspace ----------
@@ -223,7 +125,7 @@ def client_for(
         raise ReconnectRequired("WebWork is not connected for this workspace.")
     meta = dict(row.meta or {})
     tokens: Any = (
-        OAuthTokens(settings, store) if creds.get("kind") == "oauth" else StaticToken(token)
+        oauth_tokens(settings, store) if creds.get("kind") == "oauth" else StaticToken(token)
     )
     return WebWorkClient(
         settings,

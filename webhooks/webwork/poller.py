@@ -35,7 +35,7 @@ from typing import Any
 
 from flask import current_app
 
-from connector import billing, db, jobs, locks, worker
+from connector import billing, db, locks, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import ConnectionStatus, Workspace, utcnow
 from webhooks.webwork.catalog import Catalog
@@ -217,7 +217,7 @@ def poll_workspace(
     """
     # The job outbox's lease: the lock lapses as quickly as a killed worker's job is taken
     # over, and is renewed while this poll runs (the worker's heartbeat, and after each page).
-    lease = jobs.lease_seconds()
+    lease = worker.settings().lease_seconds
     try:
         with advisory_lock(f"webwork-poll:{workspace_id}", ttl=lease, timeout=0.0, keepalive=True):
             return _poll_locked(
@@ -304,7 +304,7 @@ def _poll_locked(
         for job_id in jobs_to_nudge:
             worker.job_committed(job_id)  # inline in immediate mode; else the worker's sweep
         worker.heartbeat()
-        locks.extend_held(jobs.lease_seconds())  # also outside a worker (the CLI)
+        locks.extend_held(worker.settings().lease_seconds)  # also outside a worker (the CLI)
         if on_page is not None:
             on_page(ctx.report)
     if record_status and not dry_run and ctx.report.stopped is None:

@@ -11,7 +11,6 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from connector import db, worker
-from connector.jobs import new_job
 from connector.models import Job, JobState, utcnow
 from webhooks.webwork.store import store_for
 
@@ -61,7 +60,7 @@ def schedule_poll(
                 job.next_attempt_at = due
                 job.enqueued_at = None
         else:
-            job = new_job(workspace_id, JOB_KIND)
+            job = worker.new_job(workspace_id, JOB_KIND)
             job.next_attempt_at = due
             s.add(job)
             s.flush()
@@ -69,7 +68,7 @@ def schedule_poll(
         next_at = job.next_attempt_at
     store_for(workspace_id).update_meta(next_poll_at=next_at.isoformat())
     if run_now:
-        worker.enqueue(job_id)
+        worker.job_committed(job_id)
     return job_id
 
 

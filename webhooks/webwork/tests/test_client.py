@@ -191,7 +191,7 @@ def test_malformed_items_in_a_page_are_marked_not_raised(
 
 def test_real_shared_limiter_paces_requests(app: Any) -> None:
     """The database limiter with a fake clock: 200 requests stay under 60 in any minute."""
-    from connector.ratelimit import DatabaseRateLimiter
+    from connector.ratelimit_db import DatabaseRateLimiter
 
     now = [1_000_000.0]
     limiter = DatabaseRateLimiter(

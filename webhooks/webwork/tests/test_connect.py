@@ -105,6 +105,26 @@ def test_oauth_state_is_bound_to_the_admin_session(
     assert row.status == ConnectionStatus.CONNECTED and (row.meta or {})["kind"] == "oauth"
 
 
+def test_a_copy_of_the_cookie_taken_before_the_callback_cannot_replay_it(
+    admin_client: Any, workspace: Any, webwork: Any
+) -> None:
+    """Issue 20 item 7: with the state in the cookie, a copy taken before the callback replayed
+    it and WebWork's token endpoint was called a second time."""
+    response = admin_client.get(f"/workspaces/{workspace.id}/connections/webwork/connect")
+    state = parse_qs(urlsplit(response.location).query)["state"][0]
+    copied = admin_client.get_cookie("session").value
+    webwork.codes["code-1"] = "501"
+    callback = f"/connections/webwork/callback?code=code-1&state={state}"
+    assert admin_client.get(callback).status_code == 302
+
+    admin_client.set_cookie("session", copied)
+    replay = admin_client.get(callback)
+
+    assert replay.status_code == 400
+    assert "already used" in replay.get_data(as_text=True)
+    assert len(webwork.token_calls) == 1
+
+
 def test_oauth_refresh_is_single_flight_and_stores_the_rotated_token_before_use(
     admin_client: Any, workspace: Any, webwork: Any, mapped: Any
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connector import db, ratelimit, worker
+from connector import db, ratelimit, ratelimit_db, worker
 from connector.models import Job, JobState, utcnow
 from tests.app_fixtures import TEST_REDIS_URL
 from webhooks.webwork import connection as conn
@@ -35,7 +35,7 @@ def shared_limiter(monkeypatch: pytest.MonkeyPatch) -> Any:
     limiter = (
         ratelimit.RedisRateLimiter(TEST_REDIS_URL, **kwargs)
         if TEST_REDIS_URL
-        else ratelimit.DatabaseRateLimiter(**kwargs)
+        else ratelimit_db.DatabaseRateLimiter(**kwargs)
     )
     monkeypatch.setattr(ratelimit, "shared_limiter", lambda: limiter)
     yield limiter

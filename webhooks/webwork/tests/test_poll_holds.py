@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from connector import db, worker
+from connector.metrics import render_metrics
 from connector.models import ConnectionStatus, Job, JobState, utcnow
-from connector.observability import render_metrics
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import UNAUTHORIZED_BACKOFF_SECONDS
 from webhooks.webwork.connection_health import RECHECK_SECONDS
