@@ -145,28 +145,34 @@ def fair_candidates(limit: int = 8) -> list[int]:
         .group_by(Job.workspace_id)
         .subquery()
     )
-    heads = (
-        select(Job.workspace_id, func.min(Job.next_attempt_at).label("oldest"))
+    # Every claimable job with its rank in its workspace and its workspace's oldest due time:
+    # one query (a round trip per job claimed), fairest workspace first, oldest job first.
+    claimable = (
+        select(
+            Job.id,
+            Job.workspace_id,
+            func.row_number()
+            .over(partition_by=Job.workspace_id, order_by=(Job.next_attempt_at, Job.id))
+            .label("rank"),
+            func.min(Job.next_attempt_at).over(partition_by=Job.workspace_id).label("oldest"),
+        )
         .where(_claimable(now))
-        .group_by(Job.workspace_id)
         .subquery()
     )
     order = (
-        select(heads.c.workspace_id)
-        .outerjoin(recent, recent.c.workspace_id == heads.c.workspace_id)
-        .order_by(func.coalesce(recent.c.served, 0), heads.c.oldest, heads.c.workspace_id)
-        .limit(3)
+        select(claimable.c.id)
+        .outerjoin(recent, recent.c.workspace_id == claimable.c.workspace_id)
+        .where(claimable.c.rank <= limit)
+        .order_by(
+            func.coalesce(recent.c.served, 0),
+            claimable.c.oldest,
+            claimable.c.workspace_id,
+            claimable.c.rank,
+        )
+        .limit(limit)
     )
-    ids: list[int] = []
     with db.read_session() as s:
-        for workspace_id in list(s.scalars(order)):
-            ids += s.scalars(
-                select(Job.id)
-                .where(Job.workspace_id == workspace_id, _claimable(now))
-                .order_by(Job.next_attempt_at, Job.id)
-                .limit(limit)
-            )
-    return ids[:limit]
+        return list(s.scalars(order))
 
 
 def claim_next(lease_seconds: float) -> tuple[int, str] | None:
