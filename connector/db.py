@@ -41,7 +41,7 @@ class DecimalString(TypeDecorator[decimal.Decimal]):
 
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
-_read_factory: sessionmaker[Session] | None = None
+_autocommit_factory: sessionmaker[Session] | None = None
 # Request- and thread-scoped session for the web layer; the worker opens its own per job.
 session: scoped_session[Session] = scoped_session(lambda: _factory()())
 
@@ -109,7 +109,7 @@ def make_engine(url: str) -> Engine:
 
 def init_engine(url: str) -> Engine:
     """(Re)bind the module to a database; idempotent for the same URL."""
-    global _engine, _session_factory, _read_factory
+    global _engine, _session_factory, _autocommit_factory
     if _engine is not None and str(_engine.url) == str(make_url_safe(url)):
         return _engine
     if _engine is not None:
@@ -117,7 +117,7 @@ def init_engine(url: str) -> Engine:
         _engine.dispose()
     _engine = make_engine(url)
     _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
-    _read_factory = sessionmaker(
+    _autocommit_factory = sessionmaker(
         bind=_engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )
     return _engine
@@ -139,16 +139,17 @@ def new_session() -> Session:
     return _factory()()
 
 
-def read_session() -> Session:
-    """A session for reads only, each statement on its own (autocommit).
+def autocommit_session() -> Session:
+    """A session whose statements each commit on their own (autocommit).
 
-    A worker makes many one-query reads; in a transaction each also costs a BEGIN and a COMMIT
-    round trip (psycopg sends BEGIN before the first statement). Never write in it: nothing
-    would roll back. Objects it loads stay usable after it closes.
+    For one-query reads and for writes that are a single statement (an upsert, a delete): in a
+    transaction each would also cost a BEGIN and a COMMIT round trip (psycopg sends BEGIN
+    before the first statement). Never for several writes that must hold together: nothing
+    rolls back. Objects it loads stay usable after it closes.
     """
-    if _read_factory is None:
+    if _autocommit_factory is None:
         raise RuntimeError("database not initialised: call connector.db.init_engine(url) first")
-    return _read_factory()
+    return _autocommit_factory()
 
 
 @contextmanager

@@ -171,7 +171,7 @@ def fair_candidates(limit: int = 8) -> list[int]:
         )
         .limit(limit)
     )
-    with db.read_session() as s:
+    with db.autocommit_session() as s:
         return list(s.scalars(order))
 
 
@@ -191,7 +191,7 @@ def claim_next(lease_seconds: float) -> tuple[int, str] | None:
 def claimable_count(limit: int = 1000) -> int:
     """How many jobs a worker could claim now (capped: the poller only needs a rough figure)."""
     now = utcnow()
-    with db.read_session() as s:
+    with db.autocommit_session() as s:
         ids = select(Job.id).where(_claimable(now)).limit(limit).subquery()
         return int(s.scalar(select(func.count()).select_from(ids)) or 0)
 

@@ -347,7 +347,7 @@ def run_claimed(job_id: int, token: str) -> str:
 
 
 def _run(job_id: int, token: str) -> str:
-    with db.read_session() as s:
+    with db.autocommit_session() as s:
         job = s.get(Job, job_id)
         assert job is not None
         s.expunge(job)

@@ -113,8 +113,8 @@ def install_hooks(current: list[Counts]) -> None:
         setattr(module, name, counted)
 
     wrap(db, "new_session", "sessions")
-    if hasattr(db, "read_session"):
-        wrap(db, "read_session", "read sessions (autocommit)")
+    if hasattr(db, "autocommit_session"):
+        wrap(db, "autocommit_session", "autocommit sessions")
     wrap(trackers, "parse_event", "tracker parses")
     wrap(trackers, "normalize_timesheet", "tracker normalizations")
     wrap(billing, "bill", "billing runs")

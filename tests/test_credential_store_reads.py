@@ -22,7 +22,7 @@ from connector.models import ProviderCacheEntry
 @pytest.fixture
 def sessions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     opened: list[int] = []
-    for name in ("new_session", "read_session"):
+    for name in ("new_session", "autocommit_session"):
         real = getattr(db, name)
 
         def counted(real: Any = real) -> Any:

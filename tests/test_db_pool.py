@@ -64,11 +64,11 @@ def test_an_idle_connection_the_server_closed_is_replaced_not_an_error(
 
 def test_a_read_session_leaves_pooled_connections_transactional(app: Any, workspace: Any) -> None:
     for _ in range(3):  # every pooled connection has served a read session
-        with db.read_session() as s:
+        with db.autocommit_session() as s:
             assert s.get(Workspace, workspace.id) is not None
     with db.new_session() as s:
         s.get(Workspace, workspace.id).name = "renamed, then rolled back"
         s.flush()
         s.rollback()
-    with db.read_session() as s:
+    with db.autocommit_session() as s:
         assert s.get(Workspace, workspace.id).name != "renamed, then rolled back"

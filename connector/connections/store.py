@@ -69,7 +69,7 @@ class DbCredentialStore:
 
     # -- read
     def connection(self) -> Connection | None:
-        with db.read_session() as s:
+        with db.autocommit_session() as s:
             return self._row(s)
 
     def load(self) -> dict[str, Any]:
@@ -145,7 +145,7 @@ class DbCredentialStore:
             local = _local_cache.get(key)
         if local and not self._locked and time.monotonic() - local[2] < LOCAL_CACHE_SECONDS:
             return dict(local[0]), local[1]
-        with db.read_session() as s:
+        with db.autocommit_session() as s:
             row = s.scalars(
                 select(ProviderCacheEntry).where(
                     ProviderCacheEntry.workspace_id == self.workspace_id,
