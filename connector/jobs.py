@@ -109,7 +109,7 @@ def claim(job_id: int, lease_seconds: float) -> str | None:
     """Take this job if it is claimable (compare-and-set); returns the lease token, or None."""
     now = utcnow()
     token = new_token()
-    with db.session_scope() as s:
+    with db.autocommit_session() as s:  # one compare-and-set statement
         result = s.execute(
             update(Job)
             .where(Job.id == job_id, _claimable(now))
@@ -219,7 +219,7 @@ def renew(leases: Mapping[int, str], lease_seconds: float) -> set[int]:
 
 def _settle(job_id: int, token: str, **values: Any) -> bool:
     """Write the outcome of a run, only if this run still owns the job (fenced by its token)."""
-    with db.session_scope() as s:
+    with db.autocommit_session() as s:  # one fenced statement
         result = s.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.lease_owner == token)
