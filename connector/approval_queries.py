@@ -26,9 +26,13 @@ def find_timesheet(s: Session, workspace_id: int, timesheet_id: str) -> Timeshee
 
 
 def live_drafts(ts: Timesheet) -> list[Draft]:
-    """The drafts of the approval's current revision (what finance should see)."""
+    """The drafts of the approval's current revision (what finance should see), and any a
+    person must look at (withdrawn after finance sent it)."""
     return [
-        d for d in ts.drafts if d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED
+        d
+        for d in ts.drafts
+        if (d.revision == ts.revision and d.status != DraftStatus.SUPERSEDED)
+        or d.status == DraftStatus.NEEDS_ATTENTION
     ]
 
 
@@ -83,7 +87,8 @@ def live_drafts_query(
         .join(Timesheet, Timesheet.id == Draft.timesheet_pk)
         .where(
             Draft.workspace_id == workspace_id,
-            Draft.revision == Timesheet.revision,
+            # A draft needing attention stays listed after its approval was withdrawn.
+            or_(Draft.revision == Timesheet.revision, Draft.status == DraftStatus.NEEDS_ATTENTION),
             Draft.status != DraftStatus.SUPERSEDED,
         )
     )

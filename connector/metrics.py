@@ -38,6 +38,7 @@ from connector.models import (
     Connection,
     Draft,
     DraftStatus,
+    Invoice,
     Job,
     JobState,
     utcnow,
@@ -60,6 +61,11 @@ class WorkCollector(Collector):
         )
         holds = GaugeMetricFamily(
             "tsi_drafts_held", "Drafts waiting for a person, by reason.", labels=["reason"]
+        )
+        attention = GaugeMetricFamily(
+            "tsi_invoices_needing_attention",
+            "Invoices a person must look at (an approval withdrawn after finance sent it, or an "
+            "invoice in books the workspace no longer bills to).",
         )
         connections = GaugeMetricFamily(
             "tsi_connections",
@@ -96,6 +102,9 @@ class WorkCollector(Collector):
                         .group_by(Draft.status)
                     ).all()
                 )
+                flagged = s.scalar(
+                    select(func.count()).select_from(Invoice).where(Invoice.needs_attention)
+                )
                 by_connection = s.execute(
                     select(Connection.provider, Connection.status, func.count()).group_by(
                         Connection.provider, Connection.status
@@ -110,12 +119,13 @@ class WorkCollector(Collector):
         oldest.add_metric([], max(0.0, (now - min(starts)).total_seconds()) if starts else 0.0)
         for status in held_statuses:
             holds.add_metric([str(status)], by_reason.get(str(status), 0))
+        attention.add_metric([], flagged or 0)
         for provider, status, count in by_connection:
             if provider in trackers.TRACKER_PROVIDERS:
                 tracker_connections.add_metric([provider, status], count)
             else:
                 connections.add_metric([provider, status], count)
-        yield from (jobs, oldest, holds, connections, tracker_connections)
+        yield from (jobs, oldest, holds, attention, connections, tracker_connections)
 
 
 def _aware(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Status sync: what finance did with each draft at the provider (sent, paid, voided, deleted).
+"""Status sync: what finance did with each invoice at the provider (sent, paid, voided, deleted).
 
 Two ways in, one way to record:
 
@@ -6,13 +6,15 @@ Two ways in, one way to record:
   a delivery (``webhooks/stripe``, ``webhooks/quickbooks``); the job reads the invoices it names
   from the provider (events can arrive late or out of order, the invoice itself cannot) and
   records their state.
-* ``reconcile_provider_status`` jobs: webhooks get lost, so every draft whose state can still
+* ``reconcile_provider_status`` jobs: webhooks get lost, so every invoice whose state can still
   change is read again, in batches, through the providers' rate-limited HTTP layers. A huey
   periodic task queues one per workspace every ``STATUS_RECONCILE_MINUTES``.
 
-``record_states`` writes ``Draft.provider_status`` only when the read is newer than what is
-stored, so a slow job cannot overwrite a fresher state. Our own lifecycle (``Draft.status``) is
-left alone; withdrawals consult ``provider_status`` (see ``pipeline.withdraw_drafts``).
+``record_states`` writes ``Invoice.provider_status`` (mirrored on the approvals' Draft rows)
+only when the read is newer than what is stored, so a slow job cannot overwrite a fresher state;
+finance sending an invoice closes it to new approvals (``pipeline.invoices``). Only invoices of
+the books a provider reaches now are read: an id of other books names another invoice there.
+Withdrawals consult ``provider_status`` (see ``pipeline.withdrawing``).
 """
 
 from __future__ import annotations
@@ -26,18 +28,19 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from huey import crontab
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
-from connector import db, locks, worker
+from connector import books, db, locks, worker
 from connector.models import (
     Connection,
     Delivery,
     DeliveryStatus,
-    Draft,
+    Invoice,
     Job,
     JobState,
     utcnow,
 )
+from connector.pipeline import invoices
 from connector.providers import build_provider
 from connector.providers.base import (
     SETTLED_PROVIDER_STATUSES,
@@ -59,29 +62,34 @@ DEFAULT_RECONCILE_MINUTES = 60
 def record_states(
     workspace_id: int, provider: str, states: Mapping[str, InvoiceState], read_at: datetime
 ) -> int:
-    """Store each invoice's state on its drafts, unless a newer read is already stored."""
+    """Store each invoice's state on its invoice record (and its approvals' rows), unless a newer
+    read is already stored. Only invoices of the books the provider reaches now: the same id in
+    other books is another invoice. Returns the invoices updated."""
     changed = 0
     with db.session_scope() as s:
+        books_key = books.current_key(s, workspace_id, provider)
         for ref, state in states.items():
-            result = s.execute(
-                update(Draft)
-                .where(
-                    Draft.workspace_id == workspace_id,
-                    Draft.provider == provider,
-                    Draft.provider_id == ref,
-                    or_(Draft.provider_status_at.is_(None), Draft.provider_status_at <= read_at),
+            for invoice in s.scalars(
+                select(Invoice).where(
+                    Invoice.workspace_id == workspace_id,
+                    Invoice.provider == provider,
+                    Invoice.books == books_key,
+                    Invoice.provider_id == ref,
+                    or_(
+                        Invoice.provider_status_at.is_(None),
+                        Invoice.provider_status_at <= read_at,
+                    ),
                 )
-                .values(provider_status=state.status.value, provider_status_at=read_at)
-                .execution_options(synchronize_session=False)
-            )
-            changed += result.rowcount or 0
+            ):
+                invoices.record_provider_status(s, invoice, state.status, read_at)
+                changed += 1
     return changed
 
 
 def sync_invoices(
     workspace_id: int, provider_name: str, refs: Iterable[str], config: Mapping[str, Any]
 ) -> int:
-    """Read these invoices from the provider and record their states; returns drafts updated.
+    """Read these invoices from the provider and record their states; returns invoices updated.
 
     ``config`` is the app's configuration, for the provider's credentials."""
     refs = sorted(set(refs))
@@ -136,14 +144,16 @@ def sync_provider_event(job: Job, config: Mapping[str, Any]) -> None:
         _finish_delivery(delivery.id, DeliveryStatus.INVALID, str(exc))
         return
     with db.new_session() as s:
-        # Only our own drafts: an event about any other invoice of the account costs no call.
+        # Only our own invoices: an event about any other invoice of the account costs no call.
         ours = sorted(
             set(
                 s.scalars(
-                    select(Draft.provider_id).where(
-                        Draft.workspace_id == delivery.workspace_id,
-                        Draft.provider == delivery.source,
-                        Draft.provider_id.in_(refs),
+                    select(Invoice.provider_id).where(
+                        Invoice.workspace_id == delivery.workspace_id,
+                        Invoice.provider == delivery.source,
+                        Invoice.books
+                        == books.current_key(s, delivery.workspace_id, delivery.source),
+                        Invoice.provider_id.in_(refs),
                     )
                 )
             )
@@ -166,21 +176,32 @@ def _finish_delivery(delivery_id: int, status: DeliveryStatus, note: str | None)
 
 # --- reconcile (webhooks get lost) ---------------------------------------------------------
 def open_drafts(workspace_id: int, limit: int = RECONCILE_MAX_PER_RUN) -> list[tuple[str, str]]:
-    """(provider, invoice id) of the drafts whose provider state can still change, the ones read
-    longest ago (or never) first."""
+    """(provider, invoice id) of the invoices whose provider state can still change, the ones
+    read longest ago (or never) first; only those of the books each provider reaches now."""
     with db.new_session() as s:
+        reachable = [
+            (Invoice.provider == name) & (Invoice.books == key)
+            for name in set(
+                s.scalars(select(Invoice.provider).where(Invoice.workspace_id == workspace_id))
+            )
+            if (key := books.current_key(s, workspace_id, name)) is not None
+        ]
+        if not reachable:
+            return []
         rows = s.execute(
-            select(Draft.provider, Draft.provider_id)
+            select(Invoice.provider, Invoice.provider_id)
             .where(
-                Draft.workspace_id == workspace_id,
-                Draft.provider.is_not(None),
-                Draft.provider_id.is_not(None),
+                Invoice.workspace_id == workspace_id,
+                Invoice.provider_id.is_not(None),
+                or_(*reachable),
                 or_(
-                    Draft.provider_status.is_(None),
-                    Draft.provider_status.notin_([s.value for s in SETTLED_PROVIDER_STATUSES]),
+                    Invoice.provider_status.is_(None),
+                    Invoice.provider_status.notin_([s.value for s in SETTLED_PROVIDER_STATUSES]),
                 ),
             )
-            .order_by(Draft.provider_status_at.is_not(None), Draft.provider_status_at, Draft.id)
+            .order_by(
+                Invoice.provider_status_at.is_not(None), Invoice.provider_status_at, Invoice.id
+            )
             .limit(limit)
         ).all()
     return [(str(provider), str(ref)) for provider, ref in rows]
@@ -239,13 +260,13 @@ def _due_workspaces(interval: timedelta) -> list[int]:
     with db.new_session() as s:
         candidates = set(
             s.scalars(
-                select(Draft.workspace_id)
+                select(Invoice.workspace_id)
                 .distinct()
                 .where(
-                    Draft.provider_id.is_not(None),
+                    Invoice.provider_id.is_not(None),
                     or_(
-                        Draft.provider_status.is_(None),
-                        Draft.provider_status.notin_(
+                        Invoice.provider_status.is_(None),
+                        Invoice.provider_status.notin_(
                             [st.value for st in SETTLED_PROVIDER_STATUSES]
                         ),
                     ),

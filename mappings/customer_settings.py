@@ -7,22 +7,26 @@ field by field, so a value valid in Settings is valid here and vice versa; every
 field. The pipeline reads these rows when it bills (``load_mappings``) and when it builds the
 provider request (``draft_invoice``).
 
-Only customers some client/project of the workspace is billed to can get overrides (a row that
-outlived its mapping can still be read and cleared). Changes flush, never commit: the caller
-commits and then calls ``mappings.service.after_change`` so held approvals are re-billed with the
-new settings.
+Overrides belong to the books the customer id comes from (``connector.books``), like mappings.
+A customer gets overrides once some client/project is billed to it, or before that: any customer
+the books confirm exists (``lookup``), so a customer's first bill already has its own terms. A
+row that outlived its mapping can still be read and cleared. Changes flush, never commit: the
+caller commits and then calls ``mappings.service.after_change`` so held approvals are re-billed
+with the new settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector import books
 from connector.models import CustomerMapping, CustomerSettings, Workspace
+from connector.providers.base import AccountingCustomer
 from connector.settings import SettingsError, WorkspaceSettings, validate_settings
 from connector.validation import TAX_CODE_MAX
 
@@ -137,10 +141,19 @@ def validate_overrides(values: Mapping[str, Any]) -> Overrides:
 
 
 # --- reading -------------------------------------------------------------------------------------
+Lookup = Callable[[str], AccountingCustomer | None]
+
+
+def _books(s: Session, workspace_id: int) -> str | None:
+    ws = s.get(Workspace, workspace_id)
+    return books.current_key(s, workspace_id, ws.provider) if ws is not None else None
+
+
 def get_row(s: Session, workspace_id: int, customer_id: str) -> CustomerSettings | None:
     return s.scalars(
         select(CustomerSettings).where(
             CustomerSettings.workspace_id == workspace_id,
+            CustomerSettings.books == _books(s, workspace_id),
             CustomerSettings.customer_id == customer_id,
         )
     ).one_or_none()
@@ -150,7 +163,10 @@ def mapped_customers(s: Session, workspace_id: int) -> dict[str, str]:
     """customer id -> name for every customer a client/project of the workspace bills to."""
     rows = s.execute(
         select(CustomerMapping.customer_id, CustomerMapping.customer_name)
-        .where(CustomerMapping.workspace_id == workspace_id)
+        .where(
+            CustomerMapping.workspace_id == workspace_id,
+            CustomerMapping.books == _books(s, workspace_id),
+        )
         .order_by(CustomerMapping.updated_at)
     )
     return {customer_id: name for customer_id, name in rows}
@@ -161,13 +177,19 @@ def _workspace_settings(s: Session, workspace_id: int) -> WorkspaceSettings:
     return WorkspaceSettings.from_dict(ws.settings if ws else None)
 
 
-def get(s: Session, workspace_id: int, customer_id: str) -> CustomerView | None:
-    """The customer's overrides, or None when the workspace does not know the customer."""
+def get(
+    s: Session, workspace_id: int, customer_id: str, lookup: Lookup | None = None
+) -> CustomerView | None:
+    """The customer's overrides, or None when neither the workspace nor (with ``lookup``, the
+    provider's ``get_customer``) the books know the customer."""
     customer_id = str(customer_id or "").strip()
     name = mapped_customers(s, workspace_id).get(customer_id)
     row = get_row(s, workspace_id, customer_id)
     if name is None and row is None:
-        return None
+        found = lookup(customer_id) if lookup is not None and customer_id else None
+        if found is None:
+            return None
+        name = found.name
     return CustomerView(
         customer_id=customer_id,
         customer_name=name or customer_id,
@@ -177,12 +199,15 @@ def get(s: Session, workspace_id: int, customer_id: str) -> CustomerView | None:
 
 
 def list_customers(s: Session, workspace_id: int) -> list[CustomerView]:
-    """Every mapped customer (and any with leftover overrides), by name."""
+    """Every mapped customer (and any with overrides), by name."""
     names = mapped_customers(s, workspace_id)
     rows = {
         r.customer_id: r
         for r in s.scalars(
-            select(CustomerSettings).where(CustomerSettings.workspace_id == workspace_id)
+            select(CustomerSettings).where(
+                CustomerSettings.workspace_id == workspace_id,
+                CustomerSettings.books == _books(s, workspace_id),
+            )
         )
     }
     workspace = _workspace_settings(s, workspace_id)
@@ -200,17 +225,26 @@ def list_customers(s: Session, workspace_id: int) -> list[CustomerView]:
 
 # --- changing ------------------------------------------------------------------------------------
 def set_overrides(
-    s: Session, workspace_id: int, customer_id: str, values: Mapping[str, Any]
+    s: Session,
+    workspace_id: int,
+    customer_id: str,
+    values: Mapping[str, Any],
+    lookup: Lookup | None = None,
 ) -> CustomerView:
-    """Replace the customer's overrides with ``values`` (omitted = workspace default).
+    """Replace the customer's overrides with ``values`` (omitted = workspace default). A
+    customer no client/project is billed to yet must exist in the books (``lookup``).
 
     Flushes, does not commit. All-empty overrides remove the row.
     """
     customer_id = str(customer_id or "").strip()
-    view = get(s, workspace_id, customer_id)
+    key = _books(s, workspace_id)
+    view = get(s, workspace_id, customer_id, lookup) if key is not None else None
     if view is None:
         raise CustomerSettingsError(
-            "customer_id", "no client or project of this workspace is billed to this customer"
+            "customer_id",
+            "is not a customer of the accounting system this workspace bills to"
+            if lookup is not None
+            else "no client or project of this workspace is billed to this customer",
         )
     overrides = validate_overrides(values)
     row = get_row(s, workspace_id, customer_id)
@@ -219,7 +253,7 @@ def set_overrides(
             s.delete(row)
     else:
         if row is None:
-            row = CustomerSettings(workspace_id=workspace_id, customer_id=customer_id)
+            row = CustomerSettings(workspace_id=workspace_id, books=key, customer_id=customer_id)
             s.add(row)
         for name, value in overrides.to_dict().items():
             setattr(row, name, value)

@@ -3,6 +3,9 @@
 mappings list WORKSPACE_ID                 every client/project seen and where it bills
 mappings create-customers WORKSPACE_ID     create the accounting customer of every unmapped
                                            client and map it (holds then release themselves)
+mappings map-exact-matches WORKSPACE_ID    map every client/project with exactly one customer
+                                           of the same name (or old customer's name) or email
+mappings history WORKSPACE_ID              mappings made in other books (kept, not used)
 """
 
 from __future__ import annotations
@@ -106,3 +109,38 @@ def create_customers(workspace_id: int, currency: str | None) -> None:
     click.echo(f"{created} client(s) mapped; {released} held approval(s) re-billed")
     if refused:
         raise click.ClickException("not created:\n  " + "\n  ".join(refused))
+
+
+@mappings_cli.command("map-exact-matches")
+@click.argument("workspace_id", type=int)
+def map_exact_matches(workspace_id: int) -> None:
+    """After a switch of books (or any time): map every unmapped client/project with exactly
+    one customer of the same name (or its old customer's name) or email, in one step."""
+    ws = _workspace(workspace_id)
+    try:
+        customers = service.fetch_customers(build_provider(ws.id, ws.provider, current_app.config))
+        mapped = service.map_exact_matches(
+            db.session, workspace_id, service.list_entities(db.session, workspace_id), customers
+        )
+    except (ProviderError, service.MappingError) as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    for row, customer in mapped:
+        click.echo(f"{row.kind} {row.tracker_id} ({row.name}) -> {customer.name} ({customer.id})")
+    released = service.after_change(workspace_id) if mapped else 0
+    click.echo(f"{len(mapped)} mapped; {released} held approval(s) re-billed")
+
+
+@mappings_cli.command("history")
+@click.argument("workspace_id", type=int)
+def history(workspace_id: int) -> None:
+    """Mappings made in other books than the workspace bills to now."""
+    _workspace(workspace_id)
+    rows = service.history(db.session, workspace_id)
+    if not rows:
+        click.echo("no mappings of other books")
+    for old in rows:
+        m = old.mapping
+        click.echo(
+            f"{m.kind:8} {m.tracker_id:16} -> {m.customer_name} ({m.customer_id}) in {old.books}"
+        )

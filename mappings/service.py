@@ -3,6 +3,12 @@
 A project mapping overrides its client's mapping. Every change ends with ``after_change``, which
 asks the pipeline to re-bill approvals held for a missing mapping or rate, so holds release
 themselves without anyone pressing retry.
+
+A mapping belongs to the books it was made in (``connector.books``): a customer id names a
+business in one QuickBooks company, one Stripe account or the built-in ledger only. Every read
+and write here is of the books the workspace bills to now; mappings of other books are kept as
+history (:func:`history`), come back when the workspace returns to those books, and help the
+re-map after a switch (:func:`exact_matches`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import pipeline, trackers
+from connector import books, pipeline, trackers
 from connector.models import (
     Connection,
     CustomerMapping,
@@ -32,7 +38,7 @@ from connector.models import (
 from connector.providers.base import AccountingCustomer, AccountingProvider
 from connector.settings import WorkspaceSettings
 from connector.validation import FieldError, iso_currency
-from mappings.suggest import Suggestion, confident_choice, rank_customers
+from mappings.suggest import Suggestion, confident_choice, normalize_name, rank_customers
 
 KINDS: Final = ("client", "project")
 # Suggestions rank every accounting customer: the provider is read page by page and the list is
@@ -65,6 +71,8 @@ class EntityRow:
     via_client: CustomerMapping | None = None  # projects without their own mapping
     suggestions: list[Suggestion] = field(default_factory=list)
     billable: bool = True  # False: only ever tracked as non-billable, needs no customer
+    # Its mapping in the books the workspace billed to before (when it has none in these).
+    previous: OldMapping | None = None
 
     @property
     def effective(self) -> CustomerMapping | None:
@@ -81,12 +89,26 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def current_books(s: Session, workspace_id: int) -> str | None:
+    """The key of the books the workspace bills to now (None: not connected yet)."""
+    ws = s.get(Workspace, workspace_id)
+    return books.current_key(s, workspace_id, ws.provider) if ws is not None else None
+
+
+def _books_or_refuse(s: Session, workspace_id: int) -> str:
+    key = current_books(s, workspace_id)
+    if key is None:
+        raise MappingError("customer_id", "cannot be checked: connect the accounting system first")
+    return key
+
+
 def get_mapping(
     s: Session, workspace_id: int, kind: str, tracker_id: str
 ) -> CustomerMapping | None:
     return s.scalars(
         select(CustomerMapping).where(
             CustomerMapping.workspace_id == workspace_id,
+            CustomerMapping.books == current_books(s, workspace_id),
             CustomerMapping.kind == kind,
             CustomerMapping.tracker_id == tracker_id,
         )
@@ -94,10 +116,37 @@ def get_mapping(
 
 
 def list_mappings(s: Session, workspace_id: int, kind: str | None = None) -> list[CustomerMapping]:
-    stmt = select(CustomerMapping).where(CustomerMapping.workspace_id == workspace_id)
+    """The mappings of the books the workspace bills to now."""
+    stmt = select(CustomerMapping).where(
+        CustomerMapping.workspace_id == workspace_id,
+        CustomerMapping.books == current_books(s, workspace_id),
+    )
     if kind:
         stmt = stmt.where(CustomerMapping.kind == check_kind(kind))
     return list(s.scalars(stmt.order_by(CustomerMapping.kind, CustomerMapping.tracker_id)))
+
+
+@dataclass(frozen=True)
+class OldMapping:
+    """A mapping made in other books than the workspace bills to now: history."""
+
+    mapping: CustomerMapping
+    books: str  # plain words: "QuickBooks company Acme Sandbox"
+
+
+def history(s: Session, workspace_id: int) -> list[OldMapping]:
+    """Mappings of other books, newest first: kept, never used while the workspace bills
+    elsewhere, back in use if it returns to those books."""
+    key = current_books(s, workspace_id)
+    stmt = select(CustomerMapping).where(CustomerMapping.workspace_id == workspace_id)
+    if key is not None:
+        stmt = stmt.where(CustomerMapping.books != key)
+    named = books.known(s, workspace_id)
+    out = []
+    for row in s.scalars(stmt.order_by(CustomerMapping.updated_at.desc(), CustomerMapping.id)):
+        words = named.get(row.books) or books.describe_key(s, workspace_id, row.books)
+        out.append(OldMapping(mapping=row, books=words))
+    return out
 
 
 def set_mapping(
@@ -110,7 +159,8 @@ def set_mapping(
     customer_name: str,
     customer_currency: str | None = None,
 ) -> CustomerMapping:
-    """Create or replace the mapping of one client/project (flushes, does not commit)."""
+    """Create or replace the mapping of one client/project in the books the workspace bills to
+    now (flushes, does not commit)."""
     check_kind(kind)
     tracker_id = str(tracker_id or "").strip()
     customer_id = str(customer_id or "").strip()
@@ -126,9 +176,12 @@ def set_mapping(
             currency = iso_currency(currency)
         except ValueError as exc:
             raise MappingError("customer_currency", str(exc)) from None
+    key = _books_or_refuse(s, workspace_id)
     row = get_mapping(s, workspace_id, kind, tracker_id)
     if row is None:
-        row = CustomerMapping(workspace_id=workspace_id, kind=kind, tracker_id=tracker_id)
+        row = CustomerMapping(
+            workspace_id=workspace_id, books=key, kind=kind, tracker_id=tracker_id
+        )
         s.add(row)
     row.customer_id = customer_id
     row.customer_name = (customer_name or "").strip()[:500] or customer_id
@@ -270,6 +323,7 @@ def drafts_made_with(s: Session, workspace_id: int, mapping: CustomerMapping) ->
     drafts = s.scalars(
         select(Draft).where(
             Draft.workspace_id == workspace_id,
+            Draft.books == mapping.books,
             Draft.customer_id == mapping.customer_id,
             Draft.status.not_in([DraftStatus.SUPERSEDED, DraftStatus.VOIDED]),
         )
@@ -301,10 +355,15 @@ def list_entities(s: Session, workspace_id: int) -> list[EntityRow]:
             (kind, tracker_id),
             EntityRow(kind=kind, tracker_id=tracker_id, name=tracker_id),
         )
+    previous: dict[tuple[str, str], OldMapping] = {}
+    for old in history(s, workspace_id):  # newest first: the latest one of each row wins
+        previous.setdefault((old.mapping.kind, old.mapping.tracker_id), old)
     for key, row in rows.items():
         row.mapping = mappings.get(key)
         if row.kind == "project" and row.client_id:
             row.via_client = mappings.get(("client", row.client_id))
+        if row.mapping is None:
+            row.previous = previous.get(key)
     return sorted(rows.values(), key=lambda r: (KINDS.index(r.kind), r.name.lower(), r.tracker_id))
 
 
@@ -351,7 +410,9 @@ def customer_cache_key(s: Session, workspace_id: int, provider_name: str) -> tup
     if row is None:
         return None
     connected = row.connected_at.isoformat() if row.connected_at else ""
-    return (workspace_id, provider_name, row.id, row.account_id, connected)
+    # The books in the key: another company or Stripe account (or mode) is another list.
+    key = books.books_key(provider_name, row.account_id, row.environment)
+    return (workspace_id, provider_name, row.id, key, connected)
 
 
 def forget_customers(workspace_id: int) -> None:
@@ -363,9 +424,70 @@ def forget_customers(workspace_id: int) -> None:
 def add_suggestions(
     rows: Iterable[EntityRow], customers: list[AccountingCustomer], *, limit: int = 3
 ) -> None:
+    """Rank the books' customers for each unmapped row by its name and email, and by the name
+    of the customer it had in other books (a re-map after a switch)."""
     for row in rows:
         if row.mapping is None:
-            row.suggestions = rank_customers(row.name, row.email, customers, limit=limit)
+            row.suggestions = rank_for(row, customers, limit=limit)
+
+
+def rank_for(
+    row: EntityRow, customers: list[AccountingCustomer], *, limit: int
+) -> list[Suggestion]:
+    ranked = rank_customers(row.name, row.email, customers, limit=limit)
+    if row.previous is None:
+        return ranked
+    old_name = row.previous.mapping.customer_name
+    best = {s.customer.id: s for s in ranked}
+    for s in rank_customers(old_name, row.email, customers, limit=limit):
+        if s.customer.id not in best or best[s.customer.id].score < s.score:
+            best[s.customer.id] = Suggestion(
+                s.customer, s.score, (*s.reasons, f"was {old_name} in {row.previous.books}")
+            )
+    return sorted(best.values(), key=lambda s: (-s.score, s.customer.name.lower(), s.customer.id))[
+        :limit
+    ]
+
+
+def exact_match(
+    row: EntityRow, customers: Iterable[AccountingCustomer]
+) -> AccountingCustomer | None:
+    """The one customer of the books with exactly the row's name (or, after a switch, its old
+    customer's name) or exactly its email; None when there is none, or more than one."""
+    names = {normalize_name(row.name)}
+    if row.previous is not None:
+        names.add(normalize_name(row.previous.mapping.customer_name))
+    names.discard("")
+    email = (row.email or "").strip().lower()
+    found = {
+        c.id: c
+        for c in customers
+        if normalize_name(c.name) in names or (email and (c.email or "").strip().lower() == email)
+    }
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def map_exact_matches(
+    s: Session, workspace_id: int, rows: Iterable[EntityRow], customers: list[AccountingCustomer]
+) -> list[tuple[EntityRow, AccountingCustomer]]:
+    """Map every unmapped row with an exact match in the books, in one step (flushes); returns
+    what was mapped. A project whose client is mapped (or just was) follows its client."""
+    mapped: list[tuple[EntityRow, AccountingCustomer]] = []
+    rows = list(rows)
+    for row in sorted(rows, key=lambda r: KINDS.index(r.kind)):  # clients first
+        if row.mapping is not None:
+            continue
+        if row.kind == "project" and any(
+            r.kind == "client" and r.tracker_id == row.client_id and r.mapping for r in rows
+        ):
+            continue
+        customer = exact_match(row, customers)
+        if customer is not None:
+            row.mapping = map_to(
+                s, workspace_id, kind=row.kind, tracker_id=row.tracker_id, customer=customer
+            )
+            mapped.append((row, customer))
+    return mapped
 
 
 def accept_confident(s: Session, workspace_id: int, rows: Iterable[EntityRow]) -> int:
@@ -389,6 +511,7 @@ def serialize_mapping(row: CustomerMapping) -> dict[str, Any]:
         "customer_id": row.customer_id,
         "customer_name": row.customer_name,
         "customer_currency": row.customer_currency,
+        "books": row.books,
         "updated_at": row.updated_at.isoformat() if row.updated_at else None,
     }
 

@@ -258,6 +258,7 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
     from sqlalchemy import select, text
 
     from connector import create_app, db, migrate
+    from connector.books import books_key
     from connector.connections.store import DbCredentialStore, secret_box
     from connector.models import CustomerMapping, Draft, Workspace
     from connector.workspaces import create_workspace
@@ -326,6 +327,8 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
                     s.add(
                         CustomerMapping(
                             workspace_id=ws.id,
+                            # the company connected below: mappings belong to its books
+                            books=books_key("quickbooks", f"realm-{companies}-{n}", "sandbox"),
                             kind="client",
                             tracker_id=client_id,
                             customer_id=customer_id,

@@ -49,6 +49,7 @@ def map_clients_locally(
             s.add(
                 CustomerMapping(
                     workspace_id=workspace_id,
+                    books="local",  # the ledger's customers
                     kind="client",
                     tracker_id=client_id,
                     customer_id=str(customer.id),

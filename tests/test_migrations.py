@@ -37,16 +37,14 @@ def restore_engine(database_url: str):  # type: ignore[no-untyped-def]
     db.init_engine(database_url)
 
 
-def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engine) -> None:
-    urls = _fresh_urls(tmp_path)
-    if os.environ.get("CI") and len(urls) < 2:
-        pytest.fail("CI must check migrations on PostgreSQL too, but it is not reachable")
-    for url in urls:
+def _engines(tmp_path, schema_name: str = "migration_data_check"):  # type: ignore[no-untyped-def]
+    """A fresh SQLite file, and a private PostgreSQL schema (so a test never touches the suite's
+    own tables) when PostgreSQL is reachable."""
+    for url in _fresh_urls(tmp_path):
         engine = db.init_engine(url)
         schema = None
         if engine.dialect.name == "postgresql":
-            # A private schema so this test never touches the suite's own tables.
-            schema = "migration_check"
+            schema = schema_name
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 conn.execute(text(f"CREATE SCHEMA {schema}"))
@@ -54,16 +52,145 @@ def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engi
             engine = db.init_engine(
                 url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
             )
+        yield engine
+        if schema:
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def test_upgrade_from_empty_matches_models_and_downgrades(tmp_path, restore_engine) -> None:
+    if os.environ.get("CI") and len(_fresh_urls(tmp_path)) < 2:
+        pytest.fail("CI must check migrations on PostgreSQL too, but it is not reachable")
+    for engine in _engines(tmp_path, "migration_check"):
         migrations.upgrade()
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
             assert diff == [], f"models and migrations differ on {engine.dialect.name}: {diff}"
             tables = set(inspect(conn).get_table_names())
-        assert {"workspaces", "deliveries", "jobs", "drafts", "timesheets"} <= tables
+        assert {"workspaces", "deliveries", "jobs", "drafts", "timesheets", "invoices"} <= tables
         migrations.downgrade("base")
         with engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
-        if schema:
-            with engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        engine.dispose()
+
+
+# --- 0011: invoices as records, mappings bound to books (issue #18 item 6) ---------------------
+NOW = "2026-11-30 09:00:00+00:00"
+
+
+def _seed_0010(conn) -> None:  # type: ignore[no-untyped-def]
+    """A QuickBooks workspace billing per timesheet and per period, as 0010 stored it."""
+    run = lambda sql, **kw: conn.execute(text(sql), kw)  # noqa: E731
+    run(
+        "INSERT INTO workspaces (id, name, tracker_source, tracker_workspace_id, endpoint_token,"
+        " signing_secrets_encrypted, auto_invoicing, provider, settings, created_at, updated_at)"
+        " VALUES (1, 'Acme', 'webwork', '4242', 'tok', 'x', true, 'quickbooks', '{}', :t, :t)",
+        t=NOW,
+    )
+    run(
+        "INSERT INTO connections (id, workspace_id, provider, status, account_id, environment,"
+        " account_name, meta, updated_at, connected_at) VALUES (1, 1, 'quickbooks', 'connected',"
+        " '9130', 'sandbox', 'Company A', '{}', :t, :t)",
+        t=NOW,
+    )
+    run(
+        "INSERT INTO customer_mappings (id, workspace_id, kind, tracker_id, customer_id,"
+        " customer_name, created_at, updated_at) VALUES (1, 1, 'client', 'cl-acme', '1',"
+        " 'Amy', :t, :t)",
+        t=NOW,
+    )
+    run("INSERT INTO customer_settings (id, workspace_id, customer_id) VALUES (1, 1, '1')")
+    for pk, ts in ((1, "ts-1"), (2, "ts-2"), (3, "ts-3")):
+        run(
+            "INSERT INTO timesheets (id, workspace_id, source, timesheet_id, status, member,"
+            " date_from, date_to, revision, summary, created_at, updated_at) VALUES (:pk, 1,"
+            " 'webwork', :ts, 'approved', '{}', '2026-11-23', '2026-11-29', 'r', '{}', :t, :t)",
+            pk=pk,
+            ts=ts,
+            t=NOW,
+        )
+    run(
+        "INSERT INTO period_invoices (id, workspace_id, customer_id, currency, period_start,"
+        " period_end, seq, key, provider, provider_id, status, created_at) VALUES (5, 1, '1',"
+        " 'USD', '2026-11-23', '2026-11-29', 1, 'k-2', 'quickbooks', '301', 'open', :t)",
+        t=NOW,
+    )
+    drafts = (
+        # id, timesheet, key, status, total, provider_id, period invoice, provider_status
+        (1, 1, "k-1", "drafted", "100.00", "300", None, "sent"),
+        (2, 2, "k-2", "drafted", "27.50", "301", 5, "draft"),
+        (3, 3, "k-3", "drafted", "13.75", "301", 5, "draft"),
+        (4, 3, "k-4", "needs_mapping", None, None, None, None),
+    )
+    for id_, pk, key, status, total, pid, pinv, pstatus in drafts:
+        run(
+            "INSERT INTO drafts (id, workspace_id, timesheet_pk, revision, subject_key, key,"
+            " status, customer_id, customer_name, currency, total, minutes, lines, provider,"
+            " provider_id, attempts, provider_status, period_invoice_id, created_at, updated_at)"
+            " VALUES (:id, 1, :pk, 'r', :subject, :key, :status, :cid, 'Amy', 'USD', :total, 60,"
+            " '[]', 'quickbooks', :pid, :attempts, :pstatus, :pinv, :t, :t)",
+            id=id_,
+            pk=pk,
+            subject=f"customer:1+{id_}",
+            key=key,
+            status=status,
+            cid=None if status == "needs_mapping" else "1",
+            total=total,
+            pid=pid,
+            attempts=1 if pid else 0,
+            pstatus=pstatus,
+            pinv=pinv,
+            t=NOW,
+        )
+
+
+def test_0011_converts_both_consolidation_modes_without_loss_and_back(
+    tmp_path, restore_engine
+) -> None:
+    for engine in _engines(tmp_path):
+        migrations.upgrade("0010_oauth_states")
+        with engine.begin() as conn:
+            _seed_0010(conn)
+        migrations.upgrade("0011_invoices_and_books")
+        with engine.connect() as conn:
+            invoices = conn.execute(
+                text(
+                    "SELECT id, mode, books, provider_id, status, total, key, provider_status"
+                    " FROM invoices ORDER BY id"
+                )
+            ).all()
+            drafts = dict(conn.execute(text("SELECT id, invoice_id FROM drafts")).all())
+            books = conn.execute(text("SELECT books FROM customer_mappings")).scalars().all()
+            settings = conn.execute(text("SELECT books FROM customer_settings")).scalars().all()
+            named = conn.execute(text("SELECT key, name FROM accounting_books")).all()
+        key = "quickbooks:sandbox:9130"
+        assert [(i.id, i.mode, i.provider_id, i.status) for i in invoices] == [
+            (5, "per_period", "301", "drafted"),  # the period invoice keeps its id
+            (6, "per_timesheet", "300", "closed"),  # finance had sent it
+        ], engine.dialect.name
+        assert [str(i.total) for i in invoices] == ["41.25", "100.00"]
+        assert {i.books for i in invoices} == {key} and invoices[0].key == "k-2"
+        assert drafts == {1: 6, 2: 5, 3: 5, 4: None}
+        assert books == [key] and settings == [key]
+        assert named == [(key, "Company A")]
+        with engine.begin() as conn:  # a new invoice gets a fresh id on every backend
+            conn.execute(
+                text(
+                    "INSERT INTO invoices (workspace_id, mode, books, provider, customer_id,"
+                    " customer_name, currency, period_start, period_end, seq, key, status, total,"
+                    " minutes, needs_attention, created_at, updated_at) VALUES (1, 'per_period',"
+                    " :b, 'quickbooks', '1', 'Amy', 'USD', '2026-12-01', '2026-12-07', 1, 'k-9',"
+                    " 'pending', '0', 0, false, :t, :t)"
+                ),
+                {"b": key, "t": NOW},
+            )
+
+        migrations.downgrade("0010_oauth_states")
+        with engine.connect() as conn:
+            back = conn.execute(
+                text("SELECT id, provider_id, status, key FROM period_invoices ORDER BY id")
+            ).all()
+            links = dict(conn.execute(text("SELECT id, period_invoice_id FROM drafts")).all())
+        assert tuple(back[0]) == (5, "301", "open", "k-2")
+        assert links == {1: None, 2: 5, 3: 5, 4: None}
+        migrations.downgrade("base")

@@ -49,7 +49,9 @@ def test_three_customers_make_exactly_three_drafts_to_the_cent(workspace, post_e
     ledger = invoices()
     assert len(ledger) == 3
     assert sum((inv.total for inv in ledger), Decimal(0)) == Decimal("1324.42")
-    assert all("tsi-key: " + inv.key in inv.private_note for inv in ledger)
+    # The note names the approval; the key is the ledger's own column, never repeated in words.
+    assert all("ts_8f3a2c9e1b" in inv.private_note for inv in ledger)
+    assert not any("tsi-key" in inv.private_note for inv in ledger)
 
 
 def test_redelivery_under_another_webhook_id_creates_nothing_new(workspace, post_event, client):
@@ -121,8 +123,10 @@ def test_finalized_draft_is_left_alone_and_flagged(workspace, post_event, client
         first = s.scalars(select(LocalInvoice).order_by(LocalInvoice.id)).first()
         first.state = "sent"  # finance sent it
     post_event(workspace, event("timesheet_unapproved"))
-    previous = drafts_api(client, workspace)["previous_drafts"]
-    assert sorted(d["status"] for d in previous) == ["needs_attention", "voided", "voided"]
+    body = drafts_api(client, workspace)
+    # The flagged one stays in view (a person must look); the others are earlier drafts.
+    assert [d["status"] for d in body["drafts"]] == ["needs_attention"]
+    assert sorted(d["status"] for d in body["previous_drafts"]) == ["voided", "voided"]
 
 
 def test_unapproval_arriving_before_its_approval_wins(workspace, post_event, client):
@@ -214,16 +218,18 @@ def test_a_refused_draft_is_retried_under_a_fresh_key(workspace, post_event, cli
     assert len(invoices()) == 3
 
 
-def test_provider_never_connected_parks_drafts_as_reconnect_needed(
+def test_provider_never_connected_holds_with_connect_first_not_the_ledgers_customers(
     make_workspace, post_event, client
 ):
     ws = make_workspace(provider="quickbooks")
-    map_clients_locally(ws.id)  # mappings exist, but QuickBooks was never connected
+    map_clients_locally(ws.id)  # the ledger's customers: not QuickBooks', which is not connected
     post_event(ws, event(APPROVED))
     drafts = drafts_api(client, ws)["drafts"]
-    assert {d["status"] for d in drafts} == {"reconnect_needed"}
+    assert {d["status"] for d in drafts} == {"needs_mapping"}
+    assert all(d["customer"] is None for d in drafts)  # never a ledger customer id
+    assert all("QuickBooks Online, which is not connected yet" in d["hold_message"] for d in drafts)
     job = db.session.scalars(select(Job)).one()
-    assert job.state == "waiting" and job.wait_reason == "reconnect_needed"
+    assert job.state == "done"  # connecting re-bills the held approvals
 
 
 def test_one_draft_failing_at_the_provider_does_not_stop_the_others(

@@ -174,10 +174,8 @@ def test_rebill_of_a_sent_invoice_flags_it_and_bills_again(workspace, post_event
         client.post(f"/api/v1/approvals/{TS_ID}/rebill", headers=workspace.auth).status_code == 202
     )
 
-    previous = client.get(f"/api/v1/timesheets/{TS_ID}/drafts", headers=workspace.auth).json[
-        "previous_drafts"
-    ]
-    flagged = [d for d in previous if d["status"] == "needs_attention"]
+    body = client.get(f"/api/v1/timesheets/{TS_ID}/drafts", headers=workspace.auth).json
+    flagged = [d for d in body["drafts"] if d["status"] == "needs_attention"]  # stays in view
     assert len(flagged) == 1 and "Review it by hand" in flagged[0]["hold_message"]
     assert [inv.state for inv in ledger()] == ["sent", "draft"]
 

@@ -1,6 +1,8 @@
-"""The Drafts page: every live draft across approvals, filtered by status and customer, with
-totals per currency; and the small JSON status endpoint the console's script polls while held
-drafts are being re-billed (the pages work without it)."""
+"""The Drafts page: every invoice (one row per document at the provider, with the approvals on
+it), filtered by status, customer and where it stands in the books, with totals per currency;
+below it the approvals' drafts that are held (per approval: they are no invoice yet). And the
+small JSON status endpoint the console's script polls while held drafts are being re-billed
+(the pages work without it)."""
 
 from __future__ import annotations
 
@@ -17,24 +19,38 @@ from connector.approval_queries import (
     draft_customers,
     live_drafts_query,
     rebilling_timesheets,
-    totals_by_currency,
 )
 from connector.auth import admin_required, workspace_for_admin
-from connector.models import Draft, DraftStatus, Timesheet
+from connector.invoice_queries import (
+    contributions,
+    count,
+    invoice_customers,
+    invoices_query,
+    totals_by_currency,
+)
+from connector.models import Draft, DraftStatus, InvoiceStatus, Timesheet
 from connector.problems import Problem
 from connector.providers.base import ProviderStatus
 from connector.security import bounded_int_arg
 from connector.validation import FieldError, record_id
 
 PAGE_SIZE = 50
+INVOICE_WORDS = {
+    InvoiceStatus.PENDING: "Being created",
+    InvoiceStatus.DRAFTED: "Draft",
+    InvoiceStatus.CLOSED: "Sent by finance",
+    InvoiceStatus.VOIDED: "Removed",
+}
+# Held approvals are no invoice yet: they are listed per approval below the invoices.
+HELD_FILTERS = {
+    "held": "Held (needs a customer, a rate or a connection)",
+    **{s.value: STATUS_WORDS.get(s.value, s.value) for s in sorted(HELD_STATUSES)},
+}
 DRAFT_STATUS_FILTERS = {
     "": "Any status",
-    "held": "Held (needs a customer, a rate or a connection)",
-    **{
-        s.value: STATUS_WORDS.get(s.value, s.value)
-        for s in DraftStatus
-        if s != DraftStatus.SUPERSEDED
-    },
+    "needs_attention": "Needs attention",
+    **{s.value: INVOICE_WORDS[s] for s in InvoiceStatus},
+    **HELD_FILTERS,
 }
 
 
@@ -51,15 +67,18 @@ def status_filter(value: str) -> list[str] | None:
     return [value] if value else None
 
 
-@bp.route("/workspaces/<int:workspace_id>/drafts")
-@admin_required
-def drafts(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
+def _filters(ws_id: int) -> tuple[str, str, str, list[tuple[str, str]]]:
     status = request.args.get("status", "")
     if status not in DRAFT_STATUS_FILTERS:
         flash("Ignored an unknown status filter.", "error")
         status = ""
-    customers = draft_customers(db.session, ws.id)
+    customers = sorted(
+        {
+            **dict(invoice_customers(db.session, ws_id)),
+            **dict(draft_customers(db.session, ws_id)),
+        }.items(),
+        key=lambda c: c[1].lower(),
+    )
     customer = request.args.get("customer", "")
     if customer and customer not in {cid for cid, _ in customers}:
         flash("No drafts for that customer; showing all customers.", "error")
@@ -68,17 +87,40 @@ def drafts(workspace_id: int) -> Any:
     if in_books not in PROVIDER_STATUS_FILTERS:
         flash("Ignored an unknown filter on where invoices stand.", "error")
         in_books = ""
-    page = bounded_int_arg(request.args.get("page"), 1)
-    stmt = live_drafts_query(
+    return status, customer, in_books, customers
+
+
+@bp.route("/workspaces/<int:workspace_id>/drafts")
+@admin_required
+def drafts(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    status, customer, in_books, customers = _filters(ws.id)
+    held_only = status in HELD_FILTERS
+    stmt = invoices_query(
         ws.id,
-        statuses=status_filter(status),
+        status=None if held_only else (status or None),
         customer_id=customer or None,
         provider_status=in_books or None,
     )
-    total = count_rows(db.session, stmt)
+    total = 0 if held_only else count(db.session, stmt)
     pages = max(1, -(-total // PAGE_SIZE))
-    page = min(page, pages)
-    rows = db.session.execute(stmt.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    page = min(bounded_int_arg(request.args.get("page"), 1), pages)
+    rows = (
+        []
+        if held_only
+        else list(db.session.scalars(stmt.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    )
+    held_rows: list[Any] = []
+    if (held_only or not status) and not in_books:
+        held_stmt = live_drafts_query(
+            ws.id,
+            statuses=status_filter(status if held_only else "held"),
+            customer_id=customer or None,
+        )
+        held_rows = db.session.execute(held_stmt.limit(PAGE_SIZE)).all()
+        held_total = count_rows(db.session, held_stmt)
+    else:
+        held_total = 0
 
     def page_url(number: int) -> str:
         args = {
@@ -92,7 +134,12 @@ def drafts(workspace_id: int) -> Any:
     return render_template(
         "admin/drafts.html",
         workspace=ws,
-        rows=rows,
+        invoices=rows,
+        on_invoice=contributions(db.session, rows),
+        invoice_words=INVOICE_WORDS,
+        held_rows=held_rows,
+        held_total=held_total,
+        held_only=held_only,
         rebilling=rebilling_timesheets(db.session, ws.id),
         status=status,
         status_filters=DRAFT_STATUS_FILTERS,
@@ -100,7 +147,7 @@ def drafts(workspace_id: int) -> Any:
         customers=customers,
         in_books=in_books,
         provider_status_filters=PROVIDER_STATUS_FILTERS,
-        totals=totals_by_currency(db.session, stmt),
+        totals={} if held_only else totals_by_currency(db.session, stmt),
         total=total,
         page=page,
         pages=pages,

@@ -20,7 +20,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from connector import db
+from connector import books, db
 from connector.admin import onboarding
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
@@ -38,7 +38,6 @@ from connector.security import bounded_int_arg
 from connector.settings import GROUPINGS
 from connector.validation import CUSTOMER_NAME_MAX, email_address, iso_currency
 from mappings import customer_settings as overrides
-from mappings import rates as rate_table
 from mappings import service
 from mappings.suggest import rank_customers
 
@@ -73,7 +72,7 @@ def _load_customers(ws: Workspace) -> tuple[list[AccountingCustomer], str | None
         return [], _provider_problem(ws, exc)
 
 
-def _changed(
+def changed(
     ws: Workspace,
     message: str,
     *,
@@ -98,7 +97,7 @@ def _changed(
     flash(message, "success")
 
 
-def _safe_back(ws: Workspace, target: str | None) -> str | None:
+def _safeback_to(ws: Workspace, target: str | None) -> str | None:
     """A page of this workspace to return to after a fix; never an open redirect."""
     target = target or ""
     if target.startswith(f"/workspaces/{ws.id}/") and "//" not in target and "\\" not in target:
@@ -106,18 +105,18 @@ def _safe_back(ws: Workspace, target: str | None) -> str | None:
     return None
 
 
-def _back(ws: Workspace, default: str | None = None) -> str:
+def back_to(ws: Workspace, default: str | None = None) -> str:
     """Where a saved fix returns: the approval it came from (``back``), else ``default``."""
     return (
-        _safe_back(ws, request.form.get("back"))
+        _safeback_to(ws, request.form.get("back"))
         or default
         or url_for("mappings.index", workspace_id=ws.id)
     )
 
 
-def _back_arg(ws: Workspace) -> str | None:
+def back_arg(ws: Workspace) -> str | None:
     """The ``back`` a fix page was opened with (from a hold's button), carried in its forms."""
-    return _safe_back(ws, request.args.get("back") or request.form.get("back"))
+    return _safeback_to(ws, request.args.get("back") or request.form.get("back"))
 
 
 def _label(ws: Workspace, kind: str, tracker_id: str) -> str:
@@ -182,9 +181,16 @@ def index(workspace_id: int) -> Any:
         args = {"q": query, "show": show, "page": number if number > 1 else None}
         return url_for("mappings.index", workspace_id=ws.id, **{k: v for k, v in args.items() if v})
 
+    history = service.history(db.session, ws.id)
+    books_key = service.current_books(db.session, ws.id)
     return render_template(
         "mappings/index.html",
         workspace=ws,
+        history=history,
+        books_name=books.describe_key(db.session, ws.id, books_key)
+        if books_key
+        else DISPLAY_NAMES.get(ws.provider, ws.provider),
+        remap_count=sum(1 for r in rows if r.previous is not None and r.effective is None),
         clients=[r for r in shown if r.kind == "client"],
         projects=[r for r in shown if r.kind == "project"],
         confident=sum(1 for r in shown if r.confident),
@@ -222,23 +228,24 @@ def save(workspace_id: int) -> Any:
     except service.MappingError as exc:
         db.session.rollback()
         flash(f"Not saved: {exc.field.replace('_', ' ')} {exc.message}.", "error")
-        return redirect(_back(ws))
+        return redirect(back_to(ws))
     except ProviderError as exc:
         db.session.rollback()
         flash(_provider_problem(ws, exc), "error")
-        return redirect(_back(ws))
-    _changed(
+        return redirect(back_to(ws))
+    changed(
         ws,
         f"{kind.capitalize()} {_label(ws, kind, tracker_id)} is now billed to {row.customer_name}.",
         tracker=(kind, tracker_id),
     )
-    return redirect(_back(ws))
+    return redirect(back_to(ws))
 
 
-@bp.route("/workspaces/<int:workspace_id>/mappings/accept-confident", methods=["POST"])
-@admin_required
-def accept_confident(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
+def _billable_rows_and_customers(
+    ws: Workspace,
+) -> tuple[list[service.EntityRow], list[AccountingCustomer] | None]:
+    """The clients/projects with billable time, and the books' customers (None, said in a
+    flash, when the accounting system cannot list them)."""
     billable = onboarding.billable_subjects(ws.id)
     rows = [
         r for r in service.list_entities(db.session, ws.id) if (r.kind, r.tracker_id) in billable
@@ -246,14 +253,42 @@ def accept_confident(workspace_id: int) -> Any:
     customers, problem = _load_customers(ws)
     if problem:
         flash(problem, "error")
+        return rows, None
+    return rows, customers
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/accept-confident", methods=["POST"])
+@admin_required
+def accept_confident(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    rows, customers = _billable_rows_and_customers(ws)
+    if customers is None:
         return redirect(url_for("mappings.index", workspace_id=ws.id))
     service.add_suggestions(rows, customers)
     count = service.accept_confident(db.session, ws.id, rows)
     if count:
         # Only unmapped clients/projects were mapped: no created draft bills their hours.
-        _changed(ws, f"Accepted {count} confident suggestion(s).", notice=False)
+        changed(ws, f"Accepted {count} confident suggestion(s).", notice=False)
     else:
         flash("No confident suggestions to accept; pick customers one by one.", "error")
+    return redirect(url_for("mappings.index", workspace_id=ws.id))
+
+
+@bp.route("/workspaces/<int:workspace_id>/mappings/map-exact-matches", methods=["POST"])
+@admin_required
+def map_exact_matches(workspace_id: int) -> Any:
+    """After a switch of books (or any time): every exact match mapped in one step."""
+    ws = workspace_for_admin(workspace_id)
+    rows, customers = _billable_rows_and_customers(ws)
+    if customers is None:
+        return redirect(url_for("mappings.index", workspace_id=ws.id))
+    mapped = service.map_exact_matches(db.session, ws.id, rows, customers)
+    if mapped:
+        names = ", ".join(f"{row.name} -> {customer.name}" for row, customer in mapped[:5])
+        more = f" and {len(mapped) - 5} more" if len(mapped) > 5 else ""
+        changed(ws, f"Mapped {len(mapped)} exact match(es): {names}{more}.", notice=False)
+    else:
+        flash("No exact matches: pick customers one by one (suggestions are ranked).", "error")
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 
@@ -307,7 +342,7 @@ def _render_edit(
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
         # The currency its approved rows are priced in, else the workspace's default.
         default_currency=service.billing_currency(db.session, ws.id, kind, tracker_id),
-        back=_back_arg(ws),
+        back=back_arg(ws),
     )
     return page, status
 
@@ -369,12 +404,12 @@ def create_customer(workspace_id: int) -> Any:
     service.map_to(
         db.session, ws.id, kind=kind, tracker_id=tracker_id, customer=customer, currency=currency
     )
-    _changed(
+    changed(
         ws,
         f"Created {customer.name} and billed {kind} {_label(ws, kind, tracker_id)} to it.",
         tracker=(kind, tracker_id),
     )
-    return redirect(_back(ws))
+    return redirect(back_to(ws))
 
 
 @bp.route("/workspaces/<int:workspace_id>/mappings/remove", methods=["POST"])
@@ -412,7 +447,7 @@ def remove(workspace_id: int) -> Any:
         )
     service.remove_mapping(db.session, ws.id, kind, tracker_id)
     # The notice says how many drafts were made with it and that they stay as they are.
-    _changed(ws, f"Removed the mapping of {kind} {label}.", tracker=(kind, tracker_id))
+    changed(ws, f"Removed the mapping of {kind} {label}.", tracker=(kind, tracker_id))
     return redirect(url_for("mappings.index", workspace_id=ws.id))
 
 
@@ -425,7 +460,15 @@ def remove(workspace_id: int) -> Any:
 def customer_settings(workspace_id: int, customer_id: str) -> Any:
     """One customer's overrides of the workspace settings; empty fields = workspace default."""
     ws = workspace_for_admin(workspace_id)
-    view = overrides.get(db.session, ws.id, customer_id)
+
+    def lookup(wanted: str) -> AccountingCustomer | None:
+        # Settable before any mapping: for a customer the books confirm.
+        try:
+            return _provider(ws).get_customer(wanted)
+        except ProviderError:
+            return None
+
+    view = overrides.get(db.session, ws.id, customer_id, lookup)
     if view is None:
         abort(404)
     stored = view.overrides.to_dict()
@@ -435,7 +478,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
         here = url_for("mappings.customer_settings", workspace_id=ws.id, customer_id=customer_id)
         if request.form.get("action") == "clear":
             if overrides.clear(db.session, ws.id, customer_id):
-                _changed(
+                changed(
                     ws,
                     f"{view.customer_name} now uses the workspace settings.",
                     customer_id=view.customer_id,
@@ -445,7 +488,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
             return redirect(here)
         form = {name: request.form.get(name, "") for name in overrides.FIELDS}
         try:
-            overrides.set_overrides(db.session, ws.id, customer_id, form)
+            overrides.set_overrides(db.session, ws.id, customer_id, form, lookup)
         except overrides.CustomerSettingsError as exc:
             db.session.rollback()
             # Every field's problem at once: each field checked on its own.
@@ -456,7 +499,7 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
                     errors[field_exc.field] = field_exc.message
             errors = errors or {exc.field: exc.message}
         else:
-            _changed(ws, f"Settings for {view.customer_name} saved.", customer_id=view.customer_id)
+            changed(ws, f"Settings for {view.customer_name} saved.", customer_id=view.customer_id)
             return redirect(here)
     page = render_template(
         "mappings/customer_settings.html",
@@ -470,113 +513,5 @@ def customer_settings(workspace_id: int, customer_id: str) -> Any:
     return (page, 422) if errors else page
 
 
-# --- rates ---------------------------------------------------------------------------------------
-RATE_FIELDS = (
-    "amount",
-    "currency",
-    "effective_from",
-    "member_id",
-    "project_id",
-    "contract_id",
-    "customer_id",
-)
-
-
-def _choices(ws: Workspace) -> dict[str, list[tuple[str, str]]]:
-    entities = db.session.scalars(
-        select(TrackerEntity)
-        .where(TrackerEntity.workspace_id == ws.id)
-        .order_by(TrackerEntity.name)
-    )
-    members, projects = [], []
-    for e in entities:
-        if e.kind == "member":
-            members.append((e.tracker_id, e.name or e.tracker_id))
-        elif e.kind == "project":
-            projects.append((e.tracker_id, e.name or e.tracker_id))
-    customers = {m.customer_id: m.customer_name for m in service.list_mappings(db.session, ws.id)}
-    return {
-        "member_id": members,
-        "project_id": projects,
-        "customer_id": sorted(customers.items(), key=lambda kv: kv[1].lower()),
-    }
-
-
-def _render_rates(
-    ws: Workspace,
-    form: dict[str, str],
-    errors: dict[str, str],
-    *,
-    editing: int | None = None,
-    status: int = 200,
-) -> Any:
-    rows = rate_table.list_rates(db.session, ws.id)
-    choices = _choices(ws)
-    names = {key: dict(values) for key, values in choices.items()}
-    page = render_template(
-        "mappings/rates.html",
-        workspace=ws,
-        rates=rows,
-        form=form,
-        errors=errors,
-        editing=editing,
-        choices=choices,
-        names=names,
-        scope_of=rate_table.scope_of,
-        scope_labels=rate_table.SCOPE_LABELS,
-        back=_back_arg(ws),
-    )
-    return page, status
-
-
-@bp.route("/workspaces/<int:workspace_id>/rates", methods=["GET", "POST"])
-@admin_required
-def rates(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    default_currency = (ws.settings or {}).get("default_currency", "USD")
-    if request.method == "GET":
-        # Prefilled from a hold's "add a rate" button.
-        form = {name: request.args.get(name, "") for name in RATE_FIELDS}
-        form["currency"] = form["currency"] or default_currency
-        return _render_rates(ws, form, {})
-    form = {name: request.form.get(name, "") for name in RATE_FIELDS}
-    try:
-        row = rate_table.create_rate(db.session, ws.id, form)
-    except rate_table.RateError as exc:
-        db.session.rollback()
-        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
-        return _render_rates(ws, form, errors, status=422)
-    _changed(ws, f"Rate {row.amount} {row.currency} added.")
-    return redirect(_back(ws, url_for("mappings.rates", workspace_id=ws.id)))
-
-
-@bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>", methods=["GET", "POST"])
-@admin_required
-def edit_rate(workspace_id: int, rate_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    row = rate_table.get_rate(db.session, ws.id, rate_id)
-    if row is None:
-        abort(404)
-    if request.method == "GET":
-        form = rate_table.serialize_rate(row)
-        form = {name: form.get(name) or "" for name in RATE_FIELDS}
-        return _render_rates(ws, form, {}, editing=row.id)
-    form = {name: request.form.get(name, "") for name in RATE_FIELDS}
-    try:
-        rate_table.update_rate(db.session, ws.id, row.id, form)
-    except rate_table.RateError as exc:
-        db.session.rollback()
-        errors = rate_table.rate_errors(form) or {exc.field: exc.message}
-        return _render_rates(ws, form, errors, editing=rate_id, status=422)
-    _changed(ws, f"Rate #{rate_id} updated.")
-    return redirect(url_for("mappings.rates", workspace_id=ws.id))
-
-
-@bp.route("/workspaces/<int:workspace_id>/rates/<int:rate_id>/delete", methods=["POST"])
-@admin_required
-def delete_rate(workspace_id: int, rate_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    if not rate_table.delete_rate(db.session, ws.id, rate_id):
-        abort(404)
-    _changed(ws, f"Rate #{rate_id} deleted.")
-    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+# The rates pages live in rate_pages.py on this same blueprint ("mappings.rates").
+from connector.admin import rate_pages  # noqa: E402, F401 - registers its routes on bp

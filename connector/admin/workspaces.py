@@ -8,12 +8,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from connector import db
+from connector import db, pipeline
 from connector.admin import bp, onboarding
 from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
 from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
 from connector.connections.store import secret_box
+from connector.invoice_queries import needing_attention
 from connector.models import (
     ApiToken,
     Draft,
@@ -91,6 +92,8 @@ def workspace(workspace_id: int) -> Any:
             .group_by(Draft.status)
         ).all()
     )
+    counts.pop(DraftStatus.NEEDS_ATTENTION, None)  # counted per invoice, withdrawn ones too
+    flagged = needing_attention(db.session, ws.id)
     approvals = db.session.scalar(
         select(func.count()).select_from(Timesheet).where(Timesheet.workspace_id == ws.id)
     )
@@ -100,8 +103,9 @@ def workspace(workspace_id: int) -> Any:
         workspace=ws,
         webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
         counts=counts,
+        flagged=flagged,
         status_words=STATUS_WORDS,
-        attention=sum(counts.values()),
+        attention=sum(counts.values()) + flagged,
         approvals=approvals,
         steps=steps,
         setup_done=all(step.state == onboarding.StepState.DONE for step in steps),
@@ -225,9 +229,12 @@ def settings(workspace_id: int) -> Any:
             errors["provider"] = "choose one of the listed accounting systems"
         if not errors:
             ws.settings = validated.to_dict()
+            switched = ws.provider != provider
             ws.provider = provider
             ws.auto_invoicing = auto
             db.session.commit()
+            if switched:  # other books: held approvals are planned again with their mappings
+                pipeline.release_holds(ws.id)
 
             notice = change_notice(ws.id)["notice"]
             flash("Settings saved." + (f" {notice}" if notice else ""), "success")

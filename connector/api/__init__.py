@@ -11,6 +11,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 API_MODULES = (
     "drafts",
+    "invoices",
     "preview",
     "openapi",
     "mappings",
@@ -25,6 +26,7 @@ from connector.api import (  # noqa: E402, F401  - registers routes
     approvals_api,
     customer_settings,
     drafts,
+    invoices,
     mappings,
     openapi,
     preview,

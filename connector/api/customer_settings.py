@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify
+from flask import current_app, g, jsonify
 
 from connector import db
 from connector.api import bp
-from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
+from connector.api.mappings import CHANGE_NOTICE_PROPERTIES, provider_problem
 from connector.api.request_bodies import invalid_fields, json_object
 from connector.auth import token_required
 from connector.problems import Problem
+from connector.providers import build_provider
+from connector.providers.base import ProviderError
 from connector.settings import WEEKDAYS
 from connector.validation import FieldError, every_field_error
 from mappings import customer_settings as overrides
@@ -23,16 +25,26 @@ def _not_found(customer_id: str) -> Problem:
     return Problem(
         404,
         "Not found",
-        f"customer {customer_id!r}: no client or project of this workspace is billed to it",
+        f"customer {customer_id!r} is not a customer of the accounting system this workspace "
+        "bills to",
         type_="not-found",
         field="/customer_id",
     )
 
 
+def _lookup(customer_id: str) -> Any:
+    """The customer as the books know it (settings may be set before any mapping)."""
+    provider = build_provider(g.workspace.id, g.workspace.provider, current_app.config)
+    try:
+        return provider.get_customer(customer_id)
+    except ProviderError as exc:
+        raise provider_problem(exc) from None
+
+
 @bp.get("/customers/<path:customer_id>/settings")
 @token_required
 def get_customer_settings(customer_id: str) -> Any:
-    view = overrides.get(db.session, g.workspace.id, customer_id)
+    view = overrides.get(db.session, g.workspace.id, customer_id, _lookup)
     if view is None:
         raise _not_found(customer_id)
     return jsonify(view.to_json())
@@ -41,9 +53,10 @@ def get_customer_settings(customer_id: str) -> Any:
 @bp.put("/customers/<path:customer_id>/settings")
 @token_required
 def put_customer_settings(customer_id: str) -> Any:
-    """Replace the overrides: fields omitted or null use the workspace's setting."""
+    """Replace the overrides: fields omitted or null use the workspace's setting. A customer
+    no client/project is billed to yet is checked against the books first."""
     body = json_object()
-    if overrides.get(db.session, g.workspace.id, customer_id) is None:
+    if overrides.get(db.session, g.workspace.id, customer_id, _lookup) is None:
         raise _not_found(customer_id)
     # The API's null is "use the workspace's setting"; an empty string is not a value here.
     errors = [
@@ -55,7 +68,7 @@ def put_customer_settings(customer_id: str) -> Any:
     if errors:
         raise invalid_fields(errors)
     try:
-        view = overrides.set_overrides(db.session, g.workspace.id, customer_id, body)
+        view = overrides.set_overrides(db.session, g.workspace.id, customer_id, body, _lookup)
     except overrides.CustomerSettingsError as exc:
         db.session.rollback()
         raise invalid_fields([exc]) from None

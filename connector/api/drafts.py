@@ -1,4 +1,7 @@
-"""``GET /api/v1/timesheets/<timesheet_id>/drafts``: the drafts one approval produced."""
+"""Per-approval drafts: ``GET /api/v1/timesheets/<timesheet_id>/drafts`` (what one approval
+produced) and ``GET /api/v1/drafts`` (every approval's contributions). Each draft is one
+approval's part of an invoice (``invoice_id``); the invoices themselves, one per provider
+document, are ``GET /api/v1/invoices``."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from connector.status_sync import queue_reconcile
 from connector.validation import ErrorCollector, FieldError, one_of
 
 
-def _refuse(field: str, message: str) -> None:
+def refuse(field: str, message: str) -> None:
     raise FieldError(field, message)
 
 
@@ -38,6 +41,7 @@ def serialize_draft(draft: Draft) -> dict[str, Any]:
         if draft.customer_id
         else None,
         "subject": draft.subject_key,
+        "invoice_id": draft.invoice_id,
         "status": draft.status,
         "currency": draft.currency,
         "total": None if draft.total is None else str(draft.total),
@@ -113,7 +117,8 @@ PROVIDER_STATUSES = [s.value for s in ProviderStatus]
 @bp.get("/drafts")
 @token_required
 def list_drafts() -> Any:
-    """Every live draft across approvals (the console's Drafts page), newest period first.
+    """Every approval's contribution (per-approval drafts), newest period first: under
+    per_period consolidation several share one invoice (``invoice_id``; ``GET /invoices``).
 
     ``status`` is a draft status or ``held``; ``customer_id`` an accounting customer's id;
     ``provider_status`` where the invoice stands at the provider (draft, sent, paid...).
@@ -127,7 +132,7 @@ def list_drafts() -> Any:
     )
     customer_id = args.get("customer_id")
     if customer_id is not None and not 1 <= len(customer_id) <= 255:
-        errors.check(_refuse, "customer_id", "must be 1 to 255 characters")
+        errors.check(refuse, "customer_id", "must be 1 to 255 characters")
     provider_status = (
         errors.check(one_of, args["provider_status"], "provider_status", PROVIDER_STATUSES)
         if "provider_status" in args
@@ -165,6 +170,10 @@ DRAFT_SCHEMA = {
         "subject": {
             "type": "string",
             "description": "customer:<id>, or project:<id> while unmapped",
+        },
+        "invoice_id": {
+            "type": ["integer", "null"],
+            "description": "The invoice (provider document) its lines are on; null while held",
         },
         "status": {
             "type": "string",
@@ -240,7 +249,13 @@ OPENAPI_PATHS = {
     "/drafts": {
         "get": {
             "operationId": "listDrafts",
-            "summary": "Every live draft across approvals, filterable, with totals per currency",
+            "summary": "Every approval's contribution (per-approval drafts), with totals",
+            "description": (
+                "Per-approval contributions: under per_period consolidation several approvals "
+                "share one invoice (see invoice_id and GET /invoices, one entry per provider "
+                "document). Drafts needing attention are listed even after their approval was "
+                "withdrawn."
+            ),
             "parameters": [
                 {
                     "name": "status",
@@ -340,7 +355,7 @@ OPENAPI_PATHS = {
     "/timesheets/{timesheet_id}/drafts": {
         "get": {
             "operationId": "listTimesheetDrafts",
-            "summary": "The drafts one approved timesheet produced, one per customer",
+            "summary": "One approval's contributions (per-approval drafts), one per customer",
             "parameters": [
                 {
                     "name": "timesheet_id",

@@ -74,6 +74,40 @@ def list_mappings() -> Any:
     return jsonify(mappings=[service.serialize_mapping(m) for m in rows])
 
 
+@bp.get("/mappings/history")
+@token_required
+def mapping_history() -> Any:
+    """Mappings made in other books than the workspace bills to now (kept, not used)."""
+    rows = service.history(db.session, g.workspace.id)
+    return jsonify(
+        books=service.current_books(db.session, g.workspace.id),
+        history=[{**service.serialize_mapping(o.mapping), "books_name": o.books} for o in rows],
+    )
+
+
+@bp.post("/mappings/exact-matches")
+@token_required
+def map_exact_matches() -> Any:
+    """Map every unmapped client/project with exactly one customer of the same name (or, after
+    a switch of books, its old customer's name) or the same email, in one step."""
+    rows = service.list_entities(db.session, g.workspace.id)
+    try:
+        customers = service.fetch_customers(_provider())
+        mapped = service.map_exact_matches(db.session, g.workspace.id, rows, customers)
+    except service.MappingError as exc:
+        db.session.rollback()
+        raise invalid(exc.field, exc.message) from None
+    except ProviderError as exc:
+        db.session.rollback()
+        raise provider_problem(exc) from None
+    db.session.commit()
+    released = service.after_change(g.workspace.id) if mapped else 0
+    return jsonify(
+        mapped=[service.serialize_mapping(row.mapping) for row, _ in mapped if row.mapping],
+        released=released,
+    )
+
+
 @bp.get("/mappings/entities")
 @token_required
 def list_entities() -> Any:
@@ -213,6 +247,10 @@ OPENAPI_SCHEMAS = {
             "customer_id": {"type": "string"},
             "customer_name": {"type": "string"},
             "customer_currency": {"type": ["string", "null"]},
+            "books": {
+                "type": "string",
+                "description": "The books the customer id belongs to (provider and account)",
+            },
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
         },
     }
@@ -238,6 +276,66 @@ OPENAPI_PATHS = {
                         "properties": {"mappings": {"type": "array", "items": _MAPPING_REF}},
                     },
                 ),
+                **_ERRORS,
+            },
+        }
+    },
+    "/mappings/history": {
+        "get": {
+            "operationId": "listMappingHistory",
+            "summary": "Mappings made in other books (another company or account): history",
+            "description": (
+                "A customer id names a business in one set of books only. After the workspace "
+                "moved to other books these mappings are kept but never used; they come back "
+                "when it returns to those books."
+            ),
+            "responses": {
+                "200": _ok(
+                    "The current books' key and the mappings of other books",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "books": {"type": ["string", "null"]},
+                            "history": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _MAPPING_REF,
+                                        {
+                                            "type": "object",
+                                            "properties": {"books_name": {"type": "string"}},
+                                        },
+                                    ]
+                                },
+                            },
+                        },
+                    },
+                ),
+                **_ERRORS,
+            },
+        }
+    },
+    "/mappings/exact-matches": {
+        "post": {
+            "operationId": "mapExactMatches",
+            "summary": "Map every client/project with an exact match in the books; releases holds",
+            "description": (
+                "Exactly one customer with the client's name (or, after a switch of books, the "
+                "name of its customer there) or its email. Ambiguous ones are left to a person."
+            ),
+            "responses": {
+                "200": _ok(
+                    "What was mapped; released = approvals re-billed",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "mapped": {"type": "array", "items": _MAPPING_REF},
+                            "released": {"type": "integer"},
+                        },
+                    },
+                ),
+                "409": {"$ref": "#/components/responses/Problem"},
+                "502": {"$ref": "#/components/responses/Problem"},
                 **_ERRORS,
             },
         }

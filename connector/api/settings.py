@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, jsonify
 
-from connector import db
+from connector import db, pipeline
 from connector.api import bp
 from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
 from connector.api.request_bodies import CURRENCY_SCHEMA, invalid_fields, json_object
@@ -63,9 +63,12 @@ def patch_settings() -> Any:
     ws.settings = validated.to_dict()
     if "auto_invoicing" in body:
         ws.auto_invoicing = body["auto_invoicing"]
+    switched = "provider" in body and body["provider"] != ws.provider
     if "provider" in body:
         ws.provider = body["provider"]
     db.session.commit()
+    if switched:  # other books: held approvals are planned again with their mappings
+        pipeline.release_holds(ws.id)
     if "settings" not in body:
         return jsonify(_settings_json(ws))
 

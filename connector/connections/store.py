@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from connector import db
+from connector import books, db
 from connector.crypto import SecretBox
 from connector.locks import advisory_lock
 from connector.models import Connection, ConnectionStatus, ProviderCacheEntry, utcnow
@@ -126,6 +126,9 @@ class DbCredentialStore:
             row.last_error = None
             row.meta = dict(meta or {})
             row.connected_at = utcnow()
+            # The books it reaches, kept by name: mappings made in them are bound to them.
+            s.flush()
+            books.remember(s, self.workspace_id, row)
 
     def update_meta(self, **values: Any) -> None:
         self._snapshot = None
@@ -136,6 +139,8 @@ class DbCredentialStore:
             merged = dict(row.meta or {})
             merged.update(values)
             row.meta = merged
+            if values.get("company_name") and row.account_id:
+                books.remember(s, self.workspace_id, row)  # the company's name, for history
 
     # -- the provider's read cache (one row per entry, so concurrent writers never clobber)
     def cache_get(self, name: str) -> tuple[dict[str, Any], datetime] | None:

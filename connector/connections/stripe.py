@@ -16,6 +16,7 @@ Two ways in, both ending in an encrypted, workspace-scoped ``connections`` row:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -60,18 +61,31 @@ def mask_key(key: str) -> str:
     return f"{prefix}…{key[-4:]}"
 
 
-def _carried_meta(store: DbCredentialStore, account_id: str | None, environment: str) -> dict:
-    """What survives a reconnect: drafts half-created before it (so they resume rather than
-    being created twice), and the currency cache when it is the same Stripe account."""
+def key_fingerprint(api_key: str) -> str:
+    """Stands in for the account id a restricted key may not read: the books it reaches."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def _carried_meta(
+    store: DbCredentialStore,
+    account_id: str | None,
+    environment: str,
+    fingerprint: str | None = None,
+) -> dict:
+    """What survives a reconnect to the same Stripe account (and mode): drafts half-created
+    before it (so they resume rather than being created twice), the currency cache and the
+    status-sync secret. Another account starts afresh."""
     old = store.meta()
     row = store.connection()
     carried: dict[str, Any] = {}
-    if old.get(META_PENDING):
+    same_account = row is not None and (
+        row.account_id,
+        row.environment,
+        None if row.account_id else old.get("key_fingerprint"),
+    ) == (account_id, environment, fingerprint)
+    if same_account and old.get(META_PENDING):
+        # Half-created drafts live in that account: another account never hears of their ids.
         carried[META_PENDING] = old[META_PENDING]
-    same_account = row is not None and (row.account_id, row.environment) == (
-        account_id,
-        environment,
-    )
     if same_account and old.get(META_CURRENCIES):
         carried[META_CURRENCIES] = old[META_CURRENCIES]
     if same_account and old.get(META_WEBHOOK_SECRET):
@@ -122,12 +136,15 @@ def save_key(workspace_id: int) -> Any:
         return _fail(workspace_id, str(exc))
     environment = match["mode"]
     store = _store(workspace_id)
-    meta = _carried_meta(store, account_id, environment)
+    fingerprint = None if account_id else key_fingerprint(api_key)
+    meta = _carried_meta(store, account_id, environment, fingerprint)
     meta.update(
         method="api_key",
         masked_key=mask_key(api_key),
         key_type="restricted" if match["kind"] == "rk" else "secret",
     )
+    if fingerprint:
+        meta["key_fingerprint"] = fingerprint
     store.connect(
         credentials={"method": "api_key", "api_key": api_key},
         account_id=account_id,

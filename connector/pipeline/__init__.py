@@ -1,18 +1,22 @@
 """One approval from a stored delivery to recorded drafts, module by module.
 
     handlers.process_delivery    the worker's job: delivery -> tracker event, under the
-                                 timesheet lock (the worker hands it the app's configuration)
+                                 timesheet lock (work_locks.py; the worker hands it the app's
+                                 configuration)
     -> planning.apply_approval   the Timesheet row and its revision (a withdrawal goes to
                                  withdrawing.apply_withdrawal instead); tracker_entities.py
                                  records the members, projects and clients it names
-    -> planning.plan_drafts      billing (pure; its inputs read by inputs.py) -> one Draft row per
-                                 customer, or a hold with its reason; lines stored as JSON
-                                 (invoice_requests.line_to_json)
-    -> pushing.push_drafts       provider.create_draft(key) for each row, the request built by
-                                 invoice_requests.draft_invoice (pure); under per_period
-                                 consolidation periods.py appends to the open invoice instead
-    -> draft_status.record_created  the provider's answer stored on the row
-    withdrawing                  a withdrawn or replaced approval's drafts voided or deleted
+    -> planning.plan_drafts      billing (pure; its inputs read by inputs.py, with the mappings
+                                 of the books the workspace bills to now) -> one Draft row per
+                                 customer, or a hold with its reason (other_books.py says when a
+                                 client was mapped in other books); lines stored as JSON
+    -> pushing.push_drafts       each row onto its invoice (invoices.py: the provider document,
+                                 one per timesheet, or per customer and period under per_period
+                                 consolidation): the row whose key the invoice carries creates it
+                                 (provider.create_draft), the others append (append_lines); the
+                                 request is built by invoice_requests.draft_invoice (pure)
+    -> invoices.record_created   the provider's answer stored on the invoice and the row
+    withdrawing                  a withdrawn or replaced approval's rows taken off their invoices
     commands                     what the console, the API and the connect pages call: release
                                  holds, retry, re-bill (run by handlers.rebill_timesheet), preview
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector import db, observability, trackers, worker
-from connector.locks import LockTimeout, advisory_lock
+from connector import books, db, observability, trackers, worker
 from connector.models import (
     Delivery,
     DeliveryStatus,
@@ -33,35 +32,14 @@ from connector.pipeline.withdrawing import (
     start_new_generation,
     withdraw_drafts,
 )
+from connector.pipeline.work_locks import timesheet_lock
 from connector.providers import build_provider
 from connector.providers.base import (
     ReconnectNeeded,
     Rejected,
-    RetryLater,
 )
 from connector.trackers import EventError
 from connector.trackers import TrackerEvent as Event
-
-
-@contextmanager
-def _timesheet_lock(workspace_id: int, timesheet_id: str) -> Iterator[None]:
-    """One worker at a time per timesheet, across processes.
-
-    The lock lives as long as a job lease and is renewed with it by the worker's heartbeat
-    thread, so a slow job keeps it and a killed worker's lock frees itself when its job becomes
-    claimable again.
-    """
-    lease = worker.settings().lease_seconds
-    name = f"timesheet:{workspace_id}:{timesheet_id}"[:200]
-    try:
-        # Wait briefly, then give the worker thread back: the job is retried a few seconds later
-        # rather than holding a thread for as long as the other run takes.
-        with advisory_lock(name, ttl=lease, timeout=min(lease, 2.0), keepalive=True):
-            yield
-    except LockTimeout:
-        raise RetryLater(
-            "another worker is processing this timesheet", retry_after=min(lease, 5.0)
-        ) from None
 
 
 @worker.handler("process_delivery")
@@ -86,7 +64,7 @@ def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
 
     with (
         observability.log_context(timesheet_id=event.timesheet_id),
-        _timesheet_lock(workspace_id, event.timesheet_id),
+        timesheet_lock(workspace_id, event.timesheet_id),
     ):
         outcome = _process_event(workspace_id, source, event, config, polled=polled)
     with db.session_scope() as s:
@@ -162,6 +140,7 @@ def bill_timesheet_now(
             s.rollback()
             raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
         s.commit()
+        books_key = books.current_key(s, workspace.id, workspace.provider)
         s.expunge(workspace)
     if not _has_work(timesheet_pk):
         return
@@ -170,7 +149,7 @@ def bill_timesheet_now(
     except ReconnectNeeded as exc:
         _mark_waiting_for_reconnect(timesheet_pk, str(exc))
         raise
-    push_drafts(workspace, timesheet_pk, provider)
+    push_drafts(workspace, timesheet_pk, provider, books_key)
 
 
 def _mark_waiting_for_reconnect(timesheet_pk: int, message: str) -> None:
@@ -217,7 +196,7 @@ def _job_timesheet_locked(job: Job) -> Iterator[int | None]:
         return
     with (
         observability.log_context(timesheet_id=timesheet_id),
-        _timesheet_lock(job.workspace_id, timesheet_id),
+        timesheet_lock(job.workspace_id, timesheet_id),
     ):
         yield timesheet_pk
 

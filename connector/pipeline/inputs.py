@@ -8,23 +8,39 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing
+from connector import billing, books
 from connector.models import CustomerMapping, CustomerSettings, Rate, TrackerRate, Workspace
 from connector.rates import rate_table
 from connector.settings import WorkspaceSettings
 
 
 def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
+    """The mappings of the books the workspace bills to now (see :func:`mappings_in`)."""
+    return mappings_in(s, workspace, books.current_key(s, workspace.id, workspace.provider))
+
+
+def mappings_in(s: Session, workspace: Workspace, books_key: str | None) -> billing.Mappings:
+    """The mappings (and each customer's overrides) of ``books_key``, the books the workspace bills
+    to now: mappings made in other books name other businesses and are never used (None: an
+    accounting system never connected, so nothing is mapped in it yet)."""
+    if books_key is None:
+        return billing.Mappings(projects={}, clients={})
     settings = WorkspaceSettings.from_dict(workspace.settings)
     overrides = {
         cs.customer_id: cs
         for cs in s.scalars(
-            select(CustomerSettings).where(CustomerSettings.workspace_id == workspace.id)
+            select(CustomerSettings).where(
+                CustomerSettings.workspace_id == workspace.id, CustomerSettings.books == books_key
+            )
         )
     }
     projects: dict[str, billing.Customer] = {}
     clients: dict[str, billing.Customer] = {}
-    for m in s.scalars(select(CustomerMapping).where(CustomerMapping.workspace_id == workspace.id)):
+    for m in s.scalars(
+        select(CustomerMapping).where(
+            CustomerMapping.workspace_id == workspace.id, CustomerMapping.books == books_key
+        )
+    ):
         cs = overrides.get(m.customer_id)
         customer = billing.Customer(
             id=m.customer_id,
@@ -76,14 +92,16 @@ def run_billing(
 
 
 def customer_settings(
-    s: Session, workspace_id: int, customer_id: str | None
+    s: Session, workspace_id: int, books_key: str | None, customer_id: str | None
 ) -> CustomerSettings | None:
-    """One customer's overrides of the workspace's settings (terms, tax, consolidation), if any."""
-    if not customer_id:
+    """One customer's overrides of the workspace's settings (terms, tax, consolidation), if any,
+    in the books its id belongs to."""
+    if not customer_id or not books_key:
         return None
     return s.scalars(
         select(CustomerSettings).where(
             CustomerSettings.workspace_id == workspace_id,
+            CustomerSettings.books == books_key,
             CustomerSettings.customer_id == customer_id,
         )
     ).one_or_none()

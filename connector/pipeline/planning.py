@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, db, trackers
+from connector import billing, books, trackers
 from connector.models import (
     HOLD_STATUSES,
     Draft,
@@ -19,10 +19,11 @@ from connector.models import (
     TimesheetStatus,
     Workspace,
 )
-from connector.pipeline.draft_status import KNOWN_NOT_CREATED, TO_PUSH, is_live
-from connector.pipeline.inputs import billing_settings, load_mappings, load_rates
+from connector.pipeline.draft_status import TO_PUSH, is_live
+from connector.pipeline.inputs import billing_settings, load_rates, mappings_in
 from connector.pipeline.invoice_requests import line_to_json
-from connector.pipeline.periods import consolidation_of
+from connector.pipeline.invoices import consolidation_of
+from connector.pipeline.other_books import connect_first, mapped_elsewhere
 from connector.pipeline.tracker_entities import record_tracker_entities
 from connector.pipeline.withdrawing import (
     effective_revision,
@@ -154,195 +155,251 @@ def _covers_by_subject(
     }
 
 
+# Rows a plan never rewrites: the provider has them, or finance acted on them.
+SETTLED = frozenset({DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION})
+# Rows a plan may bring back to pending (a fixed hold, a refusal being retried).
+REPLANNED = HOLD_STATUSES | {DraftStatus.FAILED, DraftStatus.SUPERSEDED}
+
+Planned = tuple[str, str, billing.DraftPlan, list[list[str | None]] | None]
+
+
 def plan_drafts(s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_failed: bool) -> None:
     """Bring the Draft rows of the live revision in line with a fresh billing run.
 
     Only drafts not yet created at the provider are re-planned. Rows already on a live draft
     (created, or sent with an unknown outcome) are left out of the run, so a mapping, rate or
     settings change never bills an hour of this revision twice; replacing a created draft is an
-    explicit re-bill (:func:`rebill_timesheet`), which withdraws it first.
+    explicit re-bill (:func:`rebill_timesheet`), which withdraws it first. Customers come from
+    the mappings of the books the workspace bills to now, and each row records those books.
     """
-    assert ts_row.revision is not None and ts_row.content is not None
-    timesheet = trackers.normalize_timesheet(ts_row.source, ts_row.content)
-    revision = ts_row.revision
-    existing = {
-        d.subject_key: d
-        for d in s.scalars(
-            select(Draft).where(Draft.timesheet_pk == ts_row.id, Draft.revision == revision)
-        )
-    }
-    coverage = _Coverage(d for d in existing.values() if is_live(d))
-    filtered = bool(coverage)
-    if filtered:
-        timesheet = replace(
-            timesheet,
-            rows=tuple(r for r in timesheet.rows if r.billable is False or r not in coverage),
-        )
-    mappings = load_mappings(s, workspace)
-    result = billing.bill(
-        timesheet, billing_settings(workspace), mappings, load_rates(s, workspace.id)
-    )
-    covers = _covers_by_subject(timesheet, mappings)
-    planned = _split_by_period(
-        workspace, ts_row, revision, timesheet, mappings, result, covers, load_rates
-    )
-    settled = {DraftStatus.DRAFTED, DraftStatus.VOIDED, DraftStatus.NEEDS_ATTENTION}
-    if not retry_failed:
-        settled = settled | {DraftStatus.FAILED}
-    seen: set[str] = set()
+    _Planner(s, workspace, ts_row, retry_failed=retry_failed).run()
 
-    def free_subject(base: str) -> str:
+
+class _Planner:
+    """One plan of one approval's live revision: what :func:`plan_drafts` does, step by step."""
+
+    def __init__(
+        self, s: Session, workspace: Workspace, ts_row: Timesheet, *, retry_failed: bool
+    ) -> None:
+        assert ts_row.revision is not None and ts_row.content is not None
+        self.s, self.workspace, self.ts_row = s, workspace, ts_row
+        self.revision = ts_row.revision
+        self.books = books.current_key(s, workspace.id, workspace.provider)
+        self.settled = SETTLED if retry_failed else SETTLED | {DraftStatus.FAILED}
+        self.existing = {
+            d.subject_key: d
+            for d in s.scalars(
+                select(Draft).where(
+                    Draft.timesheet_pk == ts_row.id, Draft.revision == self.revision
+                )
+            )
+        }
+        self.coverage = _Coverage(d for d in self.existing.values() if is_live(d))
+        self.seen: set[str] = set()
+
+    def run(self) -> None:
+        timesheet = trackers.normalize_timesheet(self.ts_row.source, self.ts_row.content)
+        if self.coverage:
+            timesheet = replace(
+                timesheet,
+                rows=tuple(
+                    r for r in timesheet.rows if r.billable is False or r not in self.coverage
+                ),
+            )
+        mappings = mappings_in(self.s, self.workspace, self.books)
+        rates = load_rates(self.s, self.workspace.id)
+        result = billing.bill(timesheet, billing_settings(self.workspace), mappings, rates)
+        covers = _covers_by_subject(timesheet, mappings)
+        for planned in self._split_by_period(timesheet, mappings, result, covers, rates):
+            self._plan_draft(*planned)
+        holds_by_subject: dict[str, list[billing.Hold]] = {}
+        for hold in result.holds:
+            holds_by_subject.setdefault(hold.subject_key, []).append(hold)
+        for subject, holds in holds_by_subject.items():
+            self._plan_hold(subject, holds, covers.get(subject))
+        self._supersede_unseen()
+        summary = dict(self.ts_row.summary or {})
+        summary.update(
+            excluded_minutes=result.excluded_minutes,
+            excluded_rows=result.excluded_rows,
+            held_minutes=result.held_minutes,
+        )
+        self.ts_row.summary = summary
+
+    # -- rows
+    def _free_subject(self, base: str) -> str:
         # A customer whose created draft stays as it is gets the rest of its hours on another
         # draft (customer:<id>+2, +3 ...), never on the created one.
         subject, n = base, 1
-        while (row := existing.get(subject)) is not None and is_live(row):
+        while (row := self.existing.get(subject)) is not None and is_live(row):
             n += 1
             subject = f"{base}+{n}"
         return subject
 
-    def row_for(base: str, key: str, row_covers: list[list[str | None]] | None) -> Draft:
-        subject = free_subject(base)
-        seen.add(subject)
-        row = existing.get(subject)
+    def _row_for(self, base: str, key: str, row_covers: list[list[str | None]] | None) -> Draft:
+        subject = self._free_subject(base)
+        self.seen.add(subject)
+        row = self.existing.get(subject)
         if row is None:
-            if filtered or subject != base or revision != ts_row.summary.get("content_revision"):
+            fresh = self.coverage or subject != base
+            if fresh or self.revision != self.ts_row.summary.get("content_revision"):
                 # The engine's key is derived from the rows it was given; a draft planned beside
                 # a live one, or after a re-bill, is named by its subject in the live revision.
-                key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
+                key = self._key(subject)
             row = Draft(
-                workspace_id=workspace.id,
-                timesheet_pk=ts_row.id,
-                revision=revision,
+                workspace_id=self.workspace.id,
+                timesheet_pk=self.ts_row.id,
+                revision=self.revision,
                 subject_key=subject,
                 key=key,
                 status=DraftStatus.PENDING,
                 lines=[],
                 attempts=0,
             )
-            s.add(row)
-            existing[subject] = row
+            self.s.add(row)
+            self.existing[subject] = row
         row.covers = row_covers
         return row
 
-    def fresh_key_if_refused(row: Draft) -> None:
-        if row.attempts and row.provider_id is None:
-            # The provider refused it (or it was never created), so nothing exists under the old
-            # key; the new request goes out under a new key (a provider may replay a refusal).
-            row.key = billing.draft_key(
-                str(workspace.id),
-                ts_row.timesheet_id,
-                revision,
-                f"{row.subject_key}#{row.attempts}",
-            )
+    def _key(self, subject: str) -> str:
+        return billing.draft_key(
+            str(self.workspace.id), self.ts_row.timesheet_id, self.revision, subject
+        )
 
-    for subject, key, draft, draft_covers in planned:
-        row = row_for(subject, key, draft_covers)
-        if row.status in settled:
-            continue  # never rewrite what the provider has (or finance acted on)
+    def _plan_draft(
+        self,
+        subject: str,
+        key: str,
+        draft: billing.DraftPlan,
+        draft_covers: list[list[str | None]] | None,
+    ) -> None:
+        row = self._row_for(subject, key, draft_covers)
+        if row.status in self.settled:
+            return  # never rewrite what the provider has (or finance acted on)
         row.customer_id = draft.customer.id
         row.customer_name = draft.customer.name
         row.currency = draft.currency
         row.total = draft.total
         row.minutes = draft.minutes
         row.lines = [line_to_json(line) for line in draft.lines]
-        row.provider = workspace.provider
-        if row.status in HOLD_STATUSES or row.status in (
-            DraftStatus.FAILED,
-            DraftStatus.SUPERSEDED,
-        ):
-            if row.status in KNOWN_NOT_CREATED or row.status == DraftStatus.SUPERSEDED:
-                fresh_key_if_refused(row)
+        row.provider = self.workspace.provider
+        row.books = self.books
+        if row.status in REPLANNED:
+            if row.attempts and row.provider_id is None:
+                # The provider refused it (or it was never created), so nothing exists under the
+                # old key; the new request goes out under a new key (a provider may replay a
+                # refusal).
+                row.key = self._key(f"{row.subject_key}#{row.attempts}")
             row.status = DraftStatus.PENDING
             row.hold_reason = row.hold_message = row.error = None
 
-    holds_by_subject: dict[str, list[billing.Hold]] = {}
-    for hold in result.holds:
-        holds_by_subject.setdefault(hold.subject_key, []).append(hold)
-    for subject, holds in holds_by_subject.items():
-        row = row_for(subject, holds[0].key, covers.get(subject))
-        if row.status in settled:
-            continue
+    def _plan_hold(
+        self, subject: str, holds: list[billing.Hold], hold_covers: list[list[str | None]] | None
+    ) -> None:
+        row = self._row_for(subject, holds[0].key, hold_covers)
+        if row.status in self.settled:
+            return
         customer = holds[0].customer
         row.customer_id = customer.id if customer else None
         row.customer_name = customer.name if customer else None
         row.currency = customer.currency if customer else None
+        row.books = self.books if customer else None
         row.minutes = max(h.minutes for h in holds)
         row.total = None
         row.lines = []
         row.status = DraftStatus(holds[0].reason)
         row.hold_reason = holds[0].reason
         row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
-        if row.status == DraftStatus.NEEDS_RATE:
-            hint = trackers.rate_hold_hint(workspace.id, ts_row.source)
-            if hint:  # e.g. WebWork hides rates from the connected user: say so, with the fix
-                row.hold_message = f"{hint} {row.hold_message}"
-        row.provider = workspace.provider
+        row.provider = self.workspace.provider
+        hint = self._hold_hint(row.status, holds)
+        if hint:
+            row.hold_message = f"{hint} {row.hold_message}"
 
-    for subject, row in existing.items():
-        if subject in seen or is_live(row):
-            continue
-        if row.status in HOLD_STATUSES or row.status in TO_PUSH or row.status == DraftStatus.FAILED:
-            # e.g. an unmapped project's hold, now billed on its customer's draft, or a draft
-            # never sent whose rows now go to another customer
-            row.status = DraftStatus.SUPERSEDED
-    summary = dict(ts_row.summary or {})
-    summary.update(
-        excluded_minutes=result.excluded_minutes,
-        excluded_rows=result.excluded_rows,
-        held_minutes=result.held_minutes,
-    )
-    ts_row.summary = summary
+    def _hold_hint(self, status: DraftStatus, holds: list[billing.Hold]) -> str | None:
+        if status == DraftStatus.NEEDS_RATE:
+            # e.g. WebWork hides rates from the connected user: say so, with the fix
+            return trackers.rate_hold_hint(self.workspace.id, self.ts_row.source)
+        if status == DraftStatus.NEEDS_MAPPING and self.books is None:
+            return connect_first(self.workspace)
+        if status == DraftStatus.NEEDS_MAPPING:
+            subjects = [("client", c) for h in holds for c in h.client_ids]
+            subjects += [("project", p) for h in holds for p in h.project_ids]
+            return mapped_elsewhere(self.s, self.workspace, self.books, subjects)
+        return None
 
+    def _supersede_unseen(self) -> None:
+        for subject, row in self.existing.items():
+            if subject in self.seen or is_live(row):
+                continue
+            if (
+                row.status in HOLD_STATUSES
+                or row.status in TO_PUSH
+                or row.status == DraftStatus.FAILED
+            ):
+                # e.g. an unmapped project's hold, now billed on its customer's draft, or a draft
+                # never sent whose rows now go to another customer
+                row.status = DraftStatus.SUPERSEDED
 
-def _split_by_period(
-    workspace: Workspace,
-    ts_row: Timesheet,
-    revision: str,
-    timesheet: billing.TimesheetInput,
-    mappings: billing.Mappings,
-    result: billing.BillingResult,
-    covers: dict[str, list[list[str | None]]],
-    rates: Any,
-) -> list[tuple[str, str, billing.DraftPlan, list[list[str | None]] | None]]:
-    """(subject, key, draft, covers) for each draft to plan.
+    # -- per_period: a timesheet's hours in two periods go on two invoices
+    def _split_by_period(
+        self,
+        timesheet: billing.TimesheetInput,
+        mappings: billing.Mappings,
+        result: billing.BillingResult,
+        covers: dict[str, list[list[str | None]]],
+        rates: billing.RateTable,
+    ) -> list[Planned]:
+        """(subject, key, draft, covers) for each draft to plan.
 
-    A per_period customer whose hours of this timesheet fall in two periods gets one draft per
-    period (subject ``customer:<id>@<period start>``), billed from that period's days only, so
-    each part goes on its own period's invoice. Everyone else: the engine's drafts as they are.
-    """
-    planned: list[tuple[str, str, billing.DraftPlan, list[list[str | None]] | None]] = []
-    table: billing.RateTable | None = None
-    for draft in result.drafts:
-        base = f"customer:{draft.customer.id}"
-        mode, period, week_start = consolidation_of(workspace, draft.customer.id)
-        rows = [
-            r
-            for r in timesheet.rows
-            if r.billable is not False
-            and r.minutes
-            and (c := billing.resolve_customer(mappings, *_row_pair(r))) is not None
-            and c.id == draft.customer.id
-        ]
-        spans = sorted({billing.period_bounds(r.date, period, week_start) for r in rows})
-        if mode != "per_period" or len(spans) < 2:
-            planned.append((base, draft.key, draft, covers.get(base)))
-            continue
-        if table is None:
-            with db.new_session() as s:
-                table = rates(s, workspace.id)
-        for first, last in spans:
-            part = replace(
-                timesheet,
-                rows=tuple(r for r in rows if first <= r.date <= last),
-                date_from=max(timesheet.date_from, first),
-                date_to=min(timesheet.date_to, last),
+        A per_period customer whose hours of this timesheet fall in two periods gets one draft
+        per period (subject ``customer:<id>@<period start>``), billed from that period's days
+        only, so each part goes on its own period's invoice. Everyone else: the engine's drafts
+        as they are.
+        """
+        planned: list[Planned] = []
+        for draft in result.drafts:
+            base = f"customer:{draft.customer.id}"
+            mode, period, week_start = consolidation_of(
+                self.s, self.workspace, self.books, draft.customer.id
             )
-            billed = billing.bill(part, billing_settings(workspace), mappings, table)
-            subject = f"{base}@{first.isoformat()}"
-            key = billing.draft_key(str(workspace.id), ts_row.timesheet_id, revision, subject)
-            part_covers: list[list[str | None]] = [
-                [pair[0], pair[1], first.isoformat(), last.isoformat()]
-                for pair in _covers_by_subject(part, mappings).get(base, [])
+            rows = [
+                r
+                for r in timesheet.rows
+                if r.billable is not False
+                and r.minutes
+                and (c := billing.resolve_customer(mappings, *_row_pair(r))) is not None
+                and c.id == draft.customer.id
             ]
-            planned.extend((subject, key, d, part_covers) for d in billed.drafts)
-    return planned
+            spans = sorted({billing.period_bounds(r.date, period, week_start) for r in rows})
+            if mode != "per_period" or len(spans) < 2:
+                planned.append((base, draft.key, draft, covers.get(base)))
+                continue
+            for first, last in spans:
+                planned.extend(
+                    self._period_part(timesheet, mappings, rates, base, rows, first, last)
+                )
+        return planned
+
+    def _period_part(
+        self,
+        timesheet: billing.TimesheetInput,
+        mappings: billing.Mappings,
+        rates: billing.RateTable,
+        base: str,
+        rows: list[billing.TimeRow],
+        first: date,
+        last: date,
+    ) -> list[Planned]:
+        part = replace(
+            timesheet,
+            rows=tuple(r for r in rows if first <= r.date <= last),
+            date_from=max(timesheet.date_from, first),
+            date_to=min(timesheet.date_to, last),
+        )
+        billed = billing.bill(part, billing_settings(self.workspace), mappings, rates)
+        subject = f"{base}@{first.isoformat()}"
+        part_covers: list[list[str | None]] = [
+            [pair[0], pair[1], first.isoformat(), last.isoformat()]
+            for pair in _covers_by_subject(part, mappings).get(base, [])
+        ]
+        return [(subject, self._key(subject), d, part_covers) for d in billed.drafts]

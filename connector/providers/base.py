@@ -307,6 +307,10 @@ class AccountingProvider(abc.ABC):
 
     name: str = ""
     display_name: str = ""
+    # How long a memo (shown to the customer) and a private note may be, when the provider caps
+    # them: the pipeline lists a period invoice's approvals within these ("and 3 more").
+    memo_max_chars: int | None = None
+    note_max_chars: int | None = None
 
     # customers (mapping screen)
     @abc.abstractmethod
@@ -354,7 +358,8 @@ class AccountingProvider(abc.ABC):
     # per_period consolidation: one invoice, lines appended and removed per approval
     def append_lines(self, provider_id: str, draft: DraftInvoice) -> CreatedDraft:
         """Add ``draft.lines`` to the existing draft invoice ``provider_id``, tagged with
-        ``draft.key``, and set its memo to ``draft.memo``.
+        ``draft.key``, and set its memo and private note to ``draft.memo`` and
+        ``draft.private_note`` (which name every approval on the invoice, once).
 
         Idempotent on ``draft.key``: lines already on the invoice under that key are not added
         again (a retry after a crash or an unknown outcome). Raises :class:`NotADraft` when the
@@ -362,9 +367,12 @@ class AccountingProvider(abc.ABC):
         """
         raise Rejected(f"{self.display_name} cannot add lines to an existing draft.")
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
         """Remove only the lines added under ``key`` from the draft ``provider_id`` (and set its
-        memo to ``memo`` when given). ``NOT_A_DRAFT`` when finance sent it: nothing changed."""
+        memo and private note to ``memo`` and ``note`` when given). ``NOT_A_DRAFT`` when finance
+        sent it: nothing changed."""
         raise Rejected(f"{self.display_name} cannot remove lines from a draft.")
 
     def fetch_invoice_states(self, refs: Sequence[str]) -> dict[str, InvoiceState]:

@@ -193,10 +193,13 @@ class LocalProvider(AccountingProvider):
                 # Totals are sums of lines (each line rounded on its own): never re-rounded.
                 row.total = sum((Decimal(line["amount"]) for line in row.lines), Decimal(0))
             row.memo = draft.memo
+            row.private_note = draft.private_note
             s.flush()
             return self._created(row)
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
         with db.session_scope() as s:
             row = _get_invoice(s, provider_id)
             if row is None or row.workspace_id != self.workspace_id or row.state == "deleted":
@@ -207,6 +210,8 @@ class LocalProvider(AccountingProvider):
             row.total = sum((Decimal(line["amount"]) for line in row.lines), Decimal(0))
             if memo is not None:
                 row.memo = memo
+            if note is not None:
+                row.private_note = note
             return RemovalOutcome.DELETED
 
     def _invoice_for_update(self, s: Any, provider_id: str) -> LocalInvoice:

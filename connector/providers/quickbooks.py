@@ -142,8 +142,40 @@ def _clip(text: str, limit: int) -> str:
 
 def private_note(note: str, key: str) -> str:
     """The internal note plus the marker line; the note is clipped, never the marker."""
-    tail = "\n" + marker(key)
-    return _clip(note.strip(), MAX_PRIVATE_NOTE - len(tail)) + tail if note.strip() else tail[1:]
+    return marked_note(note, [key])
+
+
+def note_keys(private_note: Any) -> list[str]:
+    """The keys of the approvals on an invoice, from its marker lines, in order."""
+    if not isinstance(private_note, str):
+        return []
+    return [
+        line.strip()[len(MARKER_PREFIX) :]
+        for line in private_note.splitlines()
+        if line.strip().startswith(MARKER_PREFIX)
+    ]
+
+
+def marked_note(note: str, keys: Sequence[str]) -> str:
+    """The internal note, then one marker line per approval on the invoice (each key once).
+    The words are clipped to fit QuickBooks' 4,000 characters, never a marker: markers that no
+    longer fit are refused in plain words (nothing is sent)."""
+    tail = "".join(f"\n{marker(k)}" for k in dict.fromkeys(keys))
+    if len(tail) - 1 > MAX_PRIVATE_NOTE:
+        raise Rejected(
+            f"QuickBooks keeps at most {MAX_PRIVATE_NOTE} characters in an invoice's private "
+            f"note, where each approval on it is recorded: {len(keys)} approvals do not fit. "
+            "Bill this customer per timesheet or per shorter period (customer settings)."
+        )
+    room = MAX_PRIVATE_NOTE - len(tail)
+    words = note.strip()
+    return (_clip(words, room) + tail) if words and room > 1 else tail[1:]
+
+
+def _words_of(private_note: str) -> str:
+    return "\n".join(
+        line for line in private_note.splitlines() if not line.strip().startswith(MARKER_PREFIX)
+    )
 
 
 def request_id(key: str) -> str:
@@ -287,6 +319,9 @@ def build_service_item(name: str, income_account_id: str) -> dict[str, Any]:
 class QuickBooksProvider(AccountingProvider):
     name = "quickbooks"
     display_name = "QuickBooks Online"
+    memo_max_chars = MAX_CUSTOMER_MEMO
+    # The words of the private note; the rest of its 4,000 characters records each approval's key.
+    note_max_chars = 1000
 
     def __init__(
         self,
@@ -851,12 +886,8 @@ class QuickBooksProvider(AccountingProvider):
             note = str(row.get("PrivateNote") or "")
             if has_marker(note, draft.key):
                 return None  # appended before (the answer was lost): never twice
-            marked = f"{note}\n{marker(draft.key)}" if note else marker(draft.key)
-            if len(marked) > MAX_PRIVATE_NOTE:
-                raise Rejected(
-                    "This period's QuickBooks invoice holds too many approvals to record one "
-                    "more; bill this customer per timesheet or per shorter period."
-                )
+            # The words name every approval on it once (the pipeline's), then each key once.
+            marked = marked_note(draft.private_note, [*note_keys(note), draft.key])
             return compact(
                 {
                     "Line": [*self._kept_lines(row), *new_lines],
@@ -872,20 +903,20 @@ class QuickBooksProvider(AccountingProvider):
             raise NotADraft(f"QuickBooks invoice {provider_id} no longer exists.")
         return self._created(row)
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
         def change(row: Mapping[str, Any]) -> dict[str, Any] | None:
-            note = str(row.get("PrivateNote") or "")
+            old = str(row.get("PrivateNote") or "")
             lines = self._kept_lines(row)
             kept = self._kept_lines(row, drop_key=key)
-            if len(kept) == len(lines) and not has_marker(note, key):
+            if len(kept) == len(lines) and not has_marker(old, key):
                 return None  # removed before
-            wanted = marker(key)
+            words = note if note is not None else _words_of(old)
             return compact(
                 {
                     "Line": kept,
-                    "PrivateNote": "\n".join(
-                        line for line in note.splitlines() if line.strip() != wanted
-                    ),
+                    "PrivateNote": marked_note(words, [k for k in note_keys(old) if k != key]),
                     "CustomerMemo": {"value": _clip(memo, MAX_CUSTOMER_MEMO)} if memo else None,
                 }
             )

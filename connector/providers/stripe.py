@@ -254,6 +254,8 @@ class _KeyConflict(Rejected):
 class StripeProvider(AccountingProvider):
     name = "stripe"
     display_name = "Stripe"
+    memo_max_chars = MAX_DESCRIPTION  # the invoice description (the Dashboard's memo)
+    note_max_chars = 500  # kept as the metadata value internal_note
 
     def __init__(
         self,
@@ -921,10 +923,12 @@ class StripeProvider(AccountingProvider):
             if _not_editable(exc):
                 raise NotADraft(exc.message, code=exc.code, detail=exc.detail) from exc
             raise
-        invoice = self._set_memo(invoice, draft.memo, draft.key)
+        invoice = self._set_memo(invoice, draft.memo, draft.key, draft.private_note)
         return self._created(invoice)
 
-    def remove_lines(self, provider_id: str, key: str, memo: str | None = None) -> RemovalOutcome:
+    def remove_lines(
+        self, provider_id: str, key: str, memo: str | None = None, note: str | None = None
+    ) -> RemovalOutcome:
         """Remove the lines added under ``key`` (``POST /v1/invoices/{id}/remove_lines``)."""
         invoice = self._retrieve_invoice(provider_id)
         if invoice is None or invoice.get("status") == "void":
@@ -946,25 +950,34 @@ class StripeProvider(AccountingProvider):
                     )
                 )
             if memo is not None:
-                self._set_memo(invoice, memo, f"{key}:remove")
+                self._set_memo(invoice, memo, f"{key}:remove", note)
         except Rejected as exc:
             if _not_editable(exc):
                 return RemovalOutcome.NOT_A_DRAFT
             raise
         return RemovalOutcome.DELETED
 
-    def _set_memo(self, invoice: dict[str, Any], memo: str, key: str) -> dict[str, Any]:
-        """The invoice description lists the period's timesheets (one update when it changed)."""
+    def _set_memo(
+        self, invoice: dict[str, Any], memo: str, key: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """The invoice description (and internal note) list the period's approvals, each once
+        (one update when they changed)."""
         memo = memo[:MAX_DESCRIPTION]
-        if not memo or invoice.get("description") == memo:
+        params: dict[str, Any] = {}
+        if memo and invoice.get("description") != memo:
+            params["description"] = memo
+        internal = (note or "")[:500]
+        if internal and (invoice.get("metadata") or {}).get("internal_note") != internal:
+            params["metadata"] = {"internal_note": internal}
+        if not params:
             return invoice
-        digest = hashlib.sha256(memo.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:12]
         return _as_dict(
             self._call(
                 "update the invoice memo",
                 self.client.v1.invoices.update,
                 invoice["id"],
-                {"description": memo},
+                params,
                 {"idempotency_key": f"{key}:memo:{digest}"},
                 mutating=True,
             )

@@ -109,13 +109,15 @@ def test_drafts_page_filters_and_totals(admin_client: Any, workspace: Any, post_
     post_event(workspace, approval("ts-2", total_minutes=60))
     post_event(workspace, approval("ts-3", project_id="p9", client={"id": "cl9", "name": "Hooli"}))
     html = admin_client.get(f"/workspaces/{workspace.id}/drafts").get_data(as_text=True)
-    assert "3 draft(s)" in html
+    assert "2 invoice(s); 1 approval draft(s) held" in html  # one row per provider document
+    assert html.count("data-invoice-id=") == 2
     assert '<dd class="num" data-currency="USD">82.50 USD</dd>' in html  # 55.00 + 27.50
     assert "2 h" in html and "1 h" in html
     held = admin_client.get(f"/workspaces/{workspace.id}/drafts?status=held")
-    assert held.get_data(as_text=True).count("data-draft-id=") == 1
+    held_html = held.get_data(as_text=True)
+    assert held_html.count("data-draft-id=") == 1 and "data-invoice-id=" not in held_html
     by_customer = admin_client.get(f"/workspaces/{workspace.id}/drafts?customer=1")
-    assert by_customer.get_data(as_text=True).count("data-draft-id=") == 2
+    assert by_customer.get_data(as_text=True).count("data-invoice-id=") == 2
     assert "project:" not in html  # no internal keys
 
 
@@ -353,7 +355,7 @@ def test_an_unexpected_error_is_a_styled_500(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("simulated")
 
-    monkeypatch.setattr("connector.admin.drafts.live_drafts_query", boom)
+    monkeypatch.setattr("connector.admin.drafts.invoices_query", boom)
     page = admin_client.get(f"/workspaces/{workspace.id}/drafts")
     html = page.get_data(as_text=True)
     assert page.status_code == 500
@@ -459,9 +461,10 @@ def test_drafts_filter_by_where_the_invoice_stands_in_the_books(
     )
     post_event(workspace, approval("ts-1"))
     post_event(workspace, approval("ts-2"))
-    with db.session_scope() as s:
+    with db.session_scope() as s:  # what the status sync records: on the invoice and its draft
         first, second = s.scalars(select(Draft).order_by(Draft.id)).all()
         first.provider_status, second.provider_status = "paid", "draft"
+        first.invoice.provider_status, second.invoice.provider_status = "paid", "draft"
 
     body = client.get("/api/v1/drafts?provider_status=paid", headers=workspace.auth).get_json()
     assert [d["timesheet"]["id"] for d in body["drafts"]] == ["ts-1"]
@@ -471,7 +474,7 @@ def test_drafts_filter_by_where_the_invoice_stands_in_the_books(
 
     page = admin_client.get(f"/workspaces/{workspace.id}/drafts?in_books=paid")
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and "1 draft(s) match" in html
+    assert page.status_code == 200 and "1 invoice(s) match" in html
     assert 'data-provider-status="paid"' in html and 'data-provider-status="draft"' not in html
     everything = admin_client.get(f"/workspaces/{workspace.id}/drafts").get_data(as_text=True)
     assert 'data-provider-status="paid"' in everything

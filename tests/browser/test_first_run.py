@@ -182,7 +182,9 @@ def test_drafts_page_filters_and_totals(
     page.goto(f"/workspaces/{workspace.id}/drafts")
     sign_in(page, "ada@example.com", PASSWORD)
     page.wait_for_url(f"**/workspaces/{workspace.id}/drafts")
-    assert page.locator("tbody tr[data-draft-id]").count() == 4
+    # One row per invoice (three), the held approval below them (no invoice yet).
+    assert page.locator("tbody tr[data-invoice-id]").count() == 3
+    assert page.locator("tbody tr[data-draft-id]").count() == 1
     assert page.locator("dd[data-currency='USD']").inner_text() == "165.00 USD"
     shot(page, "drafts-01-all")
     page.get_by_label("Status").select_option("held")

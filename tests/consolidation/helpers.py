@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connector import db
-from connector.models import Draft, PeriodInvoice, Workspace
+from connector.models import Draft, Invoice, InvoiceMode, Workspace
 
 CLIENT = {"id": "cl-acme", "name": "Acme Corp", "email": "ap@acme.example"}
 MEMBERS = {
@@ -87,6 +87,11 @@ def draft_rows() -> list[Draft]:
     return list(db.session.scalars(select(Draft).order_by(Draft.id)))
 
 
-def period_invoices() -> list[PeriodInvoice]:
+def period_invoices() -> list[Invoice]:
+    """The per_period invoice records (voided ones too), oldest first."""
     db.session.expire_all()
-    return list(db.session.scalars(select(PeriodInvoice).order_by(PeriodInvoice.id)))
+    return list(
+        db.session.scalars(
+            select(Invoice).where(Invoice.mode == InvoiceMode.PER_PERIOD).order_by(Invoice.id)
+        )
+    )

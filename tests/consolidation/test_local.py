@@ -88,7 +88,7 @@ def test_the_last_withdrawn_approval_deletes_the_unsent_draft(workspace, post_ev
 
     assert live_invoices() == []
     assert [inv.state for inv in ledger()] == ["deleted"]
-    assert [p.status for p in period_invoices()] == ["deleted"]
+    assert [p.status for p in period_invoices()] == ["voided"]
 
     # The next approval of the week opens a new draft.
     post_event(workspace, approval("ts-3", "u-ada", {day(3): 90}))
@@ -128,7 +128,7 @@ def test_a_sent_draft_is_never_appended_to(workspace, post_event, client):
     row = draft_rows()[1]
     assert row.status == "drafted" and row.provider_id == str(invoices[1].id)
     assert "already sent by finance" in (row.hold_message or "")
-    assert [p.status for p in period_invoices()] == ["closed", "open"]
+    assert [p.status for p in period_invoices()] == ["closed", "drafted"]
     # The API (and the console's draft list, from the same field) says why there are two.
     res = client.get("/api/v1/timesheets/ts-2/drafts", headers=workspace.auth)
     assert "already sent by finance" in res.json["drafts"][0]["hold_message"]
@@ -267,13 +267,13 @@ def test_a_split_part_waiting_for_the_provider_is_not_lost_on_replan(
 
 def test_a_draft_the_status_sync_saw_sent_is_not_even_asked(workspace, post_event, monkeypatch):
     from connector import db
-    from connector.models import Draft
+    from connector.models import Invoice
     from connector.providers.local import LocalProvider
 
     setup(workspace)
     post_event(workspace, approval("ts-1", "u-ada", {day(0): 60}))
     with db.session_scope() as s:
-        s.get(Draft, draft_rows()[0].id).provider_status = "sent"  # learnt from a webhook
+        s.get(Invoice, draft_rows()[0].invoice_id).provider_status = "sent"  # from a webhook
 
     def never(self, provider_id, draft):  # type: ignore[no-untyped-def]
         raise AssertionError("appended to a sent draft")

@@ -13,6 +13,7 @@ import pytest
 from flask import current_app
 
 from connector import db, pipeline
+from connector.books import books_key
 from connector.models import CustomerMapping, Workspace
 from connector.providers.base import RetryLater
 from tests.consolidation.helpers import (
@@ -25,6 +26,7 @@ from tests.consolidation.helpers import (
 from tests.providers.qbo_fixtures import (
     CONFIG,
     FAULT_5010,
+    REALM,
     FakeQbo,
     connect_store,
     validate_entity,
@@ -47,6 +49,7 @@ def qbo(app: Any, workspace: Any, fake: FakeQbo) -> FakeQbo:
         s.add(
             CustomerMapping(
                 workspace_id=workspace.id,
+                books=books_key("quickbooks", REALM, "sandbox"),
                 kind="client",
                 tracker_id="cl-acme",
                 customer_id=CUSTOMER,
@@ -120,7 +123,7 @@ def test_a_withdrawn_approval_takes_only_its_lines_off_the_invoice(workspace, po
     post_event(workspace, withdrawal("ts-1"))
     post_event(workspace, withdrawal("ts-3"))
     assert qbo.invoices == {}  # the last lines withdrawn: the unsent invoice is deleted
-    assert [p.status for p in period_invoices()] == ["deleted"]
+    assert [p.status for p in period_invoices()] == ["voided"]
 
 
 def test_an_invoice_finance_sent_opens_a_new_one_for_the_rest_of_the_period(

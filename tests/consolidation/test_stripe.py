@@ -47,6 +47,7 @@ def stripe(app: Any, workspace: Any) -> Iterator[FakeStripe]:
         s.add(
             CustomerMapping(
                 workspace_id=workspace.id,
+                books="stripe:test:acct_1Test",
                 kind="client",
                 tracker_id="cl-acme",
                 customer_id=CUSTOMER,
@@ -109,7 +110,7 @@ def test_a_withdrawn_approval_takes_only_its_lines_off_the_stripe_draft(
     post_event(workspace, withdrawal("ts-1"))
     post_event(workspace, withdrawal("ts-3"))
     assert stripe.live() == []  # the last lines withdrawn: the unsent draft is deleted
-    assert [p.status for p in period_invoices()] == ["deleted"]
+    assert [p.status for p in period_invoices()] == ["voided"]
 
 
 def test_a_draft_finance_finalized_opens_a_new_one_for_the_rest_of_the_period(

@@ -305,3 +305,30 @@ def test_console_page_is_per_workspace(
     )
     assert posted.status_code == 404
     assert db.session.scalars(select(CustomerSettings)).all() == []
+
+
+# --- settings before mapping (issue #18 item 5) -------------------------------------------------
+def test_settings_set_before_the_mapping_are_applied_by_the_first_bill(
+    client: Any, workspace: Any, post_event: Any
+) -> None:
+    from tests.admin.events import add_local_customer
+
+    globex = add_local_customer(workspace.id, "Globex Corporation", "ap@globex.example")
+    # Not mapped yet, but the books know it: its own terms can be set first.
+    res = client.put(url(globex), json={"payment_terms_days": 7}, headers=workspace.auth)
+    assert res.status_code == 200, res.json
+    assert res.json["customer_name"] == "Globex Corporation"
+    # A customer the books do not have is refused, naming the field.
+    missing = client.put(url("424242"), json={"payment_terms_days": 7}, headers=workspace.auth)
+    assert missing.status_code == 404 and missing.json["field"] == "/customer_id"
+
+    res = client.put(
+        "/api/v1/mappings/client/cl-globex", json={"customer_id": globex}, headers=workspace.auth
+    )
+    assert res.status_code == 200
+    post_event(workspace, event(APPROVED))
+    (invoice,) = db.session.scalars(select(LocalInvoice)).all()
+    assert invoice.customer_id == globex
+    assert invoice.due_date == invoice.issue_date + timedelta(days=7)  # the very first bill
+    row = db.session.scalars(select(CustomerSettings)).one()
+    assert row.books == "local"  # bound to the books the customer id belongs to

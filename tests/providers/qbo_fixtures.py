@@ -244,10 +244,24 @@ def sent_json(call: Any) -> dict[str, Any]:
 class FakeQbo:
     """Registers ``responses`` callbacks that behave like one QuickBooks company."""
 
-    def __init__(self, rsps: responses.RequestsMock, *, api: str = API, country: str = "US"):
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        *,
+        api: str = API,
+        country: str = "US",
+        realm: str = REALM,
+        oauth: bool = True,
+        company_name: str = "Sandbox Co",
+    ):
+        # A second company (another realm) on the same wire: oauth=False, the first one answers
+        # Intuit's token endpoints for both.
         self.rsps = rsps
         self.api = api
         self.country = country
+        self.realm = realm
+        self.oauth = oauth
+        self.company_name = company_name
         self.customers: dict[str, dict[str, Any]] = {
             "1": customer_row("1", "Amy's Bird Sanctuary", email="Birds@Intuit.com", terms="3"),
             "58": customer_row("58", "Kensington Ltd", currency="GBP"),
@@ -287,16 +301,19 @@ class FakeQbo:
         return [
             c
             for c in self.rsps.calls
-            if c.request.method == method and path_part in urlparse(c.request.url).path
+            if c.request.method == method
+            and path_part in urlparse(c.request.url).path
+            and f"/company/{self.realm}/" in c.request.url
         ]
 
     # -- plumbing
     def _register(self) -> None:
-        pattern = re.compile(re.escape(f"{self.api}/v3/company/") + r".*")
+        pattern = re.compile(re.escape(f"{self.api}/v3/company/{self.realm}/") + r".*")
         for method in ("GET", "POST"):
             self.rsps.add_callback(method, pattern, callback=self._api)
-        self.rsps.add_callback("POST", TOKEN_URL, callback=self._token)
-        self.rsps.add_callback("POST", REVOKE_URL, callback=self._revoke)
+        if self.oauth:
+            self.rsps.add_callback("POST", TOKEN_URL, callback=self._token)
+            self.rsps.add_callback("POST", REVOKE_URL, callback=self._revoke)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
         return (status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body))
@@ -347,7 +364,7 @@ class FakeQbo:
     def _api(self, request: Any) -> Any:
         url = urlparse(request.url)
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
-        path = url.path.split(f"/v3/company/{REALM}/", 1)[-1]
+        path = url.path.split(f"/v3/company/{self.realm}/", 1)[-1]
         for i, (method, regex, action) in enumerate(self.faults):
             if method == request.method and re.fullmatch(regex, path):
                 del self.faults[i]
@@ -364,10 +381,16 @@ class FakeQbo:
         return self._post(path, params, json.loads(request.body, parse_float=Decimal))
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
-        if path == f"companyinfo/{REALM}":
+        if path == f"companyinfo/{self.realm}":
             return self._json(
                 200,
-                {"CompanyInfo": {"Id": "1", "CompanyName": "Sandbox Co", "Country": self.country}},
+                {
+                    "CompanyInfo": {
+                        "Id": "1",
+                        "CompanyName": self.company_name,
+                        "Country": self.country,
+                    }
+                },
             )
         if path == "query":
             return self._json(200, {"QueryResponse": self._query(params["query"])})
@@ -561,7 +584,9 @@ class NoLimiter:
         self.pauses.append((bucket, seconds))
 
 
-def connect_store(workspace_id: int, app: Any, *, expires_in: float = 3600.0, **creds: Any) -> Any:
+def connect_store(
+    workspace_id: int, app: Any, *, expires_in: float = 3600.0, realm: str = REALM, **creds: Any
+) -> Any:
     """A DbCredentialStore holding a connected sandbox company with the given tokens."""
     from connector.connections.store import DbCredentialStore, secret_box
 
@@ -572,7 +597,7 @@ def connect_store(workspace_id: int, app: Any, *, expires_in: float = 3600.0, **
         "expires_at": time.time() + expires_in,
         **creds,
     }
-    store.connect(credentials, account_id=REALM, environment="sandbox")
+    store.connect(credentials, account_id=realm, environment="sandbox")
     return store
 
 

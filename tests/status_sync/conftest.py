@@ -53,8 +53,12 @@ def add_draft(
     status: str = "drafted",
     provider_status: str | None = "draft",
 ) -> int:
-    """A drafted invoice at ``provider`` on an approved timesheet; returns the Draft id."""
-    from connector.models import utcnow
+    """A drafted invoice at ``provider`` (in the books it reaches now) on an approved timesheet,
+    its invoice record and the approval's Draft row on it; returns the Draft id."""
+    from datetime import date
+
+    from connector import books
+    from connector.models import Invoice, utcnow
 
     with db.session_scope() as s:
         ts = s.query(Timesheet).filter_by(workspace_id=workspace_id, timesheet_id="ts-sync").first()
@@ -68,8 +72,26 @@ def add_draft(
             )
             s.add(ts)
             s.flush()
+        read_at = utcnow() if provider_status else None
+        invoice = Invoice(
+            workspace_id=workspace_id,
+            books=books.current_key(s, workspace_id, provider) or provider,
+            provider=provider,
+            customer_id=str(n),
+            customer_name=f"Customer {n}",
+            currency="USD",
+            period_start=date(2026, 11, 23),
+            period_end=date(2026, 11, 29),
+            key=f"sync-{workspace_id}-{n}",
+            status="drafted",
+            provider_id=provider_id,
+            provider_status=provider_status,
+            provider_status_at=read_at,
+        )
         row = Draft(
             workspace_id=workspace_id,
+            invoice=invoice,
+            books=invoice.books,
             timesheet_pk=ts.id,
             revision="rev1",
             subject_key=f"customer:{n}",
@@ -81,7 +103,7 @@ def add_draft(
             provider=provider,
             provider_id=provider_id,
             provider_status=provider_status,
-            provider_status_at=utcnow() if provider_status else None,
+            provider_status_at=read_at,
         )
         s.add(row)
         s.flush()

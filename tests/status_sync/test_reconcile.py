@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from connector import db, status_sync
 from connector.connections.store import DbCredentialStore, secret_box
-from connector.models import Draft, Job, LocalInvoice
+from connector.models import Draft, Invoice, Job, LocalInvoice
 from tests.app_fixtures import load_fixture
 from tests.helpers import event, map_clients_locally
 from tests.providers.qbo_fixtures import CONFIG, FakeQbo, connect_store
@@ -129,7 +129,7 @@ def test_withdrawal_never_touches_an_invoice_the_sync_saw_sent(
     first = local_drafts()[0]
     # A webhook said finance sent it (the ledger itself has not caught up yet).
     with db.session_scope() as s:
-        s.get(Draft, first.id).provider_status = "sent"
+        s.get(Invoice, first.invoice_id).provider_status = "sent"
 
     post_event(workspace, event("timesheet_unapproved"))
 

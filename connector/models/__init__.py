@@ -1,4 +1,5 @@
 """The tables. Each comment says why a column exists; statuses are listed where they are defined.
+The invoice records and the books they live in are in ``invoices.py`` beside this module.
 
 Migrations live in ``connector/migrations`` (Alembic); change a model, then
 ``flask --app connector db revision -m "..."``.
@@ -284,48 +285,20 @@ class Draft(Base):
     # from ``status``, which is our own lifecycle. None: never read yet.
     provider_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
     provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # per_period consolidation: the customer's period invoice these lines were appended to
-    # (its provider_id is this row's too). None: the row is an invoice of its own.
-    period_invoice_id: Mapped[int | None] = mapped_column(
-        ForeignKey("period_invoices.id", ondelete="SET NULL"), nullable=True
+    # The books (``connector.books``) its customer was mapped in: a row planned for other books
+    # than the workspace bills to now is never sent there. None while held without a customer.
+    books: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The provider document these lines are on (or are being put on): one per timesheet and
+    # customer, or, under per_period consolidation, one per customer and period shared by every
+    # approval of it. None while held or before the first push.
+    invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="SET NULL"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     timesheet: Mapped[Timesheet] = relationship(back_populates="drafts")
-
-
-class PeriodInvoiceStatus(enum.StrEnum):
-    OPEN = "open"  # still a draft at the provider: approvals of the period append to it
-    CLOSED = "closed"  # finance sent/finalized it: the next approval opens a new one
-    DELETED = "deleted"  # its last lines were withdrawn and the draft deleted
-
-
-class PeriodInvoice(Base):
-    """per_period consolidation: one customer's invoice for one billing period.
-
-    ``seq`` counts the invoices of the same period: a new one is opened when finance sent the
-    previous one. ``key`` is the key of the Draft row that created the invoice (its idempotency
-    key at the provider); the other rows of the period append their lines under their own keys.
-    """
-
-    __tablename__ = "period_invoices"
-    __table_args__ = (
-        UniqueConstraint("workspace_id", "customer_id", "currency", "period_start", "seq"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    customer_id: Mapped[str] = mapped_column(String(255))
-    currency: Mapped[str] = mapped_column(String(3))
-    period_start: Mapped[date] = mapped_column(Date)
-    period_end: Mapped[date] = mapped_column(Date)
-    seq: Mapped[int] = mapped_column(Integer, default=1)
-    key: Mapped[str] = mapped_column(String(50))
-    provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    provider_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default=PeriodInvoiceStatus.OPEN)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    invoice: Mapped[Invoice | None] = relationship(back_populates="contributions")
 
 
 # --- outbound: accounting / tracker connections --------------------------------------------------
@@ -481,10 +454,17 @@ class CustomerMapping(Base):
     """A tracker client or project billed to one accounting customer (projects override clients)."""
 
     __tablename__ = "customer_mappings"
-    __table_args__ = (UniqueConstraint("workspace_id", "kind", "tracker_id"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "books", "kind", "tracker_id", name="uq_customer_mappings_books"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The books the customer id belongs to (``connector.books``): only the mappings of the books
+    # the workspace bills to now are used; the others are kept as history (A -> B -> A is A's).
+    books: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20))  # client | project
     tracker_id: Mapped[str] = mapped_column(String(255))
     customer_id: Mapped[str] = mapped_column(String(255))
@@ -498,10 +478,13 @@ class CustomerSettings(Base):
     """Per accounting customer overrides of the workspace settings (None = workspace's)."""
 
     __tablename__ = "customer_settings"
-    __table_args__ = (UniqueConstraint("workspace_id", "customer_id"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "books", "customer_id", name="uq_customer_settings_books"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    books: Mapped[str] = mapped_column(String(300))  # whose customer id (see CustomerMapping)
     customer_id: Mapped[str] = mapped_column(String(255))
     grouping: Mapped[str | None] = mapped_column(String(20), nullable=True)
     billing_increment: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -576,3 +559,10 @@ class TrackerRate(Base):
     currency: Mapped[str] = mapped_column(String(3))
     effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# The provider documents and the books they live in: ``connector/models/invoices.py``.
+from connector.models.invoices import AccountingBooks as AccountingBooks  # noqa: E402
+from connector.models.invoices import Invoice as Invoice  # noqa: E402
+from connector.models.invoices import InvoiceMode as InvoiceMode  # noqa: E402
+from connector.models.invoices import InvoiceStatus as InvoiceStatus  # noqa: E402
