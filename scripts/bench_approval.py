@@ -171,6 +171,7 @@ def main() -> None:
     from sqlalchemy import text
 
     from connector import create_app, db, migrate, worker
+    from connector.books import books_key
     from connector.connections.store import DbCredentialStore, secret_box
     from connector.models import CustomerMapping
     from connector.workspaces import create_workspace
@@ -215,6 +216,8 @@ def main() -> None:
                     s.add(
                         CustomerMapping(
                             workspace_id=ws_id,
+                            # the company connected below: mappings belong to its books
+                            books=books_key("quickbooks", f"realm-approval-{n}", "sandbox"),
                             kind="client",
                             tracker_id=client_id,
                             customer_id=customer_id,

@@ -291,7 +291,7 @@ class _Planner:
                 # refusal).
                 row.key = self._key(f"{row.subject_key}#{row.attempts}")
             row.status = DraftStatus.PENDING
-            row.hold_reason = row.hold_message = row.error = None
+            row.hold_reason = row.hold_message = row.error = row.hold_subjects = None
 
     def _plan_hold(
         self, subject: str, holds: list[billing.Hold], hold_covers: list[list[str | None]] | None
@@ -310,6 +310,11 @@ class _Planner:
         row.status = DraftStatus(holds[0].reason)
         row.hold_reason = holds[0].reason
         row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
+        # What the hold is about, kept so the approval page draws its fixes without billing.
+        row.hold_subjects = {
+            "project_ids": list(dict.fromkeys(p for h in holds for p in h.project_ids)),
+            "client_ids": list(dict.fromkeys(c for h in holds for c in h.client_ids)),
+        }
         row.provider = self.workspace.provider
         hint = self._hold_hint(row.status, holds)
         if hint:
