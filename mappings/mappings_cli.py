@@ -142,5 +142,6 @@ def history(workspace_id: int) -> None:
     for old in rows:
         m = old.mapping
         click.echo(
-            f"{m.kind:8} {m.tracker_id:16} -> {m.customer_name} ({m.customer_id}) in {old.books}"
+            f"{m.kind:8} {old.tracker_name} ({m.tracker_id}) -> {m.customer_name}"
+            f" ({m.customer_id}) in {old.books}"
         )

@@ -3,11 +3,15 @@
 Scopes, most specific first (the billing engine picks the first that has a rate in force):
 contract, member x project, project, customer, workspace default. The scope is implied by
 which ids are set; combinations the engine would reject are refused here with the field named.
+
+A customer's rate belongs to the books the workspace bills to when it is made (``Rate.books``),
+as mappings do: after a switch to other books it is history (:func:`history`), listed with its
+books' name, never applied, never edited; it applies again when the workspace returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,11 +20,13 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing
+from connector import billing, books
+from connector import rates as stored
 from connector.models import Rate
 from connector.money import parse_amount
 from connector.rates import to_entry
 from connector.validation import FieldError, iso_currency
+from mappings.service import current_books
 
 SCOPE_LABELS: Final = {
     "contract": "Contract",
@@ -34,6 +40,27 @@ _ID_FIELDS: Final = ("member_id", "project_id", "contract_id", "customer_id")
 
 class RateError(FieldError):
     """A rate that cannot be stored; ``field`` names the input to fix."""
+
+
+class RateOfOtherBooks(Exception):
+    """A customer rate of books the workspace does not bill to now: history, read-only."""
+
+    def __init__(self, rate_id: int, books_name: str, now_name: str | None) -> None:
+        now = f"this workspace now bills to {now_name}" if now_name else "no books are connected"
+        super().__init__(
+            f"Rate #{rate_id} is for a customer in {books_name}; {now}. It is kept as history "
+            "and never applied, so it cannot be changed: add a rate for the customer in the "
+            "current books instead."
+        )
+
+    @classmethod
+    def of(cls, s: Session, workspace_id: int, row: Rate) -> RateOfOtherBooks:
+        key = current_books(s, workspace_id)
+        return cls(
+            row.id,
+            books.describe_key(s, workspace_id, row.books or ""),
+            books.describe_key(s, workspace_id, key) if key else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,7 +175,27 @@ def rate_errors(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def list_rates(s: Session, workspace_id: int) -> list[Rate]:
-    rows = s.scalars(select(Rate).where(Rate.workspace_id == workspace_id).order_by(Rate.id))
+    """The rates billing applies now: every rate that names no customer, and the customer rates
+    of the books the workspace bills to."""
+    key = current_books(s, workspace_id)
+    return _in_order(s.scalars(stored.applicable(workspace_id, key).order_by(Rate.id)))
+
+
+def history(s: Session, workspace_id: int) -> list[Rate]:
+    """Customer rates made in other books than the workspace bills to now: never applied."""
+    key = current_books(s, workspace_id)
+    return _in_order(s.scalars(stored.of_other_books(workspace_id, key).order_by(Rate.id)))
+
+
+def books_names(s: Session, workspace_id: int) -> dict[str, str]:
+    """books key -> plain words, for every set of books a customer rate was made in."""
+    keys = s.scalars(
+        select(Rate.books).where(Rate.workspace_id == workspace_id, Rate.books.is_not(None))
+    )
+    return {key: books.describe_key(s, workspace_id, key) for key in set(keys)}
+
+
+def _in_order(rows: Iterable[Rate]) -> list[Rate]:
     order = list(SCOPE_LABELS)
     return sorted(
         rows,
@@ -186,7 +233,7 @@ def _check_table(s: Session, workspace_id: int, rate: RateInput, *, skip_id: int
 def create_rate(s: Session, workspace_id: int, data: Mapping[str, Any]) -> Rate:
     rate = parse_rate(data)
     _check_table(s, workspace_id, rate, skip_id=None)
-    row = Rate(workspace_id=workspace_id, **_values(rate))
+    row = Rate(workspace_id=workspace_id, **_values(s, workspace_id, rate))
     s.add(row)
     s.flush()
     return row
@@ -198,13 +245,24 @@ def get_rate(s: Session, workspace_id: int, rate_id: int) -> Rate | None:
     return row if row is not None and row.workspace_id == workspace_id else None
 
 
+def applies(s: Session, workspace_id: int, row: Rate) -> bool:
+    """False for a customer rate of other books than the workspace bills to now."""
+    return row.books is None or row.books == current_books(s, workspace_id)
+
+
+def _refuse_history(s: Session, workspace_id: int, row: Rate) -> None:
+    if not applies(s, workspace_id, row):
+        raise RateOfOtherBooks.of(s, workspace_id, row)
+
+
 def update_rate(s: Session, workspace_id: int, rate_id: int, data: Mapping[str, Any]) -> Rate:
     row = get_rate(s, workspace_id, rate_id)
     if row is None:
         raise LookupError(rate_id)
+    _refuse_history(s, workspace_id, row)
     rate = parse_rate(data)
     _check_table(s, workspace_id, rate, skip_id=row.id)
-    for name, value in _values(rate).items():
+    for name, value in _values(s, workspace_id, rate).items():
         setattr(row, name, value)
     s.flush()
     return row
@@ -214,21 +272,48 @@ def delete_rate(s: Session, workspace_id: int, rate_id: int) -> bool:
     row = get_rate(s, workspace_id, rate_id)
     if row is None:
         return False
+    _refuse_history(s, workspace_id, row)
     s.delete(row)
     s.flush()
     return True
 
 
-def _values(rate: RateInput) -> dict[str, Any]:
+def _values(s: Session, workspace_id: int, rate: RateInput) -> dict[str, Any]:
+    books_key = None
+    if rate.customer_id is not None:
+        books_key = current_books(s, workspace_id)
+        if books_key is None:
+            raise RateError(
+                "customer_id", "names a customer of no books yet: connect the accounting system"
+            )
     return {
         "amount": rate.amount,
         "currency": rate.currency,
         "effective_from": rate.effective_from,
         **{name: getattr(rate, name) for name in _ID_FIELDS},
+        "books": books_key,  # the books the customer id belongs to
     }
 
 
-def serialize_rate(row: Rate) -> dict[str, Any]:
+def serialize_rates(s: Session, workspace_id: int, rows: Iterable[Rate]) -> list[dict[str, Any]]:
+    """Rates as the API shows them, a customer rate with its books' name and whether it applies."""
+    key = current_books(s, workspace_id)
+    names = books_names(s, workspace_id)
+    return [
+        _serialize(
+            row,
+            applies=row.books is None or row.books == key,
+            books_name=None if row.books is None else names.get(row.books, row.books),
+        )
+        for row in rows
+    ]
+
+
+def serialize_rate(s: Session, workspace_id: int, row: Rate) -> dict[str, Any]:
+    return serialize_rates(s, workspace_id, [row])[0]
+
+
+def _serialize(row: Rate, *, applies: bool, books_name: str | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "scope": scope_of(row),
@@ -239,4 +324,7 @@ def serialize_rate(row: Rate) -> dict[str, Any]:
         "project_id": row.project_id,
         "contract_id": row.contract_id,
         "customer_id": row.customer_id,
+        "books": row.books,
+        "books_name": books_name,
+        "applies": applies,
     }

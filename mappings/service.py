@@ -132,6 +132,7 @@ class OldMapping:
 
     mapping: CustomerMapping
     books: str  # plain words: "QuickBooks company Acme Sandbox"
+    tracker_name: str  # the tracker client's or project's name (its id if never seen)
 
 
 def history(s: Session, workspace_id: int) -> list[OldMapping]:
@@ -142,11 +143,32 @@ def history(s: Session, workspace_id: int) -> list[OldMapping]:
     if key is not None:
         stmt = stmt.where(CustomerMapping.books != key)
     named = books.known(s, workspace_id)
-    out = []
-    for row in s.scalars(stmt.order_by(CustomerMapping.updated_at.desc(), CustomerMapping.id)):
-        words = named.get(row.books) or books.describe_key(s, workspace_id, row.books)
-        out.append(OldMapping(mapping=row, books=words))
-    return out
+    rows = list(s.scalars(stmt.order_by(CustomerMapping.updated_at.desc(), CustomerMapping.id)))
+    tracker_names = _tracker_names(s, workspace_id, {(r.kind, r.tracker_id) for r in rows})
+    return [
+        OldMapping(
+            mapping=row,
+            books=named.get(row.books) or books.describe_key(s, workspace_id, row.books),
+            tracker_name=tracker_names.get((row.kind, row.tracker_id)) or row.tracker_id,
+        )
+        for row in rows
+    ]
+
+
+def _tracker_names(
+    s: Session, workspace_id: int, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(kind, tracker id) -> the name the tracker gave that client or project."""
+    if not wanted:
+        return {}
+    found = s.execute(
+        select(TrackerEntity.kind, TrackerEntity.tracker_id, TrackerEntity.name).where(
+            TrackerEntity.workspace_id == workspace_id,
+            TrackerEntity.kind.in_({kind for kind, _ in wanted}),
+            TrackerEntity.tracker_id.in_({tracker_id for _, tracker_id in wanted}),
+        )
+    )
+    return {(kind, tracker_id): name for kind, tracker_id, name in found if name}
 
 
 def set_mapping(

@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from connector import db
 from connector import migrate as migrations
@@ -193,4 +194,56 @@ def test_0011_converts_both_consolidation_modes_without_loss_and_back(
             links = dict(conn.execute(text("SELECT id, period_invoice_id FROM drafts")).all())
         assert tuple(back[0]) == (5, "301", "open", "k-2")
         assert links == {1: None, 2: 5, 3: 5, 4: None}
+        migrations.downgrade("base")
+
+
+# --- 0012: customer-scoped rates bound to books (issue #18 follow-up) ----------------------------
+def _seed_rates(conn) -> None:  # type: ignore[no-untyped-def]
+    """Workspace 1 (QuickBooks company 9130, from _seed_0010) and a ledger workspace 2, each with
+    a workspace default and a customer rate."""
+    run = lambda sql, **kw: conn.execute(text(sql), kw)  # noqa: E731
+    run(
+        "INSERT INTO workspaces (id, name, tracker_source, tracker_workspace_id, endpoint_token,"
+        " signing_secrets_encrypted, auto_invoicing, provider, settings, created_at, updated_at)"
+        " VALUES (2, 'Ledger', 'webwork', '4343', 'tok2', 'x', true, 'local', '{}', :t, :t)",
+        t=NOW,
+    )
+    for id_, ws, customer, amount in ((1, 1, None, "100"), (2, 1, "1", "200"), (3, 2, "6", "90")):
+        run(
+            "INSERT INTO rates (id, workspace_id, customer_id, amount, currency, created_at)"
+            " VALUES (:id, :ws, :customer, :amount, 'USD', :t)",
+            id=id_,
+            ws=ws,
+            customer=customer,
+            amount=amount,
+            t=NOW,
+        )
+
+
+def test_0012_binds_customer_rates_to_the_current_books_and_back(tmp_path, restore_engine) -> None:
+    for engine in _engines(tmp_path):
+        migrations.upgrade("0010_oauth_states")
+        with engine.begin() as conn:
+            _seed_0010(conn)
+            _seed_rates(conn)
+        migrations.upgrade("0012_rates_bound_to_books")
+        with engine.connect() as conn:
+            bound = dict(conn.execute(text("SELECT id, books FROM rates")).all())
+        assert bound == {1: None, 2: "quickbooks:sandbox:9130", 3: "local"}, engine.dialect.name
+        insert = (
+            "INSERT INTO rates (id, workspace_id, customer_id, books, amount, currency, created_at)"
+            " VALUES (:id, 1, :customer, :books, '1', 'USD', :t)"
+        )
+        for customer, books in (("1", None), (None, "local")):  # the check refuses both
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(
+                    text(insert), {"id": 9, "customer": customer, "books": books, "t": NOW}
+                )
+        with engine.begin() as conn:  # the ledger's rate of workspace 1, from before a switch
+            conn.execute(text(insert), {"id": 4, "customer": "6", "books": "local", "t": NOW})
+
+        migrations.downgrade("0011_invoices_and_books")
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT id FROM rates ORDER BY id")).scalars().all()
+        assert left == [1, 2, 3]  # unbound, the ledger's rate would price QuickBooks' "6"
         migrations.downgrade("base")

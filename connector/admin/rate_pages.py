@@ -1,18 +1,19 @@
 """The rates pages of the admin console: the workspace's rates, added, edited and deleted (on
 the mappings blueprint, so their addresses are ``mappings.rates...``). Every change is committed
-and then held approvals are re-billed, as for mappings."""
+and then held approvals are re-billed, as for mappings. Customer rates of other books than the
+workspace bills to now are listed apart as history, with their books' name, and stay read-only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from connector import db
 from connector.admin.mappings import back_arg, back_to, bp, changed
 from connector.auth import admin_required, workspace_for_admin
-from connector.models import TrackerEntity, Workspace
+from connector.models import CustomerMapping, TrackerEntity, Workspace
 from mappings import rates as rate_table
 from mappings import service
 
@@ -47,6 +48,23 @@ def _choices(ws: Workspace) -> dict[str, list[tuple[str, str]]]:
     }
 
 
+def _customer_names(ws: Workspace) -> dict[tuple[str, str], str]:
+    """(books, customer id) -> the customer's name, from the mappings of every set of books."""
+    rows = db.session.execute(
+        select(CustomerMapping.books, CustomerMapping.customer_id, CustomerMapping.customer_name)
+        .where(CustomerMapping.workspace_id == ws.id)
+        .order_by(CustomerMapping.updated_at)
+    )
+    return {(books_key, customer_id): name for books_key, customer_id, name in rows}
+
+
+def _read_only(ws: Workspace, exc: rate_table.RateOfOtherBooks) -> Any:
+    """A customer rate of other books cannot change: back to the list, saying why."""
+    db.session.rollback()
+    flash(str(exc), "error")
+    return redirect(url_for("mappings.rates", workspace_id=ws.id))
+
+
 def _render_rates(
     ws: Workspace,
     form: dict[str, str],
@@ -62,6 +80,9 @@ def _render_rates(
         "mappings/rates.html",
         workspace=ws,
         rates=rows,
+        history=rate_table.history(db.session, ws.id),
+        books_names=rate_table.books_names(db.session, ws.id),
+        customer_names=_customer_names(ws),
         form=form,
         errors=errors,
         editing=editing,
@@ -102,9 +123,11 @@ def edit_rate(workspace_id: int, rate_id: int) -> Any:
     row = rate_table.get_rate(db.session, ws.id, rate_id)
     if row is None:
         abort(404)
+    if not rate_table.applies(db.session, ws.id, row):
+        return _read_only(ws, rate_table.RateOfOtherBooks.of(db.session, ws.id, row))
     if request.method == "GET":
-        form = rate_table.serialize_rate(row)
-        form = {name: form.get(name) or "" for name in RATE_FIELDS}
+        form = {name: getattr(row, name) for name in RATE_FIELDS}
+        form = {name: "" if value is None else str(value) for name, value in form.items()}
         return _render_rates(ws, form, {}, editing=row.id)
     form = {name: request.form.get(name, "") for name in RATE_FIELDS}
     try:
@@ -121,7 +144,11 @@ def edit_rate(workspace_id: int, rate_id: int) -> Any:
 @admin_required
 def delete_rate(workspace_id: int, rate_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
-    if not rate_table.delete_rate(db.session, ws.id, rate_id):
+    try:
+        deleted = rate_table.delete_rate(db.session, ws.id, rate_id)
+    except rate_table.RateOfOtherBooks as exc:
+        return _read_only(ws, exc)
+    if not deleted:
         abort(404)
     changed(ws, f"Rate #{rate_id} deleted.")
     return redirect(url_for("mappings.rates", workspace_id=ws.id))

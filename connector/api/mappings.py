@@ -81,7 +81,14 @@ def mapping_history() -> Any:
     rows = service.history(db.session, g.workspace.id)
     return jsonify(
         books=service.current_books(db.session, g.workspace.id),
-        history=[{**service.serialize_mapping(o.mapping), "books_name": o.books} for o in rows],
+        history=[
+            {
+                **service.serialize_mapping(o.mapping),
+                "books_name": o.books,
+                "tracker_name": o.tracker_name,
+            }
+            for o in rows
+        ],
     )
 
 
@@ -303,7 +310,14 @@ OPENAPI_PATHS = {
                                         _MAPPING_REF,
                                         {
                                             "type": "object",
-                                            "properties": {"books_name": {"type": "string"}},
+                                            "properties": {
+                                                "books_name": {"type": "string"},
+                                                "tracker_name": {
+                                                    "type": "string",
+                                                    "description": "The tracker's name for the "
+                                                    "client or project (its id if never seen)",
+                                                },
+                                            },
                                         },
                                     ]
                                 },

@@ -21,6 +21,10 @@ def _not_found(rate_id: int) -> Problem:
     return Problem(404, "Not found", f"No rate {rate_id} in this workspace.", type_="not-found")
 
 
+def _history(exc: rate_table.RateOfOtherBooks) -> Problem:
+    return Problem(409, "Rate of other books", str(exc), type_="rate-of-other-books")
+
+
 def _rate_body() -> dict[str, Any]:
     body = json_object()
     blank = body.get("effective_from")
@@ -41,8 +45,12 @@ def _every_error(body: dict[str, Any], first: rate_table.RateError) -> Problem:
 @bp.get("/rates")
 @token_required
 def list_rates() -> Any:
-    rows = rate_table.list_rates(db.session, g.workspace.id)
-    return jsonify(rates=[rate_table.serialize_rate(r) for r in rows])
+    s, ws_id = db.session, g.workspace.id
+    return jsonify(
+        books=service.current_books(s, ws_id),
+        rates=rate_table.serialize_rates(s, ws_id, rate_table.list_rates(s, ws_id)),
+        history=rate_table.serialize_rates(s, ws_id, rate_table.history(s, ws_id)),
+    )
 
 
 @bp.post("/rates")
@@ -57,7 +65,8 @@ def create_rate() -> Any:
     db.session.commit()
     notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice), 201
+    rate = rate_table.serialize_rate(db.session, g.workspace.id, row)
+    return jsonify(rate=rate, released=released, **notice), 201
 
 
 @bp.get("/rates/<int:rate_id>")
@@ -66,7 +75,7 @@ def get_rate(rate_id: int) -> Any:
     row = rate_table.get_rate(db.session, g.workspace.id, rate_id)
     if row is None:
         raise _not_found(rate_id)
-    return jsonify(rate=rate_table.serialize_rate(row))
+    return jsonify(rate=rate_table.serialize_rate(db.session, g.workspace.id, row))
 
 
 @bp.put("/rates/<int:rate_id>")
@@ -77,19 +86,28 @@ def update_rate(rate_id: int) -> Any:
         row = rate_table.update_rate(db.session, g.workspace.id, rate_id, body)
     except LookupError:
         raise _not_found(rate_id) from None
+    except rate_table.RateOfOtherBooks as exc:
+        db.session.rollback()
+        raise _history(exc) from None
     except rate_table.RateError as exc:
         db.session.rollback()
         raise _every_error(body, exc) from None
     db.session.commit()
     notice = service.change_notice(g.workspace.id)  # drafts that existed before the change
     released = service.after_change(g.workspace.id)
-    return jsonify(rate=rate_table.serialize_rate(row), released=released, **notice)
+    rate = rate_table.serialize_rate(db.session, g.workspace.id, row)
+    return jsonify(rate=rate, released=released, **notice)
 
 
 @bp.delete("/rates/<int:rate_id>")
 @token_required
 def delete_rate(rate_id: int) -> Any:
-    if not rate_table.delete_rate(db.session, g.workspace.id, rate_id):
+    try:
+        deleted = rate_table.delete_rate(db.session, g.workspace.id, rate_id)
+    except rate_table.RateOfOtherBooks as exc:
+        db.session.rollback()
+        raise _history(exc) from None
+    if not deleted:
         raise _not_found(rate_id)
     db.session.commit()
     service.after_change(g.workspace.id)
@@ -97,10 +115,11 @@ def delete_rate(rate_id: int) -> Any:
 
 
 _RATE_REF = {"$ref": "#/components/schemas/Rate"}
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
-    "404": {"$ref": "#/components/responses/Problem"},
-    "422": {"$ref": "#/components/responses/Problem"},
+    "404": _PROBLEM,
+    "422": _PROBLEM,
 }
 _ID = [{"name": "rate_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _BODY = {
@@ -146,6 +165,7 @@ OPENAPI_SCHEMAS = {
     },
     "Rate": {
         "type": "object",
+        "required": ["id", "scope", "amount", "currency", "books", "books_name", "applies"],
         "properties": {
             "id": {"type": "integer"},
             "scope": {
@@ -156,6 +176,22 @@ OPENAPI_SCHEMAS = {
             "currency": {"type": "string"},
             "effective_from": {"type": ["string", "null"], "format": "date"},
             **_SCOPE_IDS,
+            "books": {
+                "type": ["string", "null"],
+                "description": "A customer's rate: the key of the books its customer id belongs "
+                "to (local, quickbooks:<environment>:<realm>, stripe:<mode>:<account>), the books "
+                "the workspace billed to when the rate was made. null: the rate names no customer "
+                "and applies in any books.",
+            },
+            "books_name": {
+                "type": ["string", "null"],
+                "description": 'Those books in plain words ("QuickBooks company Acme")',
+            },
+            "applies": {
+                "type": "boolean",
+                "description": "false: a customer rate of other books than the workspace bills "
+                "to now, kept as history, never applied and read-only (409 on change)",
+            },
         },
     },
 }
@@ -165,6 +201,12 @@ OPENAPI_PATHS = {
         "get": {
             "operationId": "listRates",
             "summary": "The rate table, most specific scope first",
+            "description": (
+                "A customer's rate belongs to the books its customer id came from. `rates` are "
+                "the rates billing applies now; `history` the customer rates of other books "
+                "(another QuickBooks company or Stripe account, or the built-in ledger), kept "
+                "but never applied; they apply again if the workspace returns to those books."
+            ),
             "responses": {
                 "200": {
                     "description": "Rates",
@@ -172,7 +214,16 @@ OPENAPI_PATHS = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {"rates": {"type": "array", "items": _RATE_REF}},
+                                "required": ["books", "rates", "history"],
+                                "properties": {
+                                    "books": {
+                                        "type": ["string", "null"],
+                                        "description": "The key of the books billed to now "
+                                        "(null: the accounting system is not connected)",
+                                    },
+                                    "rates": {"type": "array", "items": _RATE_REF},
+                                    "history": {"type": "array", "items": _RATE_REF},
+                                },
                             }
                         }
                     },
@@ -183,6 +234,8 @@ OPENAPI_PATHS = {
         "post": {
             "operationId": "createRate",
             "summary": "Add a rate; held approvals are re-billed",
+            "description": "A rate with customer_id belongs to the books the workspace bills to "
+            "now (422 on customer_id when no accounting system is connected).",
             "requestBody": _BODY,
             "responses": {"201": _ok("Created"), **_ERRORS},
         },
@@ -197,15 +250,17 @@ OPENAPI_PATHS = {
         "put": {
             "operationId": "updateRate",
             "summary": "Replace a rate; held approvals are re-billed",
+            "description": "409: a customer rate of other books (history) is read-only.",
             "parameters": _ID,
             "requestBody": _BODY,
-            "responses": {"200": _ok("Updated"), **_ERRORS},
+            "responses": {"200": _ok("Updated"), **_ERRORS, "409": _PROBLEM},
         },
         "delete": {
             "operationId": "deleteRate",
             "summary": "Delete a rate",
+            "description": "409: a customer rate of other books (history) is read-only.",
             "parameters": _ID,
-            "responses": {"204": {"description": "Deleted"}, **_ERRORS},
+            "responses": {"204": {"description": "Deleted"}, **_ERRORS, "409": _PROBLEM},
         },
     },
 }

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -502,6 +503,10 @@ class Rate(Base):
     """A billing rate in force from ``effective_from``; the scope is which ids are set."""
 
     __tablename__ = "rates"
+    __table_args__ = (
+        # A customer's rate names a customer of one set of books; other scopes name tracker ids.
+        CheckConstraint("(customer_id IS NULL) = (books IS NULL)", name="ck_rates_customer_books"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -509,6 +514,10 @@ class Rate(Base):
     project_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     contract_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     customer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The books ``customer_id`` belongs to (``connector.books``), as for CustomerMapping: billing
+    # applies only the customer rates of the books the workspace bills to now; the others are
+    # history. None exactly when the rate names no customer.
+    books: Mapped[str | None] = mapped_column(String(300), nullable=True)
     amount: Mapped[Decimal] = mapped_column(DecimalString())
     currency: Mapped[str] = mapped_column(String(3))
     effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)

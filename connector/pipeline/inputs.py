@@ -16,16 +16,8 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, books, trackers
-from connector.models import (
-    CustomerMapping,
-    CustomerSettings,
-    Rate,
-    Timesheet,
-    TrackerRate,
-    Workspace,
-)
-from connector.rates import rate_table
+from connector import billing, books, rates, trackers
+from connector.models import CustomerMapping, CustomerSettings, Timesheet, TrackerRate, Workspace
 from connector.settings import WorkspaceSettings
 
 T = TypeVar("T")
@@ -133,17 +125,20 @@ def mappings_in(s: Session, workspace: Workspace, books_key: str | None) -> bill
 
 
 def load_rates(
-    s: Session, workspace_id: int, tracker_rates: Iterable[TrackerRate] | None = None
+    s: Session,
+    workspace_id: int,
+    tracker_rates: Iterable[TrackerRate] | None = None,
+    *,
+    books_key: str | None,
 ) -> billing.RateTable:
-    """The admin's rates and the tracker's (``tracker_rates``: read but not stored, for a dry
+    """The admin's rates that apply in ``books_key`` (a customer's rate only in the books its
+    customer id belongs to) and the tracker's (``tracker_rates``: read but not stored, for a dry
     run; default the stored ones), the admin's winning a tie."""
     if tracker_rates is None:
         tracker_rates = s.scalars(
             select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)
         )
-    return rate_table(
-        s.scalars(select(Rate).where(Rate.workspace_id == workspace_id)), tracker_rates
-    )
+    return rates.rate_table(s.scalars(rates.applicable(workspace_id, books_key)), tracker_rates)
 
 
 def billing_settings(workspace: Workspace) -> billing.BillingSettings:
@@ -162,11 +157,12 @@ def run_billing(
     *,
     tracker_rates: Iterable[TrackerRate] | None = None,
 ) -> billing.BillingResult:
+    books_key = books.current_key(s, workspace.id, workspace.provider)
     return billing.bill(
         timesheet,
         billing_settings(workspace),
-        load_mappings(s, workspace),
-        load_rates(s, workspace.id, tracker_rates),
+        mappings_in(s, workspace, books_key),
+        load_rates(s, workspace.id, tracker_rates, books_key=books_key),
     )
 
 

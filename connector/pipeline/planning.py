@@ -215,7 +215,7 @@ class _Planner:
                 ),
             )
         mappings = mappings_in(self.s, self.workspace, self.books)
-        rates = load_rates(self.s, self.workspace.id)
+        rates = load_rates(self.s, self.workspace.id, books_key=self.books)
         result = billing.bill(timesheet, billing_settings(self.workspace), mappings, rates)
         covers = _covers_by_subject(timesheet, mappings)
         for planned in self._split_by_period(timesheet, mappings, result, covers, rates):

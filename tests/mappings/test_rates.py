@@ -76,3 +76,17 @@ def test_rate_table_crud_and_conflicts(app: Any, workspace: Any) -> None:
     assert not rates.delete_rate(s, workspace.id, first.id)
     s.commit()
     assert [r.id for r in rates.list_rates(s, workspace.id)] == [later.id]
+
+
+def test_a_customer_rate_needs_books_to_belong_to(app: Any, workspace: Any) -> None:
+    from connector.models import Workspace
+
+    s = db.session
+    s.get(Workspace, workspace.id).provider = "quickbooks"  # chosen, never connected
+    with pytest.raises(rates.RateError) as info:
+        rates.create_rate(s, workspace.id, {"amount": "1", "currency": "USD", "customer_id": "6"})
+    assert (
+        info.value.field == "customer_id" and "connect the accounting system" in info.value.message
+    )
+    row = rates.create_rate(s, workspace.id, {"amount": "1", "currency": "USD", "project_id": "p"})
+    assert row.books is None  # names no customer: belongs to no books

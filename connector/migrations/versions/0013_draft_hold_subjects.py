@@ -4,8 +4,8 @@ The approval page draws each hold's fix buttons (map this project, add a rate on
 them instead of running billing again on every view. Rows held before this migration have none
 (NULL): the page falls back to the rows the draft covers.
 
-Revision ID: 0012_draft_hold_subjects
-Revises: 0011_invoices_and_books
+Revision ID: 0013_draft_hold_subjects
+Revises: 0012_rates_bound_to_books
 Create Date: 2026-12-07 07:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_draft_hold_subjects"
-down_revision: str | None = "0011_invoices_and_books"
+revision: str = "0013_draft_hold_subjects"
+down_revision: str | None = "0012_rates_bound_to_books"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
