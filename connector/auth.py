@@ -1,7 +1,8 @@
 """Who may do what: admin sessions (flask-login) and workspace API tokens (bearer).
 
-Every admin page and API route goes through one of these guards; ``tests/test_access.py`` walks
-the URL map to prove that none is left open (the inbound webhook and health routes excepted).
+Every admin page and API route goes through one of these guards; ``tests/admin/test_access.py``
+walks the URL map to prove that none is left open (the inbound webhook and health routes
+excepted).
 """
 
 from __future__ import annotations

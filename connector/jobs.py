@@ -109,7 +109,7 @@ def claim(job_id: int, lease_seconds: float) -> str | None:
     """Take this job if it is claimable (compare-and-set); returns the lease token, or None."""
     now = utcnow()
     token = new_token()
-    with db.session_scope() as s:
+    with db.autocommit_session() as s:  # one compare-and-set statement
         result = s.execute(
             update(Job)
             .where(Job.id == job_id, _claimable(now))
@@ -145,28 +145,34 @@ def fair_candidates(limit: int = 8) -> list[int]:
         .group_by(Job.workspace_id)
         .subquery()
     )
-    heads = (
-        select(Job.workspace_id, func.min(Job.next_attempt_at).label("oldest"))
+    # Every claimable job with its rank in its workspace and its workspace's oldest due time:
+    # one query (a round trip per job claimed), fairest workspace first, oldest job first.
+    claimable = (
+        select(
+            Job.id,
+            Job.workspace_id,
+            func.row_number()
+            .over(partition_by=Job.workspace_id, order_by=(Job.next_attempt_at, Job.id))
+            .label("rank"),
+            func.min(Job.next_attempt_at).over(partition_by=Job.workspace_id).label("oldest"),
+        )
         .where(_claimable(now))
-        .group_by(Job.workspace_id)
         .subquery()
     )
     order = (
-        select(heads.c.workspace_id)
-        .outerjoin(recent, recent.c.workspace_id == heads.c.workspace_id)
-        .order_by(func.coalesce(recent.c.served, 0), heads.c.oldest, heads.c.workspace_id)
-        .limit(3)
+        select(claimable.c.id)
+        .outerjoin(recent, recent.c.workspace_id == claimable.c.workspace_id)
+        .where(claimable.c.rank <= limit)
+        .order_by(
+            func.coalesce(recent.c.served, 0),
+            claimable.c.oldest,
+            claimable.c.workspace_id,
+            claimable.c.rank,
+        )
+        .limit(limit)
     )
-    ids: list[int] = []
-    with db.new_session() as s:
-        for workspace_id in list(s.scalars(order)):
-            ids += s.scalars(
-                select(Job.id)
-                .where(Job.workspace_id == workspace_id, _claimable(now))
-                .order_by(Job.next_attempt_at, Job.id)
-                .limit(limit)
-            )
-    return ids[:limit]
+    with db.autocommit_session() as s:
+        return list(s.scalars(order))
 
 
 def claim_next(lease_seconds: float) -> tuple[int, str] | None:
@@ -185,7 +191,7 @@ def claim_next(lease_seconds: float) -> tuple[int, str] | None:
 def claimable_count(limit: int = 1000) -> int:
     """How many jobs a worker could claim now (capped: the poller only needs a rough figure)."""
     now = utcnow()
-    with db.new_session() as s:
+    with db.autocommit_session() as s:
         ids = select(Job.id).where(_claimable(now)).limit(limit).subquery()
         return int(s.scalar(select(func.count()).select_from(ids)) or 0)
 
@@ -213,7 +219,7 @@ def renew(leases: Mapping[int, str], lease_seconds: float) -> set[int]:
 
 def _settle(job_id: int, token: str, **values: Any) -> bool:
     """Write the outcome of a run, only if this run still owns the job (fenced by its token)."""
-    with db.session_scope() as s:
+    with db.autocommit_session() as s:  # one fenced statement
         result = s.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.lease_owner == token)

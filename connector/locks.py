@@ -22,7 +22,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from connector import db
 from connector.models import Lock, utcnow
@@ -50,23 +52,25 @@ def _owner() -> str:
 
 
 def try_acquire(name: str, owner: str, ttl: float) -> bool:
+    """Take ``name`` if it is free or its holder's time ran out (a crashed holder): one upsert."""
     now = utcnow()
-    with db.new_session() as s:
-        # Take over a lock whose holder died without releasing it.
-        s.execute(delete(Lock).where(Lock.name == name, Lock.expires_at < now))
-        s.add(Lock(name=name, owner=owner, expires_at=now + timedelta(seconds=ttl)))
-        try:
-            s.commit()
-            return True
-        except (IntegrityError, OperationalError):
-            s.rollback()
-            return False
+    insert = pg_insert if db.engine().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Lock).values(name=name, owner=owner, expires_at=now + timedelta(seconds=ttl))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
+        where=Lock.expires_at < now,
+    ).returning(Lock.owner)
+    try:
+        with db.autocommit_session() as s:
+            return s.execute(stmt).scalar_one_or_none() == owner
+    except OperationalError:  # SQLite: the database stayed locked past its busy timeout
+        return False
 
 
 def release(name: str, owner: str) -> None:
-    with db.new_session() as s:
+    with db.autocommit_session() as s:
         s.execute(delete(Lock).where(Lock.name == name, Lock.owner == owner))
-        s.commit()
 
 
 @contextmanager

@@ -49,6 +49,9 @@ Limits = tuple[tuple[int, float] | tuple[int, float, int], ...]
 # How long a caller may sleep for its slot before it is refused (and its job rescheduled).
 DEFAULT_MAX_WAIT_SECONDS = 5.0
 _CLOCK_SLACK_SECONDS = 0.001
+# Woken later than this after its slot, a caller reserves a new one (at most LATE_RETRIES times).
+LATE_SECONDS = 0.05
+LATE_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -115,18 +118,30 @@ class SharedLimiter:
 
     def acquire(self, bucket: str, limits: Limits) -> None:
         """Block until one more request to ``bucket`` may be sent; raise :class:`Throttled` when
-        that is more than ``max_wait`` away (nothing is reserved then)."""
-        decision = self._reserve(bucket, limits, self._clock())
-        if decision.wait > self.max_wait:
-            raise _refusal(bucket, decision)
-        if decision.wait > 0:
+        that is more than ``max_wait`` away (nothing is reserved then).
+
+        A caller that wakes up well after its slot (a busy machine) takes a new slot rather than
+        going out late: sent late, it would arrive bunched with the requests reserved after it,
+        and a provider counting any sliding second (Intuit: 10) refuses the one too many. After
+        a few late wake-ups it goes anyway, so no caller waits forever.
+        """
+        for _ in range(LATE_RETRIES + 1):
+            now = self._clock()
+            decision = self._reserve(bucket, limits, now)
+            if decision.wait > self.max_wait:
+                raise _refusal(bucket, decision)
+            if decision.wait <= 0:
+                return
+            slot = now + decision.wait
             self._sleep(decision.wait)
             # A 429 elsewhere may have paused the company while we slept: do not add to it.
-            now = self._clock()
             until = self.paused_until(bucket)
+            now = self._clock()
             # Redis keeps times to the microsecond: the pause we slept out may read a hair later.
             if until > now + _CLOCK_SLACK_SECONDS:
                 raise _refusal(bucket, Decision(wait=until - now, tats={}, paused=True))
+            if now - slot <= LATE_SECONDS:
+                return
 
     def pause(self, bucket: str, seconds: float) -> None:
         """The provider asked to wait: hold every worker's requests to ``bucket`` that long."""

@@ -1,4 +1,6 @@
-"""Stored admin rates as the billing engine's input (read by the pipeline and by mappings/).
+"""Rates as the billing engine's input: the one place a stored or parsed rate becomes a
+``billing.RateEntry``, and the workspace's table of them (read by the pipeline, mappings/ and
+the tracker sources).
 
 A rate that names an accounting customer belongs to the books that customer id came from
 (``Rate.books``, see ``connector.books``): the ledger's customer "6" is another business than
@@ -7,6 +9,11 @@ other books are history (:func:`of_other_books`), back in use if the workspace r
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
 
 from sqlalchemy import Select, or_, select
 
@@ -29,13 +36,44 @@ def of_other_books(workspace_id: int, books_key: str | None) -> Select[tuple[Rat
     return stmt if books_key is None else stmt.where(Rate.books != books_key)
 
 
-def to_entry(row: Rate) -> billing.RateEntry:
+class RateLike(Protocol):
+    """A rate as stored (models.Rate, models.TrackerRate) or parsed (mappings' RateInput)."""
+
+    amount: Decimal
+    currency: str
+    effective_from: date | None
+    member_id: str | None
+    project_id: str | None
+    contract_id: str | None
+
+
+def to_entry(rate: RateLike) -> billing.RateEntry:
+    """The engine's entry for ``rate``; a tracker's rate has no customer scope (no customer_id)."""
     return billing.RateEntry(
-        amount=row.amount,
-        currency=row.currency,
-        effective_from=row.effective_from,
-        member_id=row.member_id,
-        project_id=row.project_id,
-        contract_id=row.contract_id,
-        customer_id=row.customer_id,
+        amount=rate.amount,
+        currency=rate.currency,
+        effective_from=rate.effective_from,
+        member_id=rate.member_id,
+        project_id=rate.project_id,
+        contract_id=rate.contract_id,
+        customer_id=getattr(rate, "customer_id", None),
+    )
+
+
+def rate_table(admin: Iterable[RateLike], tracker: Iterable[RateLike]) -> billing.RateTable:
+    """The admin's rates and the tracker's (e.g. WebWork contracts) in one table: where both give
+    a rate for the same scope from the same day, the admin's wins."""
+    entries = [to_entry(r) for r in admin]
+    taken = {_identity(e) for e in entries}
+    entries += [e for e in map(to_entry, tracker) if _identity(e) not in taken]
+    return billing.RateTable(entries=tuple(entries))
+
+
+def _identity(entry: billing.RateEntry) -> tuple[Any, ...]:
+    return (
+        entry.contract_id,
+        entry.member_id,
+        entry.project_id,
+        entry.customer_id,
+        entry.effective_from,
     )

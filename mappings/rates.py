@@ -74,15 +74,7 @@ class RateInput:
     customer_id: str | None = None
 
     def entry(self) -> billing.RateEntry:
-        return billing.RateEntry(
-            amount=self.amount,
-            currency=self.currency,
-            effective_from=self.effective_from,
-            member_id=self.member_id,
-            project_id=self.project_id,
-            contract_id=self.contract_id,
-            customer_id=self.customer_id,
-        )
+        return to_entry(self)
 
 
 def scope_of(rate: Rate | RateInput) -> str:

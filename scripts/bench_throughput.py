@@ -347,26 +347,29 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
             )
         db.session.remove()
 
-    consumer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "huey.bin.huey_consumer",
-            "connector.consumer.huey",
-            "-w",
-            str(args.threads),
-            "-k",
-            "thread",
-            "-m",
-            "1",
-            "-q",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / f"consumer-{companies}.log").open("ab"),
-    )
+    consumers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "huey.bin.huey_consumer",
+                "connector.consumer.huey",
+                "-w",
+                str(args.threads),
+                "-k",
+                "thread",
+                "-m",
+                "1",
+                "-q",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / f"consumer-{companies}-{n}.log").open("ab"),
+        )
+        for n in range(args.processes)
+    ]
     time.sleep(2.0)  # let the consumer start its poller before the burst
     posted_at: dict[tuple[int, str], float] = {}
     base = event("timesheet_approved__three_customers")
@@ -392,8 +395,8 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
             posting = time.time() - started
             while time.monotonic() < deadline:
                 time.sleep(1.0)
-                if consumer.poll() is not None:
-                    raise RuntimeError(f"the worker exited; see {tmp}/consumer-{companies}.log")
+                if any(consumer.poll() is not None for consumer in consumers):
+                    raise RuntimeError(f"a worker exited; see {tmp}/consumer-{companies}-*.log")
                 rows = db.session.execute(
                     select(
                         Draft.workspace_id, Draft.key, Draft.updated_at, Draft.timesheet_pk
@@ -420,11 +423,13 @@ def run_phase(args: argparse.Namespace, companies: int, tmp: Path, fake: FakeQui
             provider_names = set(db.session.scalars(select(Workspace.provider)))
             db.session.remove()
     finally:
-        os.killpg(consumer.pid, signal.SIGTERM)
-        try:
-            consumer.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(consumer.pid, signal.SIGKILL)
+        for consumer in consumers:
+            os.killpg(consumer.pid, signal.SIGTERM)
+        for consumer in consumers:
+            try:
+                consumer.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(consumer.pid, signal.SIGKILL)
 
     realms = [f"realm-{companies}-{n}" for n in range(companies)]
     # When each draft's invoice was created at the fake: the row's updated_at moves again later
@@ -490,7 +495,8 @@ def main() -> None:
     parser.add_argument("--approvals", type=int, default=150, help="approvals per company")
     parser.add_argument("--companies", type=int, default=5, help="companies in the multi phase")
     parser.add_argument("--phase", choices=["single", "multi", "both"], default="both")
-    parser.add_argument("--threads", type=int, default=4, help="worker threads")
+    parser.add_argument("--threads", type=int, default=4, help="worker threads per process")
+    parser.add_argument("--processes", type=int, default=1, help="worker (consumer) processes")
     parser.add_argument("--latency", type=float, default=0.15, help="fake QuickBooks answer time")
     parser.add_argument("--port", type=int, default=5141, help="fake QuickBooks port")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (EMPTIED first)")
@@ -511,7 +517,8 @@ def main() -> None:
     fake.start()
     backend = "PostgreSQL + Redis" if args.database_url else "SQLite (database and queue)"
     print(
-        f"backend: {backend}; {args.threads} worker threads; fake QuickBooks on 127.0.0.1:"
+        f"backend: {backend}; {args.processes} worker process(es) x {args.threads} threads; "
+        f"fake QuickBooks on 127.0.0.1:"
         f"{args.port}, {args.latency * 1000:.0f} ms per answer, {args.per_second}/s and "
         f"{PER_MINUTE}/min per company"
     )

@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 from connector import create_app, db
 from connector import migrate as migrations
+from connector.connections.store import forget_local_cache
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -57,6 +58,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _truncate_all() -> None:
+    forget_local_cache()  # this process's copy of the provider read cache
     engine = db.engine()
     tables = [t.name for t in reversed(db.Base.metadata.sorted_tables)]
     with engine.begin() as conn:

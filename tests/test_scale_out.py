@@ -115,7 +115,9 @@ def test_two_worker_processes_do_every_job_exactly_once(app, database_url, works
                 os.killpg(consumer.pid, signal.SIGKILL)
 
     with db.session_scope() as s:
-        jobs = list(s.scalars(select(Job)))
+        # The approvals' jobs: a consumer's periodic status-reconcile may add one of its own when
+        # the run crosses a five-minute mark.
+        jobs = list(s.scalars(select(Job).where(Job.kind == "process_delivery")))
         invoices = s.scalar(select(func.count()).select_from(LocalInvoice))
         invoice_keys = Counter(s.scalars(select(LocalInvoice.key)))
         drafts = Counter(s.scalars(select(Draft.status)))

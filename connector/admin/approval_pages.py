@@ -13,7 +13,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from connector import db, trackers
+from connector import db
 from connector.admin import bp, onboarding
 from connector.admin.onboarding import AccountingState
 from connector.admin.words import STATUS_WORDS
@@ -39,7 +39,7 @@ from connector.models import (
     TrackerEntity,
     Workspace,
 )
-from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet, run_billing
+from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet
 from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
 from connector.validation import JsonError, parse_json
@@ -91,18 +91,29 @@ def _entity_names(ws: Workspace) -> dict[tuple[str, str], str]:
     }
 
 
-def _holds_by_subject(ws: Workspace, ts: Timesheet) -> dict[str, list[Any]]:
-    """A fresh (pure) billing run says which projects/clients/member a hold is about."""
-    if ts.content is None:
-        return {}
-    try:
-        result = run_billing(db.session, ws, trackers.normalize_timesheet(ts.source, ts.content))
-    except Exception:  # the page must render even when the data no longer bills cleanly
-        log.warning("could not re-run billing for timesheet %s", ts.id, exc_info=True)
-        return {}
-    holds: dict[str, list[Any]] = {}
-    for hold in result.holds:
-        holds.setdefault(hold.subject_key, []).append(hold)
+@dataclass(frozen=True)
+class HeldIds:
+    """The tracker projects and clients one held draft is about (what its fixes name)."""
+
+    project_ids: tuple[str, ...]
+    client_ids: tuple[str, ...]
+
+
+def _holds_by_subject(drafts: list[Draft]) -> dict[str, list[HeldIds]]:
+    """What each held draft is about, as planning recorded it: no billing run per page view.
+    Rows held before the ids were kept fall back to the rows they cover."""
+    holds: dict[str, list[HeldIds]] = {}
+    for d in drafts:
+        if d.status not in HOLD_STATUSES:
+            continue
+        if d.hold_subjects is not None:
+            projects = d.hold_subjects.get("project_ids") or []
+            clients = d.hold_subjects.get("client_ids") or []
+        else:
+            projects = [str(pair[0]) for pair in d.covers or [] if pair and pair[0]]
+            clients = [str(pair[1]) for pair in d.covers or [] if len(pair) > 1 and pair[1]]
+        held = HeldIds(tuple(dict.fromkeys(projects)), tuple(dict.fromkeys(clients)))
+        holds.setdefault(d.subject_key, []).append(held)
     return holds
 
 
@@ -229,7 +240,7 @@ def _view_rows(ws: Workspace, timesheets: list[Timesheet]) -> list[dict[str, Any
     for ts in timesheets:
         drafts = live_drafts(ts)
         needs_rebill = any(d.status in HOLD_STATUSES for d in drafts)
-        holds = _holds_by_subject(ws, ts) if needs_rebill else {}
+        holds = _holds_by_subject(drafts) if needs_rebill else {}
         back = url_for("admin.approval", workspace_id=ws.id, timesheet_pk=ts.id)
         items = []
         for d in drafts:

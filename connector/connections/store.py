@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +23,24 @@ def secret_box(config: Mapping[str, Any]) -> SecretBox:
     return SecretBox(config["TOKEN_ENCRYPTION_KEYS"])
 
 
+# A provider reads its connection's account id, environment and meta several times per draft:
+# one store (one job) reads them once per SNAPSHOT_SECONDS. Credentials are always read fresh
+# (a refresh elsewhere rotates them), and so is anything read under the store's lock.
+SNAPSHOT_SECONDS = 5.0
+# The provider's read cache (customers) is kept in this process too, for LOCAL_CACHE_SECONDS: a
+# worker reads the same few customers for every draft. A drop in another process (the provider
+# refused a stale reference) reaches this one within that time; one here, at once.
+LOCAL_CACHE_SECONDS = 30.0
+_local_cache: dict[tuple[int, str, str], tuple[dict[str, Any], datetime, float]] = {}
+_local_cache_guard = threading.Lock()
+
+
+def forget_local_cache() -> None:
+    """Empty this process's copy of the provider read cache (tests: a fresh database)."""
+    with _local_cache_guard:
+        _local_cache.clear()
+
+
 class DbCredentialStore:
     """Credentials of one (workspace, provider) connection; every write commits at once."""
 
@@ -28,6 +48,17 @@ class DbCredentialStore:
         self.workspace_id = workspace_id
         self.provider = provider
         self._box = box
+        self._snapshot: tuple[Connection | None, float] | None = None
+        self._locked = 0  # inside lock(): every read goes to the database
+
+    def _recent(self) -> Connection | None:
+        """The connection row as this store read it less than SNAPSHOT_SECONDS ago."""
+        snapshot = self._snapshot
+        if snapshot and not self._locked and time.monotonic() - snapshot[1] < SNAPSHOT_SECONDS:
+            return snapshot[0]
+        row = self.connection()
+        self._snapshot = (row, time.monotonic())
+        return row
 
     def _row(self, s: Any) -> Connection | None:
         return s.scalars(
@@ -38,7 +69,7 @@ class DbCredentialStore:
 
     # -- read
     def connection(self) -> Connection | None:
-        with db.new_session() as s:
+        with db.autocommit_session() as s:
             return self._row(s)
 
     def load(self) -> dict[str, Any]:
@@ -49,20 +80,21 @@ class DbCredentialStore:
 
     @property
     def account_id(self) -> str | None:
-        row = self.connection()
+        row = self._recent()
         return row.account_id if row else None
 
     @property
     def environment(self) -> str | None:
-        row = self.connection()
+        row = self._recent()
         return row.environment if row else None
 
     def meta(self) -> dict[str, Any]:
-        row = self.connection()
+        row = self._recent()
         return dict(row.meta or {}) if row else {}
 
     # -- write (each in its own committed transaction)
     def save(self, credentials: dict[str, Any]) -> None:
+        self._snapshot = None
         with db.session_scope() as s:
             row = self._row(s)
             if row is None:
@@ -80,6 +112,7 @@ class DbCredentialStore:
         account_name: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        self._snapshot = None
         with db.session_scope() as s:
             row = self._row(s)
             if row is None:
@@ -98,6 +131,7 @@ class DbCredentialStore:
             books.remember(s, self.workspace_id, row)
 
     def update_meta(self, **values: Any) -> None:
+        self._snapshot = None
         with db.session_scope() as s:
             row = self._row(s)
             if row is None:
@@ -111,7 +145,12 @@ class DbCredentialStore:
     # -- the provider's read cache (one row per entry, so concurrent writers never clobber)
     def cache_get(self, name: str) -> tuple[dict[str, Any], datetime] | None:
         """The cached value named ``name`` and when it was read from the provider, if any."""
-        with db.new_session() as s:
+        key = (self.workspace_id, self.provider, name)
+        with _local_cache_guard:
+            local = _local_cache.get(key)
+        if local and not self._locked and time.monotonic() - local[2] < LOCAL_CACHE_SECONDS:
+            return dict(local[0]), local[1]
+        with db.autocommit_session() as s:
             row = s.scalars(
                 select(ProviderCacheEntry).where(
                     ProviderCacheEntry.workspace_id == self.workspace_id,
@@ -119,7 +158,19 @@ class DbCredentialStore:
                     ProviderCacheEntry.name == name,
                 )
             ).one_or_none()
-            return (dict(row.value or {}), row.fetched_at) if row else None
+            if row is None:
+                return None
+            value, fetched_at = dict(row.value or {}), row.fetched_at
+        self._keep_local(name, value, fetched_at)
+        return dict(value), fetched_at
+
+    def _keep_local(self, name: str, value: dict[str, Any], fetched_at: datetime) -> None:
+        with _local_cache_guard:
+            _local_cache[(self.workspace_id, self.provider, name)] = (
+                dict(value),
+                fetched_at,
+                time.monotonic(),
+            )
 
     def cache_put(
         self, name: str, value: dict[str, Any], fetched_at: datetime | None = None
@@ -141,12 +192,17 @@ class DbCredentialStore:
                         s.add(row)
                     row.value = dict(value)
                     row.fetched_at = fetched_at or utcnow()
+                self._keep_local(name, value, row.fetched_at)
                 return
             except IntegrityError:
                 continue  # another process inserted it first: update that row instead
 
     def cache_drop(self, prefix: str = "") -> None:
         """Forget every cached entry whose name starts with ``prefix`` (all of them by default)."""
+        with _local_cache_guard:
+            for key in [k for k in _local_cache if k[:2] == (self.workspace_id, self.provider)]:
+                if key[2].startswith(prefix):
+                    del _local_cache[key]
         with db.session_scope() as s:
             s.execute(
                 delete(ProviderCacheEntry).where(
@@ -157,6 +213,7 @@ class DbCredentialStore:
             )
 
     def mark_reconnect_needed(self, reason: str) -> None:
+        self._snapshot = None
         with db.session_scope() as s:
             row = self._row(s)
             if row is None:
@@ -165,6 +222,7 @@ class DbCredentialStore:
             row.last_error = reason
 
     def disconnect(self) -> None:
+        self._snapshot = None
         with db.session_scope() as s:
             row = self._row(s)
             if row is None:
@@ -172,9 +230,17 @@ class DbCredentialStore:
             row.status = ConnectionStatus.DISCONNECTED
             row.credentials_encrypted = None
 
-    def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[None]:
-        return advisory_lock(
+    @contextmanager
+    def lock(self, name: str, timeout: float = 30.0) -> Iterator[None]:
+        """One holder at a time across processes; what is read under it is read fresh (another
+        holder may just have written it)."""
+        with advisory_lock(
             f"{self.provider}:{self.workspace_id}:{name}",
             ttl=max(60.0, timeout * 2),
             timeout=timeout,
-        )
+        ):
+            self._locked += 1
+            try:
+                yield
+            finally:
+                self._locked -= 1

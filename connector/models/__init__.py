@@ -279,6 +279,9 @@ class Draft(Base):
     link: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     hold_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     hold_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A held row's hold is about these tracker ids ({"project_ids": [...], "client_ids": [...]}),
+    # for the approval page's fix buttons; None when not held (or held before they were kept).
+    hold_subjects: Mapped[dict[str, list[str]] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # What finance did with the invoice at the provider (draft, sent, paid, ...; see

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from connector import books, db, observability, trackers, worker
+from connector import db, observability, trackers, worker
 from connector.models import (
     Delivery,
     DeliveryStatus,
@@ -24,6 +24,7 @@ from connector.models import (
     Workspace,
 )
 from connector.pipeline.draft_status import TO_PUSH
+from connector.pipeline.inputs import current_books, read_once
 from connector.pipeline.planning import apply_approval, is_stale, plan_drafts, timesheet_row
 from connector.pipeline.pushing import push_drafts
 from connector.pipeline.withdrawing import (
@@ -65,13 +66,15 @@ def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
     with (
         observability.log_context(timesheet_id=event.timesheet_id),
         timesheet_lock(workspace_id, event.timesheet_id),
+        read_once(),
     ):
         outcome = _process_event(workspace_id, source, event, config, polled=polled)
-    with db.session_scope() as s:
-        delivery = s.get(Delivery, job.delivery_id)
-        if delivery is not None:
-            delivery.status = DeliveryStatus.PROCESSED
-            delivery.error = outcome
+    with db.autocommit_session() as s:  # one statement
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == job.delivery_id)
+            .values(status=DeliveryStatus.PROCESSED, error=outcome)
+        )
     observability.DELIVERIES.labels("processed").inc()
 
 
@@ -140,7 +143,7 @@ def bill_timesheet_now(
             s.rollback()
             raise Rejected(f"the timesheet cannot be billed: {exc}") from exc
         s.commit()
-        books_key = books.current_key(s, workspace.id, workspace.provider)
+        books_key = current_books(s, workspace)
         s.expunge(workspace)
     if not _has_work(timesheet_pk):
         return
@@ -169,16 +172,15 @@ def _mark_waiting_for_reconnect(timesheet_pk: int, message: str) -> None:
 
 
 def _has_work(timesheet_pk: int) -> bool:
-    with db.new_session() as s:
-        ts_row = s.get(Timesheet, timesheet_pk)
-        assert ts_row is not None
+    with db.autocommit_session() as s:  # one query
         return (
             s.scalars(
-                select(Draft.id).where(
-                    Draft.timesheet_pk == timesheet_pk,
-                    Draft.revision == ts_row.revision,
-                    Draft.status.in_(list(TO_PUSH)),
+                select(Draft.id)
+                .join(
+                    Timesheet,
+                    (Timesheet.id == Draft.timesheet_pk) & (Timesheet.revision == Draft.revision),
                 )
+                .where(Draft.timesheet_pk == timesheet_pk, Draft.status.in_(list(TO_PUSH)))
             ).first()
             is not None
         )
@@ -188,15 +190,15 @@ def _has_work(timesheet_pk: int) -> bool:
 def _job_timesheet_locked(job: Job) -> Iterator[int | None]:
     """The job's timesheet row id, held under the timesheet lock (None: the row is gone)."""
     timesheet_pk = int(job.payload["timesheet_pk"])
-    with db.new_session() as s:
-        ts_row = s.get(Timesheet, timesheet_pk)
-        timesheet_id = ts_row.timesheet_id if ts_row is not None else None
+    with db.autocommit_session() as s:
+        timesheet_id = s.scalar(select(Timesheet.timesheet_id).where(Timesheet.id == timesheet_pk))
     if timesheet_id is None:
         yield None
         return
     with (
         observability.log_context(timesheet_id=timesheet_id),
         timesheet_lock(job.workspace_id, timesheet_id),
+        read_once(),
     ):
         yield timesheet_pk
 

@@ -1,18 +1,95 @@
 """The billing engine's inputs read from the database: a workspace's settings, its customer
-mappings and its rates (the admin's and the tracker's)."""
+mappings and its rates (the admin's and the tracker's).
+
+Within :func:`read_once` (one approval's job) what does not change while it runs is read once
+and shared by planning and pushing: the normalized timesheet, the books the workspace bills to,
+and each customer's settings (one query for all of them).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, books, rates
-from connector.models import CustomerMapping, CustomerSettings, TrackerRate, Workspace
-from connector.rates import to_entry
+from connector import billing, books, rates, trackers
+from connector.models import CustomerMapping, CustomerSettings, Timesheet, TrackerRate, Workspace
 from connector.settings import WorkspaceSettings
+
+T = TypeVar("T")
+_approval_inputs: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
+    "approval_inputs", default=None
+)
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """One approval's job: its unchanging inputs are read once (see the module docstring). A
+    settings change committed meanwhile applies from the next job on, never halfway through."""
+    token = _approval_inputs.set({})
+    try:
+        yield
+    finally:
+        _approval_inputs.reset(token)
+
+
+def _once(key: tuple[Any, ...], read: Callable[[], T]) -> T:
+    memo = _approval_inputs.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    value: T = memo[key]
+    return value
+
+
+def remember_timesheet(ts_row: Timesheet, timesheet: billing.TimesheetInput) -> None:
+    """The approval just normalized this content: planning reuses it (keyed by revision)."""
+    memo = _approval_inputs.get()
+    if memo is not None:
+        memo[("timesheet", ts_row.id, ts_row.revision)] = timesheet
+
+
+def timesheet_of(ts_row: Timesheet) -> billing.TimesheetInput:
+    """The timesheet row's stored content as billing reads it (normalized once per approval)."""
+    assert ts_row.content is not None
+    return _once(
+        ("timesheet", ts_row.id, ts_row.revision),
+        lambda: trackers.normalize_timesheet(ts_row.source, ts_row.content or {}),
+    )
+
+
+def current_books(s: Session, workspace: Workspace) -> str | None:
+    """The key of the books the workspace bills to now (read once per approval)."""
+    return _once(
+        ("books", workspace.id, workspace.provider),
+        lambda: books.current_key(s, workspace.id, workspace.provider),
+    )
+
+
+def _all_customer_settings(
+    s: Session, workspace_id: int, books_key: str
+) -> dict[str, CustomerSettings]:
+    def read() -> dict[str, CustomerSettings]:
+        found = {
+            cs.customer_id: cs
+            for cs in s.scalars(
+                select(CustomerSettings).where(
+                    CustomerSettings.workspace_id == workspace_id,
+                    CustomerSettings.books == books_key,
+                )
+            )
+        }
+        if _approval_inputs.get() is not None:
+            for cs in found.values():
+                s.expunge(cs)  # shared beyond this session: loaded, never refreshed
+        return found
+
+    return _once(("customer_settings", workspace_id, books_key), read)
 
 
 def load_mappings(s: Session, workspace: Workspace) -> billing.Mappings:
@@ -27,14 +104,7 @@ def mappings_in(s: Session, workspace: Workspace, books_key: str | None) -> bill
     if books_key is None:
         return billing.Mappings(projects={}, clients={})
     settings = WorkspaceSettings.from_dict(workspace.settings)
-    overrides = {
-        cs.customer_id: cs
-        for cs in s.scalars(
-            select(CustomerSettings).where(
-                CustomerSettings.workspace_id == workspace.id, CustomerSettings.books == books_key
-            )
-        )
-    }
+    overrides = _all_customer_settings(s, workspace.id, books_key)
     projects: dict[str, billing.Customer] = {}
     clients: dict[str, billing.Customer] = {}
     for m in s.scalars(
@@ -63,41 +133,12 @@ def load_rates(
 ) -> billing.RateTable:
     """The admin's rates that apply in ``books_key`` (a customer's rate only in the books its
     customer id belongs to) and the tracker's (``tracker_rates``: read but not stored, for a dry
-    run; default the stored ones)."""
-    admin = [to_entry(r) for r in s.scalars(rates.applicable(workspace_id, books_key))]
+    run; default the stored ones), the admin's winning a tie."""
     if tracker_rates is None:
         tracker_rates = s.scalars(
             select(TrackerRate).where(TrackerRate.workspace_id == workspace_id)
         )
-    # Rates read from the tracker (e.g. WebWork contracts) sit beside the admin's own; where
-    # both give a rate for the same scope from the same day, the admin's wins.
-    taken = {_rate_identity(e) for e in admin}
-    tracker = [
-        e
-        for e in (
-            billing.RateEntry(
-                amount=r.amount,
-                currency=r.currency,
-                effective_from=r.effective_from,
-                member_id=r.member_id,
-                project_id=r.project_id,
-                contract_id=r.contract_id,
-            )
-            for r in tracker_rates
-        )
-        if _rate_identity(e) not in taken
-    ]
-    return billing.RateTable(entries=tuple(admin + tracker))
-
-
-def _rate_identity(entry: billing.RateEntry) -> tuple[Any, ...]:
-    return (
-        entry.contract_id,
-        entry.member_id,
-        entry.project_id,
-        entry.customer_id,
-        entry.effective_from,
-    )
+    return rates.rate_table(s.scalars(rates.applicable(workspace_id, books_key)), tracker_rates)
 
 
 def billing_settings(workspace: Workspace) -> billing.BillingSettings:
@@ -132,6 +173,8 @@ def customer_settings(
     in the books its id belongs to."""
     if not customer_id or not books_key:
         return None
+    if _approval_inputs.get() is not None:
+        return _all_customer_settings(s, workspace_id, books_key).get(customer_id)
     return s.scalars(
         select(CustomerSettings).where(
             CustomerSettings.workspace_id == workspace_id,

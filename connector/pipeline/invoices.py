@@ -234,11 +234,14 @@ def detach(s: Session, row: Draft) -> None:
         refresh_totals(s, invoice)
 
 
-def refresh_totals(s: Session, invoice: Invoice) -> None:
-    """The invoice's total and minutes: the sum of the contributions on it."""
-    on_it = [
-        c for c in s.scalars(select(Draft).where(Draft.invoice_id == invoice.id)) if is_live(c)
-    ]
+def contributions_on(s: Session, invoice: Invoice) -> list[Draft]:
+    return list(s.scalars(select(Draft).where(Draft.invoice_id == invoice.id)))
+
+
+def refresh_totals(s: Session, invoice: Invoice, on: list[Draft] | None = None) -> None:
+    """The invoice's total and minutes: the sum of the contributions on it (``on``: them, when
+    the caller just read them)."""
+    on_it = [c for c in (contributions_on(s, invoice) if on is None else on) if is_live(c)]
     invoice.total = sum((c.total or Decimal(0) for c in on_it), Decimal(0))
     invoice.minutes = sum(c.minutes for c in on_it)
     if on_it and not invoice.customer_name:
@@ -265,12 +268,18 @@ def record_created(
     if invoice.status == InvoiceStatus.PENDING:
         invoice.status = InvoiceStatus.DRAFTED
     s.flush()
-    refresh_totals(s, invoice)
-    record_provider_status(s, invoice, PROVIDER_STATUS_OF_DRAFT_STATE.get(created.state))
+    on = contributions_on(s, invoice)  # read once for both
+    refresh_totals(s, invoice, on)
+    record_provider_status(s, invoice, PROVIDER_STATUS_OF_DRAFT_STATE.get(created.state), on=on)
 
 
 def record_provider_status(
-    s: Session, invoice: Invoice, status: ProviderStatus | None, at: datetime | None = None
+    s: Session,
+    invoice: Invoice,
+    status: ProviderStatus | None,
+    at: datetime | None = None,
+    *,
+    on: list[Draft] | None = None,
 ) -> None:
     """Where the invoice stands at the provider, on it and on each contribution (the
     per-approval views show it). Finance sending it closes it to new approvals; finance (or a
@@ -286,7 +295,7 @@ def record_provider_status(
         invoice.status = InvoiceStatus.VOIDED
     elif status == ProviderStatus.DRAFT and invoice.status == InvoiceStatus.CLOSED:
         invoice.status = InvoiceStatus.DRAFTED  # Stripe: finance can't; QuickBooks: unsent
-    for row in s.scalars(select(Draft).where(Draft.invoice_id == invoice.id)):
+    for row in contributions_on(s, invoice) if on is None else on:
         row.provider_status = status.value
         row.provider_status_at = at
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import billing, books, trackers
+from connector import billing, trackers
 from connector.models import (
     HOLD_STATUSES,
     Draft,
@@ -20,7 +20,14 @@ from connector.models import (
     Workspace,
 )
 from connector.pipeline.draft_status import TO_PUSH, is_live
-from connector.pipeline.inputs import billing_settings, load_rates, mappings_in
+from connector.pipeline.inputs import (
+    billing_settings,
+    current_books,
+    load_rates,
+    mappings_in,
+    remember_timesheet,
+    timesheet_of,
+)
 from connector.pipeline.invoice_requests import line_to_json
 from connector.pipeline.invoices import consolidation_of
 from connector.pipeline.other_books import connect_first, mapped_elsewhere
@@ -96,6 +103,7 @@ def apply_approval(
     ts_row.date_to = timesheet.date_to
     ts_row.approved_at = timesheet.approved_at
     ts_row.last_event_at = event.timestamp
+    remember_timesheet(ts_row, timesheet)  # planning bills this very content next
     record_tracker_entities(s, workspace.id, timesheet)
 
 
@@ -184,7 +192,7 @@ class _Planner:
         assert ts_row.revision is not None and ts_row.content is not None
         self.s, self.workspace, self.ts_row = s, workspace, ts_row
         self.revision = ts_row.revision
-        self.books = books.current_key(s, workspace.id, workspace.provider)
+        self.books = current_books(s, workspace)
         self.settled = SETTLED if retry_failed else SETTLED | {DraftStatus.FAILED}
         self.existing = {
             d.subject_key: d
@@ -198,7 +206,7 @@ class _Planner:
         self.seen: set[str] = set()
 
     def run(self) -> None:
-        timesheet = trackers.normalize_timesheet(self.ts_row.source, self.ts_row.content)
+        timesheet = timesheet_of(self.ts_row)
         if self.coverage:
             timesheet = replace(
                 timesheet,
@@ -291,7 +299,7 @@ class _Planner:
                 # refusal).
                 row.key = self._key(f"{row.subject_key}#{row.attempts}")
             row.status = DraftStatus.PENDING
-            row.hold_reason = row.hold_message = row.error = None
+            row.hold_reason = row.hold_message = row.error = row.hold_subjects = None
 
     def _plan_hold(
         self, subject: str, holds: list[billing.Hold], hold_covers: list[list[str | None]] | None
@@ -310,6 +318,11 @@ class _Planner:
         row.status = DraftStatus(holds[0].reason)
         row.hold_reason = holds[0].reason
         row.hold_message = " ".join(dict.fromkeys(h.message for h in holds))
+        # What the hold is about, kept so the approval page draws its fixes without billing.
+        row.hold_subjects = {
+            "project_ids": list(dict.fromkeys(p for h in holds for p in h.project_ids)),
+            "client_ids": list(dict.fromkeys(c for h in holds for c in h.client_ids)),
+        }
         row.provider = self.workspace.provider
         hint = self._hold_hint(row.status, holds)
         if hint:

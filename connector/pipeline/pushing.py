@@ -31,7 +31,8 @@ def push_drafts(
 ) -> None:
     """Create every pending draft of the live revision at the provider (``books_key``: the books
     it reaches), one at a time."""
-    with db.new_session() as s:
+    # The timesheet row is read once: under the job's timesheet lock nothing else changes it.
+    with db.autocommit_session() as s:
         ts_row = s.get(Timesheet, timesheet_pk)
         assert ts_row is not None
         ids = list(
@@ -51,7 +52,7 @@ def push_drafts(
     first_failure: RetryLater | None = None
     for draft_id in ids:
         try:
-            push_draft(workspace, timesheet_pk, draft_id, provider, books_key)
+            push_draft(workspace, ts_row, draft_id, provider, books_key)
         except ReconnectNeeded:
             raise
         except RetryLater as exc:
@@ -63,15 +64,14 @@ def push_drafts(
 
 def push_draft(
     workspace: Workspace,
-    timesheet_pk: int,
+    ts_row: Timesheet,
     draft_id: int,
     provider: AccountingProvider,
     books_key: str | None,
 ) -> None:
     with db.new_session() as s:
         row = s.get(Draft, draft_id)
-        ts_row = s.get(Timesheet, timesheet_pk)
-        assert row is not None and ts_row is not None
+        assert row is not None
         if row.books != books_key or books_key is None:
             _planned_for_other_books(s, workspace, row, books_key)
             return
@@ -79,7 +79,7 @@ def push_draft(
     with target.lock(workspace.id):
         # A sent invoice closes and the row opens a new one: at most twice in a row.
         for _ in range(3):
-            if _push_once(workspace, timesheet_pk, draft_id, provider, target):
+            if _push_once(workspace, ts_row, draft_id, provider, target):
                 return
         raise RetryLater("the period's draft changed while adding lines; trying again")
 
@@ -111,17 +111,16 @@ def _planned_for_other_books(
 
 def _push_once(
     workspace: Workspace,
-    timesheet_pk: int,
+    ts_row: Timesheet,
     draft_id: int,
     provider: AccountingProvider,
     target: invoices.Target,
 ) -> bool:
     """One try at putting the row on its invoice; False when the invoice was sent meanwhile and
-    the row must go on a new one."""
+    the row must go on a new one. ``ts_row``: read once by :func:`push_drafts` (detached)."""
     with db.new_session() as s:
         row = s.get(Draft, draft_id)
-        ts_row = s.get(Timesheet, timesheet_pk)
-        assert row is not None and ts_row is not None
+        assert row is not None
         if row.status not in TO_PUSH:
             return True
         invoice, note = invoices.open_invoice(s, workspace, row, target)

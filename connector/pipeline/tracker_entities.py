@@ -39,6 +39,10 @@ def record_tracker_entities(
     upsert_tracker_entities(s, workspace_id, seen)
 
 
+# Rows per upsert statement: 7 parameters each, far below PostgreSQL's 65,535 per statement.
+UPSERT_CHUNK = 500
+
+
 def upsert_tracker_entities(
     s: Session, workspace_id: int, seen: Mapping[tuple[str, str], Mapping[str, Any]]
 ) -> None:
@@ -46,10 +50,22 @@ def upsert_tracker_entities(
     client_id), so the mapping page lists them; shared by approvals and WebWork's catalog."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    for (kind, tracker_id), values in seen.items():
-        stmt = insert(TrackerEntity).values(
-            workspace_id=workspace_id, kind=kind, tracker_id=tracker_id, last_seen_at=now, **values
-        )
+    # A few statements of many rows, not one per entity (an approval names ~10); in key order,
+    # so two transactions upserting the same entities lock them in the same order.
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "kind": kind,
+            "tracker_id": tracker_id,
+            "last_seen_at": now,
+            "name": values.get("name"),
+            "email": values.get("email"),
+            "client_id": values.get("client_id"),
+        }
+        for (kind, tracker_id), values in sorted(seen.items())
+    ]
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(TrackerEntity).values(rows[start : start + UPSERT_CHUNK])
         s.execute(
             stmt.on_conflict_do_update(
                 index_elements=["workspace_id", "kind", "tracker_id"],

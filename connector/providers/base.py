@@ -391,6 +391,3 @@ class AccountingProvider(abc.ABC):
     @abc.abstractmethod
     def draft_link(self, provider_id: str) -> str | None:
         """A deep link a human can open to review the draft."""
-
-    def check_connection(self) -> None:  # noqa: B027 - optional hook, harmless by default
-        """Raise ReconnectNeeded/RetryLater if the account is not usable right now."""

@@ -23,9 +23,9 @@ from connector.billing import (
     Task,
     TimeRow,
     TimesheetInput,
-    _canonical_decimal,
     timesheet_revision,
 )
+from connector.billing.keys import canonical_decimal
 from tests.billing.test_billing_cases import ACME, NOV, only_draft, rates, row, run
 
 D = Decimal
@@ -163,7 +163,7 @@ def _revision_token_as_tuple(row: TimeRow) -> str:
             row.minutes,
             row.contract_id,
             row.billable,
-            None if rate is None else (_canonical_decimal(rate.amount), rate.currency),
+            None if rate is None else (canonical_decimal(rate.amount), rate.currency),
             None if client is None else (client.id, client.name, client.email),
             None if task is None else (task.id, task.name),
         )

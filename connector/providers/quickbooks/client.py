@@ -17,8 +17,10 @@ No ``requests`` exception leaves this module.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -79,6 +81,19 @@ def _retry_after(response: requests.Response) -> float | None:
     return retry_after(response.headers)  # seconds or an HTTP date
 
 
+_sessions = threading.local()
+
+
+def thread_session() -> requests.Session:
+    """This thread's HTTP session: kept-alive connections (and TLS) outlive one job's provider,
+    which is built per job. No cookies are kept: one session serves every company."""
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
 class QboHttp:
     """Authenticated, rate-limited, classified requests for one QuickBooks company (realm)."""
 
@@ -96,7 +111,7 @@ class QboHttp:
         self.store = store
         self.realm_id = realm_id
         self.limiter = limiter
-        self.session = session or requests.Session()
+        self.session = session or thread_session()
         # One refresh at a time across every process, rotated token stored before use.
         self.tokens = RefreshingToken(
             oauth.oauth_app(settings),

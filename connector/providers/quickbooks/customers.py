@@ -47,9 +47,6 @@ class QuickBooksCustomers:
         body = self.http.request("GET", f"companyinfo/{self.realm_id}")
         return dict(body.get("CompanyInfo") or {})
 
-    def check_connection(self) -> None:
-        self.company_info()
-
     def _meta(self) -> dict[str, Any]:
         return dict(self.store.meta())
 

@@ -423,9 +423,6 @@ class StripeProvider(
         parts.append(f"invoices/{provider_id}")
         return "/".join(parts)
 
-    def check_connection(self) -> None:
-        self._call("read invoices", self.client.v1.invoices.list, {"limit": 1})
-
 
 def create(
     workspace_id: int,

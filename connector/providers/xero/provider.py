@@ -347,9 +347,6 @@ class XeroProvider(XeroContacts, AccountingProvider):
             )
         return f"{self.settings.app_base_url}{target}"
 
-    def check_connection(self) -> None:
-        self.organisation()
-
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
