@@ -7,7 +7,7 @@ import threading
 import requests
 import responses
 
-from connector.providers import quickbooks_http
+from connector.providers.quickbooks import client as quickbooks_http
 
 
 def test_one_session_per_thread_outlives_each_jobs_provider() -> None:
