@@ -140,3 +140,69 @@ def parse_amount(text: str) -> Decimal:
         return Decimal(stripped)
     except InvalidOperation as exc:  # unreachable with the regex above; kept as a guard
         raise ValueError(f"not a decimal amount: {text!r}") from exc
+
+
+def line_numbers(
+    hours: Decimal,
+    unit_price: Decimal,
+    amount: Decimal,
+    *,
+    quantity_decimals: int,
+    price_decimals: int | None,
+    amount_decimals: int,
+    rounding: str | None = ROUND_HALF_UP,
+) -> tuple[Decimal, Decimal]:
+    """A (quantity, unit price) pair whose product, rounded to ``amount_decimals``, is ``amount``.
+
+    Every system that shows "hours x rate" recomputes the line from the two and compares (or
+    replaces) our amount, each with its own decimals: so the billing engine (the rate fixed) and
+    each provider (its declared decimals) ask here. ``rounding`` is the rule the system rounds
+    the product with; ``None`` when it is not documented: the product must then lie strictly
+    within half a unit of ``amount``, which every rule rounds the same way.
+
+    Tried in order, the first that fits wins: the hours rounded half-up to 2, 3, ...
+    ``quantity_decimals`` decimals with the unit price (the most readable pair); the quantity
+    nearest ``amount / unit_price`` at ``quantity_decimals``; then, when the price may change
+    (``price_decimals`` given), the hours with the unit price nearest ``amount / hours``; last
+    1 x ``amount``. With the price fixed and nothing fitting, ValueError.
+    """
+    half = Decimal(5).scaleb(-amount_decimals - 1)
+    target = amount.quantize(Decimal(1).scaleb(-amount_decimals), context=_CTX)
+
+    def fits(quantity: Decimal, price: Decimal) -> bool:
+        product = _CTX.multiply(quantity, price)
+        if rounding is None:
+            return abs(_CTX.subtract(product, target)) < half
+        return product.quantize(target, rounding=rounding, context=_CTX) == target
+
+    def at(value: Decimal, places: int) -> Decimal:
+        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=_CTX)
+
+    price_ok = price_decimals is None or _places(unit_price) <= price_decimals
+    if price_ok:
+        for places in range(min(2, quantity_decimals), quantity_decimals + 1):
+            quantity = at(hours, places)
+            if fits(quantity, unit_price):
+                return quantity, unit_price
+        if unit_price:
+            nearest = at(_CTX.divide(amount, unit_price), quantity_decimals)
+            step = Decimal(1).scaleb(-quantity_decimals)
+            for quantity in (nearest, nearest - step, nearest + step):
+                if quantity >= 0 and fits(quantity, unit_price):
+                    return quantity, unit_price
+    if price_decimals is None:
+        raise ValueError(f"no {quantity_decimals}-decimal quantity gives {amount} at {unit_price}")
+    quantity = at(hours, quantity_decimals)
+    if quantity:
+        nearest = at(_CTX.divide(amount, quantity), price_decimals)
+        step = Decimal(1).scaleb(-price_decimals)
+        for offset in (0, -1, 1, -2, 2):
+            price = nearest + step * offset
+            if price >= 0 and fits(quantity, price):
+                return quantity, price
+    return Decimal(1), amount
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else MAX_PREC

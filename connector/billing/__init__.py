@@ -19,7 +19,7 @@ Callers import from ``connector.billing``; the modules are its inside.
 
 from __future__ import annotations
 
-from connector.billing.checks import QBO_COMPARE_DECIMALS, QBO_MAX_DECIMALS, check_rate
+from connector.billing.checks import QUANTITY_DECIMALS, check_rate
 from connector.billing.engine import bill, resolve_customer
 from connector.billing.keys import draft_key, timesheet_revision
 from connector.billing.lines import format_duration, line_quantity
@@ -59,8 +59,7 @@ __all__ = [
     "HOLD_NEEDS_MAPPING",
     "HOLD_NEEDS_RATE",
     "PERIODS",
-    "QBO_COMPARE_DECIMALS",
-    "QBO_MAX_DECIMALS",
+    "QUANTITY_DECIMALS",
     "SOURCE_CUSTOMER",
     "SOURCE_MEMBER_PROJECT",
     "SOURCE_PROJECT",

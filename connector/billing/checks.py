@@ -1,4 +1,4 @@
-"""What billing refuses: rates QuickBooks cannot carry exactly, unknown settings, bad rows."""
+"""What billing refuses: rates it cannot price exactly, unknown settings, bad rows."""
 
 from __future__ import annotations
 
@@ -15,27 +15,26 @@ from connector.billing.records import (
 )
 from connector.money import check_currency, check_decimal, minor_units
 
-# QuickBooks accepts Qty and UnitPrice with at most 7 decimal places.
-QBO_MAX_DECIMALS: Final = 7
-# QuickBooks compares Qty x UnitPrice with Amount rounded to 2 decimals (error 6070), so quantities
-# are checked at max(currency minor units, 2) decimals: that also satisfies 0-decimal currencies.
-QBO_COMPARE_DECIMALS: Final = 2
+# The finest quantity and rate billing computes with: hours x rate must round to each line's
+# amount exactly, and an hour's 1/60 steps need several decimals to get there. Providers with
+# fewer decimals re-derive their own pair (money.line_numbers, from their declared decimals).
+QUANTITY_DECIMALS: Final = 7
 
 
 def check_rate(amount: Decimal, currency: str, what: str = "rate") -> None:
-    """A rate must be a non-negative Decimal that QuickBooks can carry with an exact Qty.
+    """A rate must be a non-negative Decimal that billing can price with an exact quantity.
 
-    At most 7 decimals (QBO UnitPrice), and at most 10 ** (7 - c) per hour where c =
-    max(minor units, 2): above that a 7-decimal quantity can no longer hit every amount.
+    At most QUANTITY_DECIMALS decimals, and at most 10 ** (QUANTITY_DECIMALS - minor units) per
+    hour: above that a QUANTITY_DECIMALS-decimal quantity can no longer hit every amount.
     """
     check_decimal(amount, what)
-    places = max(minor_units(currency), QBO_COMPARE_DECIMALS)
+    places = minor_units(currency)
     if amount < 0:
         raise ValueError(f"{what} must not be negative, got {amount} {currency}")
     numerator, denominator = amount.as_integer_ratio()
-    if numerator * 10**QBO_MAX_DECIMALS % denominator:
-        raise ValueError(f"{what} has more than {QBO_MAX_DECIMALS} decimals: {amount}")
-    if amount > 10 ** (QBO_MAX_DECIMALS - places):
+    if numerator * 10**QUANTITY_DECIMALS % denominator:
+        raise ValueError(f"{what} has more than {QUANTITY_DECIMALS} decimals: {amount}")
+    if amount > 10 ** (QUANTITY_DECIMALS - places):
         raise ValueError(f"{what} {amount} {currency} per hour is above the supported maximum")
 
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from connector.billing.accumulators import CustomerAccumulator, DisplayNames
-from connector.billing.checks import QBO_COMPARE_DECIMALS, QBO_MAX_DECIMALS
+from connector.billing.checks import QUANTITY_DECIMALS
 from connector.billing.records import Member, PlannedLine
-from connector.money import decimal_from_scaled, line_amount, minor_units, round_half_up_div
+from connector.money import decimal_from_scaled, line_amount, line_numbers, minor_units
 
 
 def format_duration(minutes: int) -> str:
@@ -26,37 +26,22 @@ def period_text(first: date, last: date) -> str:
 
 
 def line_quantity(minutes: int, unit_price: Decimal, amount: Decimal, currency: str) -> Decimal:
-    """Hours such that round(quantity x unit_price) == amount, at max(minor units, 2) decimals.
+    """Hours such that quantity x unit_price rounds (half-up) to ``amount`` in ``currency``.
 
-    Tries minutes / 60 rounded half-up to 2, 3, ... 7 decimals (the most readable quantity that
-    multiplies back to the amount), then amount / unit_price at 7 decimals rounded half-up, down
-    and up. check_rate() bounds the rate so that the last step always succeeds.
+    The most readable such quantity, at most QUANTITY_DECIMALS decimals (money.line_numbers
+    with the rate fixed); check_rate() bounds the rate so that one always exists. A provider
+    with other decimals or another comparison re-derives its own pair from these numbers.
     """
-    places = minor_units(currency)
-    compare = max(places, QBO_COMPARE_DECIMALS)
-    price_num, price_den = unit_price.as_integer_ratio()
-    amount_num, amount_den = amount.as_integer_ratio()
-    # amount at `compare` decimals as an integer (amount is already rounded to `places`).
-    target = amount_num * 10**compare // amount_den
-
-    def matches(scaled_qty: int, qty_places: int) -> bool:
-        product = round_half_up_div(
-            scaled_qty * price_num * 10**compare, price_den * 10**qty_places
-        )
-        return product == target
-
-    for qty_places in range(2, QBO_MAX_DECIMALS + 1):
-        scaled = round_half_up_div(minutes * 10**qty_places, 60)
-        if matches(scaled, qty_places):
-            return decimal_from_scaled(scaled, qty_places)
-    if price_num:
-        numerator = amount_num * price_den * 10**QBO_MAX_DECIMALS
-        denominator = amount_den * price_num
-        nearest = round_half_up_div(numerator, denominator)
-        for scaled in (nearest, numerator // denominator, -(-numerator // denominator)):
-            if matches(scaled, QBO_MAX_DECIMALS):
-                return decimal_from_scaled(scaled, QBO_MAX_DECIMALS)
-    raise ValueError(f"no {QBO_MAX_DECIMALS}-decimal quantity gives {amount} at {unit_price}")
+    hours = Decimal(minutes) / 60
+    quantity, _ = line_numbers(
+        hours,
+        unit_price,
+        amount,
+        quantity_decimals=QUANTITY_DECIMALS,
+        price_decimals=None,
+        amount_decimals=minor_units(currency),
+    )
+    return quantity
 
 
 def _canonical_rate(amount: Decimal, currency: str) -> Decimal:

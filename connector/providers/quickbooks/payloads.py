@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from connector import money
 from connector.providers.base import (
     DraftInvoice,
+    DraftLine,
     NewCustomer,
     Rejected,
 )
@@ -33,6 +35,14 @@ MAX_REQUEST_ID = 50
 
 
 MAX_QUERY_RESULTS = 1000  # QuickBooks' cap on MAXRESULTS
+
+
+# Qty and UnitPrice carry at most 7 decimals (as declared in the registry's capabilities).
+QUANTITY_DECIMALS = 7
+PRICE_DECIMALS = 7
+# QuickBooks checks Amount == Qty x UnitPrice rounded half-up (error 6070, "Amount is not equal
+# to UnitPrice * Qty") at the currency's decimals but never fewer than 2, even for JPY.
+MIN_COMPARE_DECIMALS = 2
 
 
 # --- small pure helpers (tested directly) ------------------------------------------------------
@@ -134,6 +144,20 @@ def number(value: Decimal) -> float | str:
     return str(value)
 
 
+def line_numbers(line: DraftLine, currency: str) -> tuple[Decimal, Decimal]:
+    """(Qty, UnitPrice) for one line that pass QuickBooks' 6070 check against ``line.amount``:
+    our hours and rate when they do (almost always), else the nearest pair that does."""
+    return money.line_numbers(
+        line.quantity,
+        line.unit_price,
+        line.amount,
+        quantity_decimals=QUANTITY_DECIMALS,
+        price_decimals=PRICE_DECIMALS,
+        amount_decimals=max(money.minor_units(currency), MIN_COMPARE_DECIMALS),
+        rounding=ROUND_HALF_UP,
+    )
+
+
 def decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -175,10 +199,11 @@ def build_invoice(
     # Lines of a period invoice (consolidation) end with their approval's tag.
     tag = f" {line_tag(draft.key)}" if draft.metadata.get("consolidated") else ""
     for line in draft.lines:
+        quantity, unit_price = line_numbers(line, draft.currency)
         detail = {
             "ItemRef": {"value": item_id},
-            "Qty": number(line.quantity),
-            "UnitPrice": number(line.unit_price),
+            "Qty": number(quantity),
+            "UnitPrice": number(unit_price),
             "ServiceDate": line.service_date.isoformat() if line.service_date else None,
             "TaxCodeRef": {"value": tax_code} if tax_code else None,
         }

@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
+from connector import money
 from connector.providers.base import DraftInvoice, DraftLine, NewCustomer
 
 QUANTITY_DECIMALS = 4
@@ -34,7 +35,6 @@ MAX_DESCRIPTION = 4000
 MAX_CONTACT_NAME = 255
 MAX_CONTACT_NUMBER = 50
 MAX_IDEMPOTENCY_KEY = 128
-HALF_CENT = Decimal("0.005")
 
 
 def _marker_hash(key: str) -> str:
@@ -81,45 +81,21 @@ def number(value: Decimal) -> float | str:
     return str(value)
 
 
-def _fits(quantity: Decimal, unit: Decimal, amount: Decimal) -> bool:
-    # Within half a cent, strictly: half-up, half-even and half-away all round it to ``amount``.
-    return abs(quantity * unit - amount) < HALF_CENT
-
-
-def _places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 99
-
-
-def _quantize(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
 def line_numbers(line: DraftLine) -> tuple[Decimal, Decimal]:
     """(Quantity, UnitAmount) for Xero, each at most 4 decimals, multiplying to ``line.amount``.
 
-    Keeps our hours and rate when Xero can carry them; else the hours at 4 decimals with the
-    rate, or with the unit amount nearest ``amount / hours``; else 1 x the amount (always exact,
-    for the rare long line whose hours cannot reach the cent at 4 decimals)."""
-    quantity, unit, amount = line.quantity, line.unit_price, line.amount
-    if (
-        _places(quantity) <= QUANTITY_DECIMALS
-        and _places(unit) <= UNIT_DECIMALS
-        and _fits(quantity, unit, amount)
-    ):
-        return quantity.normalize(), unit.normalize()
-    hours = _quantize(quantity, QUANTITY_DECIMALS)
-    candidates = []
-    if _places(unit) <= UNIT_DECIMALS:
-        candidates.append(unit)
-    if hours:
-        nearest = _quantize(amount / hours, UNIT_DECIMALS)
-        step = Decimal(1).scaleb(-UNIT_DECIMALS)
-        candidates += [nearest + step * offset for offset in (0, -1, 1, -2, 2)]
-    for candidate in candidates:
-        if candidate >= 0 and _fits(hours, candidate, amount):
-            return hours.normalize(), candidate.normalize()
-    return Decimal(1), amount
+    Our hours and rate when Xero can carry them; else the nearest pair that can (1 x the amount
+    at worst). Xero does not document how it rounds a line's halves, so the product must lie
+    strictly within half a cent of our amount (``rounding=None``)."""
+    return money.line_numbers(
+        line.quantity,
+        line.unit_price,
+        line.amount,
+        quantity_decimals=QUANTITY_DECIMALS,
+        price_decimals=UNIT_DECIMALS,
+        amount_decimals=LINE_DECIMALS,
+        rounding=None,
+    )
 
 
 def reference(draft: DraftInvoice) -> str:
