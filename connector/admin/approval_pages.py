@@ -1,10 +1,8 @@
-"""Approvals and their drafts, every hold in plain words with the button that fixes it, and the
-deliveries log (raw events, replay).
-"""
+"""Approvals and their drafts, every hold in plain words with the button that fixes it (the
+deliveries log is ``deliveries``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +20,6 @@ from connector.approval_queries import (
     approvals_query,
     count,
     earlier_drafts,
-    find_timesheet,
     live_drafts,
     rebilling_timesheets,
 )
@@ -30,11 +27,8 @@ from connector.auth import admin_required, workspace_for_admin
 from connector.models import (
     HOLD_STATUSES,
     Delivery,
-    DeliveryStatus,
     Draft,
     DraftStatus,
-    Job,
-    JobState,
     Timesheet,
     TrackerEntity,
     Workspace,
@@ -42,8 +36,6 @@ from connector.models import (
 from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet
 from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
-from connector.validation import JsonError, parse_json
-from webhooks.inbox import replay_delivery
 
 log = logging.getLogger(__name__)
 
@@ -401,113 +393,4 @@ def rebill_approval(workspace_id: int, timesheet_pk: int) -> Any:
         created=[d for d in drafts if is_live(d)],
         others=[d for d in drafts if not is_live(d)],
         back=here,
-    )
-
-
-# --- deliveries ----------------------------------------------------------------------------------
-@bp.route("/workspaces/<int:workspace_id>/deliveries")
-@admin_required
-def deliveries(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    status = request.args.get("status", "")
-    stmt = select(Delivery).where(Delivery.workspace_id == ws.id)
-    if status in {s.value for s in DeliveryStatus}:
-        stmt = stmt.where(Delivery.status == status)
-    else:
-        status = ""
-    page = bounded_int_arg(request.args.get("page"), 1)
-    total = count(db.session, stmt)
-    pages = max(1, -(-total // PAGE_SIZE))
-    rows = list(
-        db.session.scalars(
-            stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-        )
-    )
-
-    def page_url(number: int) -> str:
-        args = {"status": status, "page": number if number > 1 else None}
-        return url_for(
-            "admin.deliveries", workspace_id=ws.id, **{k: v for k, v in args.items() if v}
-        )
-
-    return render_template(
-        "admin/deliveries.html",
-        workspace=ws,
-        deliveries=rows,
-        status=status,
-        statuses=[s.value for s in DeliveryStatus],
-        page=page,
-        pages=pages,
-        total=total,
-        page_url=page_url,
-        has_more=page < pages,
-    )
-
-
-def pretty_body(body: bytes) -> str:
-    """Indented JSON when the raw body parses; otherwise the bytes as text (kept for audit)."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        return json.dumps(parse_json(text), indent=2, ensure_ascii=False)
-    except JsonError:  # not JSON, or nested too deep to indent (stored as it came)
-        return text
-
-
-@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>")
-@admin_required
-def delivery(workspace_id: int, delivery_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    row = db.session.get(Delivery, delivery_id)
-    if row is None or row.workspace_id != ws.id:
-        abort(404)
-    timesheet = None
-    if row.timesheet_id:
-        timesheet = find_timesheet(db.session, ws.id, row.timesheet_id)
-    return render_template(
-        "admin/delivery.html",
-        workspace=ws,
-        delivery=row,
-        body=pretty_body(row.body or b""),
-        timesheet=timesheet,
-    )
-
-
-@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>/replay", methods=["POST"])
-@admin_required
-def replay(workspace_id: int, delivery_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    row = db.session.get(Delivery, delivery_id)
-    if row is None or row.workspace_id != ws.id:
-        abort(404)
-
-    job_id = replay_delivery(ws.id, row.id)
-    if job_id is None:
-        flash("This delivery cannot be replayed (it was not a valid event).", "error")
-    else:
-        db.session.expire_all()  # the replay ran in its own session (inline in development)
-        outcome = replay_outcome(ws, db.session.get(Job, job_id), db.session.get(Delivery, row.id))
-        flash(outcome, "success" if "could not" not in outcome else "error")
-    return redirect(url_for("admin.delivery", workspace_id=ws.id, delivery_id=row.id))
-
-
-def replay_outcome(ws: Workspace, job: Job | None, delivery: Delivery | None) -> str:
-    """What a replay did, in one sentence: its drafts once it ran, else that it is queued."""
-    if job is None or delivery is None:
-        return "Replay queued."
-    if job.state in (JobState.PENDING, JobState.RUNNING):
-        return (
-            f"Replay of delivery #{delivery.id} queued; this page shows its outcome once the "
-            "worker has run it."
-        )
-    if job.state == JobState.FAILED:
-        return f"The replay of delivery #{delivery.id} could not be processed: {job.last_error}"
-    ts = find_timesheet(db.session, ws.id, delivery.timesheet_id) if delivery.timesheet_id else None
-    if ts is None:
-        return f"Replayed delivery #{delivery.id}: {STATUS_WORDS.get(delivery.status, '')}."
-    drafts = live_drafts(ts)
-    drafted = sum(1 for d in drafts if d.status == DraftStatus.DRAFTED)
-    held = sum(1 for d in drafts if d.status in HELD_STATUSES)
-    return (
-        f"Replayed delivery #{delivery.id}: the approval now has {drafted} drafted and "
-        f"{held} held draft(s); drafts created before were recognised, not duplicated."
     )

@@ -294,7 +294,7 @@ def test_deliveries_log_shows_raw_event_and_replays(
         f"/workspaces/{workspace.id}/deliveries/{delivery.id}/replay",
         data={"csrf_token": csrf_token(admin_client)},
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert db.session.scalar(
         select(Job).where(Job.delivery_id == delivery.id).order_by(Job.id.desc())
     ).payload.get("replay")
