@@ -38,6 +38,7 @@ from connector.admin import (  # noqa: E402, F401  - each module registers its r
     drafts,
     errors,
     ledger,
+    resume,
     words,
     workspaces,
 )

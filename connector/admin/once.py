@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector import db
@@ -59,6 +59,20 @@ def keep(
         )
     )
     return handle
+
+
+def is_held(purpose: str, handle: object, admin_id: int) -> bool:
+    """Whether ``handle`` holds a value for ``admin_id`` (nothing is used up)."""
+    if not isinstance(handle, str) or not handle or len(handle) > HANDLE_MAX_CHARS:
+        return False
+    found = db.session.scalar(
+        select(ConsoleHeldValue.expires_at).where(
+            ConsoleHeldValue.handle_hash == _digest(handle),
+            ConsoleHeldValue.purpose == purpose,
+            ConsoleHeldValue.admin_id == admin_id,
+        )
+    )
+    return found is not None and found > utcnow()
 
 
 def take(purpose: str, handle: object, admin_id: int) -> Any | None:
