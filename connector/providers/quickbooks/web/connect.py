@@ -70,7 +70,8 @@ def connect(workspace_id: int) -> Any:
             return flow.problem_page(
                 "QuickBooks Online is not set up on this server",
                 "This server has no Intuit app to connect QuickBooks Online with, so the "
-                "Connections page offers no Connect button for it.",
+                "Connections page offers no Connect button for it. Until it is set up, drafts can "
+                "go to the built-in ledger (Settings); approvals waiting for QuickBooks are kept.",
                 400,
                 workspace_id,
                 settings=missing,
