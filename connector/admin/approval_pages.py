@@ -120,9 +120,7 @@ def fixes_for(
 ) -> list[Fix]:
     """The buttons that unblock one draft, most direct first. ``back`` (the approval page) is
     carried to the fix's page, which returns there once the fix is saved."""
-    fixes: list[Fix] = []
     status = draft.status
-    member = ts.member or {}
     extra = {"back": back} if back else {}
     if (
         status in CONNECT_FIRST_STATUSES
@@ -131,86 +129,94 @@ def fixes_for(
         name = DISPLAY_NAMES.get(ws.provider, ws.provider)
         return [Fix(f"Connect {name}", url_for("admin.connections", workspace_id=ws.id, **extra))]
     if status == DraftStatus.NEEDS_MAPPING:
-        projects: list[str] = []
-        clients: list[str] = []
-        for hold in holds:
-            projects += hold.project_ids
-            clients += hold.client_ids
-        if not projects and draft.subject_key.startswith("project:"):
-            projects.append(draft.subject_key.split(":", 1)[1])
-        for pid in dict.fromkeys(projects):
-            fixes.append(
-                Fix(
-                    f"Map project {names.get(('project', pid), pid)} to a customer",
-                    url_for(
-                        "mappings.edit",
-                        workspace_id=ws.id,
-                        kind="project",
-                        tracker_id=pid,
-                        **extra,
-                    ),
-                )
-            )
-        for cid in dict.fromkeys(clients):
-            fixes.append(
-                Fix(
-                    f"Map client {names.get(('client', cid), cid)} to a customer",
-                    url_for(
-                        "mappings.edit",
-                        workspace_id=ws.id,
-                        kind="client",
-                        tracker_id=cid,
-                        **extra,
-                    ),
-                )
-            )
-    elif status == DraftStatus.NEEDS_RATE:
-        member_id = str(member.get("id") or "")
-        member_name = member.get("name") or member_id
-        project_ids = [pid for hold in holds for pid in hold.project_ids]
-        for pid in dict.fromkeys(project_ids):
-            fixes.append(
-                Fix(
-                    f"Add a rate for {member_name} on {names.get(('project', pid), pid)}",
-                    url_for(
-                        "mappings.rates",
-                        workspace_id=ws.id,
-                        member_id=member_id,
-                        project_id=pid,
-                        currency=draft.currency or "",
-                        _anchor="add-rate",
-                        **extra,
-                    ),
-                )
-            )
-        if not fixes:
-            fixes.append(
-                Fix(
-                    "Add a rate",
-                    url_for(
-                        "mappings.rates",
-                        workspace_id=ws.id,
-                        customer_id=draft.customer_id or "",
-                        currency=draft.currency or "",
-                        _anchor="add-rate",
-                        **extra,
-                    ),
-                )
-            )
-    elif status == DraftStatus.CURRENCY_MISMATCH:
-        fixes.append(Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)))
-        fixes.append(Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)))
-    elif status == DraftStatus.RECONNECT_NEEDED:
-        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra)))
-    elif status == DraftStatus.FAILED:
-        fixes.append(
+        return _mapping_fixes(ws, draft, holds, names, extra)
+    if status == DraftStatus.NEEDS_RATE:
+        return _rate_fixes(ws, ts, draft, holds, names, extra)
+    if status == DraftStatus.CURRENCY_MISMATCH:
+        return [
+            Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)),
+            Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)),
+        ]
+    if status == DraftStatus.RECONNECT_NEEDED:
+        return [Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra))]
+    if status == DraftStatus.FAILED:
+        return [
             Fix(
                 "Retry",
                 url_for("admin.retry_approval", workspace_id=ws.id, timesheet_pk=ts.id),
                 method="post",
             )
+        ]
+    return []
+
+
+def _mapping_fixes(
+    ws: Workspace,
+    draft: Draft,
+    holds: list[Any],
+    names: dict[tuple[str, str], str],
+    extra: dict[str, str],
+) -> list[Fix]:
+    """One "map ... to a customer" button per project and client the hold names."""
+    projects: list[str] = []
+    clients: list[str] = []
+    for hold in holds:
+        projects += hold.project_ids
+        clients += hold.client_ids
+    if not projects and draft.subject_key.startswith("project:"):
+        projects.append(draft.subject_key.split(":", 1)[1])
+    subjects = [("project", pid) for pid in dict.fromkeys(projects)]
+    subjects += [("client", cid) for cid in dict.fromkeys(clients)]
+    return [
+        Fix(
+            f"Map {kind} {names.get((kind, tracker_id), tracker_id)} to a customer",
+            url_for("mappings.edit", workspace_id=ws.id, kind=kind, tracker_id=tracker_id, **extra),
         )
-    return fixes
+        for kind, tracker_id in subjects
+    ]
+
+
+def _rate_fixes(
+    ws: Workspace,
+    ts: Timesheet,
+    draft: Draft,
+    holds: list[Any],
+    names: dict[tuple[str, str], str],
+    extra: dict[str, str],
+) -> list[Fix]:
+    """One "add a rate" button per held project of the member, else one for the customer."""
+    member = ts.member or {}
+    member_id = str(member.get("id") or "")
+    member_name = member.get("name") or member_id
+    project_ids = [pid for hold in holds for pid in hold.project_ids]
+    fixes = [
+        Fix(
+            f"Add a rate for {member_name} on {names.get(('project', pid), pid)}",
+            url_for(
+                "mappings.rates",
+                workspace_id=ws.id,
+                member_id=member_id,
+                project_id=pid,
+                currency=draft.currency or "",
+                _anchor="add-rate",
+                **extra,
+            ),
+        )
+        for pid in dict.fromkeys(project_ids)
+    ]
+    return fixes or [
+        Fix(
+            "Add a rate",
+            url_for(
+                "mappings.rates",
+                workspace_id=ws.id,
+                customer_id=draft.customer_id or "",
+                currency=draft.currency or "",
+                _anchor="add-rate",
+                **extra,
+            ),
+        )
+    ]
 
 
 def _parse_day(name: str) -> date | None:
