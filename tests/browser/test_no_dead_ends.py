@@ -45,10 +45,31 @@ def chromium(live_server: str) -> Iterator[Any]:
             browser.close()
 
 
+# Content-Security-Policy violations each browser context reported, by context.
+CSP_VIOLATIONS: dict[int, list[str]] = {}
+
+
 def open_context(chromium: Any, live_server: str, width: int, **options: Any) -> Any:
-    return chromium.new_context(
+    context = chromium.new_context(
         base_url=live_server, viewport={"width": width, "height": 900}, **options
     )
+    seen = CSP_VIOLATIONS.setdefault(id(context), [])
+
+    def watch(page: Any) -> None:
+        page.on(
+            "console",
+            lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
+
+    context.on("page", watch)
+    return context
+
+
+def close(context: Any) -> None:
+    """Close the context; no page of it may have met a CSP violation (no inline script)."""
+    violations = CSP_VIOLATIONS.pop(id(context), [])
+    context.close()
+    assert violations == [], violations
 
 
 def fits(page: Any, width: int, what: str) -> None:
@@ -122,7 +143,7 @@ def test_ready_page_tells_what_happens_next_and_shows_secrets_once(
     page.get_by_role("button", name="Create workspace").click()
     expect(page.locator("#tracker-error")).to_contain_text("already receives")
     assert ready_url != page.url and count(Workspace) == 1
-    context.close()
+    close(context)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -154,7 +175,7 @@ def test_secrets_and_tokens_are_shown_once_by_a_get(
     page.reload()
     expect(page.locator("#already-shown")).to_be_visible()
     assert count(ApiToken) == 2  # the workspace's first token and "reporting": not two
-    context.close()
+    close(context)
 
 
 def test_without_javascript_the_secret_is_plain_text_and_no_copy_button_shows(
@@ -169,7 +190,7 @@ def test_without_javascript_the_secret_is_plain_text_and_no_copy_button_shows(
     expect(page.locator("button[data-copy-target]")).to_be_hidden()
     fits(page, 390, "the token page without JavaScript")
     shot(page, "no-dead-ends-token-no-js-390")
-    context.close()
+    close(context)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -203,7 +224,7 @@ def test_connections_offers_only_what_this_server_can_connect(
     shot(page, f"no-dead-ends-connect-not-set-up-{width}")
     page.get_by_role("link", name="Back to connections").click()
     page.wait_for_url(f"**{ws}/connections")
-    context.close()
+    close(context)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -244,7 +265,7 @@ def test_replay_shows_its_outcome_without_a_manual_reload(
     expect(page.get_by_text("as the body names it")).to_be_visible()
     fits(page, width, "a malformed delivery")
     shot(page, f"no-dead-ends-malformed-delivery-{width}")
-    context.close()
+    close(context)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -278,4 +299,4 @@ def test_an_ended_session_keeps_the_form_and_sign_out_says_so(
     tab_b.wait_for_url("**/tokens/new/**")
     expect(tab_b.locator("#new-token")).to_contain_text("tsi_")
     assert count(ApiToken) == 2
-    context.close()
+    close(context)
