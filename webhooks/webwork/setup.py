@@ -40,6 +40,6 @@ def workspace_id_problem(value: str) -> str | None:
     ):
         return (
             "Use the WebWork workspace's number: digits 0-9 only, for example 4242 "
-            "(WebWork shows it in the workspace's settings and in its web address)."
+            "(shown in WebWork under Settings)."
         )
     return None
