@@ -146,3 +146,4 @@ def test_the_checklist_no_longer_promises_to_show_a_stored_secret(
     page = admin_client.get(f"/workspaces/{workspace.id}").get_data(as_text=True)
     assert "Show the signing secret" not in page
     assert "Get a signing secret" in page
+    assert "Webhook URL for WebWork" not in page  # WebWork is polled, it takes no webhook URL
