@@ -27,11 +27,15 @@ from connector import db
 from connector.connections.store import secret_box
 from connector.models import ConsoleHeldValue, utcnow
 
-REVEAL: Final = "reveal"
 PENDING_FORM: Final = "pending_form"
 # Long enough to follow the redirect on a slow connection; a value nobody fetched is useless.
 REVEAL_MAX_AGE_SECONDS: Final = 600
 HANDLE_MAX_CHARS: Final = 100
+
+
+def reveal(page: str) -> str:
+    """The purpose of a secret shown once by ``page``: a handle only opens on its own page."""
+    return f"reveal:{page}"
 
 
 def _digest(handle: str) -> str:

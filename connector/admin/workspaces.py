@@ -225,7 +225,7 @@ def _create_workspace(form: dict[str, str]) -> tuple[int, str] | None:
         db.session.add(WorkspaceMember(workspace_id=created.workspace.id, admin_user_id=admin_id))
         handle = once.keep(
             db.session,
-            once.REVEAL,
+            once.reveal("workspace_created"),
             admin_id,
             {
                 "page": "workspace_created",
@@ -346,7 +346,7 @@ def tokens(workspace_id: int) -> Any:
             token = issue_api_token(db.session, ws.id, name=name)
             handle = once.keep(
                 db.session,
-                once.REVEAL,
+                once.reveal("api_token"),
                 int(current_user.id),
                 {"page": "api_token", "workspace_id": ws.id, "token": token, "name": name},
             )
@@ -377,7 +377,7 @@ def _tokens_page(ws: Workspace, **context: Any) -> Any:
 
 def _revealed(handle: str, page: str, ws: Workspace) -> dict[str, Any] | None:
     """The one-time value behind ``handle`` if it is this page's, for this workspace."""
-    value = once.take(once.REVEAL, handle, int(current_user.id))
+    value = once.take(once.reveal(page), handle, int(current_user.id))
     if isinstance(value, dict) and value.get("page") == page and value.get("workspace_id") == ws.id:
         return value
     return None
@@ -429,7 +429,7 @@ def signing_secret(workspace_id: int) -> Any:
             secret = rotate_signing_secret(db.session, box, ws)
             handle = once.keep(
                 db.session,
-                once.REVEAL,
+                once.reveal("signing_secret"),
                 int(current_user.id),
                 {"page": "signing_secret", "workspace_id": ws.id, "secret": secret},
             )

@@ -147,3 +147,14 @@ def test_the_checklist_no_longer_promises_to_show_a_stored_secret(
     assert "Show the signing secret" not in page
     assert "Get a signing secret" in page
     assert "Webhook URL for WebWork" not in page  # WebWork is polled, it takes no webhook URL
+
+
+def test_a_handle_opens_only_on_its_own_page(admin_client: Any, workspace: Any) -> None:
+    url = f"/workspaces/{workspace.id}/tokens"
+    shown = admin_client.post(
+        url, data={"name": "ci", "csrf_token": csrf_token(admin_client)}
+    ).headers["Location"]
+    handle = shown.rsplit("/", 1)[1]
+    elsewhere = admin_client.get(f"/workspaces/{workspace.id}/signing-secret/new/{handle}")
+    assert "tsi_" not in elsewhere.get_data(as_text=True)
+    assert "tsi_" in admin_client.get(shown).get_data(as_text=True)  # not burnt by the detour
