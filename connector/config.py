@@ -94,6 +94,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Failed console sign-ins allowed per client address in a window (any accounts).",
     ),
     Setting(
+        "ADMIN_SESSION_IDLE_MINUTES",
+        "60",
+        "A console session ends after this many minutes without a request (whole minutes, 1 to "
+        "10080); the admin signs in again, and a form sent after the session ended is kept for "
+        "them (encrypted, one hour) and shown filled in to save. Enforced by the server: a copy "
+        "of an idle session's cookie is refused too.",
+    ),
+    Setting(
         "TRUSTED_PROXY_HOPS",
         "0",
         "How many proxies in front of the app set `X-Forwarded-For`/`-Proto` (1 on Heroku or "
@@ -230,6 +238,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _whole(env: Mapping[str, str], name: str) -> int | str:
+    """A whole number, or the text as given (``check_config`` then refuses it by name)."""
+    raw = str(_get(env, name)).strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else raw
+
+
+# Longest idle console session an operator may configure: a week.
+MAX_SESSION_IDLE_MINUTES = 10080
+
+
 def load_config(
     env: Mapping[str, str] | None = None, extra: Sequence[Setting] = ()
 ) -> dict[str, Any]:
@@ -251,6 +269,7 @@ def load_config(
         "PUBLIC_BASE_URL": str(_get(env, "PUBLIC_BASE_URL")).rstrip("/"),
         "ADMIN_LOGIN_FAILURES_PER_ACCOUNT": _get(env, "ADMIN_LOGIN_FAILURES_PER_ACCOUNT"),
         "ADMIN_LOGIN_FAILURES_PER_ADDRESS": _get(env, "ADMIN_LOGIN_FAILURES_PER_ADDRESS"),
+        "ADMIN_SESSION_IDLE_MINUTES": _whole(env, "ADMIN_SESSION_IDLE_MINUTES"),
         "TRUSTED_PROXY_HOPS": int(str(_get(env, "TRUSTED_PROXY_HOPS"))),
         "WEBHOOK_MAX_BODY_BYTES": int(str(_get(env, "WEBHOOK_MAX_BODY_BYTES"))),
         "WEBHOOK_TOLERANCE_SECONDS": int(str(_get(env, "WEBHOOK_TOLERANCE_SECONDS"))),
@@ -403,6 +422,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"Refusing to start: APP_ENV is {app_env!r}; it must be exactly 'development', "
             "'test' or 'production' (lower case, no spaces). See README, Configuration."
+        )
+    idle = config.get("ADMIN_SESSION_IDLE_MINUTES", 60)
+    if not isinstance(idle, int) or not 1 <= idle <= MAX_SESSION_IDLE_MINUTES:
+        raise ConfigurationError(
+            f"Refusing to start: ADMIN_SESSION_IDLE_MINUTES is {idle!r}; it must be a whole "
+            f"number of minutes from 1 to {MAX_SESSION_IDLE_MINUTES}. See README, Configuration."
         )
     if app_env != "production":
         return

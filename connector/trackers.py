@@ -81,6 +81,10 @@ _FILLERS: dict[str, Callable[..., Any]] = {}
 _RATE_HINTS: dict[str, Callable[[int], str | None]] = {}
 # connection provider name -> display name, for tracker accounts (not accounting ones)
 TRACKER_PROVIDERS: dict[str, str] = {}
+# source -> fn(text) -> what is wrong with it as the tracker's workspace id, in words, or None
+_WORKSPACE_ID_CHECKS: dict[str, Callable[[str], str | None]] = {}
+# source -> the environment variables its account sign-in (OAuth) needs on this server
+_SIGN_IN_SETTINGS: dict[str, tuple[str, ...]] = {}
 
 
 def register_source(
@@ -91,9 +95,14 @@ def register_source(
     normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput],
     fill_event: Callable[..., Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
+    check_workspace_id: Callable[[str], str | None] | None = None,
+    sign_in_settings: tuple[str, ...] = (),
 ) -> None:
     SOURCES[source] = Source(source, display_name, parse_event, normalize_timesheet)
     TRACKER_PROVIDERS[source] = display_name
+    if check_workspace_id is not None:
+        _WORKSPACE_ID_CHECKS[source] = check_workspace_id
+    _SIGN_IN_SETTINGS[source] = tuple(sign_in_settings)
     if fill_event is not None:
         _FILLERS[source] = fill_event
     if rate_hold_hint is not None:
@@ -140,6 +149,17 @@ def polled_headers(source: str) -> dict[str, str]:
 
 def is_polled(source: str, headers: Any) -> bool:
     return isinstance(headers, dict) and headers.get(POLLED_HEADER) == f"{source}-poll"
+
+
+def workspace_id_problem(source: str, value: str) -> str | None:
+    """What is wrong with ``value`` as the source's workspace id (plain words), or None."""
+    check = _WORKSPACE_ID_CHECKS.get(source)
+    return None if check is None else check(value)
+
+
+def missing_sign_in_settings(source: str, config: Any) -> tuple[str, ...]:
+    """The variables the source's account sign-in needs that this server lacks (none: it can)."""
+    return tuple(name for name in _SIGN_IN_SETTINGS.get(source, ()) if not config.get(name))
 
 
 def rate_hold_hint(workspace_id: int, source: str) -> str | None:

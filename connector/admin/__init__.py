@@ -2,11 +2,13 @@
 
 Every route is marked ``@admin_required`` and loads its workspace with ``workspace_for_admin``
 (404 for workspaces the admin does not belong to); ``tests/admin/test_access.py`` walks the URL
-map to prove it. Modules: ``auth`` (sign in/out), ``workspaces`` (list, settings, API tokens,
-signing secret), ``connections``, ``approvals`` (drafts, holds and their fixes, deliveries),
-``drafts`` (every draft across approvals, the re-bill status JSON), ``onboarding`` (the
-first-run checklist, ``tracker_status``), ``words`` (plain words), ``errors`` (error pages),
-``ledger`` (the built-in provider's invoices), ``cli`` (``flask admins create``).
+map to prove it. Modules: ``auth`` (sign in/out, idle timeout), ``resume`` (a form that arrived
+after the session ended), ``workspaces`` (list, settings, API tokens, signing secret), ``once``
+(one-time values shown after a redirect), ``connections``, ``approval_pages`` (drafts, holds
+and their fixes), ``deliveries`` (the log, replay), ``drafts`` (every draft across approvals,
+the re-bill status JSON), ``onboarding`` (the first-run checklist, ``tracker_status``),
+``words`` (plain words), ``errors`` (error pages), ``ledger`` (the built-in provider's
+invoices), ``cli`` (``flask admins create``).
 """
 
 from flask import Blueprint
@@ -32,9 +34,11 @@ from connector.admin import (  # noqa: E402, F401  - each module registers its r
     approval_pages,
     auth,
     connections,
+    deliveries,
     drafts,
     errors,
     ledger,
+    resume,
     words,
     workspaces,
 )

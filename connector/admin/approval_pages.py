@@ -1,10 +1,8 @@
-"""Approvals and their drafts, every hold in plain words with the button that fixes it, and the
-deliveries log (raw events, replay).
-"""
+"""Approvals and their drafts, every hold in plain words with the button that fixes it (the
+deliveries log is ``deliveries``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +20,6 @@ from connector.approval_queries import (
     approvals_query,
     count,
     earlier_drafts,
-    find_timesheet,
     live_drafts,
     rebilling_timesheets,
 )
@@ -30,11 +27,8 @@ from connector.auth import admin_required, workspace_for_admin
 from connector.models import (
     HOLD_STATUSES,
     Delivery,
-    DeliveryStatus,
     Draft,
     DraftStatus,
-    Job,
-    JobState,
     Timesheet,
     TrackerEntity,
     Workspace,
@@ -42,8 +36,6 @@ from connector.models import (
 from connector.pipeline import RebillRefused, is_live, request_rebill, retry_timesheet
 from connector.providers import DISPLAY_NAMES
 from connector.security import bounded_int_arg
-from connector.validation import JsonError, parse_json
-from webhooks.inbox import replay_delivery
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +120,7 @@ def fixes_for(
 ) -> list[Fix]:
     """The buttons that unblock one draft, most direct first. ``back`` (the approval page) is
     carried to the fix's page, which returns there once the fix is saved."""
-    fixes: list[Fix] = []
     status = draft.status
-    member = ts.member or {}
     extra = {"back": back} if back else {}
     if (
         status in CONNECT_FIRST_STATUSES
@@ -139,86 +129,94 @@ def fixes_for(
         name = DISPLAY_NAMES.get(ws.provider, ws.provider)
         return [Fix(f"Connect {name}", url_for("admin.connections", workspace_id=ws.id, **extra))]
     if status == DraftStatus.NEEDS_MAPPING:
-        projects: list[str] = []
-        clients: list[str] = []
-        for hold in holds:
-            projects += hold.project_ids
-            clients += hold.client_ids
-        if not projects and draft.subject_key.startswith("project:"):
-            projects.append(draft.subject_key.split(":", 1)[1])
-        for pid in dict.fromkeys(projects):
-            fixes.append(
-                Fix(
-                    f"Map project {names.get(('project', pid), pid)} to a customer",
-                    url_for(
-                        "mappings.edit",
-                        workspace_id=ws.id,
-                        kind="project",
-                        tracker_id=pid,
-                        **extra,
-                    ),
-                )
-            )
-        for cid in dict.fromkeys(clients):
-            fixes.append(
-                Fix(
-                    f"Map client {names.get(('client', cid), cid)} to a customer",
-                    url_for(
-                        "mappings.edit",
-                        workspace_id=ws.id,
-                        kind="client",
-                        tracker_id=cid,
-                        **extra,
-                    ),
-                )
-            )
-    elif status == DraftStatus.NEEDS_RATE:
-        member_id = str(member.get("id") or "")
-        member_name = member.get("name") or member_id
-        project_ids = [pid for hold in holds for pid in hold.project_ids]
-        for pid in dict.fromkeys(project_ids):
-            fixes.append(
-                Fix(
-                    f"Add a rate for {member_name} on {names.get(('project', pid), pid)}",
-                    url_for(
-                        "mappings.rates",
-                        workspace_id=ws.id,
-                        member_id=member_id,
-                        project_id=pid,
-                        currency=draft.currency or "",
-                        _anchor="add-rate",
-                        **extra,
-                    ),
-                )
-            )
-        if not fixes:
-            fixes.append(
-                Fix(
-                    "Add a rate",
-                    url_for(
-                        "mappings.rates",
-                        workspace_id=ws.id,
-                        customer_id=draft.customer_id or "",
-                        currency=draft.currency or "",
-                        _anchor="add-rate",
-                        **extra,
-                    ),
-                )
-            )
-    elif status == DraftStatus.CURRENCY_MISMATCH:
-        fixes.append(Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)))
-        fixes.append(Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)))
-    elif status == DraftStatus.RECONNECT_NEEDED:
-        fixes.append(Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra)))
-    elif status == DraftStatus.FAILED:
-        fixes.append(
+        return _mapping_fixes(ws, draft, holds, names, extra)
+    if status == DraftStatus.NEEDS_RATE:
+        return _rate_fixes(ws, ts, draft, holds, names, extra)
+    if status == DraftStatus.CURRENCY_MISMATCH:
+        return [
+            Fix("Review the rates", url_for("mappings.rates", workspace_id=ws.id)),
+            Fix("Map to another customer", url_for("mappings.index", workspace_id=ws.id)),
+        ]
+    if status == DraftStatus.RECONNECT_NEEDED:
+        return [Fix("Reconnect", url_for("admin.connections", workspace_id=ws.id, **extra))]
+    if status == DraftStatus.FAILED:
+        return [
             Fix(
                 "Retry",
                 url_for("admin.retry_approval", workspace_id=ws.id, timesheet_pk=ts.id),
                 method="post",
             )
+        ]
+    return []
+
+
+def _mapping_fixes(
+    ws: Workspace,
+    draft: Draft,
+    holds: list[Any],
+    names: dict[tuple[str, str], str],
+    extra: dict[str, str],
+) -> list[Fix]:
+    """One "map ... to a customer" button per project and client the hold names."""
+    projects: list[str] = []
+    clients: list[str] = []
+    for hold in holds:
+        projects += hold.project_ids
+        clients += hold.client_ids
+    if not projects and draft.subject_key.startswith("project:"):
+        projects.append(draft.subject_key.split(":", 1)[1])
+    subjects = [("project", pid) for pid in dict.fromkeys(projects)]
+    subjects += [("client", cid) for cid in dict.fromkeys(clients)]
+    return [
+        Fix(
+            f"Map {kind} {names.get((kind, tracker_id), tracker_id)} to a customer",
+            url_for("mappings.edit", workspace_id=ws.id, kind=kind, tracker_id=tracker_id, **extra),
         )
-    return fixes
+        for kind, tracker_id in subjects
+    ]
+
+
+def _rate_fixes(
+    ws: Workspace,
+    ts: Timesheet,
+    draft: Draft,
+    holds: list[Any],
+    names: dict[tuple[str, str], str],
+    extra: dict[str, str],
+) -> list[Fix]:
+    """One "add a rate" button per held project of the member, else one for the customer."""
+    member = ts.member or {}
+    member_id = str(member.get("id") or "")
+    member_name = member.get("name") or member_id
+    project_ids = [pid for hold in holds for pid in hold.project_ids]
+    fixes = [
+        Fix(
+            f"Add a rate for {member_name} on {names.get(('project', pid), pid)}",
+            url_for(
+                "mappings.rates",
+                workspace_id=ws.id,
+                member_id=member_id,
+                project_id=pid,
+                currency=draft.currency or "",
+                _anchor="add-rate",
+                **extra,
+            ),
+        )
+        for pid in dict.fromkeys(project_ids)
+    ]
+    return fixes or [
+        Fix(
+            "Add a rate",
+            url_for(
+                "mappings.rates",
+                workspace_id=ws.id,
+                customer_id=draft.customer_id or "",
+                currency=draft.currency or "",
+                _anchor="add-rate",
+                **extra,
+            ),
+        )
+    ]
 
 
 def _parse_day(name: str) -> date | None:
@@ -401,113 +399,4 @@ def rebill_approval(workspace_id: int, timesheet_pk: int) -> Any:
         created=[d for d in drafts if is_live(d)],
         others=[d for d in drafts if not is_live(d)],
         back=here,
-    )
-
-
-# --- deliveries ----------------------------------------------------------------------------------
-@bp.route("/workspaces/<int:workspace_id>/deliveries")
-@admin_required
-def deliveries(workspace_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    status = request.args.get("status", "")
-    stmt = select(Delivery).where(Delivery.workspace_id == ws.id)
-    if status in {s.value for s in DeliveryStatus}:
-        stmt = stmt.where(Delivery.status == status)
-    else:
-        status = ""
-    page = bounded_int_arg(request.args.get("page"), 1)
-    total = count(db.session, stmt)
-    pages = max(1, -(-total // PAGE_SIZE))
-    rows = list(
-        db.session.scalars(
-            stmt.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-        )
-    )
-
-    def page_url(number: int) -> str:
-        args = {"status": status, "page": number if number > 1 else None}
-        return url_for(
-            "admin.deliveries", workspace_id=ws.id, **{k: v for k, v in args.items() if v}
-        )
-
-    return render_template(
-        "admin/deliveries.html",
-        workspace=ws,
-        deliveries=rows,
-        status=status,
-        statuses=[s.value for s in DeliveryStatus],
-        page=page,
-        pages=pages,
-        total=total,
-        page_url=page_url,
-        has_more=page < pages,
-    )
-
-
-def pretty_body(body: bytes) -> str:
-    """Indented JSON when the raw body parses; otherwise the bytes as text (kept for audit)."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        return json.dumps(parse_json(text), indent=2, ensure_ascii=False)
-    except JsonError:  # not JSON, or nested too deep to indent (stored as it came)
-        return text
-
-
-@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>")
-@admin_required
-def delivery(workspace_id: int, delivery_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    row = db.session.get(Delivery, delivery_id)
-    if row is None or row.workspace_id != ws.id:
-        abort(404)
-    timesheet = None
-    if row.timesheet_id:
-        timesheet = find_timesheet(db.session, ws.id, row.timesheet_id)
-    return render_template(
-        "admin/delivery.html",
-        workspace=ws,
-        delivery=row,
-        body=pretty_body(row.body or b""),
-        timesheet=timesheet,
-    )
-
-
-@bp.route("/workspaces/<int:workspace_id>/deliveries/<int:delivery_id>/replay", methods=["POST"])
-@admin_required
-def replay(workspace_id: int, delivery_id: int) -> Any:
-    ws = workspace_for_admin(workspace_id)
-    row = db.session.get(Delivery, delivery_id)
-    if row is None or row.workspace_id != ws.id:
-        abort(404)
-
-    job_id = replay_delivery(ws.id, row.id)
-    if job_id is None:
-        flash("This delivery cannot be replayed (it was not a valid event).", "error")
-    else:
-        db.session.expire_all()  # the replay ran in its own session (inline in development)
-        outcome = replay_outcome(ws, db.session.get(Job, job_id), db.session.get(Delivery, row.id))
-        flash(outcome, "success" if "could not" not in outcome else "error")
-    return redirect(url_for("admin.delivery", workspace_id=ws.id, delivery_id=row.id))
-
-
-def replay_outcome(ws: Workspace, job: Job | None, delivery: Delivery | None) -> str:
-    """What a replay did, in one sentence: its drafts once it ran, else that it is queued."""
-    if job is None or delivery is None:
-        return "Replay queued."
-    if job.state in (JobState.PENDING, JobState.RUNNING):
-        return (
-            f"Replay of delivery #{delivery.id} queued; this page shows its outcome once the "
-            "worker has run it."
-        )
-    if job.state == JobState.FAILED:
-        return f"The replay of delivery #{delivery.id} could not be processed: {job.last_error}"
-    ts = find_timesheet(db.session, ws.id, delivery.timesheet_id) if delivery.timesheet_id else None
-    if ts is None:
-        return f"Replayed delivery #{delivery.id}: {STATUS_WORDS.get(delivery.status, '')}."
-    drafts = live_drafts(ts)
-    drafted = sum(1 for d in drafts if d.status == DraftStatus.DRAFTED)
-    held = sum(1 for d in drafts if d.status in HELD_STATUSES)
-    return (
-        f"Replayed delivery #{delivery.id}: the approval now has {drafted} drafted and "
-        f"{held} held draft(s); drafts created before were recognised, not duplicated."
     )

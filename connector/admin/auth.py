@@ -7,12 +7,12 @@ import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
 from connector import db
-from connector.admin import bp
+from connector.admin import bp, resume
 from connector.auth import (
     AdminSession,
     admin_required,
@@ -75,9 +75,12 @@ def login() -> Any:
         verify_password(AdminUser(password_hash=_DUMMY_HASH), password)
     elif user.is_active and verify_password(user, password):
         login_user(AdminSession(user))
+        resume.signed_in(user.id)
         user.last_login_at = utcnow()
         db.session.commit()
         throttle.succeeded(email)
+        if resume.has_pending_form(user.id):  # sent while signed out: shown filled in, to save now
+            return redirect(url_for("admin.resume_form"))
         return redirect(next_url or url_for("admin.index"))
     throttle.failed(email, address)
     page = render_template(
@@ -99,4 +102,5 @@ def logout() -> Any:
         end_all_sessions(user)
         db.session.commit()
     logout_user()
+    flash(resume.SIGNED_OUT_WORDS, "success")
     return redirect(url_for("admin.login"))

@@ -13,12 +13,19 @@ from typing import Any
 from flask import current_app, render_template, request, session
 from sqlalchemy import func, select
 
-from connector import db
+from connector import db, trackers
 from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
+from connector.config import SETTINGS, Setting
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
-from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS, PROVIDERS
+from connector.providers import (
+    DISPLAY_NAMES,
+    EXTERNAL_PROVIDERS,
+    PROVIDERS,
+    declared_settings,
+    missing_connect_settings,
+)
 from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
@@ -127,6 +134,8 @@ def connections(workspace_id: int) -> Any:
             # The provider's own part of its card, and where its Reconnect button goes.
             "template": PROVIDERS[name].card_template,
             "reconnect_url": PROVIDERS[name].reconnect_link(ws.id),
+            # What this server lacks to connect it (its card then names them, no Connect button).
+            "connect_missing": missing_connect_settings(name, current_app.config),
         }
         for name in EXTERNAL_PROVIDERS
     ]
@@ -168,7 +177,17 @@ def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, An
         "held_reason": meta.get("held_reason"),
         "last_check_at": _when(meta.get("last_check_at")),
         "last_check_error": meta.get("last_check_error"),
+        # What this server lacks for "Sign in with WebWork" (a pasted token needs nothing).
+        "sign_in_missing": _settings_named(
+            trackers.missing_sign_in_settings("webwork", current_app.config)
+        ),
     }
+
+
+def _settings_named(names: tuple[str, ...]) -> list[Setting]:
+    """The declared settings (name and meaning) behind ``names``, for a page that lists them."""
+    declared = {setting.name: setting for setting in (*SETTINGS, *declared_settings())}
+    return [declared[name] for name in names if name in declared]
 
 
 def _when(value: Any) -> datetime | None:

@@ -242,8 +242,11 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
             tracker.detail,
             [
                 Action("Connect WebWork", url_for("admin.connections", workspace_id=ws_id)),
+                # For a sender of signed events of the admin's own; secrets are shown once, when
+                # created, so the page creates one rather than "showing" a stored one.
                 Action(
-                    "Show the signing secret", url_for("admin.signing_secret", workspace_id=ws_id)
+                    "Get a signing secret (own sender)",
+                    url_for("admin.signing_secret", workspace_id=ws_id),
                 ),
             ]
             if not tracker.connected

@@ -7,9 +7,10 @@ from typing import Any
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from connector import db, pipeline
-from connector.admin import bp, onboarding
+from connector import db, pipeline, trackers
+from connector.admin import bp, onboarding, once
 from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
 from connector.auth import admin_required, admin_workspace_ids, issue_api_token, workspace_for_admin
@@ -47,6 +48,8 @@ ATTENTION_STATUSES = (
 
 
 NAME_MAX = 200  # workspaces.name and tracker_workspace_id are String(200)
+# The console creates workspaces for the one tracker it knows how to connect today.
+TRACKER_SOURCE = "webwork"
 
 
 def no_store(response: Any) -> Any:
@@ -146,44 +149,113 @@ def use_ledger(workspace_id: int) -> Any:
 @bp.route("/workspaces/new", methods=["GET", "POST"])
 @admin_required
 def new_workspace() -> Any:
-    """A first workspace without a terminal: the admin who creates it becomes its admin."""
+    """A first workspace without a terminal: the admin who creates it becomes its admin.
+
+    Post/redirect/get: the new signing secret and API token are held for one GET of the
+    "ready" page, so a reload neither creates a second workspace nor shows them again."""
     form = {"name": "", "tracker_workspace_id": ""}
     errors: dict[str, str] = {}
     if request.method == "POST":
         form = {key: (request.form.get(key) or "").strip() for key in form}
-        if not form["name"]:
-            errors["name"] = "Give the workspace a name (for example your company's)."
-        elif len(form["name"]) > NAME_MAX:
-            errors["name"] = f"Use at most {NAME_MAX} characters."
-        if not form["tracker_workspace_id"]:
-            errors["tracker_workspace_id"] = (
-                "Enter the WebWork workspace id (shown in WebWork under Settings)."
-            )
-        elif len(form["tracker_workspace_id"]) > NAME_MAX:
-            errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
+        errors = new_workspace_errors(form)
         if not errors:
-            created = create_workspace(
-                db.session,
-                secret_box(current_app.config),
-                name=form["name"],
-                tracker_workspace_id=form["tracker_workspace_id"],
-            )
-            db.session.add(
-                WorkspaceMember(
-                    workspace_id=created.workspace.id, admin_user_id=int(current_user.id)
+            handle = _create_workspace(form)
+            if handle is None:
+                errors["tracker_workspace_id"] = TRACKER_ID_TAKEN
+            else:
+                workspace_id, token = handle
+                return redirect(
+                    url_for("admin.workspace_created", workspace_id=workspace_id, handle=token), 303
                 )
-            )
-            db.session.commit()
-            page = render_template(
-                "admin/workspace_created.html",
-                workspace=created.workspace,
-                signing_secret=created.signing_secret,
-                api_token=created.api_token,
-                webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], created.workspace),
-            )
-            return no_store(current_app.make_response(page))
     page = render_template("admin/workspace_new.html", form=form, errors=errors)
     return (page, 422) if errors else page
+
+
+TRACKER_ID_TAKEN = (
+    "Another workspace here already receives this WebWork workspace's approvals. Open that "
+    "workspace (ask its admins to add you), or check the id."
+)
+
+
+def new_workspace_errors(form: dict[str, str]) -> dict[str, str]:
+    """Every field's problem at once, in words (the form shows each beside its field)."""
+    errors: dict[str, str] = {}
+    if not form["name"]:
+        errors["name"] = "Give the workspace a name (for example your company's)."
+    elif len(form["name"]) > NAME_MAX:
+        errors["name"] = f"Use at most {NAME_MAX} characters."
+    tracker_id = form["tracker_workspace_id"]
+    if not tracker_id:
+        errors["tracker_workspace_id"] = (
+            "Enter the WebWork workspace id (shown in WebWork under Settings)."
+        )
+    elif len(tracker_id) > NAME_MAX:
+        errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
+    elif problem := trackers.workspace_id_problem(TRACKER_SOURCE, tracker_id):
+        errors["tracker_workspace_id"] = problem
+    elif _tracker_id_taken(tracker_id):
+        errors["tracker_workspace_id"] = TRACKER_ID_TAKEN
+    return errors
+
+
+def _tracker_id_taken(tracker_id: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Workspace.id).where(
+                Workspace.tracker_source == TRACKER_SOURCE,
+                Workspace.tracker_workspace_id == tracker_id,
+            )
+        )
+        is not None
+    )
+
+
+def _create_workspace(form: dict[str, str]) -> tuple[int, str] | None:
+    """Create it with its admin and hold its secrets for the "ready" page; None when another
+    request took the tracker id first (the unique constraint decides, nothing half-written)."""
+    admin_id = int(current_user.id)
+    try:
+        created = create_workspace(
+            db.session,
+            secret_box(current_app.config),
+            name=form["name"],
+            tracker_workspace_id=form["tracker_workspace_id"],
+            tracker_source=TRACKER_SOURCE,
+        )
+        db.session.add(WorkspaceMember(workspace_id=created.workspace.id, admin_user_id=admin_id))
+        handle = once.keep(
+            db.session,
+            once.reveal("workspace_created"),
+            admin_id,
+            {
+                "page": "workspace_created",
+                "workspace_id": created.workspace.id,
+                "signing_secret": created.signing_secret,
+                "api_token": created.api_token,
+            },
+        )
+        workspace_id = created.workspace.id
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return workspace_id, handle
+
+
+@bp.route("/workspaces/<int:workspace_id>/created/<handle>")
+@admin_required
+def workspace_created(workspace_id: int, handle: str) -> Any:
+    """The new workspace's signing secret and API token, shown by this one GET only."""
+    ws = workspace_for_admin(workspace_id)
+    value = _revealed(handle, "workspace_created", ws)
+    page = render_template(
+        "admin/workspace_created.html",
+        workspace=ws,
+        signing_secret=value and value["signing_secret"],
+        api_token=value and value["api_token"],
+        webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+    )
+    return no_store(current_app.make_response(page))
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -262,20 +334,53 @@ def _tokens(ws: Workspace) -> list[ApiToken]:
 @bp.route("/workspaces/<int:workspace_id>/tokens", methods=["GET", "POST"])
 @admin_required
 def tokens(workspace_id: int) -> Any:
+    """Post/redirect/get: a created token is held for one GET of ``shown_token``, so a reload
+    never creates a second token."""
     ws = workspace_for_admin(workspace_id)
-    new_token = None
     error = None
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         if not name or len(name) > 200:
             error = "Give the token a name of 1 to 200 characters (what uses it?)."
         else:
-            new_token = issue_api_token(db.session, ws.id, name=name)
+            token = issue_api_token(db.session, ws.id, name=name)
+            handle = once.keep(
+                db.session,
+                once.reveal("api_token"),
+                int(current_user.id),
+                {"page": "api_token", "workspace_id": ws.id, "token": token, "name": name},
+            )
             db.session.commit()
-    page = render_template(
-        "admin/tokens.html", workspace=ws, tokens=_tokens(ws), new_token=new_token, error=error
+            return redirect(url_for("admin.shown_token", workspace_id=ws.id, handle=handle), 303)
+    return _tokens_page(ws, error=error)
+
+
+@bp.route("/workspaces/<int:workspace_id>/tokens/new/<handle>")
+@admin_required
+def shown_token(workspace_id: int, handle: str) -> Any:
+    """The token just created, shown by this one GET; later GETs say it was shown once."""
+    ws = workspace_for_admin(workspace_id)
+    value = _revealed(handle, "api_token", ws)
+    return _tokens_page(
+        ws,
+        new_token=value["token"] if value else None,
+        new_token_name=value["name"] if value else None,
+        already_shown=value is None,
     )
+
+
+def _tokens_page(ws: Workspace, **context: Any) -> Any:
+    error = context.get("error")
+    page = render_template("admin/tokens.html", workspace=ws, tokens=_tokens(ws), **context)
     return no_store(current_app.make_response((page, 422 if error else 200)))
+
+
+def _revealed(handle: str, page: str, ws: Workspace) -> dict[str, Any] | None:
+    """The one-time value behind ``handle`` if it is this page's, for this workspace."""
+    value = once.take(once.reveal(page), handle, int(current_user.id))
+    if isinstance(value, dict) and value.get("page") == page and value.get("workspace_id") == ws.id:
+        return value
+    return None
 
 
 @bp.route("/workspaces/<int:workspace_id>/tokens/<int:token_id>/revoke", methods=["POST"])
@@ -314,27 +419,50 @@ def revoke_token(workspace_id: int, token_id: int) -> Any:
 @bp.route("/workspaces/<int:workspace_id>/signing-secret", methods=["GET", "POST"])
 @admin_required
 def signing_secret(workspace_id: int) -> Any:
-    """Rotating shows the new secret exactly once; it is stored encrypted and never shown again."""
+    """Rotating shows the new secret exactly once (post/redirect/get to ``shown_signing_secret``);
+    it is stored encrypted and never shown again."""
     ws = workspace_for_admin(workspace_id)
     box = secret_box(current_app.config)
-    revealed = None
     if request.method == "POST":
         action = request.form.get("action")
         if action == "rotate":
-            revealed = rotate_signing_secret(db.session, box, ws)
+            secret = rotate_signing_secret(db.session, box, ws)
+            handle = once.keep(
+                db.session,
+                once.reveal("signing_secret"),
+                int(current_user.id),
+                {"page": "signing_secret", "workspace_id": ws.id, "secret": secret},
+            )
             db.session.commit()
-        elif action == "retire":
+            return redirect(
+                url_for("admin.shown_signing_secret", workspace_id=ws.id, handle=handle), 303
+            )
+        if action == "retire":
             retire_old_signing_secrets(db.session, box, ws)
             db.session.commit()
             flash("Older signing secrets retired: only the newest one verifies now.", "success")
-            return redirect(url_for("admin.signing_secret", workspace_id=ws.id))
-        else:
-            return ("Unknown action", 400)
+            return redirect(url_for("admin.signing_secret", workspace_id=ws.id), 303)
+        abort(400, "Choose one of the page's buttons: create a new secret or retire older ones.")
+    return _signing_secret_page(ws)
+
+
+@bp.route("/workspaces/<int:workspace_id>/signing-secret/new/<handle>")
+@admin_required
+def shown_signing_secret(workspace_id: int, handle: str) -> Any:
+    """The secret just created, shown by this one GET; later GETs say it was shown once."""
+    ws = workspace_for_admin(workspace_id)
+    value = _revealed(handle, "signing_secret", ws)
+    return _signing_secret_page(
+        ws, revealed=value["secret"] if value else None, already_shown=value is None
+    )
+
+
+def _signing_secret_page(ws: Workspace, **context: Any) -> Any:
     page = render_template(
         "admin/signing_secret.html",
         workspace=ws,
-        revealed=revealed,
-        active=len(signing_secrets(box, ws)),
+        active=len(signing_secrets(secret_box(current_app.config), ws)),
         webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+        **context,
     )
     return no_store(current_app.make_response(page))

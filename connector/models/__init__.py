@@ -573,7 +573,9 @@ class TrackerRate(Base):
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# The provider documents and the books they live in: ``connector/models/invoices.py``.
+# The provider documents and the books they live in: ``connector/models/invoices.py``; what the
+# console keeps between two requests of one admin: ``connector/models/console.py``.
+from connector.models.console import ConsoleHeldValue as ConsoleHeldValue  # noqa: E402
 from connector.models.invoices import AccountingBooks as AccountingBooks  # noqa: E402
 from connector.models.invoices import Invoice as Invoice  # noqa: E402
 from connector.models.invoices import InvoiceMode as InvoiceMode  # noqa: E402

@@ -19,7 +19,7 @@ A provider with a step after the callback (picking one of several organisations)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +54,21 @@ def problem_page(
     workspace_id: int | None = None,
     *,
     operator: bool = False,
+    settings: Sequence[Any] = (),
+    callback_url: str | None = None,
 ) -> Any:
     """A styled console page saying what went wrong and what to do. ``operator``: the fix is a
-    server setting (the page says so and lists QuickBooks' variables)."""
+    server setting; ``settings`` (``connector.config.Setting``: name and meaning) are the ones to
+    set, and ``callback_url`` the redirect URI to register with the provider's app."""
     workspace = db.session.get(Workspace, workspace_id) if workspace_id else None
     page = render_template(
         "admin/connection_problem.html",
         workspace=workspace,
         title=title,
         message=message,
-        operator=operator,
+        operator=operator or bool(settings),
+        settings=list(settings),
+        callback_url=callback_url,
         back=connections_url(workspace_id) if workspace_id else None,
     )
     return page, status, {"Content-Type": "text/html; charset=utf-8"}

@@ -63,7 +63,8 @@ class ProviderInfo:
     connect_blueprint: str | None = None
     # How people call one set of its books ("QuickBooks company", "Xero organisation").
     books_noun: str | None = None
-    # The module declaring its environment variables (``SETTINGS``: ``connector.config.Setting``).
+    # The module declaring its environment variables (``SETTINGS``: ``connector.config.Setting``)
+    # and, as ``CONNECT_SETTINGS``, the names of those its connect flow (OAuth) cannot work without.
     settings: str | None = None
 
     def reconnect_link(self, workspace_id: int) -> str:
@@ -173,6 +174,22 @@ def declared_settings() -> tuple[Setting, ...]:
         if info.settings:
             found += importlib.import_module(info.settings).SETTINGS
     return tuple(found)
+
+
+def connect_settings(provider: str) -> tuple[Setting, ...]:
+    """The environment variables the provider's connect flow needs (its ``CONNECT_SETTINGS``)."""
+    info = PROVIDERS.get(provider)
+    if info is None or not info.settings:
+        return ()
+    module = importlib.import_module(info.settings)
+    needed = tuple(getattr(module, "CONNECT_SETTINGS", ()))
+    declared = {setting.name: setting for setting in module.SETTINGS}
+    return tuple(declared[name] for name in needed)
+
+
+def missing_connect_settings(provider: str, config: Mapping[str, Any]) -> tuple[Setting, ...]:
+    """Those of :func:`connect_settings` this server lacks: none means it can connect."""
+    return tuple(s for s in connect_settings(provider) if not config.get(s.name))
 
 
 def capabilities(provider: str) -> Capabilities:

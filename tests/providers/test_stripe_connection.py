@@ -323,8 +323,12 @@ def test_oauth_denied_or_expired_code_stores_nothing(
 def test_oauth_not_configured(app: Any, admin_client: Any, workspace: Any) -> None:
     app.config["STRIPE_CONNECT_CLIENT_ID"] = None
     response = admin_client.get(f"/workspaces/{workspace.id}/connections/stripe/connect")
-    assert response.headers["Location"].endswith(f"/workspaces/{workspace.id}/connections")
-    assert "not set up" in flashes(admin_client)[0][1]
+    text = response.get_data(as_text=True)
+    # A styled page in plain words naming what turns it on, never a bare 400.
+    assert response.status_code == 400 and "<html" in text
+    assert "Stripe Connect is not set up on this server" in text
+    assert "<code>STRIPE_CONNECT_CLIENT_ID</code>" in text
+    assert "restricted key" in text
 
 
 # --- disconnect ----------------------------------------------------------------------------------

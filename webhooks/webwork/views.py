@@ -12,7 +12,9 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, request
 from flask_login import current_user
 
+from connector import trackers
 from connector.auth import admin_required, workspace_for_admin
+from connector.config import SETTINGS
 from connector.oauth import flow
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
@@ -21,6 +23,7 @@ from webhooks.webwork.polls import schedule_poll
 bp = Blueprint("webwork_connection", __name__)
 
 PROVIDER = "webwork"
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def redirect_uri() -> str:
@@ -36,13 +39,17 @@ def _back(workspace_id: int) -> str:
 def connect(workspace_id: int) -> Any:
     workspace_for_admin(workspace_id)
     settings = settings_from_config(current_app.config)
-    if not settings.oauth_configured:
+    missing = trackers.missing_sign_in_settings(PROVIDER, current_app.config)
+    if missing or not settings.oauth_configured:
         return flow.problem_page(
-            "WebWork sign-in is not set up",
-            "This deployment has no WebWork OAuth app (set WEBWORK_CLIENT_ID and "
-            "WEBWORK_CLIENT_SECRET). Paste a personal access token instead.",
+            "Signing in with WebWork is not set up on this server",
+            "This server has no WebWork OAuth app, so the Connect WebWork button is not "
+            "offered. Connect with a WebWork personal access token instead (Connections page, "
+            "under WebWork): it works without any server setting.",
             400,
             workspace_id,
+            settings=[SETTINGS_BY_NAME[name] for name in missing if name in SETTINGS_BY_NAME],
+            callback_url=redirect_uri(),
         )
     return flow.start(
         PROVIDER,

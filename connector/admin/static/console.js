@@ -70,3 +70,54 @@
     if (rebillingIds().length) { setTimeout(function () { poll(0); }, 1000); }
   });
 })();
+
+/* Copy buttons beside one-time secrets: each [data-copy-target] button is hidden in the page
+ * (without scripts the secret is plain, selectable text) and shown here, where it can copy. */
+(function () {
+  "use strict";
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "absolute";
+      area.style.left = "-9999px";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+
+  function wire(button) {
+    var id = button.getAttribute("data-copy-target");
+    var source = document.getElementById(id);
+    var status = document.querySelector("[data-copy-status='" + id + "']");
+    if (!source) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      copyText(source.textContent.trim()).then(function () {
+        button.textContent = "Copied";
+        if (status) { status.textContent = "Copied to the clipboard."; }
+      }, function () {
+        // Select it instead, so Ctrl+C / Cmd+C copies it.
+        var range = document.createRange();
+        range.selectNodeContents(source);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        if (status) { status.textContent = "Selected: press Ctrl+C (Cmd+C on a Mac) to copy."; }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("button[data-copy-target]").forEach(wire);
+  });
+})();

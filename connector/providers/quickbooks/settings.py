@@ -62,3 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
 )
+
+# Connecting QuickBooks (OAuth with Intuit) needs both: without them the
+# Connections page offers no Connect button and names these instead.
+CONNECT_SETTINGS: tuple[str, ...] = ("QUICKBOOKS_CLIENT_ID", "QUICKBOOKS_CLIENT_SECRET")

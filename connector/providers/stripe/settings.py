@@ -42,3 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
 )
+
+# Stripe Connect (OAuth) needs both (a pasted restricted key needs neither): without them the
+# Connections page offers no "connect with Stripe Connect" link and names these instead.
+CONNECT_SETTINGS: tuple[str, ...] = ("STRIPE_CONNECT_CLIENT_ID", "STRIPE_PLATFORM_SECRET_KEY")

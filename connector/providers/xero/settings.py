@@ -83,6 +83,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+# Connecting Xero (OAuth) needs both: without them the
+# Connections page offers no Connect button and names these instead.
+CONNECT_SETTINGS: tuple[str, ...] = ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET")
+
 
 class XeroConfigError(ValueError):
     """The deployment's Xero settings are missing or wrong (an operator must fix them)."""

@@ -19,7 +19,7 @@ from connector.auth import admin_required, workspace_for_admin
 from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Connection
 from connector.oauth import flow
-from connector.providers import quickbooks
+from connector.providers import missing_connect_settings, quickbooks
 from connector.providers.base import ProviderError
 from connector.providers.quickbooks import oauth
 from connector.providers.web_kit import kit
@@ -44,9 +44,18 @@ def _connections_url(workspace_id: int) -> str:
 
 
 def _problem_page(title: str, message: str, status: int = 400, workspace_id: int | None = None):
-    """The shared connect problem page; a missing or wrong setting is the operator's to fix."""
+    """The shared connect problem page; a missing or wrong setting is the operator's to fix (the
+    page then lists the variables this server lacks and the redirect URI to register)."""
     operator = message.startswith("QuickBooks is not configured") or "QUICKBOOKS_" in message
-    return flow.problem_page(title, message, status, workspace_id, operator=operator)
+    return flow.problem_page(
+        title,
+        message,
+        status,
+        workspace_id,
+        operator=operator,
+        settings=missing_connect_settings(PROVIDER, current_app.config) if operator else (),
+        callback_url=redirect_uri() if operator else None,
+    )
 
 
 @bp.get("/workspaces/<int:workspace_id>/connections/quickbooks/connect")
@@ -56,6 +65,18 @@ def connect(workspace_id: int) -> Any:
     try:
         settings = oauth.settings_from_config(current_app.config)
     except oauth.QuickBooksConfigError as exc:
+        missing = missing_connect_settings(PROVIDER, current_app.config)
+        if missing:
+            return flow.problem_page(
+                "QuickBooks Online is not set up on this server",
+                "This server has no Intuit app to connect QuickBooks Online with, so the "
+                "Connections page offers no Connect button for it. Until it is set up, drafts can "
+                "go to the built-in ledger (Settings); approvals waiting for QuickBooks are kept.",
+                400,
+                workspace_id,
+                settings=missing,
+                callback_url=redirect_uri(),
+            )
         return _problem_page("QuickBooks is not set up", str(exc), 400, workspace_id)
     return flow.start(
         PROVIDER,

@@ -28,6 +28,7 @@ from connector.connections.store import DbCredentialStore, secret_box
 from connector.models import Workspace
 from connector.oauth import flow
 from connector.oauth.client import OAuthApp, authorize_url
+from connector.providers import missing_connect_settings
 from connector.providers.stripe import DEFAULT_CONNECT_BASE_URL, META_CURRENCIES, META_PENDING
 from connector.providers.stripe import connect as stripe_connect
 from connector.providers.stripe.connect import (
@@ -167,11 +168,17 @@ def connect(workspace_id: int) -> Any:
     workspace_for_admin(workspace_id)
     config = current_app.config
     client_id = config.get("STRIPE_CONNECT_CLIENT_ID")
-    if not client_id or not config.get("STRIPE_PLATFORM_SECRET_KEY"):
-        return _fail(
+    missing = missing_connect_settings(PROVIDER, config)
+    if missing or not client_id:
+        return flow.problem_page(
+            "Stripe Connect is not set up on this server",
+            "This server has no Stripe Connect platform, so the Connections page offers no "
+            "Stripe Connect link. Connect with a Stripe restricted key instead (Connections "
+            "page, under Stripe): it works without any server setting.",
+            400,
             workspace_id,
-            "Stripe Connect is not set up on this server (STRIPE_CONNECT_CLIENT_ID and "
-            "STRIPE_PLATFORM_SECRET_KEY). Paste a restricted key instead.",
+            settings=missing,
+            callback_url=f"{config['PUBLIC_BASE_URL']}/connections/stripe/callback",
         )
     base = config.get("STRIPE_CONNECT_BASE_URL") or DEFAULT_CONNECT_BASE_URL
     app = OAuthApp(
