@@ -343,7 +343,11 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
         )
     )
     names = _entity_names(ws)
-    previous = [(d, _subject_name(d, names)) for d in earlier_drafts(ts)]
+    # Only drafts that reached the books were "replaced": a hold planned again once fixed made
+    # no invoice, and listing it would say the timesheet changed when nothing did.
+    previous = [
+        (d, _subject_name(d, names)) for d in earlier_drafts(ts) if d.provider_id is not None
+    ]
     return render_template(
         "admin/approval.html",
         workspace=ws,
