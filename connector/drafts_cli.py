@@ -82,7 +82,12 @@ def summary_lines(ts: Timesheet) -> list[str]:
         for d in drafts:
             if d.hold_message:  # wrapped for a terminal, each hold one bullet
                 lines += textwrap.wrap(
-                    d.hold_message, WIDTH, initial_indent="- ", subsequent_indent="  "
+                    d.hold_message,
+                    WIDTH,
+                    initial_indent="- ",
+                    subsequent_indent="  ",
+                    break_on_hyphens=False,  # ids such as cl-globex stay whole
+                    break_long_words=False,
                 )
     excluded = int((ts.summary or {}).get("excluded_minutes") or 0)
     if excluded:
