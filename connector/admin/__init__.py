@@ -34,6 +34,7 @@ from connector.admin import (  # noqa: E402, F401  - each module registers its r
     connections,
     drafts,
     errors,
+    favicon,
     ledger,
     words,
     workspaces,

@@ -265,6 +265,7 @@ def tokens(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     new_token = None
     error = None
+    name = ""
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         if not name or len(name) > 200:
@@ -273,7 +274,12 @@ def tokens(workspace_id: int) -> Any:
             new_token = issue_api_token(db.session, ws.id, name=name)
             db.session.commit()
     page = render_template(
-        "admin/tokens.html", workspace=ws, tokens=_tokens(ws), new_token=new_token, error=error
+        "admin/tokens.html",
+        workspace=ws,
+        tokens=_tokens(ws),
+        new_token=new_token,
+        error=error,
+        name=name if error else "",  # kept to fix, not retyped
     )
     return no_store(current_app.make_response((page, 422 if error else 200)))
 
