@@ -3,6 +3,7 @@
 db upgrade|downgrade|revision|current     schema migrations (Alembic)
 workspaces create|list|rotate-secret|auto-invoicing|token
 events send-sample|replay                 signed sample approval; replay a stored delivery
+drafts show|invoices                      an approval's drafts; a workspace's invoices
 jobs failed|retry                         list failed jobs and retry them
 config                                    every environment variable with its default
 """
@@ -10,6 +11,7 @@ config                                    every environment variable with its de
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -28,6 +30,7 @@ from connector.admin.admins_cli import admins_cli
 from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
 from connector.connections.store import secret_box
+from connector.drafts_cli import drafts_cli
 from connector.models import Connection, Delivery, Job, JobState, Workspace
 from connector.providers import PROVIDER_NAMES, declared_settings
 from connector.status_sync import provider_status_cli
@@ -35,6 +38,7 @@ from connector.workspaces import (
     create_workspace,
     retire_old_signing_secrets,
     rotate_signing_secret,
+    signing_secrets,
     webhook_url,
 )
 from mappings.mappings_cli import mappings_cli
@@ -148,6 +152,15 @@ def workspaces_create(
         raise click.ClickException(
             f"a workspace for tracker workspace {tracker_workspace_id!r} already exists"
         ) from None
+    if "PUBLIC_BASE_URL" not in os.environ:  # flask has read .env by now, as honcho does
+        click.echo(
+            "Note: the webhook URL uses the default address "
+            f"{current_app.config['PUBLIC_BASE_URL']}. "
+            "If the server is reached at another one, put PUBLIC_BASE_URL=... in .env at the "
+            "repository root (read by ./scripts/serve and every flask command), restart the "
+            "server and run `flask --app connector workspaces list`.",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
@@ -208,9 +221,39 @@ def workspaces_token(workspace_id: int, name: str) -> None:
 
 
 # --- events -------------------------------------------------------------------------------------
+SECRET_ENV = "TSI_SIGNING_SECRET"
+
+
+def _stored_signing_secret(tracker_workspace_id: str) -> str | None:
+    """The newest signing secret of the workspace this server keeps for the tracker's id."""
+    ws = db.session.scalars(
+        select(Workspace).where(Workspace.tracker_workspace_id == tracker_workspace_id)
+    ).first()
+    secrets = signing_secrets(_box(), ws) if ws is not None else []
+    return secrets[0] if secrets else None
+
+
+def _refuse_secret_in_argv(_ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        raise click.BadParameter(
+            "a secret in argv ends up in shell history and process lists. Leave it out (the "
+            "workspace's stored secret is used), pipe it to --secret-stdin, or set "
+            f"{SECRET_ENV}.",
+            param_hint="--secret",
+        )
+
+
 @events_cli.command("send-sample")
 @click.option("--url", required=True, help="The workspace's webhook URL.")
-@click.option("--secret", required=True, help="The workspace's signing secret (whsec_...).")
+@click.option(
+    "--secret", hidden=True, expose_value=False, callback=_refuse_secret_in_argv, is_eager=True
+)
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help=f"Read the signing secret (whsec_...) from standard input. Without it: ${SECRET_ENV}, "
+    "else the secret this server stores for the workspace.",
+)
 @click.option("--tracker-workspace-id", required=True)
 @click.option(
     "--file",
@@ -219,9 +262,20 @@ def workspaces_token(workspace_id: int, name: str) -> None:
     default=SAMPLE_EVENT,
     show_default=True,
 )
-def events_send_sample(url: str, secret: str, tracker_workspace_id: str, path: Path) -> None:
+def events_send_sample(url: str, secret_stdin: bool, tracker_workspace_id: str, path: Path) -> None:
     """POST a signed sample approval (three customers) to a running server."""
 
+    if secret_stdin:
+        secret = sys.stdin.readline().strip()
+    else:
+        secret = os.environ.get(SECRET_ENV, "").strip() or (
+            _stored_signing_secret(tracker_workspace_id) or ""
+        )
+    if not secret:
+        raise click.ClickException(
+            f"no signing secret: no workspace here for tracker workspace "
+            f"{tracker_workspace_id!r}; pipe the secret to --secret-stdin or set {SECRET_ENV}"
+        )
     doc = json.loads(path.read_text())
     doc["data"]["workspace_id"] = tracker_workspace_id
     body = json.dumps(doc).encode()
@@ -355,6 +409,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(config_command())
 
     app.cli.add_command(mappings_cli)
+    app.cli.add_command(drafts_cli)
 
     app.cli.add_command(provider_status_cli)
 

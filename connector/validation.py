@@ -42,7 +42,9 @@ def iso_currency(value: str | None) -> str:
     """The upper-cased code when ``value`` is an ISO 4217 currency; ValueError otherwise."""
     code = str(value or "").strip().upper()
     if len(code) != 3 or not code.isalpha() or pycountry.currencies.get(alpha_3=code) is None:
-        raise ValueError(f"{code or 'an empty value'} is not a currency: {CURRENCY_HINT}")
+        # Echo a short code whole, a long one cut: the message lands on pages and in logs.
+        shown = code if len(code) <= 12 else f"{code[:12]}… ({len(code)} characters)"
+        raise ValueError(f"{shown or 'an empty value'} is not a currency: {CURRENCY_HINT}")
     return code
 
 

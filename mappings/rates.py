@@ -99,6 +99,12 @@ def _text(data: Mapping[str, Any], field: str) -> str | None:
     return value.strip() or None
 
 
+# Hourly rates a person types (console and API): at most 4 decimals. Price lists use 2; 4 keeps
+# a fee spread over hours (27.3333) while a slip like 0.0000001, which QuickBooks' 7 decimals
+# would carry silently, is refused at the field. Rates read from the tracker keep theirs.
+RATE_DECIMALS = 4
+
+
 def parse_rate(data: Mapping[str, Any]) -> RateInput:
     """Validate raw form/JSON input; raise RateError naming the first bad field."""
     raw_amount = data.get("amount")
@@ -113,6 +119,13 @@ def parse_rate(data: Mapping[str, Any]) -> RateInput:
         amount = parse_amount(raw_amount)
     except (TypeError, ValueError):
         raise RateError("amount", "must be a plain non-negative number such as 27.50") from None
+    if -int(amount.normalize().as_tuple().exponent) > RATE_DECIMALS:  # 27.50000 is 27.5
+        raise RateError(
+            "amount",
+            f"has more than {RATE_DECIMALS} decimals: hourly rates are kept to "
+            f"{Decimal(1).scaleb(-RATE_DECIMALS)} (enough for a fee spread over hours, such as "
+            "27.3333), so a slip such as 0.0000001 is caught here",
+        )
 
     try:
         currency = iso_currency(_text(data, "currency"))

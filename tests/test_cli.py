@@ -25,7 +25,7 @@ def test_workspaces_create_json_prints_everything_needed(app) -> None:
         ]
     )
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)  # a note about PUBLIC_BASE_URL may go to stderr
     assert out["tracker_workspace_id"] == "77"
     assert out["webhook_url"].startswith("http://invoicer.test/webhooks/webwork/")
     assert out["signing_secret"].startswith("whsec_")

@@ -37,6 +37,7 @@ from connector.admin import (  # noqa: E402, F401  - each module registers its r
     deliveries,
     drafts,
     errors,
+    favicon,
     ledger,
     resume,
     words,

@@ -219,14 +219,17 @@ def _rate_fixes(
     ]
 
 
-def _parse_day(name: str) -> date | None:
+def _parse_day(name: str, errors: dict[str, str]) -> date | None:
+    """The filter's day; a value that is no date is named at its field (``errors``) and the
+    list is shown without it, saying so."""
     raw = (request.args.get(name) or "").strip()
     if not raw:
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        flash(f"Ignored the '{name}' filter: use a date like 2026-11-16.", "error")
+        shown = raw if len(raw) <= 20 else raw[:20] + "…"
+        errors[name] = f"{shown!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-16. Not applied."
         return None
 
 
@@ -288,7 +291,11 @@ def approvals(workspace_id: int) -> Any:
     if status not in STATUS_FILTERS:
         flash("Ignored an unknown status filter.", "error")
         status = ""
-    day_from, day_to = _parse_day("from"), _parse_day("to")
+    filter_errors: dict[str, str] = {}
+    day_from, day_to = _parse_day("from", filter_errors), _parse_day("to", filter_errors)
+    if day_from and day_to and day_from > day_to:
+        filter_errors["to"] = "is before 'Period from': no period can match. Not applied."
+        day_to = None
     page = bounded_int_arg(request.args.get("page"), 1)
 
     stmt = approvals_query(
@@ -315,6 +322,7 @@ def approvals(workspace_id: int) -> Any:
         status_filters=STATUS_FILTERS,
         day_from=day_from,
         day_to=day_to,
+        filter_errors=filter_errors,
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
         total=total,
@@ -341,7 +349,11 @@ def approval(workspace_id: int, timesheet_pk: int) -> Any:
         )
     )
     names = _entity_names(ws)
-    previous = [(d, _subject_name(d, names)) for d in earlier_drafts(ts)]
+    # Only drafts that reached the books were "replaced": a hold planned again once fixed made
+    # no invoice, and listing it would say the timesheet changed when nothing did.
+    previous = [
+        (d, _subject_name(d, names)) for d in earlier_drafts(ts) if d.provider_id is not None
+    ]
     return render_template(
         "admin/approval.html",
         workspace=ws,

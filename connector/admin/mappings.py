@@ -141,13 +141,14 @@ def _kind_and_id() -> tuple[str, str]:
 
 # --- the mapping screen --------------------------------------------------------------------------
 PAGE_SIZE = 50
+SEARCH_MAX = 200  # characters of a search kept: longer ones are no name anyone has
 
 
 @bp.route("/workspaces/<int:workspace_id>/mappings")
 @admin_required
 def index(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
-    query = (request.args.get("q") or "").strip()[:200]
+    query = (request.args.get("q") or "").strip()[:SEARCH_MAX]
     show = request.args.get("show", "")
     if show not in ("", "unmapped"):
         show = ""
@@ -310,7 +311,7 @@ def _render_edit(
     errors: dict[str, str] | None = None,
 ) -> Any:
     row = _entity_row(ws, kind, tracker_id)
-    query = (request.args.get("q") or "").strip()
+    query = (request.args.get("q") or "").strip()[:SEARCH_MAX]  # as the list's search
     problem = None
     results: list[AccountingCustomer] = []
     not_connected = onboarding.accounting_state(ws) == onboarding.AccountingState.NOT_CONNECTED

@@ -19,7 +19,7 @@ from flask import url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector import db, trackers
+from connector import books, db, rates, trackers
 from connector.models import (
     Connection,
     ConnectionStatus,
@@ -28,7 +28,6 @@ from connector.models import (
     DeliveryStatus,
     Draft,
     DraftStatus,
-    Rate,
     Timesheet,
     TrackerEntity,
     Workspace,
@@ -227,6 +226,41 @@ def _live_draft_count(s: Session, workspace_id: int, *statuses: str) -> int:
     )
 
 
+def _rates_step(s: Session, workspace: Workspace) -> Step:
+    """Done once a rate that applies to the current books exists or an approval was drafted."""
+    ws_id = workspace.id
+    rates_url = url_for("mappings.rates", workspace_id=ws_id)
+    held_for_rate = _live_draft_count(s, ws_id, DraftStatus.NEEDS_RATE)
+    if held_for_rate:
+        return Step(
+            "rates",
+            "Check hourly rates",
+            StepState.TODO,
+            f"{held_for_rate} draft(s) wait for an hourly rate.",
+            [Action("Add a rate", rates_url)],
+        )
+    # Only rates that apply to the books billed now count: customer rates of other books are
+    # history (connector.rates) and would never price an approval.
+    in_force = rates.applicable(ws_id, books.current_key(s, ws_id, workspace.provider))
+    has_rates = bool(s.scalar(select(func.count()).select_from(in_force.subquery())))
+    if has_rates or _live_draft_count(s, ws_id, DraftStatus.DRAFTED):
+        return Step(
+            "rates",
+            "Check hourly rates",
+            StepState.DONE,
+            "Every approval so far found a rate (its own from the tracker, or the table's).",
+            [Action("Review rates", rates_url)],
+        )
+    return Step(
+        "rates",
+        "Check hourly rates",
+        StepState.TODO,
+        "Hours that carry no rate from the tracker use the rate table. Add a workspace "
+        "default, or rates per project or member.",
+        [Action("Open the rate table", rates_url)],
+    )
+
+
 def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
     """The first-run steps, each with its state and the button that does it."""
     s = s or db.session
@@ -341,43 +375,7 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
                 )
             )
 
-    rates_url = url_for("mappings.rates", workspace_id=ws_id)
-    held_for_rate = _live_draft_count(s, ws_id, DraftStatus.NEEDS_RATE)
-    has_rates = bool(
-        s.scalar(select(func.count()).select_from(Rate).where(Rate.workspace_id == ws_id))
-    )
-    drafted = _live_draft_count(s, ws_id, DraftStatus.DRAFTED)
-    if held_for_rate:
-        steps.append(
-            Step(
-                "rates",
-                "Check hourly rates",
-                StepState.TODO,
-                f"{held_for_rate} draft(s) wait for an hourly rate.",
-                [Action("Add a rate", rates_url)],
-            )
-        )
-    elif has_rates or drafted:
-        steps.append(
-            Step(
-                "rates",
-                "Check hourly rates",
-                StepState.DONE,
-                "Every approval so far found a rate (its own from the tracker, or the table's).",
-                [Action("Review rates", rates_url)],
-            )
-        )
-    else:
-        steps.append(
-            Step(
-                "rates",
-                "Check hourly rates",
-                StepState.TODO,
-                "Hours that carry no rate from the tracker use the rate table. Add a workspace "
-                "default, or rates per project or member.",
-                [Action("Open the rate table", rates_url)],
-            )
-        )
+    steps.append(_rates_step(s, workspace))
 
     if workspace.auto_invoicing:
         steps.append(

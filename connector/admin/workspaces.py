@@ -338,6 +338,7 @@ def tokens(workspace_id: int) -> Any:
     never creates a second token."""
     ws = workspace_for_admin(workspace_id)
     error = None
+    name = ""
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         if not name or len(name) > 200:
@@ -352,7 +353,7 @@ def tokens(workspace_id: int) -> Any:
             )
             db.session.commit()
             return redirect(url_for("admin.shown_token", workspace_id=ws.id, handle=handle), 303)
-    return _tokens_page(ws, error=error)
+    return _tokens_page(ws, error=error, name=name if error else "")  # kept to fix, not retyped
 
 
 @bp.route("/workspaces/<int:workspace_id>/tokens/new/<handle>")

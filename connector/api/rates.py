@@ -154,9 +154,10 @@ OPENAPI_SCHEMAS = {
         "properties": {
             "amount": {
                 "type": "string",
-                "pattern": r"^[0-9]{1,5}(\.[0-9]{1,7})?$",
-                "description": 'Hourly rate as a decimal string: "27.50" (at most 7 decimals and '
-                "100000 per hour; 10000 for 3-decimal currencies such as KWD)",
+                "pattern": r"^[0-9]{1,5}(\.[0-9]{1,4})?$",
+                "description": 'Hourly rate as a decimal string: "27.50" (at most 4 decimals, so a '
+                "slip such as 0.0000001 is refused, and 100000 per hour; 10000 for 3-decimal "
+                "currencies such as KWD)",
             },
             "currency": CURRENCY_SCHEMA,
             "effective_from": {"type": ["string", "null"], "format": "date"},

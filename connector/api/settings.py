@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from flask import g, jsonify
@@ -12,6 +13,7 @@ from connector.api.mappings import CHANGE_NOTICE_PROPERTIES
 from connector.api.request_bodies import CURRENCY_SCHEMA, invalid_fields, json_object
 from connector.auth import token_required
 from connector.models import Workspace
+from connector.problems import Problem
 from connector.providers import PROVIDER_NAMES
 from connector.settings import WorkspaceSettings, validate_settings
 from connector.validation import FieldError, every_field_error
@@ -32,31 +34,78 @@ def get_settings() -> Any:
     return jsonify(_settings_json(g.workspace))
 
 
+# The workspace's own switches; every other key of a PATCH body is a billing setting, sent flat
+# (``{"consolidation": "per_period"}``) or inside ``settings`` (what GET returns), or both.
+_WORKSPACE_FIELDS = ("auto_invoicing", "provider", "settings")
+SETTING_NAMES = tuple(f.name for f in fields(WorkspaceSettings))
+_EXPECTED_SHAPE = (
+    f"is not a setting: send any of {', '.join(_WORKSPACE_FIELDS[:2])} or a billing setting "
+    f"({', '.join(SETTING_NAMES)}) at the top level, or the billing settings inside "
+    '"settings", e.g. {"consolidation": "per_period"}'
+)
+_WHOLE_NUMBERS = {
+    "billing_increment": "must be the JSON number 1, 6 or 15, or null for none",
+    "payment_terms_days": "must be a JSON whole number of days from 0 to 365",
+}
+
+
+def _billing_changes(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The billing settings a PATCH body changes, and where each was sent (its JSON pointer)."""
+    nested = body.get("settings", {})
+    nested = nested if isinstance(nested, dict) else {}
+    sent_twice = [
+        name
+        for name in SETTING_NAMES
+        if name in body and name in nested and body[name] != nested[name]
+    ]
+    if sent_twice:
+        name = sent_twice[0]
+        raise Problem(
+            422,
+            "Setting sent twice",
+            f"{name} is sent both at the top level and inside settings with different values; "
+            "send it once",
+            type_="setting-sent-twice",
+            field=f"/{name}",
+        )
+    where = {name: f"settings/{name}" for name in nested}
+    where.update({name: name for name in SETTING_NAMES if name in body})
+    return {**nested, **{name: body[name] for name in SETTING_NAMES if name in body}}, where
+
+
 @bp.patch("/settings")
 @token_required
 def patch_settings() -> Any:
-    """Change only the fields sent; ``settings`` holds the billing settings."""
+    """Change only the fields sent: the workspace's switches and billing settings, flat or
+    inside ``settings``."""
     body = json_object()
     ws: Workspace = g.workspace
     errors = [
-        FieldError(name, "is not a setting (auto_invoicing, provider, settings)")
+        FieldError(name, _EXPECTED_SHAPE)
         for name in body
-        if name not in ("auto_invoicing", "provider", "settings")
+        if name not in _WORKSPACE_FIELDS and name not in SETTING_NAMES
     ]
     if "auto_invoicing" in body and not isinstance(body["auto_invoicing"], bool):
         errors.append(FieldError("auto_invoicing", "must be true or false"))
     if "provider" in body and body["provider"] not in PROVIDER_NAMES:
         errors.append(FieldError("provider", f"must be one of {', '.join(PROVIDER_NAMES)}"))
-    changes = body.get("settings", {})
+    if not isinstance(body.get("settings", {}), dict):
+        errors.append(
+            FieldError("settings", 'must be an object, e.g. {"consolidation": "per_period"}')
+        )
+    changes, where = _billing_changes(body)
+    # The console's form sends numbers as text ("" for no increment); JSON has numbers and null.
+    for name in _WHOLE_NUMBERS:
+        if isinstance(changes.get(name), str):
+            errors.append(FieldError(where[name], _WHOLE_NUMBERS[name]))
+            del changes[name]
     current = WorkspaceSettings.from_dict(ws.settings)
-    if not isinstance(changes, dict):
-        errors.append(FieldError("settings", "must be an object"))
-    else:
-        # Every bad setting at once, as the console's Settings page shows them.
-        errors += [
-            FieldError(f"settings/{e.field}", e.message)
-            for e in every_field_error(lambda part: validate_settings(part, current), changes)
-        ]
+    # Every bad setting at once, as the console's Settings page shows them, each named where
+    # it was sent.
+    errors += [
+        FieldError(where.get(e.field, f"settings/{e.field}"), e.message)
+        for e in every_field_error(lambda part: validate_settings(part, current), changes)
+    ]
     if errors:
         raise invalid_fields(errors)
     validated = validate_settings(changes, current)
@@ -69,56 +118,63 @@ def patch_settings() -> Any:
     db.session.commit()
     if switched:  # other books: held approvals are planned again with their mappings
         pipeline.release_holds(ws.id)
-    if "settings" not in body:
+    if not where:
         return jsonify(_settings_json(ws))
 
     return jsonify({**_settings_json(ws), **change_notice(ws.id)})
 
 
+_BILLING_PROPERTIES: dict[str, Any] = {
+    "grouping": {
+        "type": "string",
+        "enum": ["project", "project_day", "task", "detailed"],
+    },
+    "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
+    "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365},
+    "default_currency": CURRENCY_SCHEMA,
+    "tax_code": {"type": ["string", "null"]},
+    "consolidation": {
+        "type": "string",
+        "enum": ["per_timesheet", "per_period"],
+        "description": "per_timesheet: drafts per approval (default); per_period: "
+        "every approval of a customer's period appends to one open draft",
+    },
+    "period": {"type": "string", "enum": ["weekly", "semi_monthly", "monthly"]},
+    "week_start": {
+        "type": "string",
+        "enum": [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ],
+    },
+}
 _SETTINGS_SCHEMA = {
     "type": "object",
     "properties": {
         "auto_invoicing": {"type": "boolean"},
         "provider": {"type": "string", "enum": list(PROVIDER_NAMES)},
-        "settings": {
-            "type": "object",
-            "properties": {
-                "grouping": {
-                    "type": "string",
-                    "enum": ["project", "project_day", "task", "detailed"],
-                },
-                "billing_increment": {"type": ["integer", "null"], "enum": [1, 6, 15, None]},
-                "payment_terms_days": {"type": "integer", "minimum": 0, "maximum": 365},
-                "default_currency": CURRENCY_SCHEMA,
-                "tax_code": {"type": ["string", "null"]},
-                "consolidation": {
-                    "type": "string",
-                    "enum": ["per_timesheet", "per_period"],
-                    "description": "per_timesheet: drafts per approval (default); per_period: "
-                    "every approval of a customer's period appends to one open draft",
-                },
-                "period": {"type": "string", "enum": ["weekly", "semi_monthly", "monthly"]},
-                "week_start": {
-                    "type": "string",
-                    "enum": [
-                        "monday",
-                        "tuesday",
-                        "wednesday",
-                        "thursday",
-                        "friday",
-                        "saturday",
-                        "sunday",
-                    ],
-                },
-            },
-        },
+        "settings": {"type": "object", "properties": _BILLING_PROPERTIES},
     },
+}
+# What PATCH accepts: the shape GET returns, or the billing settings flat beside the switches
+# (``{"consolidation": "per_period"}``); a setting sent both ways must carry one value.
+_SETTINGS_CHANGE_SCHEMA = {
+    "type": "object",
+    "description": "Only the fields sent change. Billing settings go at the top level "
+    '(`{"consolidation": "per_period"}`) or inside `settings` (the shape GET returns); '
+    "a setting sent both ways with different values is refused (422 setting-sent-twice).",
+    "properties": {**_SETTINGS_SCHEMA["properties"], **_BILLING_PROPERTIES},
 }
 _OK = {
     "description": "The workspace settings",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Settings"}}},
 }
-OPENAPI_SCHEMAS = {"Settings": _SETTINGS_SCHEMA}
+OPENAPI_SCHEMAS = {"Settings": _SETTINGS_SCHEMA, "SettingsChange": _SETTINGS_CHANGE_SCHEMA}
 OPENAPI_PATHS = {
     "/settings": {
         "get": {
@@ -132,7 +188,10 @@ OPENAPI_PATHS = {
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Settings"}}
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/SettingsChange"},
+                        "example": {"consolidation": "per_period", "period": "monthly"},
+                    }
                 },
             },
             "responses": {

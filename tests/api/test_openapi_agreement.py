@@ -35,6 +35,8 @@ SEMANTIC = {
     "createRate": SCOPE_RULES,
     "updateRate": SCOPE_RULES,
     "previewEvent": {"unbillable", "/data/workspace_id"},
+    # A billing setting sent flat and inside "settings" with two different values.
+    "patchSettings": {"setting-sent-twice"},
 }
 EVENT_EXAMPLES = sorted(EVENTS.glob("*.json"))
 HOSTILE = ["", " ", "x", "-1", "\u00b2", "\u0663", "99999999999999999999", "1.5", "null"]

@@ -20,6 +20,8 @@ from mappings import rates
         ({"amount": "-1", "currency": "USD"}, "amount"),
         ({"amount": "1e3", "currency": "USD"}, "amount"),
         ({"amount": "1.123456789", "currency": "USD"}, "amount"),
+        ({"amount": "0.0000001", "currency": "USD"}, "amount"),  # a slip, not a price (#21)
+        ({"amount": "27.12345", "currency": "USD"}, "amount"),
         ({"amount": "27.50", "currency": "US"}, "currency"),
         ({"amount": "27.50", "currency": "12$"}, "currency"),
         ({"amount": "27.50", "currency": "USD", "effective_from": "16/11/2026"}, "effective_from"),
@@ -32,6 +34,17 @@ def test_parse_rate_refuses_with_the_field(data: dict[str, Any], field: str) -> 
     with pytest.raises(rates.RateError) as info:
         rates.parse_rate(data)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("amount", ["27.3333", "27.50000", "0.0001", "100"])
+def test_parse_rate_takes_up_to_four_decimals(amount: str) -> None:
+    assert rates.parse_rate({"amount": amount, "currency": "USD"}).amount == Decimal(amount)
+
+
+def test_too_many_decimals_says_why() -> None:
+    with pytest.raises(rates.RateError) as info:
+        rates.parse_rate({"amount": "0.0000001", "currency": "USD"})
+    assert "more than 4 decimals" in info.value.message and "0.0000001" in info.value.message
 
 
 def test_parse_rate_normalises() -> None:

@@ -106,7 +106,9 @@ def connect_token(workspace_id: int) -> Any:
             connected_by=str(current_user.id),
         )
     except conn.ConnectError as exc:
-        flash(f"WebWork was not connected: {exc.message}", "error")
+        # The reason shows at the token field (connections.html, id webwork-pat).
+        flash("WebWork was not connected: the token field says why.", "error")
+        flash(exc.message, "field:webwork-pat")
         return redirect(_back(workspace.id))
     flash(
         f"WebWork connected as {meta['connected_as']} with a personal access token "

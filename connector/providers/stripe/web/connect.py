@@ -109,9 +109,18 @@ def _after_connect(workspace: Workspace, message: str) -> Any:
     return redirect(kit().return_after_connect(workspace.id, _connections_url(workspace.id)))
 
 
-def _fail(workspace_id: int, message: str) -> Any:
-    flash(message, "error")
+def _fail(workspace_id: int, message: str, *, field: str | None = None) -> Any:
+    """Back to Connections saying why; with ``field`` the reason shows at that form field (its
+    id), the banner only points there."""
+    if field is None:
+        flash(message, "error")
+    else:
+        flash("Stripe was not connected: the key field says why.", "error")
+        flash(message, f"field:{field}")
     return redirect(_connections_url(workspace_id))
+
+
+KEY_FIELD = "stripe-api-key"  # the key input's id on the Connections page (stripe/card.html)
 
 
 @bp.post("/workspaces/<int:workspace_id>/connections/stripe/key")
@@ -123,6 +132,7 @@ def save_key(workspace_id: int) -> Any:
         return _fail(
             workspace_id,
             "That is a publishable key. Paste a restricted key (rk_test_… or rk_live_…).",
+            field=KEY_FIELD,
         )
     match = KEY_RE.fullmatch(api_key)
     if not match:
@@ -130,11 +140,12 @@ def save_key(workspace_id: int) -> Any:
             workspace_id,
             "That does not look like a Stripe key. Paste a restricted key, which starts with "
             "rk_test_ or rk_live_.",
+            field=KEY_FIELD,
         )
     try:
         account_id = stripe_connect.validate_key(current_app.config, api_key)
     except ValueError as exc:
-        return _fail(workspace_id, str(exc))
+        return _fail(workspace_id, str(exc), field=KEY_FIELD)
     environment = match["mode"]
     store = _store(workspace_id)
     fingerprint = None if account_id else key_fingerprint(api_key)
