@@ -181,6 +181,20 @@ def install(tmp_path: Path) -> Iterator[Install]:
             os.killpg(server.pid, 9)
             server.wait(timeout=5)
         log.close()
+        _leave_no_trace(settings)
+
+
+def _leave_no_trace(settings: dict[str, str]) -> None:
+    """The walkthrough's schema and queue are its own: drop them for the tests that follow."""
+    if "REDIS_URL" in settings:
+        import redis
+
+        redis.Redis.from_url(settings["REDIS_URL"]).flushdb()  # the tests' Redis db
+    if settings["DATABASE_URL"].startswith("postgresql"):
+        engine = sa.create_engine(os.environ["TEST_DATABASE_URL"])
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        engine.dispose()
 
 
 def _wait_until_up(base: str, server: subprocess.Popen, log: Path) -> None:
