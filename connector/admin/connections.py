@@ -7,19 +7,17 @@ links or posts to them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, render_template, request, session
 from sqlalchemy import func, select
 
-from connector import db
+from connector import db, trackers
 from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
 from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS, PROVIDERS
-from connector.trackers import TRACKER_PROVIDERS, tracker_status
 
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
 ENVIRONMENT_LABELS = {
@@ -143,36 +141,23 @@ def connections(workspace_id: int) -> Any:
         reconnect=reconnect,
         statuses=ConnectionStatus,
         local_in_use=ws.provider == "local",
-        tracker=tracker_card(ws.id, rows),
+        tracker=tracker_card(ws, rows),
     )
 
 
-def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, Any] | None:
-    """The time tracker's card (WebWork): who is connected, polls, the last error in words."""
-    if "webwork" not in TRACKER_PROVIDERS:
+def tracker_card(workspace: Any, rows: dict[str, Connection]) -> dict[str, Any] | None:
+    """The card of the workspace's time tracker (its source's template and variables, from the
+    registry): who is connected, polls, the last error in words. None: the source has no card."""
+    source = trackers.SOURCES.get(workspace.tracker_source)
+    if source is None or source.card is None:
         return None
-    connection = rows.get("webwork")
-    meta = dict(connection.meta or {}) if connection else {}
+    connection = rows.get(source.name)
     return {
-        "provider": "webwork",
-        "display_name": TRACKER_PROVIDERS["webwork"],
+        **source.card.context(workspace.id, connection),
+        "provider": source.name,
+        "display_name": source.display_name,
         "connection": connection,
-        "status": tracker_status(workspace_id),
-        "kind": meta.get("kind"),
-        "masked_key": meta.get("masked_key"),
-        "workspace_name": meta.get("webwork_workspace_name"),
-        "timesheets_seen": meta.get("timesheets_seen"),
-        "rates_visible": meta.get("rates_visible"),
-        # Held by WebWork's refusal: since when, why, and the last automatic re-check.
-        "held_at": _when(meta.get("held_at")),
-        "held_reason": meta.get("held_reason"),
-        "last_check_at": _when(meta.get("last_check_at")),
-        "last_check_error": meta.get("last_check_error"),
+        "status": trackers.tracker_status(workspace.id),
+        "template": source.card.template,
+        "token_label": source.account.token_label if source.account else None,
     }
-
-
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
