@@ -120,8 +120,10 @@ def status(workspace_id: int) -> None:
 def disconnect(workspace_id: int, source: str | None) -> None:
     """Forget WORKSPACE_ID's tracker credentials and stop polling."""
     found = _source(_workspace(workspace_id), source)
-    done = trackers.disconnect_account(found.name, workspace_id)
-    click.echo("disconnected" if done else "was not connected")
+    outcome = trackers.disconnect_account(found.name, workspace_id)
+    click.echo("disconnected" if outcome.done else "was not connected")
+    if outcome.warning:
+        click.echo(f"warning: {outcome.warning}", err=True)
 
 
 def add_source_commands() -> None:
