@@ -1,7 +1,7 @@
 """``flask --app connector tracker ...``: connect a workspace's time tracker, poll, status,
 disconnect, for whichever source the workspace uses (or ``--source``), from the registry.
 
-A source adds commands only it has (e.g. WebWork's ``backfill``) through its registration's
+A source adds commands only it has (e.g. a ``backfill``) through its registration's
 ``commands``; the app factory attaches them with :func:`add_source_commands`.
 """
 

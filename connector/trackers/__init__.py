@@ -129,6 +129,9 @@ class Source:
     def kind_of(self, event_type: str | None) -> EventKind | None:
         return self.event_kinds.get(event_type or "")
 
+    def types_of(self, kind: EventKind) -> frozenset[str]:
+        return frozenset(t for t, k in self.event_kinds.items() if k == kind)
+
 
 SOURCES: dict[str, Source] = {}
 
