@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connector import billing, ratelimit, trackers
+from connector import billing, ratelimit, trackers, worker
 from connector.models import Connection
 from tests.tracker_fake import SOURCE
 from webhooks import poll_memory, polling
@@ -210,7 +210,7 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
                 "sheet": sheet,
             }
         ).encode()
-        delivery, _job = poll_memory.record(
+        delivery, job = poll_memory.record(
             SOURCE,
             workspace_id,
             sheet_id,
@@ -220,6 +220,8 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
             change=poll_memory.Change("approval", body),
         )
         found += delivery is not None
+        if job is not None:
+            worker.job_committed(job)  # inline in immediate mode; else the worker's sweep
     return f"{found} new approval(s)" + (" (rates refreshed)" if refresh else "")
 
 
