@@ -10,6 +10,7 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
@@ -34,6 +35,7 @@ from connector import (
     ratelimit,
     security,
     status_sync,
+    trackers,
     worker,
 )
 from connector.admin import bp as admin_bp
@@ -43,31 +45,45 @@ from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
-from connector.config import INSTANCE_DIR, check_config, load_config
+from connector.config import INSTANCE_DIR, Setting, check_config, load_config
 from connector.problems import Problem, problem_response
 from connector.providers import PROVIDERS, declared_settings, web_kit
 from connector.ratelimit import RedisRateLimiter
 from connector.ratelimit_db import DatabaseRateLimiter
 from connector.throttle import LoginThrottle, make_storage
-from webhooks import provider_receiver
+from webhooks import polling, provider_receiver, tracker_cli
 from webhooks.receiver import bp as webhooks_bp
-from webhooks.webwork.setup import setup as setup_webwork
 
 __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
 
 csrf = CSRFProtect()
+# The tracker sources: one line each, the module whose ``setup(app)`` registers the source
+# (``connector.trackers``). The first is the default of a new workspace.
+TRACKER_SOURCES = ("webhooks.webwork.setup",)
 # What a 503 tells a client (a webhook sender, an API caller) to wait while a dependency restarts.
 DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
 
+def tracker_settings() -> tuple[Setting, ...]:
+    """The environment variables each tracker source declares (``<its package>.settings``)."""
+    found: list[Setting] = []
+    for module in TRACKER_SOURCES:
+        package = module.rsplit(".", 1)[0]
+        if importlib.util.find_spec(f"{package}.settings") is not None:
+            found += importlib.import_module(f"{package}.settings").SETTINGS
+    return tuple(found)
+
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    config = load_config(extra=declared_settings())
+    declared = (*declared_settings(), *tracker_settings())
+    config = load_config(extra=declared)
     if overrides:
         config.update(overrides)
     check_config(config)
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.update(config)
+    app.extensions["declared_settings"] = declared  # ``flask config`` prints them
     app.config["MAX_CONTENT_LENGTH"] = config["WEBHOOK_MAX_BODY_BYTES"]
     # Flask defines both keys (SAMESITE as None), so setdefault would keep Flask's values.
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -120,8 +136,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         if token is not None:
             runtime.deactivate(token)
 
-    # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
-    setup_webwork(app)
+    # Tracker sources plug themselves in (routes, the core's registry); their poll jobs and
+    # their own CLI commands are then wired from what they registered.
+    for module in TRACKER_SOURCES:
+        importlib.import_module(module).setup(app)
+    for name in trackers.SOURCES:
+        polling.install(name)
+    tracker_cli.add_source_commands()
     # Each provider plugs in its connect pages, its status-event receiver and how the core reads
     # which invoices a stored event names: one registry line each (connector/providers).
     kit = provider_web_kit()

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -25,7 +24,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from connector import db, metrics, worker
+from connector import db, metrics, trackers, worker
 from connector.admin.admins_cli import admins_cli
 from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
@@ -43,7 +42,7 @@ from connector.workspaces import (
 )
 from mappings.mappings_cli import mappings_cli
 from webhooks.inbox import replay_delivery
-from webhooks.signing import sign
+from webhooks.tracker_cli import tracker_cli
 
 db_cli = AppGroup("db", help="Create or upgrade the database schema.")
 workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
@@ -51,14 +50,6 @@ events_cli = AppGroup("events", help="Send a signed sample event; replay stored 
 jobs_cli = AppGroup("jobs", help="Inspect and retry background jobs.")
 secrets_cli = AppGroup("secrets", help="Encryption-key rotation for stored secrets.")
 metrics_cli = AppGroup("metrics", help="Prometheus metrics for operators.")
-
-SAMPLE_EVENT = (
-    Path(__file__).resolve().parent.parent
-    / "webhooks"
-    / "webwork"
-    / "fixtures"
-    / "timesheet_approved__three_customers.json"
-)
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -114,6 +105,12 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 @workspaces_cli.command("create")
 @click.argument("name")
 @click.option("--tracker-workspace-id", required=True, help="The tracker's workspace id.")
+@click.option(
+    "--tracker",
+    "tracker_source",
+    default=None,
+    help="The time tracker the approvals come from (default: the first registered source).",
+)
 @click.option("--auto-invoicing/--no-auto-invoicing", default=False, show_default=True)
 @click.option(
     "--provider",
@@ -123,10 +120,19 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def workspaces_create(
-    name: str, tracker_workspace_id: str, auto_invoicing: bool, provider: str, as_json: bool
+    name: str,
+    tracker_workspace_id: str,
+    tracker_source: str | None,
+    auto_invoicing: bool,
+    provider: str,
+    as_json: bool,
 ) -> None:
     """Create a workspace; prints its webhook URL, signing secret and an API token (once)."""
-
+    if tracker_source is not None and not trackers.is_source(tracker_source):
+        known = ", ".join(trackers.SOURCES) or "none"
+        raise click.BadParameter(
+            f"{tracker_source!r} is not a tracker (registered: {known})", param_hint="--tracker"
+        )
     try:
         with db.session_scope() as s:
             created = create_workspace(
@@ -134,6 +140,7 @@ def workspaces_create(
                 _box(),
                 name=name,
                 tracker_workspace_id=tracker_workspace_id,
+                tracker_source=tracker_source,
                 auto_invoicing=auto_invoicing,
                 provider=provider,
             )
@@ -141,6 +148,7 @@ def workspaces_create(
             out = {
                 "id": ws.id,
                 "name": ws.name,
+                "tracker": ws.tracker_source,
                 "tracker_workspace_id": ws.tracker_workspace_id,
                 "auto_invoicing": ws.auto_invoicing,
                 "provider": ws.provider,
@@ -175,7 +183,8 @@ def workspaces_list() -> None:
 
     for ws in db.session.scalars(select(Workspace).order_by(Workspace.id)):
         click.echo(
-            f"{ws.id:4} {ws.name:30} tracker={ws.tracker_workspace_id} provider={ws.provider} "
+            f"{ws.id:4} {ws.name:30} tracker={ws.tracker_source}:{ws.tracker_workspace_id} "
+            f"provider={ws.provider} "
             f"auto_invoicing={'on' if ws.auto_invoicing else 'off'} "
             f"{webhook_url(current_app.config['PUBLIC_BASE_URL'], ws)}"
         )
@@ -224,10 +233,13 @@ def workspaces_token(workspace_id: int, name: str) -> None:
 SECRET_ENV = "TSI_SIGNING_SECRET"
 
 
-def _stored_signing_secret(tracker_workspace_id: str) -> str | None:
+def _stored_signing_secret(source: str, tracker_workspace_id: str) -> str | None:
     """The newest signing secret of the workspace this server keeps for the tracker's id."""
     ws = db.session.scalars(
-        select(Workspace).where(Workspace.tracker_workspace_id == tracker_workspace_id)
+        select(Workspace).where(
+            Workspace.tracker_source == source,
+            Workspace.tracker_workspace_id == tracker_workspace_id,
+        )
     ).first()
     secrets = signing_secrets(_box(), ws) if ws is not None else []
     return secrets[0] if secrets else None
@@ -243,6 +255,21 @@ def _refuse_secret_in_argv(_ctx: click.Context, _param: click.Parameter, value: 
         )
 
 
+def _sample_source(url: str, name: str | None) -> trackers.Source:
+    """The tracker whose sample is sent: ``--source``, else the one in the webhook URL's path
+    (``/webhooks/<source>/<token>``), else the default source."""
+    if name is None:
+        parts = urlsplit(url).path.strip("/").split("/")
+        found = parts[-2] if len(parts) >= 2 and parts[-3:-2] == ["webhooks"] else None
+        name = found if found and trackers.is_source(found) else trackers.default_source()
+    if not trackers.is_source(name):
+        raise click.BadParameter(f"{name!r} is not a registered tracker", param_hint="--source")
+    source = trackers.get_source(name)
+    if source.contract is None or source.signature is None:
+        raise click.ClickException(f"{source.display_name} has no sample events to send")
+    return source
+
+
 @events_cli.command("send-sample")
 @click.option("--url", required=True, help="The workspace's webhook URL.")
 @click.option(
@@ -255,38 +282,50 @@ def _refuse_secret_in_argv(_ctx: click.Context, _param: click.Parameter, value: 
     "else the secret this server stores for the workspace.",
 )
 @click.option("--tracker-workspace-id", required=True)
+@click.option("--source", default=None, help="The tracker (default: the one in the URL).")
+@click.option(
+    "--sample", default=None, help="The source's sample to send (default: its approval sample)."
+)
 @click.option(
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SAMPLE_EVENT,
-    show_default=True,
+    default=None,
+    help="Send this event file instead of a sample.",
 )
-def events_send_sample(url: str, secret_stdin: bool, tracker_workspace_id: str, path: Path) -> None:
-    """POST a signed sample approval (three customers) to a running server."""
-
+def events_send_sample(
+    url: str,
+    secret_stdin: bool,
+    tracker_workspace_id: str,
+    source: str | None,
+    sample: str | None,
+    path: Path | None,
+) -> None:
+    """POST a signed sample approval (several customers) to a running server."""
+    found = _sample_source(url, source)
+    assert found.contract is not None and found.signature is not None
     if secret_stdin:
         secret = sys.stdin.readline().strip()
     else:
         secret = os.environ.get(SECRET_ENV, "").strip() or (
-            _stored_signing_secret(tracker_workspace_id) or ""
+            _stored_signing_secret(found.name, tracker_workspace_id) or ""
         )
     if not secret:
         raise click.ClickException(
             f"no signing secret: no workspace here for tracker workspace "
             f"{tracker_workspace_id!r}; pipe the secret to --secret-stdin or set {SECRET_ENV}"
         )
-    doc = json.loads(path.read_text())
-    doc["data"]["workspace_id"] = tracker_workspace_id
+    if path is None:
+        name = sample or found.contract.default_sample
+        if name not in found.contract.samples:
+            known = ", ".join(sorted(found.contract.samples))
+            raise click.BadParameter(
+                f"no sample {name!r} (samples: {known})", param_hint="--sample"
+            )
+        path = found.contract.samples[name]
+    doc = found.contract.address(json.loads(path.read_text()), tracker_workspace_id)
     body = json.dumps(doc).encode()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret, msg_id, ts, body),
-    }
+    headers = {"content-type": "application/json", **found.signature.sign(secret, body)}
     try:
         res = requests.post(url, data=body, headers=headers, timeout=30)
     except requests.RequestException as exc:
@@ -398,7 +437,8 @@ def config_command() -> click.Command:
     @click.command("config")
     def show_config() -> None:
         """Print every environment variable, its default and meaning (Markdown)."""
-        click.echo(settings_table_markdown(declared_settings()))
+        declared = current_app.extensions.get("declared_settings", declared_settings())
+        click.echo(settings_table_markdown(declared))
 
     return show_config
 
@@ -410,6 +450,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(mappings_cli)
     app.cli.add_command(drafts_cli)
+    app.cli.add_command(tracker_cli)
 
     app.cli.add_command(provider_status_cli)
 

@@ -2,7 +2,7 @@
 account or the tracker is connected.
 
 ``tracker_status`` is the only function that knows how the tracker is connected: a connected
-tracker account (WebWork OAuth or personal token, polled; ``connector.trackers``), or else signed
+tracker account (the source's OAuth or token, polled; ``connector.trackers``), or else signed
 webhook deliveries (done once one arrived).
 
 ``accounting_state`` is what every page asks before it says "needs mapping" or "reconnect": a
@@ -95,6 +95,7 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
     """Is the tracker sending this workspace its approvals? A connected tracker account (polled),
     else signed webhook deliveries."""
     account = trackers.tracker_status(workspace.id)
+    name = trackers.display_name(workspace.tracker_source)
     if account.connected:
         polled = (
             f"; last successful poll {account.last_success_at:%Y-%m-%d %H:%M} UTC"
@@ -104,13 +105,13 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
         return TrackerStatus(
             True,
             account.last_success_at,
-            f"WebWork account connected as {account.connected_as or 'its owner'}{polled}.",
+            f"{name} account connected as {account.connected_as or 'its owner'}{polled}.",
         )
     if account.status == "reconnect_needed":
         return TrackerStatus(
             False,
             None,
-            "WebWork refused the saved sign-in: reconnect WebWork on the Connections page. "
+            f"{name} refused the saved sign-in: reconnect {name} on the Connections page. "
             "Approvals wait until then; nothing is lost.",
         )
     s = s or db.session
@@ -123,9 +124,12 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
         return TrackerStatus(
             False,
             None,
-            "Connect your WebWork account on the Connections page (approvals are then found by "
+            f"Connect your {name} account on the Connections page (approvals are then found by "
             "polling), or paste the webhook URL and signing secret into a sender of signed "
-            "approval events. This step is done when either works.",
+            "approval events. This step is done when either works."
+            if uses_workspace_secret(workspace)
+            else f"Connect your {name} account on the Connections page: its approvals then "
+            "reach this workspace by themselves. This step is done when it is connected.",
         )
     return TrackerStatus(
         True, last, f"Signed events arrive; the last one at {last:%Y-%m-%d %H:%M} UTC."
@@ -261,6 +265,32 @@ def _rates_step(s: Session, workspace: Workspace) -> Step:
     )
 
 
+def uses_workspace_secret(workspace: Workspace) -> bool:
+    """Does the workspace's tracker sign with the workspace's secret (shown to paste there)?"""
+    source = trackers.SOURCES.get(workspace.tracker_source)
+    return source is None or source.signature is None or source.signature.uses_workspace_secret
+
+
+def tracker_actions(workspace: Workspace) -> list[Action]:
+    """Connect the tracker; and the signing secret, when the tracker signs with it."""
+    actions = [
+        Action(
+            f"Connect {trackers.display_name(workspace.tracker_source)}",
+            url_for("admin.connections", workspace_id=workspace.id),
+        )
+    ]
+    if uses_workspace_secret(workspace):
+        actions.append(
+            Action(
+                # For a sender of signed events of the admin's own; secrets are shown once, when
+                # created, so the page creates one rather than "showing" a stored one.
+                "Get a signing secret (own sender)",
+                url_for("admin.signing_secret", workspace_id=workspace.id),
+            )
+        )
+    return actions
+
+
 def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
     """The first-run steps, each with its state and the button that does it."""
     s = s or db.session
@@ -274,17 +304,7 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
             "Connect the time tracker",
             StepState.DONE if tracker.connected else StepState.TODO,
             tracker.detail,
-            [
-                Action("Connect WebWork", url_for("admin.connections", workspace_id=ws_id)),
-                # For a sender of signed events of the admin's own; secrets are shown once, when
-                # created, so the page creates one rather than "showing" a stored one.
-                Action(
-                    "Get a signing secret (own sender)",
-                    url_for("admin.signing_secret", workspace_id=ws_id),
-                ),
-            ]
-            if not tracker.connected
-            else [],
+            [] if tracker.connected else tracker_actions(workspace),
         )
     )
 

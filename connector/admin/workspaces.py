@@ -48,8 +48,6 @@ ATTENTION_STATUSES = (
 
 
 NAME_MAX = 200  # workspaces.name and tracker_workspace_id are String(200)
-# The console creates workspaces for the one tracker it knows how to connect today.
-TRACKER_SOURCE = "webwork"
 
 
 def no_store(response: Any) -> Any:
@@ -153,28 +151,34 @@ def new_workspace() -> Any:
 
     Post/redirect/get: the new signing secret and API token are held for one GET of the
     "ready" page, so a reload neither creates a second workspace nor shows them again."""
-    form = {"name": "", "tracker_workspace_id": ""}
+    sources = trackers.SOURCES
+    form = {"name": "", "tracker_source": trackers.default_source(), "tracker_workspace_id": ""}
     errors: dict[str, str] = {}
     if request.method == "POST":
         form = {key: (request.form.get(key) or "").strip() for key in form}
+        form["tracker_source"] = form["tracker_source"] or trackers.default_source()
         errors = new_workspace_errors(form)
         if not errors:
             handle = _create_workspace(form)
             if handle is None:
-                errors["tracker_workspace_id"] = TRACKER_ID_TAKEN
+                errors["tracker_workspace_id"] = _tracker_id_taken_words(form["tracker_source"])
             else:
                 workspace_id, token = handle
                 return redirect(
                     url_for("admin.workspace_created", workspace_id=workspace_id, handle=token), 303
                 )
-    page = render_template("admin/workspace_new.html", form=form, errors=errors)
+    page = render_template(
+        "admin/workspace_new.html", form=form, errors=errors, sources=sources.values()
+    )
     return (page, 422) if errors else page
 
 
-TRACKER_ID_TAKEN = (
-    "Another workspace here already receives this WebWork workspace's approvals. Open that "
-    "workspace (ask its admins to add you), or check the id."
-)
+def _tracker_id_taken_words(source: str) -> str:
+    name = trackers.display_name(source)
+    return (
+        f"Another workspace here already receives this {name} workspace's approvals. Open that "
+        "workspace (ask its admins to add you), or check the id."
+    )
 
 
 def new_workspace_errors(form: dict[str, str]) -> dict[str, str]:
@@ -184,25 +188,28 @@ def new_workspace_errors(form: dict[str, str]) -> dict[str, str]:
         errors["name"] = "Give the workspace a name (for example your company's)."
     elif len(form["name"]) > NAME_MAX:
         errors["name"] = f"Use at most {NAME_MAX} characters."
+    source = trackers.SOURCES.get(form["tracker_source"])
+    if source is None:
+        errors["tracker_source"] = "Choose one of the listed time trackers."
+        return errors
+    where = f" ({source.workspace_id_hint})" if source.workspace_id_hint else ""
     tracker_id = form["tracker_workspace_id"]
     if not tracker_id:
-        errors["tracker_workspace_id"] = (
-            "Enter the WebWork workspace id (shown in WebWork under Settings)."
-        )
+        errors["tracker_workspace_id"] = f"Enter the {source.display_name} workspace id{where}."
     elif len(tracker_id) > NAME_MAX:
         errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
-    elif problem := trackers.workspace_id_problem(TRACKER_SOURCE, tracker_id):
+    elif problem := trackers.workspace_id_problem(source.name, tracker_id):
         errors["tracker_workspace_id"] = problem
-    elif _tracker_id_taken(tracker_id):
-        errors["tracker_workspace_id"] = TRACKER_ID_TAKEN
+    elif _tracker_id_taken(source.name, tracker_id):
+        errors["tracker_workspace_id"] = _tracker_id_taken_words(source.name)
     return errors
 
 
-def _tracker_id_taken(tracker_id: str) -> bool:
+def _tracker_id_taken(source: str, tracker_id: str) -> bool:
     return (
         db.session.scalar(
             select(Workspace.id).where(
-                Workspace.tracker_source == TRACKER_SOURCE,
+                Workspace.tracker_source == source,
                 Workspace.tracker_workspace_id == tracker_id,
             )
         )
@@ -220,7 +227,7 @@ def _create_workspace(form: dict[str, str]) -> tuple[int, str] | None:
             secret_box(current_app.config),
             name=form["name"],
             tracker_workspace_id=form["tracker_workspace_id"],
-            tracker_source=TRACKER_SOURCE,
+            tracker_source=form["tracker_source"],
         )
         db.session.add(WorkspaceMember(workspace_id=created.workspace.id, admin_user_id=admin_id))
         handle = once.keep(

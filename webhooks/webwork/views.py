@@ -20,7 +20,7 @@ from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
 from webhooks.webwork.polls import schedule_poll
 
-bp = Blueprint("webwork_connection", __name__)
+bp = Blueprint("webwork_connection", __name__, template_folder="templates")
 
 PROVIDER = "webwork"
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
