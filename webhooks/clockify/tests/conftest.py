@@ -1,0 +1,71 @@
+"""Clockify fixtures: a stateful fake at the wire, an instant client, people and projects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+
+from webhooks.clockify.tests.fake import API, REPORTS, FakeClockify, NoLimiter
+
+ADA = ("64f0aa11bb22cc33dd44ee77", "Ada Lovelace", "ada@example.com")
+GRACE = ("64f0aa11bb22cc33dd44ee88", "Grace Hopper", "grace@example.com")
+GLOBEX, INITECH = "cl-globex", "cl-initech"
+WEBSITE, PIPELINE, INTERNAL = "pr-website", "pr-pipeline", "pr-internal"
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    from webhooks.clockify import client as client_module
+
+    waited: list[float] = []
+    monkeypatch.setattr(client_module, "default_sleep", waited.append)
+    return waited
+
+
+@pytest.fixture
+def limiter(monkeypatch: pytest.MonkeyPatch) -> NoLimiter:
+    from connector import ratelimit
+
+    fake = NoLimiter()
+    monkeypatch.setattr(ratelimit, "shared_limiter", lambda: fake)
+    return fake
+
+
+def populate(fake: FakeClockify) -> None:
+    """Ada and Grace; Globex (Website at 100.00/h in Clockify) and Initech (Pipeline, no rate
+    in Clockify: our rate table prices it); an internal non-billable project."""
+    fake.add_user(*ADA)
+    fake.add_user(*GRACE, tz="America/New_York")
+    fake.add_client(GLOBEX, "Globex Corporation")
+    fake.add_client(INITECH, "Initech")
+    fake.add_project(WEBSITE, "Website", GLOBEX, rate_cents=10000)
+    fake.add_project(PIPELINE, "Data Pipeline", INITECH)
+    fake.add_project(INTERNAL, "Internal", None, billable=False)
+
+
+@pytest.fixture
+def clockify(sleeps: list[float], limiter: NoLimiter) -> Iterator[FakeClockify]:
+    fake = FakeClockify()
+    populate(fake)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake.register(rsps)
+        yield fake
+
+
+@pytest.fixture
+def clockify_app(app: Any, clockify: FakeClockify) -> FakeClockify:
+    app.config.update(CLOCKIFY_API_BASE_URL=API, CLOCKIFY_REPORTS_BASE_URL=REPORTS)
+    return clockify
+
+
+def ada_week(fake: FakeClockify) -> str:
+    """Ada's week of 2026-11-02 (Berlin), submitted: Website 4h + 1h40 (Clockify's 100.00/h),
+    Pipeline 1h05 (no Clockify rate), Internal 45 min (not billable). Returns the request id."""
+    fake.track(ADA[0], "2026-11-02T09:00", 240, WEBSITE, rate_cents=10000)
+    fake.track(ADA[0], "2026-11-02T14:00", 65, PIPELINE)
+    fake.track(ADA[0], "2026-11-03T00:30", 100, WEBSITE, rate_cents=10000)  # 23:30Z the day before
+    fake.track(ADA[0], "2026-11-04T10:00", 45, INTERNAL, billable=False)
+    return fake.submit(ADA[0], "2026-11-02")
