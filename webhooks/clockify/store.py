@@ -1,0 +1,22 @@
+"""The Clockify account's API key, webhook tokens and poll state, in the shared credential store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+
+from connector.connections.store import DbCredentialStore, secret_box
+from webhooks.clockify import SOURCE
+
+PROVIDER = SOURCE  # the connection row's provider name
+# Jobs parked until an admin reconnects Clockify (a revoked key): woken by the reconnect.
+WAIT_RECONNECT = "clockify_reconnect"
+
+
+def store_for(workspace_id: int, config: Mapping[str, Any] | None = None) -> DbCredentialStore:
+    """The workspace's Clockify connection; ``config``: the app's (default: the current app's)."""
+    return DbCredentialStore(
+        workspace_id, PROVIDER, secret_box(current_app.config if config is None else config)
+    )
