@@ -69,3 +69,32 @@ def ada_week(fake: FakeClockify) -> str:
     fake.track(ADA[0], "2026-11-03T00:30", 100, WEBSITE, rate_cents=10000)  # 23:30Z the day before
     fake.track(ADA[0], "2026-11-04T10:00", 45, INTERNAL, billable=False)
     return fake.submit(ADA[0], "2026-11-02")
+
+
+@pytest.fixture
+def cf_workspace(make_workspace: Any) -> Any:
+    """A connector workspace receiving approvals from the fake's Clockify workspace."""
+    from webhooks.clockify.tests.fake import WORKSPACE
+
+    return make_workspace(tracker_workspace_id=WORKSPACE, tracker_source="clockify")
+
+
+def hook_url(app: Any, workspace: Any) -> str:
+    return f"{app.config['PUBLIC_BASE_URL']}/webhooks/clockify/{workspace.endpoint_token}"
+
+
+@pytest.fixture
+def connected(app: Any, clockify_app: FakeClockify, cf_workspace: Any) -> str:
+    """Clockify connected with the owner's key (one webhook registered); returns the key."""
+    from webhooks.clockify.connection import connect_with_key
+
+    key = clockify_app.add_key()
+    with app.app_context():
+        connect_with_key(
+            cf_workspace.id,
+            cf_workspace.tracker_workspace_id,
+            key,
+            webhook_url=hook_url(app, cf_workspace),
+            connected_by="test",
+        )
+    return key
