@@ -34,6 +34,7 @@ from connector import (
     ratelimit,
     security,
     status_sync,
+    trackers,
     worker,
 )
 from connector.admin import bp as admin_bp
@@ -49,13 +50,15 @@ from connector.providers import PROVIDERS, declared_settings, web_kit
 from connector.ratelimit import RedisRateLimiter
 from connector.ratelimit_db import DatabaseRateLimiter
 from connector.throttle import LoginThrottle, make_storage
-from webhooks import provider_receiver
+from webhooks import polling, provider_receiver, tracker_cli
 from webhooks.receiver import bp as webhooks_bp
-from webhooks.webwork.setup import setup as setup_webwork
 
 __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
 
 csrf = CSRFProtect()
+# The tracker sources: one line each, the module whose ``setup(app)`` registers the source
+# (``connector.trackers``). The first is the default of a new workspace.
+TRACKER_SOURCES = ("webhooks.webwork.setup",)
 # What a 503 tells a client (a webhook sender, an API caller) to wait while a dependency restarts.
 DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
@@ -120,8 +123,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         if token is not None:
             runtime.deactivate(token)
 
-    # Tracker sources plug themselves in (routes, CLI, jobs, the core's registry): one line each.
-    setup_webwork(app)
+    # Tracker sources plug themselves in (routes, the core's registry); their poll jobs and
+    # their own CLI commands are then wired from what they registered.
+    for module in TRACKER_SOURCES:
+        importlib.import_module(module).setup(app)
+    for name in trackers.SOURCES:
+        polling.install(name)
+    tracker_cli.add_source_commands()
     # Each provider plugs in its connect pages, its status-event receiver and how the core reads
     # which invoices a stored event names: one registry line each (connector/providers).
     kit = provider_web_kit()

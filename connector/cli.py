@@ -40,6 +40,7 @@ from connector.workspaces import (
 from mappings.mappings_cli import mappings_cli
 from webhooks.inbox import replay_delivery
 from webhooks.signing import sign
+from webhooks.tracker_cli import tracker_cli
 
 db_cli = AppGroup("db", help="Create or upgrade the database schema.")
 workspaces_cli = AppGroup("workspaces", help="Create and manage workspaces.")
@@ -355,6 +356,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(config_command())
 
     app.cli.add_command(mappings_cli)
+    app.cli.add_command(tracker_cli)
 
     app.cli.add_command(provider_status_cli)
 

@@ -144,7 +144,7 @@ def test_the_core_dispatches_parse_and_normalize_by_source(app: Any) -> None:
         assert trackers.normalize_timesheet("fake", {"id": "t1"}) == "normalized"
         assert seen == [("parse", b"{}"), ("normalize", {"id": "t1"})]
         with pytest.raises(trackers.UnknownSource):
-            trackers.parse_event("clockify", b"{}")
+            trackers.parse_event("no-such-tracker", b"{}")
     finally:
         trackers.SOURCES.pop("fake", None)
         trackers.TRACKER_PROVIDERS.pop("fake", None)

@@ -2,7 +2,8 @@
 
 Outcomes, in the order they are decided (docs/events.md has the full table):
   unknown source or endpoint          404, nothing stored
-  forged, unsigned or stale           401, nothing stored (checked before anything is parsed)
+  forged, unsigned or stale           401, nothing stored (checked before anything is parsed,
+                                      by the source's own Signature: connector.trackers)
   body over the size cap              413 + Connection: close, body drained, nothing stored
   authentic duplicate webhook-id      200, no second job
   authentic but not JSON              400 problem+json, raw delivery kept as "invalid"
@@ -32,7 +33,6 @@ from connector.models import Delivery, DeliveryStatus, Workspace, utcnow
 from connector.problems import Problem
 from webhooks.inbox import find_delivery, insert_job, kept_headers, storable_text
 from webhooks.request_body import read_capped_body
-from webhooks.signing import SignatureError, verify
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -103,21 +103,34 @@ def _duplicate(workspace_id: int, webhook_id: str) -> Any:
     return jsonify(status="duplicate", delivery_id=existing.id if existing else None), 200
 
 
+def _authentic(source: str, endpoint: Endpoint, body: bytes) -> str:
+    """The delivery's id, once its source's signature check passed (401 otherwise)."""
+    signature = trackers.get_source(source).signature
+    try:
+        if signature is None:
+            raise trackers.SignatureRejected("this source accepts no webhooks")
+        webhook_id = signature.verify(
+            trackers.SignedDelivery(
+                workspace_id=endpoint.workspace_id,
+                tracker_workspace_id=endpoint.tracker_workspace_id,
+                headers=request.headers,
+                body=body,
+                signing_secrets=endpoint.secrets,
+                tolerance_seconds=current_app.config["WEBHOOK_TOLERANCE_SECONDS"],
+            )
+        )
+    except trackers.SignatureRejected as exc:
+        log.warning("rejected webhook for workspace %s: %s", endpoint.workspace_id, exc)
+        observability.DELIVERIES.labels("refused").inc()
+        raise Problem(401, "Invalid signature", str(exc), type_="invalid-signature") from None
+    return webhook_id
+
+
 @bp.post("/webhooks/<source>/<token>")
 def receive(source: str, token: str) -> Any:
     endpoint = _endpoint(source, token)
     body = read_capped_body()
-    try:
-        webhook_id = verify(
-            endpoint.secrets,
-            request.headers,
-            body,
-            tolerance_seconds=current_app.config["WEBHOOK_TOLERANCE_SECONDS"],
-        )
-    except SignatureError as exc:
-        log.warning("rejected webhook for workspace %s: %s", endpoint.workspace_id, exc)
-        observability.DELIVERIES.labels("refused").inc()
-        raise Problem(401, "Invalid signature", str(exc), type_="invalid-signature") from None
+    webhook_id = _authentic(source, endpoint, body)
 
     values: dict[str, Any] = {
         "workspace_id": endpoint.workspace_id,
@@ -136,7 +149,8 @@ def receive(source: str, token: str) -> Any:
     problem: Problem | None = None
     try:
         event = trackers.parse_event(source, body)
-        if event.is_approval and not event.is_thin:
+        kind = trackers.kind_of(source, event.type)
+        if kind == trackers.APPROVAL and not event.is_thin:
             # dates and periods: tell the sender now
             trackers.normalize_timesheet(source, event.timesheet)
     except trackers.EventError as exc:
@@ -150,7 +164,7 @@ def receive(source: str, token: str) -> Any:
         values.update(
             event_type=event.type,
             event_timestamp=event.timestamp,
-            timesheet_id=event.timesheet_id if event.supported else None,
+            timesheet_id=event.timesheet_id if kind is not None else None,
         )
         if event.workspace_id != endpoint.tracker_workspace_id:
             error = f"data.workspace_id {event.workspace_id!r} is not this endpoint's workspace"
@@ -158,7 +172,7 @@ def receive(source: str, token: str) -> Any:
             problem = Problem(
                 422, "Wrong workspace", error, type_="wrong-workspace", field="/data/workspace_id"
             )
-        elif not event.supported:
+        elif kind is None:
             values["status"] = DeliveryStatus.IGNORED
             log.info(
                 "ignored unsupported event type %r (workspace %s)",

@@ -16,12 +16,14 @@ import binascii
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 
+from connector.trackers import Signature, SignatureRejected, SignedDelivery
 from connector.validation import is_ascii_digits
 
 
-class SignatureError(Exception):
+class SignatureError(SignatureRejected):
     """Forged, unsigned or stale: the request is rejected and nothing is stored."""
 
 
@@ -87,3 +89,29 @@ def verify(
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return msg_id
     raise SignatureError("no signature matches")
+
+
+def verify_delivery(delivery: SignedDelivery) -> str:
+    """A source's :class:`~connector.trackers.Signature` check with the workspace's secrets."""
+    return verify(
+        delivery.signing_secrets,
+        delivery.headers,
+        delivery.body,
+        tolerance_seconds=delivery.tolerance_seconds,
+    )
+
+
+def signed_headers(secret: str, body: bytes, *, msg_id: str | None = None) -> dict[str, str]:
+    """The headers a Standard Webhooks sender puts on ``body`` (a fresh id, now)."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time())
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+# For a source whose sender signs with the workspace's secrets (Standard Webhooks).
+STANDARD_WEBHOOKS = Signature(verify=verify_delivery, sign=signed_headers)

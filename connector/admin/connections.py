@@ -7,19 +7,19 @@ links or posts to them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from flask import current_app, render_template, request, session
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 
-from connector import db
+from connector import db, trackers
 from connector.admin import bp
 from connector.admin.confirm import confirm_page, confirmed
 from connector.auth import admin_required, workspace_for_admin
 from connector.models import Connection, ConnectionStatus, Draft, DraftStatus
 from connector.providers import DISPLAY_NAMES, EXTERNAL_PROVIDERS, PROVIDERS
-from connector.trackers import TRACKER_PROVIDERS, tracker_status
+from webhooks import polling
 
 # Words for the environment column: QuickBooks says sandbox/production, Stripe test/live.
 ENVIRONMENT_LABELS = {
@@ -143,36 +143,81 @@ def connections(workspace_id: int) -> Any:
         reconnect=reconnect,
         statuses=ConnectionStatus,
         local_in_use=ws.provider == "local",
-        tracker=tracker_card(ws.id, rows),
+        tracker=tracker_card(ws, rows),
     )
 
 
-def tracker_card(workspace_id: int, rows: dict[str, Connection]) -> dict[str, Any] | None:
-    """The time tracker's card (WebWork): who is connected, polls, the last error in words."""
-    if "webwork" not in TRACKER_PROVIDERS:
+def tracker_card(workspace: Any, rows: dict[str, Connection]) -> dict[str, Any] | None:
+    """The card of the workspace's time tracker (its source's template and variables, from the
+    registry): who is connected, polls, the last error in words. None: the source has no card."""
+    source = trackers.SOURCES.get(workspace.tracker_source)
+    if source is None or source.card is None:
         return None
-    connection = rows.get("webwork")
-    meta = dict(connection.meta or {}) if connection else {}
+    connection = rows.get(source.name)
     return {
-        "provider": "webwork",
-        "display_name": TRACKER_PROVIDERS["webwork"],
+        **source.card.context(workspace.id, connection),
+        "provider": source.name,
+        "display_name": source.display_name,
         "connection": connection,
-        "status": tracker_status(workspace_id),
-        "kind": meta.get("kind"),
-        "masked_key": meta.get("masked_key"),
-        "workspace_name": meta.get("webwork_workspace_name"),
-        "timesheets_seen": meta.get("timesheets_seen"),
-        "rates_visible": meta.get("rates_visible"),
-        # Held by WebWork's refusal: since when, why, and the last automatic re-check.
-        "held_at": _when(meta.get("held_at")),
-        "held_reason": meta.get("held_reason"),
-        "last_check_at": _when(meta.get("last_check_at")),
-        "last_check_error": meta.get("last_check_error"),
+        "status": trackers.tracker_status(workspace.id),
+        "template": source.card.template,
+        "token_label": source.account.token_label if source.account else None,
     }
 
 
-def _when(value: Any) -> datetime | None:
+# --- the workspace's tracker, through the registry (any source with an Account / a Poller) ---
+def _tracker_of(workspace: Any) -> trackers.Source:
+    source = trackers.SOURCES.get(workspace.tracker_source)
+    if source is None:
+        abort(404)
+    return source
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/tracker/token")
+@admin_required
+def tracker_connect_token(workspace_id: int) -> Any:
+    """Connect the workspace's tracker with a pasted token or API key (the card's form)."""
+    ws = workspace_for_admin(workspace_id)
+    source = _tracker_of(ws)
+    if source.account is None:
+        abort(404)
     try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
+        said = trackers.connect_account(
+            source.name, ws.id, request.form.get("token", ""), str(current_user.id)
+        )
+    except trackers.ConnectRefused as exc:
+        flash(f"{source.display_name} was not connected: {exc.message}", "error")
+    else:
+        flash(said, "success")
+    return redirect(url_for("admin.connections", workspace_id=ws.id))
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/tracker/poll")
+@admin_required
+def tracker_poll_now(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    source = _tracker_of(ws)
+    status = trackers.tracker_status(ws.id)
+    if source.poller is None or status.status != ConnectionStatus.CONNECTED:
+        flash(f"{source.display_name} is not connected: connect it first.", "error")
+    else:
+        polling.schedule_poll(source.name, ws.id, delay_seconds=0.0, run_now=True)
+        flash(
+            f"Polling {source.display_name} now; new approvals appear on the Approvals page.",
+            "success",
+        )
+    return redirect(url_for("admin.connections", workspace_id=ws.id))
+
+
+@bp.post("/workspaces/<int:workspace_id>/connections/tracker/disconnect")
+@admin_required
+def tracker_disconnect(workspace_id: int) -> Any:
+    ws = workspace_for_admin(workspace_id)
+    source = _tracker_of(ws)
+    if trackers.disconnect_account(source.name, ws.id):
+        flash(
+            f"{source.display_name} disconnected: polling stopped and its credentials were "
+            "deleted here. Drafts already made are kept.",
+            "success",
+        )
+    return redirect(url_for("admin.connections", workspace_id=ws.id))

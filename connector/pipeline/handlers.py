@@ -56,7 +56,8 @@ def process_delivery(job: Job, config: Mapping[str, Any]) -> None:
             delivery.error = str(exc)
             s.commit()
             return
-        if not event.supported:  # a replayed "ignored" delivery: still nothing to do
+        if trackers.kind_of(delivery.source, event.type) is None:
+            # a replayed "ignored" delivery: still nothing to do
             delivery.status = DeliveryStatus.IGNORED
             s.commit()
             return
@@ -86,7 +87,8 @@ def _process_event(
     *,
     polled: bool = False,
 ) -> str | None:
-    if event.type == "timesheet.approved":
+    kind = trackers.kind_of(source, event.type)
+    if kind == trackers.APPROVAL:
         # A connected tracker account is the source of truth for the rows: thin webhook events
         # are filled and full ones re-read, so a webhook and a poll of one approval have the
         # same content revision (billed once); a polled delivery carries the rows its poll
@@ -99,7 +101,7 @@ def _process_event(
         if is_stale(ts_row, event):
             s.commit()
             return f"stale: a newer event for this timesheet was already applied ({event.type})"
-        if event.type == "timesheet.unapproved":
+        if kind == trackers.WITHDRAWAL:
             apply_withdrawal(s, workspace, ts_row, event, config)
             s.commit()
             return None
@@ -110,8 +112,9 @@ def _process_event(
             s.commit()
             raise worker.WaitFor(
                 "tracker_data",
-                "The event carries only the timesheet id. Connect the WebWork account so the "
-                "connector can fetch the approved rows; the approval waits until then.",
+                f"The event carries only the timesheet id. Connect the "
+                f"{trackers.display_name(source)} account so the connector can fetch the "
+                "approved rows; the approval waits until then.",
             )
         try:
             apply_approval(s, workspace, ts_row, event, config)

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import current_app
 
-from connector import worker
+from connector import trackers, worker
 from connector.connections.store import DbCredentialStore
 from connector.models import ConnectionStatus
 from connector.oauth import client as oauth
@@ -47,12 +47,8 @@ WAIT_RECONNECT = "webwork_reconnect"
 WAIT_TRACKER_DATA = "tracker_data"
 
 
-class ConnectError(Exception):
+class ConnectError(trackers.ConnectRefused):
     """Connecting was refused; ``message`` says why in plain words and how to fix it."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 def mask_token(token: str) -> str:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
-from connector import db, worker
-from connector.models import Connection, ConnectionStatus, utcnow
+from connector import worker
+from connector.models import utcnow
+from webhooks import polling
+from webhooks.webwork import SOURCE
 from webhooks.webwork.client import WebWorkError
 from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for
-from webhooks.webwork.polls import schedule_poll
-from webhooks.webwork.store import PROVIDER, store_for
+from webhooks.webwork.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -34,39 +33,7 @@ RECHECK_SECONDS = 900.0
 
 def hold(workspace_id: int, reason: str) -> None:
     """WebWork refused the connection (confirmed): stop polling, say so, re-check later."""
-    store = store_for(workspace_id)
-    row = store.connection()
-    if row is None or row.status == ConnectionStatus.DISCONNECTED:
-        return  # removed: nothing to hold or re-check
-    now = utcnow()
-    meta = dict(row.meta or {})
-    if row.status != ConnectionStatus.RECONNECT_NEEDED or not meta.get("held_at"):
-        log.warning(
-            "WebWork polling of workspace %s stopped: %s Checking the token again every %d "
-            "minutes; reconnecting WebWork resumes it at once.",
-            workspace_id,
-            reason,
-            RECHECK_SECONDS // 60,
-        )
-        store.update_meta(held_at=now.isoformat())
-    store.mark_reconnect_needed(reason)
-    store.update_meta(held_reason=reason, last_error=reason, last_check_at=now.isoformat())
-    schedule_poll(workspace_id, delay_seconds=RECHECK_SECONDS)
-
-
-def _mark_connected(workspace_id: int) -> bool:
-    """Held -> connected (only from held: a disconnect meanwhile wins)."""
-    with db.session_scope() as s:
-        row = s.scalars(
-            select(Connection).where(
-                Connection.workspace_id == workspace_id, Connection.provider == PROVIDER
-            )
-        ).one_or_none()
-        if row is None or row.status != ConnectionStatus.RECONNECT_NEEDED:
-            return False
-        row.status = ConnectionStatus.CONNECTED
-        row.last_error = None
-        return True
+    polling.hold(SOURCE, workspace_id, reason)
 
 
 def recheck(workspace_id: int, **client_kwargs: Any) -> bool:
@@ -85,21 +52,8 @@ def recheck(workspace_id: int, **client_kwargs: Any) -> bool:
             last_check_error=f"the connected user no longer sees WebWork workspace {wanted}",
         )
         return False
-    if not _mark_connected(workspace_id):
+    if not polling.resume(SOURCE, workspace_id):
         return False
-    held_at = store.meta().get("held_at")
-    store.update_meta(
-        held_at=None,
-        held_reason=None,
-        last_error=None,
-        last_check_error=None,
-        resumed_at=utcnow().isoformat(),
-    )
-    log.warning(
-        "WebWork polling of workspace %s resumed: WebWork accepts the token again (held since %s)",
-        workspace_id,
-        held_at,
-    )
     resume_waiting(workspace_id)
     return True
 

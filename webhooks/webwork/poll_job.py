@@ -1,77 +1,74 @@
-"""The periodic poll job (outbox kind ``webwork_poll``): poll, record the outcome in plain
-words, schedule the next poll. Exactly one is pending per connected workspace (``polls.py``).
+"""WebWork's :class:`~connector.trackers.Poller`: one poll, its failures in the shared terms.
 
-No outcome ends polling: a failed poll is retried by the next one (after at least WebWork's
-Retry-After); a confirmed refusal of the token holds the connection and the next runs re-check
-it on a slow schedule (``connection_health``) until it works again or is removed.
+The shared machinery (``webhooks/polling.py``) runs it as the periodic job ``webwork_poll``
+and from ``flask tracker poll``: a confirmed refusal of the token holds the connection (and
+``connection_health.recheck`` resumes it), WebWork's Retry-After delays the next poll.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from connector import worker
-from connector.jobs import LeaseLost
-from connector.models import ConnectionStatus, Job
+from connector import trackers
 from webhooks.webwork.client import Forbidden, ReconnectRequired, Unavailable, WebWorkError
-from webhooks.webwork.connection import WAIT_RECONNECT, store_for
-from webhooks.webwork.connection_health import RECHECK_SECONDS, hold, recheck
+from webhooks.webwork.connection import WAIT_RECONNECT
+from webhooks.webwork.connection_health import RECHECK_SECONDS
+from webhooks.webwork.connection_health import recheck as recheck_token
 from webhooks.webwork.poller import Disconnected, PollBusy, poll_workspace
-from webhooks.webwork.polls import schedule_poll
-
-log = logging.getLogger(__name__)
-
-DEFAULT_POLL_SECONDS = 300.0
+from webhooks.webwork.polls import JOB_KIND
+from webhooks.webwork.rate_changes import rebill_changed_rates
 
 
-def _poll_seconds(config: Mapping[str, Any]) -> float:
-    every = config.get("WEBWORK_POLL_SECONDS")
-    return DEFAULT_POLL_SECONDS if every in (None, "") else float(every)
+def _report(report: Any) -> str:
+    return (
+        f"{report.timesheets} timesheet(s) on {report.pages} page(s): "
+        f"{report.new_approvals} new approval(s), {report.withdrawals} withdrawal(s), "
+        f"{report.invalid} not usable" + (f"; stopped: {report.stopped}" if report.stopped else "")
+    )
 
 
-def poll_job(job: Job, config: Mapping[str, Any]) -> None:
-    workspace_id = job.workspace_id
-    store = store_for(workspace_id)
-    row = store.connection()
-    if row is None or row.status == ConnectionStatus.DISCONNECTED:
-        return  # removed: nothing to poll, nothing to wait for
+def _rates_report(workspace_id: int) -> str:
+    changes = rebill_changed_rates(workspace_id)
+    return (
+        f"rates refreshed: {changes.rebilled} approval(s) with unsent drafts at a changed "
+        f"rate queued for a re-bill; {changes.held} held approval(s) billed again"
+        + (
+            f"; {changes.sent} approval(s) at a changed rate were already sent and are "
+            "left as they are (use Re-bill on each if wanted)"
+            if changes.sent
+            else ""
+        )
+    )
+
+
+def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
+    """Poll WebWork now; ``refresh`` re-reads projects and rates and re-bills changed rates."""
     try:
-        _poll_or_recheck(workspace_id, row.status, config)
-    except LeaseLost:
-        raise
-    except Exception as exc:
-        # A bug must not end polling: it is logged, shown, and the next poll is scheduled.
-        log.exception("WebWork poll of workspace %s crashed", workspace_id)
-        store.update_meta(last_error=f"The poll failed unexpectedly ({type(exc).__name__}).")
-        schedule_poll(workspace_id)
-
-
-def _poll_or_recheck(workspace_id: int, status: str, config: Mapping[str, Any]) -> None:
-    store = store_for(workspace_id)
-    if status == ConnectionStatus.RECONNECT_NEEDED and not recheck(workspace_id):
-        schedule_poll(workspace_id, delay_seconds=RECHECK_SECONDS)
-        return
-    delay: float | None = None
-    try:
-        poll_workspace(workspace_id)
-    except PollBusy:
-        pass
-    except Disconnected:
-        return
+        report = poll_workspace(workspace_id, refresh_catalog=refresh)
+    except PollBusy as exc:
+        raise trackers.PollBusy(str(exc)) from None
+    except Disconnected as exc:
+        return f"stopped: {exc}"
     except (ReconnectRequired, Forbidden) as exc:
-        hold(workspace_id, exc.message)
-        return
+        raise trackers.PollProblem(exc.message, refused=True) from None
     except Unavailable as exc:
-        store.update_meta(last_error=exc.message)
-        if exc.retry_after:
-            delay = max(_poll_seconds(config), exc.retry_after)
+        raise trackers.PollProblem(exc.message, retry_after=exc.retry_after) from None
     except WebWorkError as exc:
-        store.update_meta(last_error=exc.message)
-    else:
-        # Webhook approvals that met a refusal WebWork no longer gives go on now.
-        worker.resume_waiting(workspace_id, WAIT_RECONNECT)
-    row = store.connection()
-    if row is not None and row.status != ConnectionStatus.DISCONNECTED:
-        schedule_poll(workspace_id, delay_seconds=delay)
+        raise trackers.PollProblem(exc.message) from None
+    said = _report(report)
+    return said + "\n" + _rates_report(workspace_id) if refresh else said
+
+
+def recheck(workspace_id: int) -> bool:
+    return recheck_token(workspace_id)
+
+
+POLLER = trackers.Poller(
+    job_kind=JOB_KIND,
+    interval_setting="WEBWORK_POLL_SECONDS",
+    poll=poll,
+    recheck=recheck,
+    recheck_seconds=RECHECK_SECONDS,
+    wakes=(WAIT_RECONNECT,),
+)

@@ -18,7 +18,7 @@ from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
 from webhooks.webwork.polls import schedule_poll
 
-bp = Blueprint("webwork_connection", __name__)
+bp = Blueprint("webwork_connection", __name__, template_folder="templates")
 
 PROVIDER = "webwork"
 

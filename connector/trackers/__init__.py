@@ -1,18 +1,21 @@
 """The registry through which the core reaches tracker sources (``webhooks/<source>/``).
 
-The core (pipeline, console) never imports a tracker's package: a source registers what it can
-do here when the app is built (``webhooks.<source>.setup``), and the core asks through these
-functions, dispatched by the delivery's or the timesheet's ``source``. Today one source
-registers: WebWork (signed webhooks, and a connected account that is polled).
+The core (pipeline, console, API, CLI) never imports a tracker's package: a source registers
+what it can do here when the app is built (``webhooks.<source>.setup``), and the core asks
+through these functions, dispatched by the delivery's, the timesheet's or the workspace's
+``source``. What a source declares beside its parser and normalizer (event kinds, signature
+check, schema and samples, connect card, account, poller) is in :mod:`connector.trackers.parts`.
 
-A second tracker is one new folder ``webhooks/<name>/`` (events, normalize, fixtures, client,
-poller, ``setup.py`` calling :func:`register_source`) plus one line in the app factory.
+A tracker is one folder ``webhooks/<name>/`` (events, normalize, fixtures, client, poller,
+``setup.py`` calling :func:`register_source`) plus one line in ``connector/app.py``'s
+``TRACKER_SOURCES``; nothing outside its folder names it (``tests/test_tracker_seam.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +23,43 @@ from sqlalchemy import select
 
 from connector import billing, db
 from connector.models import Connection, ConnectionStatus
+from connector.trackers.parts import (
+    APPROVAL,
+    WITHDRAWAL,
+    Account,
+    Card,
+    ConnectRefused,
+    Contract,
+    EventKind,
+    PollBusy,
+    Poller,
+    PollProblem,
+    Signature,
+    SignatureRejected,
+    SignedDelivery,
+)
+
+__all__ = [
+    "APPROVAL",
+    "WITHDRAWAL",
+    "Account",
+    "Card",
+    "ConnectRefused",
+    "Contract",
+    "EventError",
+    "EventKind",
+    "PollBusy",
+    "PollProblem",
+    "Poller",
+    "Signature",
+    "SignatureRejected",
+    "SignedDelivery",
+    "Source",
+    "TrackerEvent",
+    "UnknownSource",
+]
+
+log = logging.getLogger(__name__)
 
 
 class EventError(Exception):
@@ -63,7 +103,8 @@ class UnknownSource(LookupError):
 
 @dataclass(frozen=True)
 class Source:
-    """One tracker: how its deliveries are read and turned into the billing engine's input."""
+    """One tracker: how its deliveries are read and turned into the billing engine's input,
+    and the parts the receiver, API, console and CLI read (:mod:`connector.trackers.parts`)."""
 
     name: str
     display_name: str
@@ -71,6 +112,20 @@ class Source:
     parse_event: Callable[[bytes], TrackerEvent]
     # the stored timesheet JSON -> billing.TimesheetInput (raises an EventError subclass)
     normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput]
+    # event type -> what it means to the pipeline; other types are acknowledged and ignored
+    event_kinds: Mapping[str, EventKind] = field(default_factory=dict)
+    signature: Signature | None = None  # None: no webhook is accepted (401)
+    contract: Contract | None = None
+    card: Card | None = None
+    account: Account | None = None
+    poller: Poller | None = None
+    # Extra ``flask tracker ...`` commands only this source has (e.g. a backfill)
+    commands: tuple[Any, ...] = ()
+    # Where an admin finds the tracker's workspace id (the create-workspace form's hint)
+    workspace_id_hint: str = ""
+
+    def kind_of(self, event_type: str | None) -> EventKind | None:
+        return self.event_kinds.get(event_type or "")
 
 
 SOURCES: dict[str, Source] = {}
@@ -91,13 +146,37 @@ def register_source(
     normalize_timesheet: Callable[[dict[str, Any]], billing.TimesheetInput],
     fill_event: Callable[..., Any] | None = None,
     rate_hold_hint: Callable[[int], str | None] | None = None,
-) -> None:
-    SOURCES[source] = Source(source, display_name, parse_event, normalize_timesheet)
+    event_kinds: Mapping[str, EventKind] | None = None,
+    signature: Signature | None = None,
+    contract: Contract | None = None,
+    card: Card | None = None,
+    account: Account | None = None,
+    poller: Poller | None = None,
+    commands: tuple[Any, ...] = (),
+    workspace_id_hint: str = "",
+) -> Source:
+    """Plug a tracker in (called from its ``setup.py``); registering again replaces it."""
+    registered = Source(
+        source,
+        display_name,
+        parse_event,
+        normalize_timesheet,
+        event_kinds=dict(event_kinds or {}),
+        signature=signature,
+        contract=contract,
+        card=card,
+        account=account,
+        poller=poller,
+        commands=tuple(commands),
+        workspace_id_hint=workspace_id_hint,
+    )
+    SOURCES[source] = registered
     TRACKER_PROVIDERS[source] = display_name
     if fill_event is not None:
         _FILLERS[source] = fill_event
     if rate_hold_hint is not None:
         _RATE_HINTS[source] = rate_hold_hint
+    return registered
 
 
 def get_source(source: str) -> Source:
@@ -107,8 +186,55 @@ def get_source(source: str) -> Source:
         raise UnknownSource(f"no tracker source {source!r} is registered") from None
 
 
+def display_name(source: str) -> str:
+    """The tracker's name for people (the source's key when it is no longer registered)."""
+    found = SOURCES.get(source)
+    return source if found is None else found.display_name
+
+
 def is_source(source: str) -> bool:
     return source in SOURCES
+
+
+def kind_of(source: str, event_type: str | None) -> EventKind | None:
+    """What a stored event type means to the pipeline (None: not an event that is billed)."""
+    found = SOURCES.get(source)
+    return None if found is None else found.kind_of(event_type)
+
+
+def event_types(kind: EventKind) -> frozenset[str]:
+    """Every registered source's event types of one kind (the API's enum, the console's words)."""
+    return frozenset(t for src in SOURCES.values() for t, k in src.event_kinds.items() if k == kind)
+
+
+def connect_account(source: str, workspace_id: int, token: str, connected_by: str) -> str:
+    """Connect the workspace's tracker account with a pasted token, then run the source's
+    on-connect hook (e.g. register its webhooks); a hook's refusal undoes the connection."""
+    account = get_source(source).account
+    if account is None:
+        raise ConnectRefused(f"{get_source(source).display_name} cannot be connected with a token.")
+    said = account.connect_token(workspace_id, token, connected_by)
+    if account.on_connect is not None:
+        try:
+            account.on_connect(workspace_id)
+        except ConnectRefused:
+            account.disconnect(workspace_id)
+            raise
+    return said
+
+
+def disconnect_account(source: str, workspace_id: int) -> bool:
+    """Run the source's on-disconnect hook (e.g. remove its webhooks; a failure is logged, never
+    blocks), then forget the credentials. False when nothing was connected."""
+    account = get_source(source).account
+    if account is None:
+        return False
+    if account.on_disconnect is not None:
+        try:
+            account.on_disconnect(workspace_id)
+        except Exception:  # the tracker may be down or the key revoked: forget ours anyway
+            log.exception("on-disconnect of %s for workspace %s failed", source, workspace_id)
+    return account.disconnect(workspace_id)
 
 
 def parse_event(source: str, body: bytes) -> TrackerEvent:
