@@ -4,10 +4,11 @@ Stored in the shared credential store (``connector.connections.store``) under pr
 ``clockify``: ``credentials`` (encrypted) hold the API key and each registered webhook's id and
 token; ``meta`` what the console shows (who connected, the masked key, the workspace's name).
 
-Connecting checks the key with Clockify (the user, the workspace), then registers ONE webhook
+Connecting (``trackers.connect_account``: ``connect_token`` then the ``on_connect`` hook)
+checks the key with Clockify (the user, the workspace) and stores it, then registers ONE webhook
 for the workspace's approval status changes at our receiver's address, replacing any webhook
-this connector registered before at that address (a reconnect never leaves two that would
-deliver everything twice). Disconnecting removes it from Clockify, then forgets the key.
+this connector registered before (a reconnect never leaves two that would deliver everything
+twice). Disconnecting removes it from Clockify (``on_disconnect``), then forgets the key.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any
 
 from flask import current_app
 
-from connector import worker
-from connector.models import ConnectionStatus
+from connector import db, trackers
+from connector.models import ConnectionStatus, Workspace
+from connector.workspaces import webhook_url
+from webhooks import polling
+from webhooks.clockify import SOURCE
 from webhooks.clockify.client import (
     ClockifyClient,
     ClockifyError,
@@ -30,7 +34,6 @@ from webhooks.clockify.client import (
     Unavailable,
     settings_from_config,
 )
-from webhooks.clockify.polls import cancel_polls, schedule_poll
 from webhooks.clockify.store import PROVIDER, WAIT_RECONNECT, store_for
 
 __all__ = ["PROVIDER", "WAIT_RECONNECT", "ConnectError", "client_for", "store_for"]
@@ -43,12 +46,7 @@ WEBHOOK_NAME = "Timesheet invoicer: approvals"
 TOKEN_HEADERS = ("Clockify-Signature", "Clockify-Signature-Token")
 
 
-class ConnectError(Exception):
-    """Connecting was refused; ``message`` says why in plain words and how to fix it."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+ConnectError = trackers.ConnectRefused  # plain words for the admin (console and CLI)
 
 
 def mask_key(key: str) -> str:
@@ -126,80 +124,99 @@ def register_webhook(client: ClockifyClient, url: str, previous: list[dict[str, 
     return {"id": str(created["id"]), "token": str(created["authToken"])}
 
 
-def connect_with_key(
+def _workspace(workspace_id: int) -> Workspace:
+    with db.new_session() as s:
+        workspace = s.get(Workspace, workspace_id)
+        if workspace is None:
+            raise ConnectError(f"There is no workspace {workspace_id}.")
+        s.expunge(workspace)
+        return workspace
+
+
+def connect_token(
     workspace_id: int,
-    tracker_workspace_id: str,
     api_key: str,
-    *,
-    webhook_url: str,
     connected_by: str,
+    *,
     config: Mapping[str, Any] | None = None,
     **client_kwargs: Any,
-) -> dict[str, Any]:
-    """Check the key, register the webhook, store both encrypted. Raises ConnectError."""
+) -> str:
+    """Check the key with Clockify and store it encrypted (its webhook comes next: on_connect)."""
     config = current_app.config if config is None else config
     api_key = api_key.strip()
     if not api_key or any(c.isspace() for c in api_key):
         raise ConnectError("Paste the whole Clockify API key (one line, no spaces).")
+    tracker_workspace_id = _workspace(workspace_id).tracker_workspace_id
     client = ClockifyClient(
         settings_from_config(config),
         api_key,
-        workspace_id=str(tracker_workspace_id),
+        workspace_id=tracker_workspace_id,
         max_attempts=2,
         **client_kwargs,
     )
     meta = validate(client)
     store = store_for(workspace_id, config)
-    previous = list(store.load().get("webhooks") or [])
-    hook = register_webhook(client, webhook_url, previous)
-    meta.update(
-        masked_key=mask_key(api_key),
-        connected_by=connected_by,
-        webhook_id=hook["id"],
-        webhook_url=webhook_url,
-        last_error=None,
-    )
+    previous = list(store.load().get("webhooks") or [])  # a reconnect replaces them
+    meta.update(masked_key=mask_key(api_key), connected_by=connected_by, last_error=None)
     store.connect(
-        {"api_key": api_key, "webhooks": [hook]},
-        account_id=str(tracker_workspace_id),
+        {"api_key": api_key, "webhooks": previous},
+        account_id=tracker_workspace_id,
         environment=None,
         account_name=meta["connected_as"],
         meta=meta,
     )
-    worker.resume_waiting(workspace_id, WAIT_RECONNECT)
-    schedule_poll(workspace_id, delay_seconds=0.0)
-    return meta
+    polling.wake(SOURCE, workspace_id)  # approvals that waited for a reconnect go on
+    polling.schedule_poll(SOURCE, workspace_id, delay_seconds=0.0)
+    return (
+        f"Clockify connected for workspace {workspace_id} as {meta['connected_as']} "
+        f"(key {meta['masked_key']}, Clockify workspace {meta['clockify_workspace_name']})."
+    )
 
 
-def disconnect(workspace_id: int, config: Mapping[str, Any] | None = None) -> str | None:
-    """Remove our webhooks from Clockify (best effort), then forget the key. Returns a warning
-    in plain words when Clockify could not be told (the webhooks then answer 401 here)."""
-    store = store_for(workspace_id, config)
-    row = store.connection()
-    if row is None or row.status == ConnectionStatus.DISCONNECTED:
-        return None
-    warning = None
+def register_webhooks(workspace_id: int) -> None:
+    """on_connect: one approval webhook at this workspace's receiver address, its token kept
+    encrypted beside the key. Raises ConnectError (the connection is then undone)."""
+    store = store_for(workspace_id)
+    credentials = store.load()
+    url = webhook_url(current_app.config["PUBLIC_BASE_URL"], _workspace(workspace_id))
+    hook = register_webhook(client_for(workspace_id), url, list(credentials.get("webhooks") or []))
+    store.save({**credentials, "webhooks": [hook]})
+    store.update_meta(webhook_id=hook["id"], webhook_url=url)
+
+
+def remove_webhooks(workspace_id: int) -> None:
+    """on_disconnect: remove our webhooks from Clockify (raises when Clockify cannot be told;
+    the core logs it and disconnects anyway: the webhook's deliveries then answer 401)."""
+    store = store_for(workspace_id)
     hooks = list(store.load().get("webhooks") or [])
     try:
-        client = client_for(workspace_id, config, allow_held=True, max_attempts=2)
+        client = client_for(workspace_id, allow_held=True, max_attempts=2)
         for hook in hooks:
             client.delete_webhook(str(hook["id"]))
     except ClockifyError as exc:
-        warning = (
+        raise ConnectError(
             f"Clockify could not remove the approval webhook ({exc.message}); its deliveries "
             "are refused here from now on. Delete it in Clockify (Settings > Webhooks)."
-        )
-        log.warning("Clockify webhook of workspace %s not removed: %s", workspace_id, exc)
+        ) from None
+    store.save({**store.load(), "webhooks": []})
+
+
+def disconnect(workspace_id: int) -> bool:
+    """Forget the key and the webhook tokens; polls stop. False when nothing was connected."""
+    store = store_for(workspace_id)
+    row = store.connection()
+    if row is None or row.status == ConnectionStatus.DISCONNECTED:
+        return False
     store.disconnect()
-    cancel_polls(workspace_id)
-    return warning
+    polling.cancel_polls(SOURCE, workspace_id)
+    return True
 
 
 def delivery_authentic(workspace_id: int, headers: Mapping[str, str]) -> bool:
     """Does the delivery carry the token of a webhook we registered? Constant-time compare;
     a missing header, an unconnected workspace or a removed webhook are all "no"."""
-    sent = [str(headers.get(name) or "") for name in TOKEN_HEADERS]
-    sent = [token for token in sent if token]
+    wanted = {name.lower() for name in TOKEN_HEADERS}
+    sent = [str(v) for k, v in headers.items() if k.lower() in wanted and v]
     if not sent:
         return False
     row = store_for(workspace_id).connection()

@@ -34,9 +34,9 @@ from webhooks.inbox import UNSTORABLE, storable_text
 SCHEMA_PATH = Path(__file__).with_name("approval_request.schema.json")
 APPROVED = "APPROVED"
 WITHDRAWN_STATES = frozenset({"WITHDRAWN_APPROVAL", "REJECTED"})
-# The core's event kinds (the same words every tracker's events are read as).
-APPROVAL_TYPE = "timesheet.approved"
-WITHDRAWAL_TYPE = "timesheet.unapproved"
+# Our names for what a status change means (the seam maps them to the core's event kinds).
+APPROVAL_TYPE = "approval_request.approved"
+WITHDRAWAL_TYPE = "approval_request.withdrawn"
 
 
 class EventError(trackers.EventError):

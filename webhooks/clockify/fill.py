@@ -27,13 +27,13 @@ from webhooks.clockify.client import (
     ReconnectRequired,
     Unavailable,
 )
-from webhooks.clockify.connection import WAIT_RECONNECT, client_for
+from webhooks.clockify.connection import client_for
 from webhooks.clockify.events import Event
-from webhooks.clockify.health import hold
+from webhooks.clockify.health import hold, reconnect_words
 from webhooks.clockify.memory import remember_approved
+from webhooks.clockify.store import WAIT_RECONNECT, WAIT_TRACKER_DATA
 from webhooks.clockify.timesheets import EntryError, build_timesheet, parse_instant
 
-WAIT_TRACKER_DATA = "tracker_data"
 FIND_PAGES = 5  # approved requests looked through for a webhook's request (most recent first)
 
 
@@ -67,7 +67,7 @@ def refused(workspace_id: int, exc: ClockifyError) -> worker.WaitFor:
     """A confirmed refusal of the key: hold the connection, and wait for the reconnect."""
     if isinstance(exc, ReconnectRequired | Forbidden):
         hold(workspace_id, exc.message)
-    return worker.WaitFor(WAIT_RECONNECT, f"Reconnect Clockify: {exc.message}")
+    return worker.WaitFor(WAIT_RECONNECT, reconnect_words(exc.message))
 
 
 def fill_event(workspace_id: int, event: Event, *, polled: bool = False) -> Event | None:

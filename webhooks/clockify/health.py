@@ -9,57 +9,31 @@ schedule and resumes by itself when Clockify accepts it again; reconnecting resu
 
 from __future__ import annotations
 
-import logging
-
-from sqlalchemy import select
-
-from connector import db, worker
-from connector.models import Connection, ConnectionStatus, utcnow
+from connector.models import utcnow
+from webhooks import polling
+from webhooks.clockify import SOURCE
 from webhooks.clockify.client import ClockifyError
-from webhooks.clockify.connection import PROVIDER, WAIT_RECONNECT, client_for, store_for
-
-log = logging.getLogger(__name__)
+from webhooks.clockify.connection import client_for, store_for
 
 RECHECK_SECONDS = 900.0
 
 
+def reconnect_words(reason: str) -> str:
+    return reason if reason.startswith("Reconnect Clockify") else f"Reconnect Clockify: {reason}"
+
+
 def hold(workspace_id: int, reason: str) -> None:
-    store = store_for(workspace_id)
-    row = store.connection()
-    if row is None or row.status == ConnectionStatus.DISCONNECTED:
-        return
-    if row.status != ConnectionStatus.RECONNECT_NEEDED:
-        log.warning("Clockify refused workspace %s's API key: %s", workspace_id, reason)
-    message = f"Reconnect Clockify: {reason}"
-    store.mark_reconnect_needed(message)
-    store.update_meta(last_error=message, held_at=utcnow().isoformat())
-
-
-def _mark_connected(workspace_id: int) -> bool:
-    """Held -> connected (only from held: a disconnect meanwhile wins)."""
-    with db.session_scope() as s:
-        row = s.scalars(
-            select(Connection).where(
-                Connection.workspace_id == workspace_id, Connection.provider == PROVIDER
-            )
-        ).one_or_none()
-        if row is None or row.status != ConnectionStatus.RECONNECT_NEEDED:
-            return False
-        row.status = ConnectionStatus.CONNECTED
-        row.last_error = None
-        return True
+    """Clockify refused the key (confirmed): hold the connection, in words that say the fix."""
+    polling.hold(SOURCE, workspace_id, reconnect_words(reason))
 
 
 def recheck(workspace_id: int) -> bool:
-    """One cheap call with the held key; True (and the waiting jobs woken) when it works."""
-    store = store_for(workspace_id)
+    """One cheap call with the held key; True (resumed, waiting jobs woken) when it works."""
     try:
         client_for(workspace_id, allow_held=True, max_attempts=2).workspace()
     except ClockifyError as exc:
-        store.update_meta(last_check_at=utcnow().isoformat(), last_check_error=exc.message)
+        store_for(workspace_id).update_meta(
+            last_check_at=utcnow().isoformat(), last_check_error=exc.message
+        )
         return False
-    if not _mark_connected(workspace_id):
-        return False
-    store.update_meta(last_error=None, held_at=None, last_check_error=None)
-    worker.resume_waiting(workspace_id, WAIT_RECONNECT)
-    return True
+    return polling.resume(SOURCE, workspace_id)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from connector import db, trackers
 from connector.models import Delivery, DeliveryStatus, Timesheet, TrackerTimesheetSeen
 from webhooks.clockify import SOURCE
+from webhooks.clockify.events import APPROVAL_TYPE, WITHDRAWAL_TYPE
 from webhooks.inbox import insert_job
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Change:
 
     @property
     def event_type(self) -> str:
-        return "timesheet.unapproved" if self.kind == "withdrawal" else "timesheet.approved"
+        return WITHDRAWAL_TYPE if self.kind == "withdrawal" else APPROVAL_TYPE
 
 
 @dataclass(frozen=True)

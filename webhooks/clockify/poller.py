@@ -19,19 +19,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 
-from connector import billing, db, locks, worker
+from connector import billing, db, locks, trackers, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import Workspace, utcnow
-from webhooks.clockify.client import ClockifyClient
+from webhooks.clockify.client import (
+    ClockifyClient,
+    ClockifyError,
+    Forbidden,
+    ReconnectRequired,
+    Unavailable,
+)
 from webhooks.clockify.connection import client_for, store_for
 from webhooks.clockify.events import EventError, parse_event
 from webhooks.clockify.fill import item_entries
+from webhooks.clockify.health import reconnect_words
 from webhooks.clockify.memory import APPROVED, Change, record, rows_hash, what_was_seen
 from webhooks.clockify.normalize import normalize_timesheet
 from webhooks.clockify.timesheets import EntryError, build_timesheet, parse_instant
@@ -40,10 +48,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_DAYS = 62
 TAKEN_BACK = ("WITHDRAWN_APPROVAL", "PENDING")
-
-
-class PollBusy(Exception):
-    """Another process is polling this workspace right now (it wins)."""
 
 
 @dataclass
@@ -143,13 +147,13 @@ def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
 
 
 def poll_workspace(workspace_id: int, *, client: ClockifyClient | None = None) -> PollReport:
-    """One pass; raises PollBusy, and the client's errors (ClockifyError) unchanged."""
+    """One pass; raises trackers.PollBusy, and the client's errors (ClockifyError)."""
     lease = worker.settings().lease_seconds
     try:
         with advisory_lock(f"clockify-poll:{workspace_id}", ttl=lease, timeout=0.0, keepalive=True):
             return _poll_locked(workspace_id, client or client_for(workspace_id))
     except LockTimeout:
-        raise PollBusy("another poll of this workspace is running") from None
+        raise trackers.PollBusy("another poll of this workspace is running") from None
 
 
 def _poll_locked(workspace_id: int, client: ClockifyClient) -> PollReport:
@@ -179,3 +183,23 @@ def _poll_locked(workspace_id: int, client: ClockifyClient) -> PollReport:
         },
     )
     return ctx.report
+
+
+def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
+    """The shared poll machinery's entry (``trackers.Poller.poll``): one pass, in plain words;
+    Clockify's refusals and faults become ``PollProblem`` (held, or retried after Retry-After)."""
+    try:
+        report = poll_workspace(workspace_id)
+    except (ReconnectRequired, Forbidden) as exc:
+        raise trackers.PollProblem(reconnect_words(exc.message), refused=True) from None
+    except Unavailable as exc:
+        raise trackers.PollProblem(exc.message, retry_after=exc.retry_after) from None
+    except ClockifyError as exc:
+        raise trackers.PollProblem(exc.message) from None
+    said = (
+        f"{report.approved} approved request(s) listed: {report.new_approvals} new "
+        f"approval(s), {report.withdrawals} withdrawal(s)"
+    )
+    if report.invalid:
+        said += f", {report.invalid} unreadable ({'; '.join(report.problems)[:300]})"
+    return said + "."

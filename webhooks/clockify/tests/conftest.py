@@ -86,15 +86,14 @@ def hook_url(app: Any, workspace: Any) -> str:
 @pytest.fixture
 def connected(app: Any, clockify_app: FakeClockify, cf_workspace: Any) -> str:
     """Clockify connected with the owner's key (one webhook registered); returns the key."""
-    from webhooks.clockify.connection import connect_with_key
-
     key = clockify_app.add_key()
     with app.app_context():
-        connect_with_key(
-            cf_workspace.id,
-            cf_workspace.tracker_workspace_id,
-            key,
-            webhook_url=hook_url(app, cf_workspace),
-            connected_by="test",
-        )
+        connect(cf_workspace.id, key)
     return key
+
+
+def connect(workspace_id: int, key: str) -> str:
+    """What `tracker connect --source clockify` and the console's form do."""
+    from connector import trackers
+
+    return trackers.connect_account("clockify", workspace_id, key, "test")

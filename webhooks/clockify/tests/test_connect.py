@@ -7,16 +7,10 @@ from typing import Any
 
 import pytest
 
-from connector import db
+from connector import db, trackers
 from connector.models import Connection, ConnectionStatus
-from webhooks.clockify.connection import (
-    ConnectError,
-    connect_with_key,
-    delivery_authentic,
-    disconnect,
-    store_for,
-)
-from webhooks.clockify.tests.conftest import hook_url
+from webhooks.clockify.connection import ConnectError, delivery_authentic, store_for
+from webhooks.clockify.tests.conftest import connect, hook_url
 from webhooks.clockify.tests.fake import WORKSPACE, FakeClockify, status
 
 
@@ -46,13 +40,7 @@ def test_reconnecting_replaces_the_webhook_never_two(
     app: Any, clockify_app: FakeClockify, cf_workspace: Any, connected: str
 ) -> None:
     with app.app_context():
-        connect_with_key(
-            cf_workspace.id,
-            WORKSPACE,
-            clockify_app.add_key(),
-            webhook_url=hook_url(app, cf_workspace),
-            connected_by="test",
-        )
+        connect(cf_workspace.id, clockify_app.add_key())
     assert len(clockify_app.webhooks) == 1
 
 
@@ -67,43 +55,33 @@ def test_bad_keys_are_refused_in_plain_words_and_nothing_is_stored(
     app: Any, clockify_app: FakeClockify, cf_workspace: Any, setup: Any, words: str
 ) -> None:
     with app.app_context(), pytest.raises(ConnectError, match=words):
-        connect_with_key(
-            cf_workspace.id,
-            WORKSPACE,
-            setup(clockify_app),
-            webhook_url="https://x/y",
-            connected_by="t",
-        )
+        connect(cf_workspace.id, setup(clockify_app))
     assert clockify_app.webhooks == {}
     with db.new_session() as s:
         assert s.query(Connection).filter_by(workspace_id=cf_workspace.id).count() == 0
 
 
 def test_a_workspace_the_key_cannot_see_is_named(
-    app: Any, clockify_app: FakeClockify, cf_workspace: Any
+    app: Any, clockify_app: FakeClockify, make_workspace: Any
 ) -> None:
+    other = make_workspace(tracker_workspace_id="other", tracker_source="clockify")
     with (
         app.app_context(),
         pytest.raises(ConnectError, match="not a member of Clockify workspace other"),
     ):
-        connect_with_key(
-            cf_workspace.id,
-            "other",
-            clockify_app.add_key(),
-            webhook_url="https://x/y",
-            connected_by="t",
-        )
+        connect(other.id, clockify_app.add_key())
 
 
-def test_a_refused_webhook_registration_says_how_to_fix_it(
+def test_a_refused_webhook_registration_says_how_to_fix_it_and_undoes_the_connect(
     app: Any, clockify_app: FakeClockify, cf_workspace: Any
 ) -> None:
     key = clockify_app.add_key()
+    # GET /user and /workspaces pass (the key is good), listing webhooks too; creating one fails
     clockify_app.fail_next(lambda r: None, lambda r: None, lambda r: None, status(400))
     with app.app_context(), pytest.raises(ConnectError, match="PUBLIC_BASE_URL"):
-        connect_with_key(
-            cf_workspace.id, WORKSPACE, key, webhook_url="http://localhost/x", connected_by="t"
-        )
+        connect(cf_workspace.id, key)
+    assert _row(cf_workspace.id).status == ConnectionStatus.DISCONNECTED
+    assert _row(cf_workspace.id).credentials_encrypted is None
 
 
 @pytest.mark.parametrize("header", ["Clockify-Signature", "Clockify-Signature-Token"])
@@ -124,17 +102,21 @@ def test_disconnect_removes_the_webhook_and_refuses_its_token_afterwards(
 ) -> None:
     [hook] = clockify_app.webhooks.values()
     with app.app_context():
-        assert disconnect(cf_workspace.id) is None
+        assert trackers.disconnect_account("clockify", cf_workspace.id)
         assert clockify_app.webhooks == {}
         assert not delivery_authentic(cf_workspace.id, {"Clockify-Signature": hook["authToken"]})
     assert _row(cf_workspace.id).status == ConnectionStatus.DISCONNECTED
 
 
 def test_disconnect_with_a_revoked_key_still_forgets_it_and_says_what_to_delete(
-    app: Any, clockify_app: FakeClockify, cf_workspace: Any, connected: str
+    app: Any,
+    clockify_app: FakeClockify,
+    cf_workspace: Any,
+    connected: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     clockify_app.revoke(connected)
     with app.app_context():
-        warning = disconnect(cf_workspace.id)
-    assert warning is not None and "Settings > Webhooks" in warning
+        assert trackers.disconnect_account("clockify", cf_workspace.id)
+    assert "Settings > Webhooks" in caplog.text
     assert _row(cf_workspace.id).status == ConnectionStatus.DISCONNECTED

@@ -100,7 +100,7 @@ def test_a_bad_duration_names_the_entry() -> None:
 def test_approved_webhook_is_a_thin_approval_of_the_owners_period() -> None:
     event = parse_event(fixture("approval_request_status_updated__approved"))
     assert event.is_approval and event.supported and event.is_thin
-    assert event.type == "timesheet.approved" and event.state == "APPROVED"
+    assert event.type == "approval_request.approved" and event.state == "APPROVED"
     assert (
         event.timesheet["date_from"] == "2026-11-02" and event.timesheet["date_to"] == "2026-11-08"
     )
