@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import select
 
+from connector import db
+from connector.models import Draft, Rate, Timesheet
+from tests.helpers import map_clients_locally
+from webhooks import polling
 from webhooks.clockify.tests.fake import API, REPORTS, FakeClockify, NoLimiter
+from webhooks.clockify.tests.fake import Delivery as Sent
 
 ADA = ("64f0aa11bb22cc33dd44ee77", "Ada Lovelace", "ada@example.com")
 GRACE = ("64f0aa11bb22cc33dd44ee88", "Grace Hopper", "grace@example.com")
@@ -97,3 +105,66 @@ def connect(workspace_id: int, key: str) -> str:
     from connector import trackers
 
     return trackers.connect_account("clockify", workspace_id, key, "test")
+
+
+CLIENTS = {
+    GLOBEX: ("Globex Corporation", "ap@globex.example"),
+    INITECH: ("Initech", "billing@initech.example"),
+}
+
+
+@pytest.fixture
+def billed(app: Any, cf_workspace: Any, connected: str) -> Any:
+    """Clients mapped to local customers; Pipeline (no rate in Clockify) at 95.00/h here."""
+    map_clients_locally(cf_workspace.id, CLIENTS)
+    with db.session_scope() as s:
+        s.add(
+            Rate(
+                workspace_id=cf_workspace.id,
+                project_id=PIPELINE,
+                amount=Decimal("95.00"),
+                currency="USD",
+                effective_from=date(2026, 1, 1),
+            )
+        )
+    return cf_workspace
+
+
+def post(client: Any, app: Any, sent: list[Sent]) -> list[int]:
+    base = app.config["PUBLIC_BASE_URL"]
+    return [
+        client.post(d.url.removeprefix(base), data=d.body, headers=d.headers).status_code
+        for d in sent
+    ]
+
+
+def drafts(workspace_id: int, request_id: str) -> dict[str, tuple[str, Decimal | None]]:
+    """The live revision's drafts: customer -> (status, total)."""
+    with db.new_session() as s:
+        ts = s.scalars(
+            select(Timesheet).where(
+                Timesheet.workspace_id == workspace_id, Timesheet.timesheet_id == request_id
+            )
+        ).one()
+        return {
+            d.customer_name or d.subject_key: (d.status, d.total)
+            for d in s.scalars(
+                select(Draft).where(Draft.timesheet_pk == ts.id, Draft.revision == ts.revision)
+            )
+        }
+
+
+def every_draft(workspace_id: int) -> list[tuple[str | None, str, Decimal | None]]:
+    with db.new_session() as s:
+        return [
+            (d.customer_name, d.status, d.total)
+            for d in s.scalars(
+                select(Draft).where(Draft.workspace_id == workspace_id).order_by(Draft.id)
+            )
+        ]
+
+
+def poll(workspace_id: int) -> str:
+    from flask import current_app
+
+    return polling.poll_now("clockify", workspace_id, current_app.config, False)

@@ -4,90 +4,24 @@ withdraw -> withdrawn; edit and re-approve -> replaced; a lost webhook -> the po
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from connector import db
-from connector.models import Delivery, Draft, DraftStatus, Rate, Timesheet, TimesheetStatus
-from tests.helpers import map_clients_locally
-from webhooks import polling
+from connector.models import Delivery, DraftStatus, Timesheet, TimesheetStatus
 from webhooks.clockify.tests.conftest import (
     ADA,
-    GLOBEX,
     GRACE,
-    INITECH,
-    PIPELINE,
     WEBSITE,
     ada_week,
+    drafts,
+    every_draft,
+    poll,
+    post,
 )
-from webhooks.clockify.tests.fake import Delivery as Sent
 from webhooks.clockify.tests.fake import FakeClockify
-
-CLIENTS = {
-    GLOBEX: ("Globex Corporation", "ap@globex.example"),
-    INITECH: ("Initech", "billing@initech.example"),
-}
-
-
-@pytest.fixture
-def billed(app: Any, cf_workspace: Any, connected: str) -> Any:
-    """Clients mapped to local customers; Pipeline (no rate in Clockify) at 95.00/h here."""
-    map_clients_locally(cf_workspace.id, CLIENTS)
-    with db.session_scope() as s:
-        s.add(
-            Rate(
-                workspace_id=cf_workspace.id,
-                project_id=PIPELINE,
-                amount=Decimal("95.00"),
-                currency="USD",
-                effective_from=date(2026, 1, 1),
-            )
-        )
-    return cf_workspace
-
-
-def post(client: Any, app: Any, sent: list[Sent]) -> list[int]:
-    base = app.config["PUBLIC_BASE_URL"]
-    return [
-        client.post(d.url.removeprefix(base), data=d.body, headers=d.headers).status_code
-        for d in sent
-    ]
-
-
-def drafts(workspace_id: int, request_id: str) -> dict[str, tuple[str, Decimal | None]]:
-    """The live revision's drafts: customer -> (status, total)."""
-    with db.new_session() as s:
-        ts = s.scalars(
-            select(Timesheet).where(
-                Timesheet.workspace_id == workspace_id, Timesheet.timesheet_id == request_id
-            )
-        ).one()
-        return {
-            d.customer_name or d.subject_key: (d.status, d.total)
-            for d in s.scalars(
-                select(Draft).where(Draft.timesheet_pk == ts.id, Draft.revision == ts.revision)
-            )
-        }
-
-
-def every_draft(workspace_id: int) -> list[tuple[str | None, str, Decimal | None]]:
-    with db.new_session() as s:
-        return [
-            (d.customer_name, d.status, d.total)
-            for d in s.scalars(
-                select(Draft).where(Draft.workspace_id == workspace_id).order_by(Draft.id)
-            )
-        ]
-
-
-def poll(workspace_id: int) -> str:
-    from flask import current_app
-
-    return polling.poll_now("clockify", workspace_id, current_app.config, False)
 
 
 def test_approve_withdraw_edit_and_reapprove_through_webhooks(
