@@ -29,6 +29,7 @@ from flask import current_app
 from connector import billing, db, locks, trackers, worker
 from connector.locks import LockTimeout, advisory_lock
 from connector.models import Workspace, utcnow
+from webhooks.clockify import catalog
 from webhooks.clockify.client import (
     ClockifyClient,
     ClockifyError,
@@ -57,6 +58,7 @@ class PollReport:
     withdrawals: int = 0
     invalid: int = 0
     pages: int = 0
+    catalog_entities: int | None = None  # clients and projects read for the mapping page
     jobs: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -146,25 +148,31 @@ def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
     ctx.store(request_id, state.lower(), None, Change("withdrawal", body, _updated_at(request)))
 
 
-def poll_workspace(workspace_id: int, *, client: ClockifyClient | None = None) -> PollReport:
+def poll_workspace(
+    workspace_id: int, *, client: ClockifyClient | None = None, refresh: bool = False
+) -> PollReport:
     """One pass; raises trackers.PollBusy, and the client's errors (ClockifyError)."""
     lease = worker.settings().lease_seconds
     try:
         with advisory_lock(f"clockify-poll:{workspace_id}", ttl=lease, timeout=0.0, keepalive=True):
-            return _poll_locked(workspace_id, client or client_for(workspace_id))
+            return _poll_locked(workspace_id, client or client_for(workspace_id), refresh)
     except LockTimeout:
         raise trackers.PollBusy("another poll of this workspace is running") from None
 
 
-def _poll_locked(workspace_id: int, client: ClockifyClient) -> PollReport:
+def _poll_locked(workspace_id: int, client: ClockifyClient, refresh: bool) -> PollReport:
     store = store_for(workspace_id)
     store.update_meta(last_poll_at=utcnow().isoformat())
+    catalog_entities = (
+        catalog.sync(workspace_id, client) if catalog.due(workspace_id, force=refresh) else None
+    )
     with db.new_session() as s:
         workspace = s.get(Workspace, workspace_id)
         auto_invoicing = bool(workspace and workspace.auto_invoicing)
     days = int(current_app.config.get("CLOCKIFY_POLL_WINDOW_DAYS") or DEFAULT_WINDOW_DAYS)
     now = utcnow()
     ctx = _Pass(workspace_id, client, auto_invoicing, now - timedelta(days=days), now, PollReport())
+    ctx.report.catalog_entities = catalog_entities
     for item, request in _items(ctx, "APPROVED"):
         _approval(ctx, item, request)
     for state in TAKEN_BACK:
@@ -189,7 +197,7 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
     """The shared poll machinery's entry (``trackers.Poller.poll``): one pass, in plain words;
     Clockify's refusals and faults become ``PollProblem`` (held, or retried after Retry-After)."""
     try:
-        report = poll_workspace(workspace_id)
+        report = poll_workspace(workspace_id, refresh=refresh)
     except (ReconnectRequired, Forbidden) as exc:
         raise trackers.PollProblem(reconnect_words(exc.message), refused=True) from None
     except Unavailable as exc:
@@ -200,6 +208,8 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
         f"{report.approved} approved request(s) listed: {report.new_approvals} new "
         f"approval(s), {report.withdrawals} withdrawal(s)"
     )
+    if report.catalog_entities is not None:
+        said += f"; {report.catalog_entities} client(s) and project(s) read for the mapping page"
     if report.invalid:
         said += f", {report.invalid} unreadable ({'; '.join(report.problems)[:300]})"
     return said + "."
