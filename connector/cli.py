@@ -23,7 +23,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from connector import db, metrics, worker
+from connector import db, metrics, trackers, worker
 from connector.admin.admins_cli import admins_cli
 from connector.auth import issue_api_token
 from connector.config import settings_table_markdown
@@ -111,6 +111,12 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 @workspaces_cli.command("create")
 @click.argument("name")
 @click.option("--tracker-workspace-id", required=True, help="The tracker's workspace id.")
+@click.option(
+    "--tracker",
+    "tracker_source",
+    default=None,
+    help="The time tracker the approvals come from (default: the first registered source).",
+)
 @click.option("--auto-invoicing/--no-auto-invoicing", default=False, show_default=True)
 @click.option(
     "--provider",
@@ -120,10 +126,19 @@ def _workspace(s: Any, workspace_id: int) -> Workspace:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def workspaces_create(
-    name: str, tracker_workspace_id: str, auto_invoicing: bool, provider: str, as_json: bool
+    name: str,
+    tracker_workspace_id: str,
+    tracker_source: str | None,
+    auto_invoicing: bool,
+    provider: str,
+    as_json: bool,
 ) -> None:
     """Create a workspace; prints its webhook URL, signing secret and an API token (once)."""
-
+    if tracker_source is not None and not trackers.is_source(tracker_source):
+        known = ", ".join(trackers.SOURCES) or "none"
+        raise click.BadParameter(
+            f"{tracker_source!r} is not a tracker (registered: {known})", param_hint="--tracker"
+        )
     try:
         with db.session_scope() as s:
             created = create_workspace(
@@ -131,6 +146,7 @@ def workspaces_create(
                 _box(),
                 name=name,
                 tracker_workspace_id=tracker_workspace_id,
+                tracker_source=tracker_source,
                 auto_invoicing=auto_invoicing,
                 provider=provider,
             )
@@ -138,6 +154,7 @@ def workspaces_create(
             out = {
                 "id": ws.id,
                 "name": ws.name,
+                "tracker": ws.tracker_source,
                 "tracker_workspace_id": ws.tracker_workspace_id,
                 "auto_invoicing": ws.auto_invoicing,
                 "provider": ws.provider,
@@ -163,7 +180,8 @@ def workspaces_list() -> None:
 
     for ws in db.session.scalars(select(Workspace).order_by(Workspace.id)):
         click.echo(
-            f"{ws.id:4} {ws.name:30} tracker={ws.tracker_workspace_id} provider={ws.provider} "
+            f"{ws.id:4} {ws.name:30} tracker={ws.tracker_source}:{ws.tracker_workspace_id} "
+            f"provider={ws.provider} "
             f"auto_invoicing={'on' if ws.auto_invoicing else 'off'} "
             f"{webhook_url(current_app.config['PUBLIC_BASE_URL'], ws)}"
         )

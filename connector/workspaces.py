@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from connector import trackers
 from connector.auth import issue_api_token
 from connector.crypto import SecretBox
 from connector.models import Workspace
@@ -44,15 +45,19 @@ def create_workspace(
     *,
     name: str,
     tracker_workspace_id: str,
-    tracker_source: str = "webwork",
+    tracker_source: str | None = None,
     auto_invoicing: bool = False,
     provider: str = "local",
     settings: dict[str, Any] | None = None,
 ) -> CreatedWorkspace:
+    """A new workspace receiving ``tracker_source``'s approvals (default: the first registered
+    source). Raises UnknownSource for a tracker that is not registered."""
+    source = trackers.default_source() if tracker_source is None else tracker_source
+    trackers.get_source(source)
     secret = new_signing_secret()
     workspace = Workspace(
         name=name,
-        tracker_source=tracker_source,
+        tracker_source=source,
         tracker_workspace_id=str(tracker_workspace_id),
         signing_secrets_encrypted=box.encrypt_json([secret]),
         auto_invoicing=auto_invoicing,

@@ -11,6 +11,7 @@ first-run checklist, ``tracker_status``), ``words`` (plain words), ``errors`` (e
 
 from flask import Blueprint
 
+from connector import trackers
 from connector.providers import DISPLAY_NAMES
 
 bp = Blueprint(
@@ -26,6 +27,24 @@ bp = Blueprint(
 def provider_name(name: str | None) -> str:
     """ "quickbooks" -> "QuickBooks Online", for people."""
     return DISPLAY_NAMES.get(name or "", name or "")
+
+
+@bp.app_template_filter("tracker_name")
+def tracker_name(source: str | None) -> str:
+    """A tracker source's key -> its name for people (from the registry)."""
+    return trackers.display_name(source or "")
+
+
+# What a stored event means, for people: by its kind, whatever the tracker calls it.
+EVENT_WORDS = {trackers.APPROVAL: "Approval event", trackers.WITHDRAWAL: "Approval withdrawn"}
+
+
+@bp.app_template_filter("event_words")
+def event_words(delivery: object, unknown: str = "—") -> str:
+    """A delivery's (or any row with ``source`` and ``event_type``) event in words."""
+    event_type = getattr(delivery, "event_type", None)
+    kind = trackers.kind_of(str(getattr(delivery, "source", "")), event_type)
+    return EVENT_WORDS[kind] if kind else (event_type or unknown)
 
 
 from connector.admin import (  # noqa: E402, F401  - each module registers its routes on bp

@@ -2,7 +2,7 @@
 account or the tracker is connected.
 
 ``tracker_status`` is the only function that knows how the tracker is connected: a connected
-tracker account (WebWork OAuth or personal token, polled; ``connector.trackers``), or else signed
+tracker account (the source's OAuth or token, polled; ``connector.trackers``), or else signed
 webhook deliveries (done once one arrived).
 
 ``accounting_state`` is what every page asks before it says "needs mapping" or "reconnect": a
@@ -96,6 +96,7 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
     """Is the tracker sending this workspace its approvals? A connected tracker account (polled),
     else signed webhook deliveries."""
     account = trackers.tracker_status(workspace.id)
+    name = trackers.display_name(workspace.tracker_source)
     if account.connected:
         polled = (
             f"; last successful poll {account.last_success_at:%Y-%m-%d %H:%M} UTC"
@@ -105,13 +106,13 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
         return TrackerStatus(
             True,
             account.last_success_at,
-            f"WebWork account connected as {account.connected_as or 'its owner'}{polled}.",
+            f"{name} account connected as {account.connected_as or 'its owner'}{polled}.",
         )
     if account.status == "reconnect_needed":
         return TrackerStatus(
             False,
             None,
-            "WebWork refused the saved sign-in: reconnect WebWork on the Connections page. "
+            f"{name} refused the saved sign-in: reconnect {name} on the Connections page. "
             "Approvals wait until then; nothing is lost.",
         )
     s = s or db.session
@@ -124,7 +125,7 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
         return TrackerStatus(
             False,
             None,
-            "Connect your WebWork account on the Connections page (approvals are then found by "
+            f"Connect your {name} account on the Connections page (approvals are then found by "
             "polling), or paste the webhook URL and signing secret into a sender of signed "
             "approval events. This step is done when either works.",
         )
@@ -241,7 +242,10 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
             StepState.DONE if tracker.connected else StepState.TODO,
             tracker.detail,
             [
-                Action("Connect WebWork", url_for("admin.connections", workspace_id=ws_id)),
+                Action(
+                    f"Connect {trackers.display_name(workspace.tracker_source)}",
+                    url_for("admin.connections", workspace_id=ws_id),
+                ),
                 Action(
                     "Show the signing secret", url_for("admin.signing_secret", workspace_id=ws_id)
                 ),

@@ -72,7 +72,7 @@ class DeliveryProblem:
 _DELIVERY_RULES: Final = (
     (
         re.compile(r"workspace_id|does not belong|another workspace", re.I),
-        "The event was for a different WebWork workspace than the one this workspace is set "
+        "The event was for a different tracker workspace than the one this workspace is set "
         "up for; check the workspace id in Settings.",
     ),
     (
@@ -85,7 +85,8 @@ _DELIVERY_RULES: Final = (
     ),
     (
         re.compile(r"schema|must be|is not of type|invalid", re.I),
-        "The event did not have the shape WebWork's approval events have, so nothing was billed.",
+        "The event did not have the shape the tracker's approval events have, so nothing was "
+        "billed.",
     ),
     (
         re.compile(r"timeout|timed out|connection|unavailable|5\d\d", re.I),

@@ -8,7 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from connector import db, pipeline
+from connector import db, pipeline, trackers
 from connector.admin import bp, onboarding
 from connector.admin.confirm import confirm_page, confirmed
 from connector.admin.words import STATUS_WORDS
@@ -147,26 +147,20 @@ def use_ledger(workspace_id: int) -> Any:
 @admin_required
 def new_workspace() -> Any:
     """A first workspace without a terminal: the admin who creates it becomes its admin."""
-    form = {"name": "", "tracker_workspace_id": ""}
+    sources = trackers.SOURCES
+    form = {"name": "", "tracker_source": trackers.default_source(), "tracker_workspace_id": ""}
     errors: dict[str, str] = {}
     if request.method == "POST":
         form = {key: (request.form.get(key) or "").strip() for key in form}
-        if not form["name"]:
-            errors["name"] = "Give the workspace a name (for example your company's)."
-        elif len(form["name"]) > NAME_MAX:
-            errors["name"] = f"Use at most {NAME_MAX} characters."
-        if not form["tracker_workspace_id"]:
-            errors["tracker_workspace_id"] = (
-                "Enter the WebWork workspace id (shown in WebWork under Settings)."
-            )
-        elif len(form["tracker_workspace_id"]) > NAME_MAX:
-            errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
+        form["tracker_source"] = form["tracker_source"] or trackers.default_source()
+        errors = _new_workspace_errors(form)
         if not errors:
             created = create_workspace(
                 db.session,
                 secret_box(current_app.config),
                 name=form["name"],
                 tracker_workspace_id=form["tracker_workspace_id"],
+                tracker_source=form["tracker_source"],
             )
             db.session.add(
                 WorkspaceMember(
@@ -182,8 +176,40 @@ def new_workspace() -> Any:
                 webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], created.workspace),
             )
             return no_store(current_app.make_response(page))
-    page = render_template("admin/workspace_new.html", form=form, errors=errors)
+    page = render_template(
+        "admin/workspace_new.html", form=form, errors=errors, sources=sources.values()
+    )
     return (page, 422) if errors else page
+
+
+def _new_workspace_errors(form: dict[str, str]) -> dict[str, str]:
+    """Each field's problem in plain words (all at once)."""
+    errors: dict[str, str] = {}
+    if not form["name"]:
+        errors["name"] = "Give the workspace a name (for example your company's)."
+    elif len(form["name"]) > NAME_MAX:
+        errors["name"] = f"Use at most {NAME_MAX} characters."
+    source = trackers.SOURCES.get(form["tracker_source"])
+    if source is None:
+        errors["tracker_source"] = "Choose one of the listed time trackers."
+        return errors
+    where = f" ({source.workspace_id_hint})" if source.workspace_id_hint else ""
+    tracker_ws = form["tracker_workspace_id"]
+    if not tracker_ws:
+        errors["tracker_workspace_id"] = f"Enter the {source.display_name} workspace id{where}."
+    elif len(tracker_ws) > NAME_MAX:
+        errors["tracker_workspace_id"] = f"Use at most {NAME_MAX} characters."
+    elif db.session.scalar(
+        select(Workspace.id).where(
+            Workspace.tracker_source == source.name,
+            Workspace.tracker_workspace_id == tracker_ws,
+        )
+    ):
+        errors["tracker_workspace_id"] = (
+            f"A workspace already receives {source.display_name} workspace {tracker_ws}: "
+            "open it from the workspace list instead."
+        )
+    return errors
 
 
 # --- settings ------------------------------------------------------------------------------------

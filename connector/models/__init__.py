@@ -68,7 +68,9 @@ class Workspace(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    tracker_source: Mapped[str] = mapped_column(String(40), default="webwork")
+    # The tracker the approvals come from (a key of ``connector.trackers.SOURCES``), chosen
+    # when the workspace is created (default: the first registered source).
+    tracker_source: Mapped[str] = mapped_column(String(40))
     tracker_workspace_id: Mapped[str] = mapped_column(String(200))
     # Unguessable path segment of the inbound webhook URL (the signature is the real check).
     endpoint_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_endpoint_token)
@@ -318,7 +320,7 @@ class Connection(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    provider: Mapped[str] = mapped_column(String(40))  # quickbooks | stripe | webwork
+    provider: Mapped[str] = mapped_column(String(40))  # an accounting provider or a tracker source
     status: Mapped[str] = mapped_column(String(30), default=ConnectionStatus.CONNECTED)
     account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # realm / acct_
     account_name: Mapped[str | None] = mapped_column(String(500), nullable=True)

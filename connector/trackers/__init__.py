@@ -186,6 +186,13 @@ def get_source(source: str) -> Source:
         raise UnknownSource(f"no tracker source {source!r} is registered") from None
 
 
+def default_source() -> str:
+    """The tracker a new workspace receives from unless told otherwise (the first registered)."""
+    if not SOURCES:
+        raise UnknownSource("no tracker source is registered")
+    return next(iter(SOURCES))
+
+
 def display_name(source: str) -> str:
     """The tracker's name for people (the source's key when it is no longer registered)."""
     found = SOURCES.get(source)

@@ -61,7 +61,10 @@ def test_first_run_from_a_new_admin_to_a_drafted_invoice(
     shot(page, "first-run-02-errors")
 
     page.get_by_label("Workspace name").fill("Acme Consulting")
-    page.get_by_label("WebWork workspace id").fill("4242")
+    # The trackers registered are offered; WebWork is the default.
+    assert page.get_by_label("Time tracker").input_value() == "webwork"
+    page.get_by_label("Time tracker").select_option("webwork")
+    page.get_by_label("The tracker's workspace id").fill("4242")
     page.get_by_role("button", name="Create workspace").click()
     webhook_url = page.locator("#webhook-url").inner_text()
     secret = page.locator("#signing-secret").inner_text()

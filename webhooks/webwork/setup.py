@@ -17,7 +17,7 @@ def setup(app: Flask) -> None:
         app.register_blueprint(bp)
     trackers.register_source(
         SOURCE,
-        display_name="WebWork Time Tracker",
+        display_name="WebWork",
         parse_event=events.parse_event,
         normalize_timesheet=normalize.normalize_timesheet,
         fill_event=fill.fill_event,
