@@ -112,3 +112,36 @@ def test_cli_connect_with_the_key_on_stdin(
     result = app.test_cli_runner().invoke(args=["tracker", "disconnect", str(cf_workspace.id)])
     assert result.exit_code == 0, result.output
     assert clockify_app.webhooks == {}
+
+
+def test_cli_workspaces_create_tracker_clockify_then_connect(
+    app: Any, clockify_app: FakeClockify
+) -> None:
+    import json
+
+    from webhooks.clockify.tests.fake import WORKSPACE
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "workspaces",
+            "create",
+            "Acme",
+            "--tracker",
+            "clockify",
+            "--tracker-workspace-id",
+            WORKSPACE,
+            "--auto-invoicing",
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["tracker"] == "clockify"
+    result = runner.invoke(
+        args=["tracker", "connect", str(created["id"]), "--source", "clockify", "--token-stdin"],
+        input=clockify_app.add_key(),
+    )
+    assert result.exit_code == 0, result.output
+    [hook] = clockify_app.webhooks.values()
+    assert hook["url"] == created["webhook_url"]
