@@ -30,4 +30,14 @@ SETTINGS: tuple[Setting, ...] = (
         "How often approved requests are listed to find approvals whose webhook was lost "
         "(`0`: never; webhooks alone).",
     ),
+    Setting(
+        "CLOCKIFY_POLL_WINDOW_DAYS",
+        "62",
+        "How far back the reconciling poll looks, by an approval request's last status change.",
+    ),
+    Setting(
+        "CLOCKIFY_CATALOG_SECONDS",
+        "3600",
+        "How often Clockify's clients and projects are re-read for the mapping page.",
+    ),
 )
