@@ -10,6 +10,7 @@ written down as import-linter contracts in ``pyproject.toml`` (``lint-imports``)
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
@@ -44,7 +45,7 @@ from connector.admin.mappings import bp as mappings_bp
 from connector.api import bp as api_bp
 from connector.auth import login_manager
 from connector.cli import register_cli
-from connector.config import INSTANCE_DIR, check_config, load_config
+from connector.config import INSTANCE_DIR, Setting, check_config, load_config
 from connector.problems import Problem, problem_response
 from connector.providers import PROVIDERS, declared_settings, web_kit
 from connector.ratelimit import RedisRateLimiter
@@ -63,14 +64,26 @@ TRACKER_SOURCES = ("webhooks.webwork.setup", "webhooks.clockify.setup")
 DEPENDENCY_RETRY_AFTER_SECONDS = 5
 
 
+def tracker_settings() -> tuple[Setting, ...]:
+    """The environment variables each tracker source declares (``<its package>.settings``)."""
+    found: list[Setting] = []
+    for module in TRACKER_SOURCES:
+        package = module.rsplit(".", 1)[0]
+        if importlib.util.find_spec(f"{package}.settings") is not None:
+            found += importlib.import_module(f"{package}.settings").SETTINGS
+    return tuple(found)
+
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    config = load_config(extra=declared_settings())
+    declared = (*declared_settings(), *tracker_settings())
+    config = load_config(extra=declared)
     if overrides:
         config.update(overrides)
     check_config(config)
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.update(config)
+    app.extensions["declared_settings"] = declared  # ``flask config`` prints them
     app.config["MAX_CONTENT_LENGTH"] = config["WEBHOOK_MAX_BODY_BYTES"]
     # Flask defines both keys (SAMESITE as None), so setdefault would keep Flask's values.
     app.config["SESSION_COOKIE_HTTPONLY"] = True

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -39,7 +38,6 @@ from connector.workspaces import (
 )
 from mappings.mappings_cli import mappings_cli
 from webhooks.inbox import replay_delivery
-from webhooks.signing import sign
 from webhooks.tracker_cli import tracker_cli
 
 db_cli = AppGroup("db", help="Create or upgrade the database schema.")
@@ -48,14 +46,6 @@ events_cli = AppGroup("events", help="Send a signed sample event; replay stored 
 jobs_cli = AppGroup("jobs", help="Inspect and retry background jobs.")
 secrets_cli = AppGroup("secrets", help="Encryption-key rotation for stored secrets.")
 metrics_cli = AppGroup("metrics", help="Prometheus metrics for operators.")
-
-SAMPLE_EVENT = (
-    Path(__file__).resolve().parent.parent
-    / "webhooks"
-    / "webwork"
-    / "fixtures"
-    / "timesheet_approved__three_customers.json"
-)
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -227,31 +217,58 @@ def workspaces_token(workspace_id: int, name: str) -> None:
 
 
 # --- events -------------------------------------------------------------------------------------
+def _sample_source(url: str, name: str | None) -> trackers.Source:
+    """The tracker whose sample is sent: ``--source``, else the one in the webhook URL's path
+    (``/webhooks/<source>/<token>``), else the default source."""
+    if name is None:
+        parts = urlsplit(url).path.strip("/").split("/")
+        found = parts[-2] if len(parts) >= 2 and parts[-3:-2] == ["webhooks"] else None
+        name = found if found and trackers.is_source(found) else trackers.default_source()
+    if not trackers.is_source(name):
+        raise click.BadParameter(f"{name!r} is not a registered tracker", param_hint="--source")
+    source = trackers.get_source(name)
+    if source.contract is None or source.signature is None:
+        raise click.ClickException(f"{source.display_name} has no sample events to send")
+    return source
+
+
 @events_cli.command("send-sample")
 @click.option("--url", required=True, help="The workspace's webhook URL.")
 @click.option("--secret", required=True, help="The workspace's signing secret (whsec_...).")
 @click.option("--tracker-workspace-id", required=True)
+@click.option("--source", default=None, help="The tracker (default: the one in the URL).")
+@click.option(
+    "--sample", default=None, help="The source's sample to send (default: its approval sample)."
+)
 @click.option(
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SAMPLE_EVENT,
-    show_default=True,
+    default=None,
+    help="Send this event file instead of a sample.",
 )
-def events_send_sample(url: str, secret: str, tracker_workspace_id: str, path: Path) -> None:
-    """POST a signed sample approval (three customers) to a running server."""
-
-    doc = json.loads(path.read_text())
-    doc["data"]["workspace_id"] = tracker_workspace_id
+def events_send_sample(
+    url: str,
+    secret: str,
+    tracker_workspace_id: str,
+    source: str | None,
+    sample: str | None,
+    path: Path | None,
+) -> None:
+    """POST a signed sample approval (several customers) to a running server."""
+    found = _sample_source(url, source)
+    assert found.contract is not None and found.signature is not None
+    if path is None:
+        name = sample or found.contract.default_sample
+        if name not in found.contract.samples:
+            known = ", ".join(sorted(found.contract.samples))
+            raise click.BadParameter(
+                f"no sample {name!r} (samples: {known})", param_hint="--sample"
+            )
+        path = found.contract.samples[name]
+    doc = found.contract.address(json.loads(path.read_text()), tracker_workspace_id)
     body = json.dumps(doc).encode()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret, msg_id, ts, body),
-    }
+    headers = {"content-type": "application/json", **found.signature.sign(secret, body)}
     try:
         res = requests.post(url, data=body, headers=headers, timeout=30)
     except requests.RequestException as exc:
@@ -363,7 +380,8 @@ def config_command() -> click.Command:
     @click.command("config")
     def show_config() -> None:
         """Print every environment variable, its default and meaning (Markdown)."""
-        click.echo(settings_table_markdown(declared_settings()))
+        declared = current_app.extensions.get("declared_settings", declared_settings())
+        click.echo(settings_table_markdown(declared))
 
     return show_config
 

@@ -131,53 +131,6 @@ SETTINGS: tuple[Setting, ...] = (
         "How often each workspace's open drafts are read again from the provider (webhooks get "
         "lost); `0` turns the periodic reconcile off.",
     ),
-    Setting("WEBWORK_CLIENT_ID", None, "WebWork OAuth client id (tracker connection)."),
-    Setting("WEBWORK_CLIENT_SECRET", None, "WebWork OAuth client secret.", secret=True),
-    Setting(
-        "WEBWORK_API_BASE_URL",
-        "https://api.webwork-tracker.com/api/v2",
-        "WebWork REST API V2 base (override only for tests or a local fake).",
-    ),
-    Setting(
-        "WEBWORK_AUTHORIZE_URL",
-        "https://webwork-tracker.com/oauth/authorize",
-        "WebWork OAuth authorize URL (the admin's consent screen).",
-    ),
-    Setting(
-        "WEBWORK_TOKEN_URL",
-        "https://webwork-tracker.com/oauth/token",
-        "WebWork OAuth token URL (code exchange and refresh).",
-    ),
-    Setting(
-        "WEBWORK_POLL_SECONDS",
-        "300",
-        "How often each connected workspace's WebWork timesheets are polled for approvals "
-        "(`0` switches periodic polling off; Poll now still works).",
-    ),
-    Setting(
-        "WEBWORK_POLL_WINDOW_DAYS",
-        "62",
-        "How many days of timesheet periods each poll looks at (a late approval of last "
-        "month's sheet is still found).",
-    ),
-    Setting(
-        "WEBWORK_REQUESTS_PER_MINUTE",
-        "57",
-        "Requests per minute per connected WebWork user, spaced evenly and shared by every "
-        "process (WebWork allows 60; at most 58 is used so no sliding minute exceeds 60).",
-    ),
-    Setting(
-        "WEBWORK_TIMEOUT_SECONDS",
-        "30",
-        "Read timeout of one WebWork API request (the connect timeout is 5 s).",
-    ),
-    Setting(
-        "WEBWORK_RATES_REFRESH_SECONDS",
-        "3600",
-        "How long projects, contracts (rates) and project viewers read from WebWork are cached "
-        "(a timesheet naming one the cache lacks refreshes it at once); `0` reads them at "
-        "every poll.",
-    ),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
     Setting(
         "LOG_FORMAT",
@@ -261,16 +214,6 @@ def load_config(
         "JOB_POLL_SECONDS": float(str(_get(env, "JOB_POLL_SECONDS"))),
         "WORKER_IMMEDIATE": _truthy(_get(env, "WORKER_IMMEDIATE")),
         "STATUS_RECONCILE_MINUTES": float(str(_get(env, "STATUS_RECONCILE_MINUTES"))),
-        "WEBWORK_CLIENT_ID": _get(env, "WEBWORK_CLIENT_ID"),
-        "WEBWORK_CLIENT_SECRET": _get(env, "WEBWORK_CLIENT_SECRET"),
-        "WEBWORK_API_BASE_URL": str(_get(env, "WEBWORK_API_BASE_URL")).rstrip("/"),
-        "WEBWORK_AUTHORIZE_URL": _get(env, "WEBWORK_AUTHORIZE_URL"),
-        "WEBWORK_TOKEN_URL": _get(env, "WEBWORK_TOKEN_URL"),
-        "WEBWORK_POLL_SECONDS": float(str(_get(env, "WEBWORK_POLL_SECONDS"))),
-        "WEBWORK_POLL_WINDOW_DAYS": int(str(_get(env, "WEBWORK_POLL_WINDOW_DAYS"))),
-        "WEBWORK_REQUESTS_PER_MINUTE": int(str(_get(env, "WEBWORK_REQUESTS_PER_MINUTE"))),
-        "WEBWORK_TIMEOUT_SECONDS": float(str(_get(env, "WEBWORK_TIMEOUT_SECONDS"))),
-        "WEBWORK_RATES_REFRESH_SECONDS": float(str(_get(env, "WEBWORK_RATES_REFRESH_SECONDS"))),
         "LOG_LEVEL": _get(env, "LOG_LEVEL"),
         "LOG_FORMAT": _get(env, "LOG_FORMAT"),
         "METRICS_TOKEN": _get(env, "METRICS_TOKEN"),
@@ -279,13 +222,13 @@ def load_config(
     }
     for setting in extra:
         config[setting.name] = _get(env, setting.name, setting)
-    # The prefixes of the settings the providers declare: their other
+    # The prefixes of the settings the providers and tracker sources declare: their other
     # variables pass through untouched too.
     prefixes = tuple({setting.name.split("_", 1)[0] + "_" for setting in extra})
-    # Provider base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
-    # variable under the provider prefixes untouched.
+    # Base URLs may be overridden (tests, local fakes): pass through any *_BASE_URL / *_URL
+    # variable under the declared prefixes untouched.
     for name, value in env.items():
-        if name.startswith(("WEBWORK_", *prefixes)) and name not in config:
+        if prefixes and name.startswith(prefixes) and name not in config:
             config[name] = value
     return config
 

@@ -61,7 +61,7 @@ def to_entry(rate: RateLike) -> billing.RateEntry:
 
 
 def rate_table(admin: Iterable[RateLike], tracker: Iterable[RateLike]) -> billing.RateTable:
-    """The admin's rates and the tracker's (e.g. WebWork contracts) in one table: where both give
+    """The admin's rates and the tracker's (e.g. contract rates) in one table: where both give
     a rate for the same scope from the same day, the admin's wins."""
     entries = [to_entry(r) for r in admin]
     taken = {_identity(e) for e in entries}

@@ -92,9 +92,11 @@ def test_readme_configuration_table_is_the_generated_one() -> None:
     """The README's table is `flask --app connector config`'s output: a variable added to
     connector/config.py without regenerating the README fails here, not in a user's deployment."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    from connector.app import tracker_settings
     from connector.providers import declared_settings
 
-    assert settings_table_markdown(declared_settings()).strip() in readme
+    declared = (*declared_settings(), *tracker_settings())
+    assert settings_table_markdown(declared).strip() in readme
 
 
 # --- issue 20 item 6: APP_ENV exactly, and no predictable secret in production ------------------

@@ -18,9 +18,11 @@ ZERO_SETTINGS = {
 
 
 def test_every_setting_with_a_meaning_for_0_is_checked() -> None:
+    from connector.app import tracker_settings
     from connector.providers import declared_settings
 
-    documented = {s.name for s in (*SETTINGS, *declared_settings()) if "`0`" in s.meaning}
+    declared = (*SETTINGS, *declared_settings(), *tracker_settings())
+    documented = {s.name for s in declared if "`0`" in s.meaning}
     assert documented == set(ZERO_SETTINGS)
 
 

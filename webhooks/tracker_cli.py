@@ -1,7 +1,7 @@
 """``flask --app connector tracker ...``: connect a workspace's time tracker, poll, status,
 disconnect, for whichever source the workspace uses (or ``--source``), from the registry.
 
-A source adds commands only it has (e.g. WebWork's ``backfill``) through its registration's
+A source adds commands only it has (e.g. a ``backfill``) through its registration's
 ``commands``; the app factory attaches them with :func:`add_source_commands`.
 """
 
@@ -120,8 +120,10 @@ def status(workspace_id: int) -> None:
 def disconnect(workspace_id: int, source: str | None) -> None:
     """Forget WORKSPACE_ID's tracker credentials and stop polling."""
     found = _source(_workspace(workspace_id), source)
-    done = trackers.disconnect_account(found.name, workspace_id)
-    click.echo("disconnected" if done else "was not connected")
+    outcome = trackers.disconnect_account(found.name, workspace_id)
+    click.echo("disconnected" if outcome.done else "was not connected")
+    if outcome.warning:
+        click.echo(f"warning: {outcome.warning}", err=True)
 
 
 def add_source_commands() -> None:

@@ -214,10 +214,13 @@ def tracker_poll_now(workspace_id: int) -> Any:
 def tracker_disconnect(workspace_id: int) -> Any:
     ws = workspace_for_admin(workspace_id)
     source = _tracker_of(ws)
-    if trackers.disconnect_account(source.name, ws.id):
+    outcome = trackers.disconnect_account(source.name, ws.id)
+    if outcome.done:
         flash(
             f"{source.display_name} disconnected: polling stopped and its credentials were "
             "deleted here. Drafts already made are kept.",
             "success",
         )
+    if outcome.warning:
+        flash(outcome.warning, "error")
     return redirect(url_for("admin.connections", workspace_id=ws.id))

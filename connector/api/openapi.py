@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import jsonify
 
+from connector import trackers
 from connector.api import API_MODULES, bp
 from webhooks import provider_receiver
-from webhooks.webwork.events import SCHEMA_PATH
 
 _PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
 
@@ -37,20 +37,7 @@ def build_document() -> dict[str, Any]:
 
     paths.update(provider_receiver.OPENAPI_PATHS)
     schemas.update(provider_receiver.OPENAPI_SCHEMAS)
-    event = json.loads(SCHEMA_PATH.read_text())
-    defs = event.pop("definitions", {})
-    event.pop("$schema", None)
-    event.pop("$id", None)
-
-    # The contract's JSON Schema definitions become components; rewrite references to match.
-    def as_component(schema: Any) -> Any:
-        return json.loads(
-            json.dumps(schema).replace("#/definitions/", "#/components/schemas/Event_")
-        )
-
-    for name, schema in defs.items():
-        schemas[f"Event_{name}"] = as_component(schema)
-    schemas["Event"] = as_component(event)
+    schemas.update(event_schemas())
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details",
@@ -86,6 +73,64 @@ def build_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def _required_at(pointer: str) -> dict[str, Any]:
+    """A schema requiring the member at a JSON pointer (e.g. /data/timesheet/rows)."""
+    schema: dict[str, Any] = {}
+    for name in reversed([p for p in pointer.split("/") if p]):
+        schema = {"type": "object", "required": [name], "properties": {name: schema}}
+    return schema
+
+
+def _source_event(name: str, contract: trackers.Contract) -> dict[str, Any]:
+    """One source's event schema as components: ``Event_<source>`` and its definitions."""
+    event = json.loads(contract.schema_path.read_text())
+    defs = event.pop("definitions", {})
+    event.pop("$schema", None)
+    event.pop("$id", None)
+    prefix = f"Event_{name}"
+
+    # The contract's JSON Schema definitions become components; rewrite references to match.
+    def as_component(schema: Any) -> Any:
+        return json.loads(
+            json.dumps(schema).replace("#/definitions/", f"#/components/schemas/{prefix}_")
+        )
+
+    found = {f"{prefix}_{key}": as_component(schema) for key, schema in defs.items()}
+    found[prefix] = as_component(event)
+    return found
+
+
+def event_schemas() -> dict[str, Any]:
+    """Every registered tracker's event (``Event`` is any of them) and what a preview accepts:
+    an event of a kind that is billed, carrying its rows."""
+    schemas: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    previewable: list[dict[str, Any]] = []
+    for name, source in trackers.SOURCES.items():
+        if source.contract is None:
+            continue
+        schemas.update(_source_event(name, source.contract))
+        ref = {"$ref": f"#/components/schemas/Event_{name}"}
+        events.append(ref)
+        previewable.append(
+            {
+                "allOf": [
+                    ref,
+                    {
+                        "type": "object",
+                        "properties": {"type": {"enum": sorted(source.event_kinds)}},
+                    },
+                    _required_at(source.contract.rows_pointer),
+                ]
+            }
+        )
+    schemas["Event"] = events[0] if len(events) == 1 else {"anyOf": events}
+    schemas["PreviewableEvent"] = (
+        previewable[0] if len(previewable) == 1 else {"anyOf": previewable}
+    )
+    return schemas
 
 
 @bp.get("/openapi.json")

@@ -6,25 +6,33 @@ from typing import Any
 
 from flask import g, jsonify, request
 
+from connector import trackers
 from connector.api import bp
 from connector.auth import token_required
 from connector.pipeline import preview_event
 from connector.problems import Problem
-from webhooks.webwork.events import SUPPORTED_TYPES, EventError, parse_event
+from connector.trackers import EventError
 
 
 @bp.post("/preview")
 @token_required
 def preview() -> Any:
     body = request.get_data(cache=True)
+    if not trackers.is_source(g.workspace.tracker_source):
+        raise Problem(
+            409,
+            "Tracker not available",
+            f"this workspace's tracker {g.workspace.tracker_source!r} is not installed here",
+            type_="unknown-tracker",
+        )
+    source = trackers.get_source(g.workspace.tracker_source)
     try:
-        event = parse_event(body)
-        if not event.supported:
+        event = source.parse_event(body)
+        if source.kind_of(event.type) is None:
             raise EventError(422, "/type", f"{event.type!r} is not an event that is billed")
         if event.is_thin:
-            raise EventError(
-                422, "/data/timesheet/daily_breakdown", "a preview needs the timesheet's rows"
-            )
+            rows = source.contract.rows_pointer if source.contract else ""
+            raise EventError(422, rows, "a preview needs the timesheet's rows")
         result = preview_event(g.workspace, event)
     except EventError as exc:
         raise Problem(
@@ -39,25 +47,8 @@ def preview() -> Any:
     return jsonify(result)
 
 
-# An event the preview can bill: a supported type carrying the timesheet's rows.
-_PREVIEWABLE = {
-    "allOf": [
-        {"$ref": "#/components/schemas/Event"},
-        {
-            "type": "object",
-            "properties": {
-                "type": {"enum": sorted(SUPPORTED_TYPES)},
-                "data": {
-                    "type": "object",
-                    "required": ["timesheet"],
-                    "properties": {
-                        "timesheet": {"type": "object", "required": ["daily_breakdown"]}
-                    },
-                },
-            },
-        },
-    ]
-}
+# An event the preview can bill (built from the registered sources' contracts: openapi.py).
+_PREVIEWABLE = {"$ref": "#/components/schemas/PreviewableEvent"}
 OPENAPI_PATHS = {
     "/preview": {
         "post": {

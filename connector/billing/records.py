@@ -33,7 +33,7 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """Tracker-side customer (e.g. a WebWork project viewer)."""
+    """Tracker-side customer (e.g. a tracker's client or project viewer)."""
 
     id: str
     name: str

@@ -526,7 +526,7 @@ class Rate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# --- tracker accounts polled for approvals (e.g. WebWork) ---------------------------------------
+# --- tracker accounts polled for approvals (any source) ----------------------------------------
 class TrackerTimesheetSeen(Base):
     """What the poller last saw of one tracker timesheet: the dedupe memory of polling.
 
@@ -553,7 +553,7 @@ class TrackerTimesheetSeen(Base):
 
 
 class TrackerRate(Base):
-    """A rate read from the tracker (WebWork contract rate history, project rate); a cache.
+    """A rate read from the tracker (a contract's rate history, a project's rate); a cache.
 
     The billing engine sees these beside the admin's rates (``Rate``); an admin rate of the same
     scope and start day wins. Replaced wholesale on each refresh.

@@ -330,7 +330,7 @@ class _Planner:
 
     def _hold_hint(self, status: DraftStatus, holds: list[billing.Hold]) -> str | None:
         if status == DraftStatus.NEEDS_RATE:
-            # e.g. WebWork hides rates from the connected user: say so, with the fix
+            # e.g. the tracker hides rates from the connected user: say so, with the fix
             return trackers.rate_hold_hint(self.workspace.id, self.ts_row.source)
         if status == DraftStatus.NEEDS_MAPPING and self.books is None:
             return connect_first(self.workspace)

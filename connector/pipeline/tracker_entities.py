@@ -47,7 +47,7 @@ def upsert_tracker_entities(
     s: Session, workspace_id: int, seen: Mapping[tuple[str, str], Mapping[str, Any]]
 ) -> None:
     """Insert or refresh the projects/clients a source saw ((kind, id) -> name, email,
-    client_id), so the mapping page lists them; shared by approvals and WebWork's catalog."""
+    client_id), so the mapping page lists them; shared by approvals and a tracker's catalog."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     # A few statements of many rows, not one per entity (an approval names ~10); in key order,

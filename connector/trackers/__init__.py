@@ -30,6 +30,7 @@ from connector.trackers.parts import (
     Card,
     ConnectRefused,
     Contract,
+    Disconnection,
     EventKind,
     PollBusy,
     Poller,
@@ -46,6 +47,7 @@ __all__ = [
     "Card",
     "ConnectRefused",
     "Contract",
+    "Disconnection",
     "EventError",
     "EventKind",
     "PollBusy",
@@ -126,6 +128,9 @@ class Source:
 
     def kind_of(self, event_type: str | None) -> EventKind | None:
         return self.event_kinds.get(event_type or "")
+
+    def types_of(self, kind: EventKind) -> frozenset[str]:
+        return frozenset(t for t, k in self.event_kinds.items() if k == kind)
 
 
 SOURCES: dict[str, Source] = {}
@@ -230,18 +235,22 @@ def connect_account(source: str, workspace_id: int, token: str, connected_by: st
     return said
 
 
-def disconnect_account(source: str, workspace_id: int) -> bool:
-    """Run the source's on-disconnect hook (e.g. remove its webhooks; a failure is logged, never
-    blocks), then forget the credentials. False when nothing was connected."""
+def disconnect_account(source: str, workspace_id: int) -> Disconnection:
+    """Run the source's on-disconnect hook (e.g. remove its webhooks; a failure never blocks),
+    then forget the credentials."""
     account = get_source(source).account
     if account is None:
-        return False
+        return Disconnection(done=False)
+    warning: str | None = None
     if account.on_disconnect is not None:
         try:
             account.on_disconnect(workspace_id)
+        except ConnectRefused as exc:
+            warning = exc.message
         except Exception:  # the tracker may be down or the key revoked: forget ours anyway
             log.exception("on-disconnect of %s for workspace %s failed", source, workspace_id)
-    return account.disconnect(workspace_id)
+            warning = f"{get_source(source).display_name} could not be told about the disconnect."
+    return Disconnection(done=account.disconnect(workspace_id), warning=warning)
 
 
 def parse_event(source: str, body: bytes) -> TrackerEvent:

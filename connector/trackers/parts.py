@@ -114,9 +114,19 @@ class Account:
     # After connect_token succeeded (e.g. register the tracker's webhooks). Raising
     # ConnectRefused undoes the connection (disconnect is called) and reports the words.
     on_connect: Callable[[int], None] | None = None
-    # Before disconnect (e.g. remove the tracker's webhooks). A failure is logged and shown,
-    # never blocks the disconnect.
+    # Before disconnect (e.g. remove the tracker's webhooks). A failure never blocks the
+    # disconnect: a ConnectRefused's words are shown to the admin (e.g. "delete the webhook in
+    # the tracker's settings"), anything else is logged.
     on_disconnect: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class Disconnection:
+    """What a disconnect did: ``done`` False when nothing was connected; ``warning``: words
+    from the source's on-disconnect hook the admin should act on."""
+
+    done: bool
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
