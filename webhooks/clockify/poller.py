@@ -119,9 +119,9 @@ def _approval(ctx: _Pass, item: dict[str, Any], request: dict[str, Any]) -> None
         event = parse_event(body)  # the same contract a webhook must meet
         revision = billing.timesheet_revision(normalize_timesheet(event.timesheet))
     except (EntryError, EventError, KeyError, TypeError, ValueError) as exc:
-        ctx.report.invalid += 1
-        ctx.report.problems.append(f"approval request {request_id[:80]}: {exc}")
-        log.warning("Clockify approval request %s cannot be billed: %s", request_id, exc)
+        _invalid(
+            ctx, request, f"Clockify approval request {request_id[:80]} cannot be billed: {exc}"
+        )
         return
     digest = rows_hash(timesheet)
     seen = what_was_seen(ctx.workspace_id, request_id)
@@ -132,7 +132,19 @@ def _approval(ctx: _Pass, item: dict[str, Any], request: dict[str, Any]) -> None
         record(ctx.workspace_id, request_id, status=APPROVED, digest=digest, now=ctx.now)
         return
     ctx.report.new_approvals += 1
-    ctx.store(request_id, APPROVED, digest, Change("approval", body, event.timestamp))
+    ctx.store(request_id, APPROVED, digest, Change("approval", body))
+
+
+def _invalid(ctx: _Pass, request: dict[str, Any], reason: str) -> None:
+    """Shown, not billed: an ``invalid`` delivery naming the reason (once per reason)."""
+    request_id = str(request["id"])
+    ctx.report.invalid += 1
+    ctx.report.problems.append(reason)
+    log.warning("%s", reason)
+    if what_was_seen(ctx.workspace_id, request_id).error == reason:
+        return
+    body = json.dumps({"clockify_approval_request": request}).encode()
+    ctx.store(request_id, "invalid", None, Change("invalid", body, reason))
 
 
 def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
@@ -145,7 +157,7 @@ def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
     status = {**request["status"], "state": "WITHDRAWN_APPROVAL"}
     body = json.dumps({**request, "status": status}).encode()
     ctx.report.withdrawals += 1
-    ctx.store(request_id, state.lower(), None, Change("withdrawal", body, _updated_at(request)))
+    ctx.store(request_id, state.lower(), None, Change("withdrawal", body))
 
 
 def poll_workspace(
