@@ -19,7 +19,7 @@ from typing import Any
 
 from connector import worker
 from connector.models import utcnow
-from connector.providers.base import RetryLater
+from connector.providers.base import Rejected, RetryLater
 from webhooks.clockify.client import (
     ClockifyClient,
     ClockifyError,
@@ -85,7 +85,7 @@ def fill_event(workspace_id: int, event: Event, *, polled: bool = False) -> Even
     except ClockifyError as exc:
         raise RetryLater(f"Clockify could not be read: {exc.message}") from None
     except EntryError as exc:
-        raise RetryLater(f"Clockify sent an unreadable approval request: {exc}") from None
+        raise Rejected(f"Clockify sent an unreadable approval request: {exc}") from None
     if item is None:
         raise worker.WaitFor(
             WAIT_TRACKER_DATA,
@@ -95,6 +95,7 @@ def fill_event(workspace_id: int, event: Event, *, polled: bool = False) -> Even
     try:
         timesheet = build_timesheet(item["approvalRequest"], entries)
     except EntryError as exc:
-        raise RetryLater(f"Clockify sent an unreadable time entry: {exc}") from None
+        # Trying again reads the same entry: the job fails, naming it (the delivery says so).
+        raise Rejected(f"Clockify sent an unreadable time entry: {exc}") from None
     remember_approved(workspace_id, timesheet, now=utcnow())
     return event.with_timesheet(timesheet)

@@ -185,3 +185,26 @@ def test_the_poll_holds_a_revoked_key_too(
     with app.app_context(), pytest.raises(trackers.PollProblem) as caught:
         poll(billed.id, app.config, False)
     assert caught.value.refused and caught.value.message.startswith("Reconnect Clockify")
+
+
+def test_an_unreadable_entry_fails_the_approval_naming_it_and_the_poll_shows_it(
+    app: Any, client: Any, clockify_app: FakeClockify, billed: Any
+) -> None:
+    request_id = ada_week(clockify_app)
+    clockify_app.entries[0]["timeInterval"]["duration"] = "an hour"
+    assert post(client, app, clockify_app.approve(request_id)) == [202]
+    [(state, _)] = _process_jobs(billed.id)
+    assert state == JobState.FAILED  # trying again would read the same entry
+    with db.new_session() as s:
+        job = s.scalars(select(Job).where(Job.kind == "process_delivery")).one()
+        assert "entries/0/timeInterval/duration" in (job.last_error or "")
+    assert drafts_count(billed.id) == 0
+
+    from webhooks.clockify.tests.conftest import poll
+
+    with app.app_context():
+        assert "1 unreadable" in poll(billed.id)
+        poll(billed.id)  # the same reason is not stored twice
+    with db.new_session() as s:
+        invalid = list(s.scalars(select(Delivery).where(Delivery.status == "invalid")))
+    assert len(invalid) == 1 and "entries/0/timeInterval/duration" in (invalid[0].error or "")
