@@ -150,8 +150,9 @@ def _invalid(ctx: _Pass, request: dict[str, Any], reason: str) -> None:
 def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
     request_id = str(request["id"])
     seen = what_was_seen(ctx.workspace_id, request_id)
-    if seen.status != APPROVED and not seen.live_approved:
-        return  # never approved here: nothing to take back
+    if not (seen.status == APPROVED or (not seen.known and seen.live_approved)):
+        # Never approved here, or its withdrawal is stored already (perhaps not yet processed).
+        return
     state = str((request.get("status") or {}).get("state"))
     # Read as a withdrawal whatever the state: sent back for approval means not approved now.
     status = {**request["status"], "state": "WITHDRAWN_APPROVAL"}
