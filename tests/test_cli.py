@@ -121,3 +121,29 @@ def test_create_customers_refuses_a_made_up_currency(app, workspace) -> None:
     )
     assert res.exit_code != 0
     assert "ABC is not a currency" in res.output
+
+
+def test_the_readmes_send_sample_reaches_the_receiver_signed(app, workspace, client) -> None:
+    """README step 2 with no tracker account: the default source's sample, Standard Webhooks
+    signed with the workspace's secret, accepted at the wire."""
+    import responses
+
+    url = f"http://invoicer.test{workspace.webhook_path}"
+
+    def forward(request):  # type: ignore[no-untyped-def]
+        res = client.post(request.path_url, data=request.body, headers=dict(request.headers))
+        return res.status_code, {}, res.get_data(as_text=True)
+
+    runner = app.test_cli_runner()
+    args = ["events", "send-sample", "--url", url, "--tracker-workspace-id", "4242"]
+    with responses.RequestsMock() as wire:
+        wire.add_callback(responses.POST, url, callback=forward)
+        sent = runner.invoke(args=[*args, "--secret", workspace.signing_secret])
+        forged = runner.invoke(args=[*args, "--secret", "whsec_" + "A" * 43])
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.startswith("202 ")
+    assert forged.exit_code == 1 and forged.output.startswith("401 ")
+    stored = db.session.scalars(select(Delivery)).one()
+    assert stored.event_type == "timesheet.approved"
+    unknown = runner.invoke(args=[*args, "--secret", "x", "--sample", "nope"])
+    assert unknown.exit_code != 0 and "no sample 'nope'" in unknown.output

@@ -50,7 +50,7 @@ CONNECT_TIMEOUT = 5.0
 class OAuthApp:
     """One OAuth2 app registered with a provider: everything the wire calls need.
 
-    ``label`` names the provider in messages ("Intuit", "Xero"). ``keep_fields``: fields of
+    ``label`` names the provider in messages (e.g. "Intuit"). ``keep_fields``: fields of
     the token answer kept in the credentials besides the standard ones (an ``id_token``, say).
     ``refresh_scope``: send the scopes again on refresh (some servers want it). ``revoke_body``:
     RFC 7009 says form-encoded; Intuit documents JSON. ``refresh_lifetime_field`` names the answer's

@@ -82,7 +82,7 @@ def callback(provider: str, label: str, finish: Callable[[Answer], Any]) -> Any:
     """Check the provider's answer against the stored state, then hand it to ``finish``.
 
     The state is used up first, whatever happens next. ``label`` names the provider to the admin
-    ("QuickBooks", "Xero").
+    (e.g. "QuickBooks").
     """
     pending = oauth_state.take(
         provider, request.args.get("state", ""), admin_id=int(current_user.id)

@@ -77,7 +77,8 @@ class EventError(Exception):
 
 
 class TrackerEvent(Protocol):
-    """What the core reads of a parsed tracker event (each source has its own class)."""
+    """What the core reads of a parsed tracker event (each source has its own class). What the
+    event means is its source's ``event_kinds[type]`` (:func:`kind_of`), not the event's own."""
 
     @property
     def source(self) -> str: ...
@@ -86,13 +87,9 @@ class TrackerEvent(Protocol):
     @property
     def workspace_id(self) -> str: ...  # the tracker's workspace (checked against the endpoint)
     @property
-    def is_approval(self) -> bool: ...
-    @property
     def timestamp(self) -> datetime: ...
     @property
     def timesheet(self) -> dict[str, Any]: ...
-    @property
-    def supported(self) -> bool: ...
     @property
     def timesheet_id(self) -> str: ...
     @property
