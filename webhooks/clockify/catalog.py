@@ -46,7 +46,8 @@ def entities(projects: list[dict[str, Any]], clients: list[dict[str, Any]]) -> d
 def due(workspace_id: int, *, force: bool = False) -> bool:
     if force:
         return True
-    every = float(current_app.config.get("CLOCKIFY_CATALOG_SECONDS") or DEFAULT_SECONDS)
+    value = current_app.config.get("CLOCKIFY_CATALOG_SECONDS")
+    every = DEFAULT_SECONDS if value is None or value == "" else float(value)  # 0: every poll
     synced = store_for(workspace_id).meta().get("catalog_synced_at")
     try:
         last = datetime.fromisoformat(synced) if synced else None

@@ -128,7 +128,8 @@ def settings_from_config(config: Mapping[str, Any]) -> ClockifySettings:
 
 
 class Limiter(Protocol):
-    """``connector.ratelimit``'s shared limiter (see the WebWork client for the same use)."""
+    """``connector.ratelimit``'s shared limiter: spaces requests, and ``pause`` holds every
+    process's requests to a bucket (raising ``Throttled`` from ``acquire`` while it lasts)."""
 
     def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
 

@@ -38,6 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CLOCKIFY_CATALOG_SECONDS",
         "3600",
-        "How often Clockify's clients and projects are re-read for the mapping page.",
+        "How often Clockify's clients and projects are re-read for the mapping page (`0`: at "
+        "every poll).",
     ),
 )
