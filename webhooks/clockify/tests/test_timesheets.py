@@ -151,3 +151,16 @@ def test_malformed_bodies_name_the_field(body: bytes, status: int, field: str) -
         parse_event(body)
     assert caught.value.status == status
     assert caught.value.field.startswith(field)
+
+
+def test_tasks_are_kept_and_split_rows() -> None:
+    request, _, fake = approved_week()
+    fake.track(ADA[0], "2026-11-06T09:00", 30, WEBSITE, task=("tk-1", "Design"), rate_cents=10000)
+    fake.track(ADA[0], "2026-11-06T10:00", 15, WEBSITE, task=("tk-1", "Design"), rate_cents=10000)
+    fake.track(ADA[0], "2026-11-06T11:00", 20, WEBSITE, rate_cents=10000)
+    entries = [fake._hydrated(e) for e in fake.entries]
+    ts = normalize_timesheet(build_timesheet(request, entries))
+    friday = [
+        (r.task.name if r.task else None, r.minutes) for r in ts.rows if r.date == date(2026, 11, 6)
+    ]
+    assert sorted(friday, key=str) == [("Design", 45), (None, 20)]
