@@ -105,7 +105,9 @@ def validate(client: ClockifyClient) -> dict[str, Any]:
     }
 
 
-def register_webhook(client: ClockifyClient, url: str, previous: list[dict[str, Any]]) -> dict:
+def register_webhook(
+    client: ClockifyClient, url: str, previous: list[dict[str, Any]]
+) -> dict[str, str]:
     """One webhook for approval status changes at ``url``; ours from before are removed first."""
     ours = {str(h.get("id")) for h in previous}
     try:

@@ -39,6 +39,9 @@ def test_approve_withdraw_edit_and_reapprove_through_webhooks(
         ts = s.scalars(select(Timesheet).where(Timesheet.timesheet_id == request_id)).one()
         assert ts.summary["excluded_minutes"] == 45
         assert ts.member["name"] == ADA[1]
+        delivery = s.scalars(select(Delivery).where(Delivery.timesheet_id == request_id)).one()
+        token = sent[0].headers["Clockify-Signature"]
+        assert token not in str(delivery.headers)  # the webhook's token is never stored
 
     # Clockify retries the same delivery; then the reconciling poll lists the same approval.
     assert post(client, app, sent) == [200]
