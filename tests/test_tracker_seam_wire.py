@@ -176,7 +176,10 @@ def test_the_console_form_offers_every_registered_tracker(app: Any, make_admin: 
         },
     )
     assert made.status_code == 200 and "/webhooks/tally/" in made.get_data(as_text=True)
-    assert "into Tally's webhook settings" in made.get_data(as_text=True)
+    # Tally keeps its own webhook token: no signing secret to paste, connecting is the step.
+    assert "Connect Tally on the Connections page" in made.get_data(as_text=True)
+    checklist = browser.get("/workspaces/1").get_data(as_text=True)
+    assert "Connect Tally" in checklist and "Show the signing secret" not in checklist
     again = browser.post(
         "/workspaces/new",
         data={

@@ -127,7 +127,10 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
             None,
             f"Connect your {name} account on the Connections page (approvals are then found by "
             "polling), or paste the webhook URL and signing secret into a sender of signed "
-            "approval events. This step is done when either works.",
+            "approval events. This step is done when either works."
+            if uses_workspace_secret(workspace)
+            else f"Connect your {name} account on the Connections page: its approvals then "
+            "reach this workspace by themselves. This step is done when it is connected.",
         )
     return TrackerStatus(
         True, last, f"Signed events arrive; the last one at {last:%Y-%m-%d %H:%M} UTC."
@@ -228,6 +231,30 @@ def _live_draft_count(s: Session, workspace_id: int, *statuses: str) -> int:
     )
 
 
+def uses_workspace_secret(workspace: Workspace) -> bool:
+    """Does the workspace's tracker sign with the workspace's secret (shown to paste there)?"""
+    source = trackers.SOURCES.get(workspace.tracker_source)
+    return source is None or source.signature is None or source.signature.uses_workspace_secret
+
+
+def tracker_actions(workspace: Workspace) -> list[Action]:
+    """Connect the tracker; and the signing secret, when the tracker signs with it."""
+    actions = [
+        Action(
+            f"Connect {trackers.display_name(workspace.tracker_source)}",
+            url_for("admin.connections", workspace_id=workspace.id),
+        )
+    ]
+    if uses_workspace_secret(workspace):
+        actions.append(
+            Action(
+                "Show the signing secret",
+                url_for("admin.signing_secret", workspace_id=workspace.id),
+            )
+        )
+    return actions
+
+
 def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
     """The first-run steps, each with its state and the button that does it."""
     s = s or db.session
@@ -241,17 +268,7 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
             "Connect the time tracker",
             StepState.DONE if tracker.connected else StepState.TODO,
             tracker.detail,
-            [
-                Action(
-                    f"Connect {trackers.display_name(workspace.tracker_source)}",
-                    url_for("admin.connections", workspace_id=ws_id),
-                ),
-                Action(
-                    "Show the signing secret", url_for("admin.signing_secret", workspace_id=ws_id)
-                ),
-            ]
-            if not tracker.connected
-            else [],
+            [] if tracker.connected else tracker_actions(workspace),
         )
     )
 

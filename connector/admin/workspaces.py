@@ -174,6 +174,7 @@ def new_workspace() -> Any:
                 signing_secret=created.signing_secret,
                 api_token=created.api_token,
                 webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], created.workspace),
+                uses_workspace_secret=onboarding.uses_workspace_secret(created.workspace),
             )
             return no_store(current_app.make_response(page))
     page = render_template(

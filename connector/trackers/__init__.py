@@ -211,11 +211,6 @@ def kind_of(source: str, event_type: str | None) -> EventKind | None:
     return None if found is None else found.kind_of(event_type)
 
 
-def event_types(kind: EventKind) -> frozenset[str]:
-    """Every registered source's event types of one kind (the API's enum, the console's words)."""
-    return frozenset(t for src in SOURCES.values() for t, k in src.event_kinds.items() if k == kind)
-
-
 def connect_account(source: str, workspace_id: int, token: str, connected_by: str) -> str:
     """Connect the workspace's tracker account with a pasted token, then run the source's
     on-connect hook (e.g. register its webhooks); a hook's refusal undoes the connection."""

@@ -77,6 +77,9 @@ class Signature:
     verify: Callable[[SignedDelivery], str]
     # (secret, body) -> the headers a sender puts on ``body`` (``events send-sample``, tests).
     sign: Callable[[str, bytes], dict[str, str]]
+    # Whether deliveries are signed with the workspace's signing secret (the console then shows
+    # it to paste into the tracker). False: the source keeps its own (e.g. registered on connect).
+    uses_workspace_secret: bool = True
 
 
 @dataclass(frozen=True)

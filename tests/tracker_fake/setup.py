@@ -19,7 +19,9 @@ def setup(app: Flask) -> None:
         parse_event=source.parse_event,
         normalize_timesheet=source.normalize_timesheet,
         event_kinds=source.EVENT_KINDS,
-        signature=trackers.Signature(verify=source.verify, sign=source.sign),
+        signature=trackers.Signature(
+            verify=source.verify, sign=source.sign, uses_workspace_secret=False
+        ),
         contract=source.CONTRACT,
         card=trackers.Card(template="tally/card.html", context=source.card_context),
         account=trackers.Account(

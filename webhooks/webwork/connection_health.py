@@ -14,7 +14,6 @@ jobs that waited for it are woken, and the poll runs. Reconnecting by hand does 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from connector import worker
@@ -24,8 +23,6 @@ from webhooks.webwork import SOURCE
 from webhooks.webwork.client import WebWorkError
 from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for
 from webhooks.webwork.store import store_for
-
-log = logging.getLogger(__name__)
 
 # How often a held connection checks its token again: one request every 15 minutes.
 RECHECK_SECONDS = 900.0

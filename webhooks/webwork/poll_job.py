@@ -60,15 +60,11 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
     return said + "\n" + _rates_report(workspace_id) if refresh else said
 
 
-def recheck(workspace_id: int) -> bool:
-    return recheck_token(workspace_id)
-
-
 POLLER = trackers.Poller(
     job_kind=JOB_KIND,
     interval_setting="WEBWORK_POLL_SECONDS",
     poll=poll,
-    recheck=recheck,
+    recheck=recheck_token,
     recheck_seconds=RECHECK_SECONDS,
     wakes=(WAIT_RECONNECT,),
 )
