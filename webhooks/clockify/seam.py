@@ -42,7 +42,8 @@ def sign(secret: str, body: bytes) -> dict[str, str]:
     return {"Clockify-Signature": secret, "Content-Type": "application/json"}
 
 
-SIGNATURE = trackers.Signature(verify=verify, sign=sign)
+# Clockify signs nothing with the workspace's secret: its token comes with the webhook we register.
+SIGNATURE = trackers.Signature(verify=verify, sign=sign, uses_workspace_secret=False)
 
 
 def _addressed(document: dict[str, Any], tracker_workspace_id: str) -> dict[str, Any]:
