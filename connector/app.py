@@ -59,7 +59,7 @@ __all__ = ["create_app", "csrf", "pipeline", "status_sync"]
 csrf = CSRFProtect()
 # The tracker sources: one line each, the module whose ``setup(app)`` registers the source
 # (``connector.trackers``). The first is the default of a new workspace.
-TRACKER_SOURCES = ("webhooks.webwork.setup",)
+TRACKER_SOURCES = ("webhooks.webwork.setup", "webhooks.clockify.setup")
 # What a 503 tells a client (a webhook sender, an API caller) to wait while a dependency restarts.
 DEPENDENCY_RETRY_AFTER_SECONDS = 5
 

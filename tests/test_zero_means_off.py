@@ -10,6 +10,8 @@ from connector.config import SETTINGS, load_config
 
 ZERO_SETTINGS = {
     # setting -> where its 0 is checked
+    "CLOCKIFY_CATALOG_SECONDS": "webhooks/clockify/tests/test_zero_settings.py",
+    "CLOCKIFY_POLL_SECONDS": "webhooks/clockify/tests/test_zero_settings.py",
     "QUICKBOOKS_CACHE_SECONDS": "tests/providers/test_quickbooks_requests_per_draft.py",
     "STATUS_RECONCILE_MINUTES": "here",
     "WEBWORK_POLL_SECONDS": "webhooks/webwork/tests/test_zero_settings.py",

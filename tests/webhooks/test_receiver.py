@@ -143,7 +143,7 @@ def test_auto_invoicing_off_is_accepted_but_skipped(make_workspace, post_event) 
 
 def test_unknown_endpoint_is_404_and_unknown_source_too(workspace, client) -> None:
     assert client.post("/webhooks/webwork/nope", data=b"{}").status_code == 404
-    res = client.post(f"/webhooks/clockify/{workspace.endpoint_token}", data=b"{}")
+    res = client.post(f"/webhooks/nosuchtracker/{workspace.endpoint_token}", data=b"{}")
     assert res.status_code == 404
     assert count(Delivery) == 0
 
