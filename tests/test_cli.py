@@ -138,12 +138,12 @@ def test_the_readmes_send_sample_reaches_the_receiver_signed(app, workspace, cli
     args = ["events", "send-sample", "--url", url, "--tracker-workspace-id", "4242"]
     with responses.RequestsMock() as wire:
         wire.add_callback(responses.POST, url, callback=forward)
-        sent = runner.invoke(args=[*args, "--secret", workspace.signing_secret])
-        forged = runner.invoke(args=[*args, "--secret", "whsec_" + "A" * 43])
+        sent = runner.invoke(args=args)  # signed with the workspace's stored secret
+        forged = runner.invoke(args=[*args, "--secret-stdin"], input="whsec_" + "A" * 43 + "\n")
     assert sent.exit_code == 0, sent.output
     assert sent.output.startswith("202 ")
     assert forged.exit_code == 1 and forged.output.startswith("401 ")
     stored = db.session.scalars(select(Delivery)).one()
     assert stored.event_type == "timesheet.approved"
-    unknown = runner.invoke(args=[*args, "--secret", "x", "--sample", "nope"])
+    unknown = runner.invoke(args=[*args, "--secret-stdin", "--sample", "nope"], input="x\n")
     assert unknown.exit_code != 0 and "no sample 'nope'" in unknown.output

@@ -117,7 +117,7 @@ def test_workspaces_create_takes_any_registered_tracker(app: Any) -> None:
         ]
     )
     assert made.exit_code == 0, made.output
-    out = json.loads(made.output)
+    out = json.loads(made.stdout)
     assert out["tracker"] == "tally" and "/webhooks/tally/" in out["webhook_url"]
 
     wrong = runner.invoke(

@@ -42,9 +42,10 @@ EVENT_WORDS = {trackers.APPROVAL: "Approval event", trackers.WITHDRAWAL: "Approv
 
 
 @bp.app_template_filter("event_words")
-def event_words(delivery: object, unknown: str = "—") -> str:
-    """A delivery's (or any row with ``source`` and ``event_type``) event in words."""
-    event_type = getattr(delivery, "event_type", None)
+def event_words(delivery: object, unknown: str = "—", event_type: str | None = None) -> str:
+    """A delivery's (or any row with ``source`` and ``event_type``) event in words; ``event_type``
+    names it where the row has none (a malformed delivery whose body still says its type)."""
+    event_type = getattr(delivery, "event_type", None) or event_type
     kind = trackers.kind_of(str(getattr(delivery, "source", "")), event_type)
     return EVENT_WORDS[kind] if kind else (event_type or unknown)
 

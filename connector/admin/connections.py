@@ -23,7 +23,6 @@ from connector.providers import (
     DISPLAY_NAMES,
     EXTERNAL_PROVIDERS,
     PROVIDERS,
-    declared_settings,
     missing_connect_settings,
 )
 from webhooks import polling
@@ -180,7 +179,9 @@ def tracker_card(workspace: Any, rows: dict[str, Connection]) -> dict[str, Any] 
 
 def _settings_named(names: tuple[str, ...]) -> list[Setting]:
     """The declared settings (name and meaning) behind ``names``, for a page that lists them."""
-    declared = {setting.name: setting for setting in (*SETTINGS, *declared_settings())}
+    # The service's own, and what the providers and trackers declare (collected by the app).
+    extra = current_app.extensions.get("declared_settings", ())
+    declared = {setting.name: setting for setting in (*SETTINGS, *extra)}
     return [declared[name] for name in names if name in declared]
 
 

@@ -37,8 +37,8 @@ def test_creating_a_workspace_redirects_to_a_one_time_ready_page(admin_client: A
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     assert re.search(r'id="signing-secret">whsec_', text)
     assert re.search(r'id="api-token">tsi_', text)
-    # What happens next is true: WebWork is polled, it has no webhook settings.
-    assert "WebWork has no webhook settings" in text
+    # What happens next is true: nothing is pasted into WebWork (it is polled once connected).
+    assert "Nothing needs pasting into WebWork" in text
     assert "into WebWork's webhook settings" not in text
 
     again = admin_client.get(ready).get_data(as_text=True)  # a reload: shown once, not again
@@ -100,7 +100,7 @@ def test_a_used_tracker_id_lost_in_a_race_is_still_a_field_error(
     """Two admins submit the same id at once: the unique constraint decides, no 500."""
     from connector.admin import workspaces as pages
 
-    monkeypatch.setattr(pages, "_tracker_id_taken", lambda _tracker_id: False)
+    monkeypatch.setattr(pages, "_tracker_id_taken", lambda _source, _tracker_id: False)
     response = _new_workspace(admin_client, "Second", "4242")
     assert response.status_code == 422
     assert "already receives this WebWork workspace" in response.get_data(as_text=True)

@@ -69,7 +69,7 @@ def test_a_malformed_delivery_names_its_type_and_offers_no_replay(
 
     page = admin_client.get(f"/workspaces/{workspace.id}/deliveries/{row.id}")
     text = page.get_data(as_text=True)
-    assert "Timesheet approved" in text and "as the body names it" in text
+    assert "Approval event" in text and "as the body names it" in text
     assert "Replay this delivery" not in text and 'id="not-replayable"' in text
 
     jobs_before = db.session.scalar(select(func.count()).select_from(Job))

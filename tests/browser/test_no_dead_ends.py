@@ -104,20 +104,20 @@ def test_ready_page_tells_what_happens_next_and_shows_secrets_once(
     # Issue 20 item 8: ids are checked, and said what is allowed, at the field.
     for bad in ("<script>alert(1)</script>", "-5"):
         page.get_by_label("Workspace name").fill("Acme Consulting")
-        page.get_by_label("WebWork workspace id").fill(bad)
+        page.get_by_label("The tracker's workspace id").fill(bad)
         page.get_by_role("button", name="Create workspace").click()
         expect(page.locator("#tracker-error")).to_contain_text("digits 0-9 only")
     fits(page, width, "the new-workspace form with an error")
     shot(page, f"no-dead-ends-new-workspace-error-{width}")
 
-    page.get_by_label("WebWork workspace id").fill("4242")
+    page.get_by_label("The tracker's workspace id").fill("4242")
     page.get_by_role("button", name="Create workspace").click()
     page.wait_for_url("**/created/**")
     ready_url = page.url
     secret = page.locator("#signing-secret").inner_text()
     assert secret.startswith("whsec_")
     assert page.locator("#api-token").inner_text().startswith("tsi_")
-    expect(page.get_by_text("WebWork has no webhook settings")).to_be_visible()
+    expect(page.get_by_text("Nothing needs pasting into WebWork")).to_be_visible()
     assert "into WebWork's webhook settings" not in page.content()
     fits(page, width, "the ready page")
     shot(page, f"no-dead-ends-ready-{width}")
@@ -139,7 +139,7 @@ def test_ready_page_tells_what_happens_next_and_shows_secrets_once(
     # The same id again: a field error, never a 500.
     page.goto("/workspaces/new")
     page.get_by_label("Workspace name").fill("Acme again")
-    page.get_by_label("WebWork workspace id").fill("4242")
+    page.get_by_label("The tracker's workspace id").fill("4242")
     page.get_by_role("button", name="Create workspace").click()
     expect(page.locator("#tracker-error")).to_contain_text("already receives")
     assert ready_url != page.url and count(Workspace) == 1
@@ -154,7 +154,7 @@ def test_secrets_and_tokens_are_shown_once_by_a_get(
     context = open_context(chromium, live_server, width)
     ws = f"/workspaces/{workspace.id}"
     page = signed_in_page(context, f"{ws}/signing-secret")
-    expect(page.get_by_text("WebWork itself has no webhook settings")).to_be_visible()
+    expect(page.get_by_text("WebWork needs nothing from this page")).to_be_visible()
     page.get_by_role("button", name="Create a new secret and show it once").click()
     page.wait_for_url("**/signing-secret/new/**")
     expect(page.locator("#new-secret")).to_contain_text("whsec_")

@@ -14,11 +14,11 @@ from flask_login import current_user
 
 from connector import trackers
 from connector.auth import admin_required, workspace_for_admin
-from connector.config import SETTINGS
 from connector.oauth import flow
 from webhooks.webwork import connection as conn
 from webhooks.webwork.client import settings_from_config
 from webhooks.webwork.polls import schedule_poll
+from webhooks.webwork.settings import SETTINGS
 
 bp = Blueprint("webwork_connection", __name__, template_folder="templates")
 

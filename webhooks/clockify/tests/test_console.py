@@ -136,7 +136,7 @@ def test_cli_workspaces_create_tracker_clockify_then_connect(
         ]
     )
     assert result.exit_code == 0, result.output
-    created = json.loads(result.output)
+    created = json.loads(result.stdout)
     assert created["tracker"] == "clockify"
     result = runner.invoke(
         args=["tracker", "connect", str(created["id"]), "--source", "clockify", "--token-stdin"],
