@@ -261,6 +261,7 @@ def workspace_created(workspace_id: int, handle: str) -> Any:
         signing_secret=value and value["signing_secret"],
         api_token=value and value["api_token"],
         webhook_url=webhook_url(current_app.config["PUBLIC_BASE_URL"], ws),
+        uses_workspace_secret=onboarding.uses_workspace_secret(ws),
     )
     return no_store(current_app.make_response(page))
 
