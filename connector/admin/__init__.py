@@ -6,7 +6,7 @@ map to prove it. Modules: ``auth`` (sign in/out, idle timeout), ``resume`` (a fo
 after the session ended), ``workspaces`` (list, settings, API tokens, signing secret), ``once``
 (one-time values shown after a redirect), ``connections``, ``approval_pages`` (drafts, holds
 and their fixes), ``deliveries`` (the log, replay), ``drafts`` (every draft across approvals,
-the re-bill status JSON), ``onboarding`` (the first-run checklist, ``tracker_status``),
+the re-bill status JSON), ``onboarding`` (the first-run checklist, ``tracker_feed``),
 ``words`` (plain words), ``errors`` (error pages), ``ledger`` (the built-in provider's
 invoices), ``cli`` (``flask admins create``).
 """

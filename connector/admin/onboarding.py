@@ -1,7 +1,7 @@
 """First-run checklist of a workspace, and the one place that says whether an accounting
 account or the tracker is connected.
 
-``tracker_status`` is the only function that knows how the tracker is connected: a connected
+``tracker_feed`` is the only function that knows how the tracker is connected: a connected
 tracker account (the source's OAuth or token, polled; ``connector.trackers``), or else signed
 webhook deliveries (done once one arrived).
 
@@ -85,13 +85,15 @@ class Step:
 
 
 @dataclass(frozen=True)
-class TrackerStatus:
+class TrackerFeed:
+    """Do approvals reach the workspace (the checklist's view over trackers.tracker_status)?"""
+
     connected: bool
     last_received_at: Any  # datetime | None
     detail: str
 
 
-def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerStatus:
+def tracker_feed(workspace: Workspace, s: Session | None = None) -> TrackerFeed:
     """Is the tracker sending this workspace its approvals? A connected tracker account (polled),
     else signed webhook deliveries."""
     account = trackers.tracker_status(workspace.id)
@@ -102,13 +104,13 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
             if account.last_success_at
             else "; the first poll is on its way"
         )
-        return TrackerStatus(
+        return TrackerFeed(
             True,
             account.last_success_at,
             f"{name} account connected as {account.connected_as or 'its owner'}{polled}.",
         )
     if account.status == "reconnect_needed":
-        return TrackerStatus(
+        return TrackerFeed(
             False,
             None,
             f"{name} refused the saved sign-in: reconnect {name} on the Connections page. "
@@ -121,7 +123,7 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
         )
     )
     if last is None:
-        return TrackerStatus(
+        return TrackerFeed(
             False,
             None,
             f"Connect your {name} account on the Connections page (approvals are then found by "
@@ -131,7 +133,7 @@ def tracker_status(workspace: Workspace, s: Session | None = None) -> TrackerSta
             else f"Connect your {name} account on the Connections page: its approvals then "
             "reach this workspace by themselves. This step is done when it is connected.",
         )
-    return TrackerStatus(
+    return TrackerFeed(
         True, last, f"Signed events arrive; the last one at {last:%Y-%m-%d %H:%M} UTC."
     )
 
@@ -294,65 +296,66 @@ def tracker_actions(workspace: Workspace) -> list[Action]:
 def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
     """The first-run steps, each with its state and the button that does it."""
     s = s or db.session
-    ws_id = workspace.id
-    steps: list[Step] = []
+    return [
+        _tracker_step(workspace, s),
+        _accounting_step(workspace, s),
+        _mapping_step(workspace, s),
+        _rates_step(s, workspace),
+        _auto_invoicing_step(workspace),
+    ]
 
-    tracker = tracker_status(workspace, s)
-    steps.append(
-        Step(
-            "tracker",
-            "Connect the time tracker",
-            StepState.DONE if tracker.connected else StepState.TODO,
-            tracker.detail,
-            [] if tracker.connected else tracker_actions(workspace),
-        )
+
+def _tracker_step(workspace: Workspace, s: Session) -> Step:
+    feed = tracker_feed(workspace, s)
+    return Step(
+        "tracker",
+        "Connect the time tracker",
+        StepState.DONE if feed.connected else StepState.TODO,
+        feed.detail,
+        [] if feed.connected else tracker_actions(workspace),
     )
 
+
+def _accounting_step(workspace: Workspace, s: Session) -> Step:
+    ws_id = workspace.id
     name = DISPLAY_NAMES.get(workspace.provider, workspace.provider)
     state = accounting_state(workspace, s)
     connections = url_for("admin.connections", workspace_id=ws_id)
+    title = "Connect the accounting system"
     if state == AccountingState.LOCAL:
-        steps.append(
-            Step(
-                "accounting",
-                "Connect the accounting system",
-                StepState.DONE,
-                "Drafts go to the built-in ledger, kept in this app. Connect "
-                f"{_either(EXTERNAL_DISPLAY_NAMES)} at any time to invoice there instead.",
-                [Action(f"Connect {_either(EXTERNAL_DISPLAY_NAMES)}", connections)],
-            )
+        either = _either(EXTERNAL_DISPLAY_NAMES)
+        return Step(
+            "accounting",
+            title,
+            StepState.DONE,
+            "Drafts go to the built-in ledger, kept in this app. Connect "
+            f"{either} at any time to invoice there instead.",
+            [Action(f"Connect {either}", connections)],
         )
-    elif state == AccountingState.CONNECTED:
-        steps.append(
-            Step(
-                "accounting",
-                "Connect the accounting system",
-                StepState.DONE,
-                f"{name} is connected.",
-                [],
-            )
-        )
-    else:
-        verb = "Reconnect" if state == AccountingState.RECONNECT_NEEDED else "Connect"
-        steps.append(
-            Step(
-                "accounting",
-                "Connect the accounting system",
-                StepState.TODO,
-                f"{name} needs to be reconnected."
-                if state == AccountingState.RECONNECT_NEEDED
-                else f"This workspace bills into {name}, which is not connected yet.",
-                [
-                    Action(f"{verb} {name}", connections),
-                    Action(
-                        "Keep the built-in ledger instead",
-                        url_for("admin.use_ledger", workspace_id=ws_id),
-                        method="post",
-                    ),
-                ],
-            )
-        )
+    if state == AccountingState.CONNECTED:
+        return Step("accounting", title, StepState.DONE, f"{name} is connected.", [])
+    reconnect = state == AccountingState.RECONNECT_NEEDED
+    return Step(
+        "accounting",
+        title,
+        StepState.TODO,
+        f"{name} needs to be reconnected."
+        if reconnect
+        else f"This workspace bills into {name}, which is not connected yet.",
+        [
+            Action(f"{'Reconnect' if reconnect else 'Connect'} {name}", connections),
+            Action(
+                "Keep the built-in ledger instead",
+                url_for("admin.use_ledger", workspace_id=ws_id),
+                method="post",
+            ),
+        ],
+    )
 
+
+def _mapping_step(workspace: Workspace, s: Session) -> Step:
+    ws_id = workspace.id
+    title = "Map tracker clients to customers"
     mapping_url = url_for("mappings.index", workspace_id=ws_id)
     seen_any = s.scalar(
         select(func.count())
@@ -360,68 +363,54 @@ def checklist(workspace: Workspace, s: Session | None = None) -> list[Step]:
         .where(TrackerEntity.workspace_id == ws_id, TrackerEntity.kind == "project")
     )
     if not seen_any:
-        steps.append(
-            Step(
-                "mapping",
-                "Map tracker clients to customers",
-                StepState.WAITING,
-                "Clients and projects appear here with the first approval.",
-                [],
-            )
+        return Step(
+            "mapping",
+            title,
+            StepState.WAITING,
+            "Clients and projects appear here with the first approval.",
+            [],
         )
-    else:
-        missing = unmapped_billable(ws_id, s)
-        if missing:
-            names = ", ".join(p.name or p.tracker_id for p in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            steps.append(
-                Step(
-                    "mapping",
-                    "Map tracker clients to customers",
-                    StepState.TODO,
-                    f"{len(missing)} project(s) with billable time bill to no customer yet: "
-                    f"{names}{more}.",
-                    [Action("Map customers", mapping_url)],
-                )
-            )
-        else:
-            steps.append(
-                Step(
-                    "mapping",
-                    "Map tracker clients to customers",
-                    StepState.DONE,
-                    "Every project with billable time bills to a customer.",
-                    [Action("Review mappings", mapping_url)],
-                )
-            )
+    missing = unmapped_billable(ws_id, s)
+    if not missing:
+        return Step(
+            "mapping",
+            title,
+            StepState.DONE,
+            "Every project with billable time bills to a customer.",
+            [Action("Review mappings", mapping_url)],
+        )
+    names = ", ".join(p.name or p.tracker_id for p in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return Step(
+        "mapping",
+        title,
+        StepState.TODO,
+        f"{len(missing)} project(s) with billable time bill to no customer yet: {names}{more}.",
+        [Action("Map customers", mapping_url)],
+    )
 
-    steps.append(_rates_step(s, workspace))
 
+def _auto_invoicing_step(workspace: Workspace) -> Step:
+    title = "Switch automatic invoicing on"
     if workspace.auto_invoicing:
-        steps.append(
-            Step(
-                "auto",
-                "Switch automatic invoicing on",
-                StepState.DONE,
-                "A draft invoice is created for each customer when a timesheet is approved.",
-                [],
-            )
+        return Step(
+            "auto",
+            title,
+            StepState.DONE,
+            "A draft invoice is created for each customer when a timesheet is approved.",
+            [],
         )
-    else:
-        steps.append(
-            Step(
-                "auto",
-                "Switch automatic invoicing on",
-                StepState.TODO,
-                "Off: approvals are recorded but no drafts are created.",
-                [
-                    Action(
-                        "Switch automatic invoicing on",
-                        url_for("admin.auto_invoicing", workspace_id=ws_id),
-                        method="post",
-                        fields={"enabled": "on"},
-                    )
-                ],
+    return Step(
+        "auto",
+        title,
+        StepState.TODO,
+        "Off: approvals are recorded but no drafts are created.",
+        [
+            Action(
+                title,
+                url_for("admin.auto_invoicing", workspace_id=workspace.id),
+                method="post",
+                fields={"enabled": "on"},
             )
-        )
-    return steps
+        ],
+    )
