@@ -133,6 +133,12 @@ def workspaces_create(
         raise click.BadParameter(
             f"{tracker_source!r} is not a tracker (registered: {known})", param_hint="--tracker"
         )
+    # The console's check too: an id the tracker can never send is refused before anything is kept.
+    problem = trackers.workspace_id_problem(
+        tracker_source or trackers.default_source(), tracker_workspace_id
+    )
+    if problem:
+        raise click.BadParameter(problem, param_hint="--tracker-workspace-id")
     try:
         with db.session_scope() as s:
             created = create_workspace(

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector import db
-from connector.models import Connection, ConnectionStatus, TrackerEntity
+from connector.models import Connection, ConnectionStatus, TrackerEntity, Workspace
 from tests.app_fixtures import csrf_token
 from webhooks import polling
 from webhooks.clockify.tests.conftest import GLOBEX, PIPELINE, WEBSITE, poll
@@ -145,3 +145,14 @@ def test_cli_workspaces_create_tracker_clockify_then_connect(
     assert result.exit_code == 0, result.output
     [hook] = clockify_app.webhooks.values()
     assert hook["url"] == created["webhook_url"]
+
+
+def test_a_clockify_workspace_id_is_checked_where_it_is_entered(app: Any) -> None:
+    """An id Clockify can never send (not a 24-hex ObjectId) is refused in words, nothing kept."""
+    runner = app.test_cli_runner()
+    bad = runner.invoke(
+        args=["workspaces", "create", "Acme", "--tracker", "clockify",
+              "--tracker-workspace-id", "<script>"]
+    )  # fmt: skip
+    assert bad.exit_code != 0 and "24 characters 0-9 and a-f" in bad.output
+    assert db.session.scalar(select(func.count()).select_from(Workspace)) == 0
