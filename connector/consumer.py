@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from huey import Huey
 
+from connector import observability
 from connector.app import create_app
 
 app = create_app()
 huey: Huey = app.extensions["worker"].huey
+
+
+@huey.on_startup()
+def _one_log_handler() -> None:
+    # huey_consumer sets up its logging after importing this module (see the function's words).
+    observability.drop_foreign_root_handlers()
