@@ -23,4 +23,4 @@ huey: Huey = app.extensions["worker"].huey
 @huey.on_startup()
 def _one_log_handler() -> None:
     # huey_consumer sets up its logging after importing this module (see the function's words).
-    observability.drop_foreign_root_handlers()
+    observability.drop_foreign_handlers("huey")

@@ -120,17 +120,19 @@ def configure_logging(config: Mapping[str, Any]) -> None:
     handler.setFormatter(make_formatter(str(config.get("LOG_FORMAT") or "text")))
 
 
-def drop_foreign_root_handlers() -> None:
-    """Keep only our handler on the root logger, when we installed one.
+def drop_foreign_handlers(logger_name: str) -> None:
+    """Let ``logger_name`` print through our root handler only, when we installed one.
 
-    ``huey_consumer`` adds its own root handler after the worker's app (and so this module's
-    handler) is built: every line, ours and huey's, would be printed twice, once per format."""
+    ``huey_consumer`` gives the "huey" logger a handler of its own after the worker's app (and
+    so this module's handler) is built; the records also reach the root logger, so every huey
+    line would be printed twice, once per format, and without our ids."""
     root = logging.getLogger()
     if not any(getattr(h, _HANDLER_FLAG, False) for h in root.handlers):
         return
-    for handler in list(root.handlers):
+    named = logging.getLogger(logger_name)
+    for handler in list(named.handlers):
         if not getattr(handler, _HANDLER_FLAG, False):
-            root.removeHandler(handler)
+            named.removeHandler(handler)
 
 
 def make_formatter(log_format: str) -> logging.Formatter:

@@ -237,24 +237,25 @@ def test_every_process_counts_in_multiprocess_mode(tmp_path: Any):
 
 
 def test_the_worker_prints_each_line_once_after_huey_adds_its_handler(database_url: str):
-    """huey_consumer adds a root handler of its own after importing the worker's app: the
-    consumer's startup hook drops it, so a line is not printed twice in two formats."""
+    """huey_consumer gives the "huey" logger a handler of its own after importing the worker's
+    app: the consumer's startup hook drops it, so a line is not printed twice in two formats."""
     from connector import create_app, observability
     from tests.app_fixtures import app_overrides
 
-    root = logging.getLogger()
-    before = list(root.handlers)
+    root, huey_logger = logging.getLogger(), logging.getLogger("huey")
+    before, huey_before = list(root.handlers), list(huey_logger.handlers)
     try:
         for handler in before:
             root.removeHandler(handler)
         create_app(app_overrides(database_url))  # the worker's import: no handler yet -> ours
-        hueys = logging.StreamHandler()  # what ConsumerConfig.setup_logger adds
-        root.addHandler(hueys)
-        observability.drop_foreign_root_handlers()
-        assert hueys not in root.handlers
+        hueys = logging.StreamHandler()  # what huey_consumer's setup_logger adds
+        huey_logger.addHandler(hueys)
+        observability.drop_foreign_handlers("huey")
+        assert hueys not in huey_logger.handlers
         assert [getattr(h, "_tsi_handler", False) for h in root.handlers] == [True]
     finally:
         for handler in root.handlers[:]:
             root.removeHandler(handler)
         for handler in before:
             root.addHandler(handler)
+        huey_logger.handlers[:] = huey_before
