@@ -112,6 +112,8 @@ def workspace(workspace_id: int) -> Any:
         setup_done=all(step.state == onboarding.StepState.DONE for step in steps),
         accounting=onboarding.accounting_state(ws),
         provider_name=DISPLAY_NAMES.get(ws.provider, ws.provider),
+        # A tracker with a webhook token of its own (registered on connect) needs no URL shown.
+        uses_workspace_secret=onboarding.uses_workspace_secret(ws),
     )
 
 

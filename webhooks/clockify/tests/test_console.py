@@ -156,3 +156,13 @@ def test_a_clockify_workspace_id_is_checked_where_it_is_entered(app: Any) -> Non
     )  # fmt: skip
     assert bad.exit_code != 0 and "24 characters 0-9 and a-f" in bad.output
     assert db.session.scalar(select(func.count()).select_from(Workspace)) == 0
+
+
+def test_the_overview_shows_no_webhook_url_to_paste_for_clockify(
+    admin: Any, cf_workspace: Any
+) -> None:
+    """Clockify's webhook is registered on connect with its own token: the overview offers no
+    webhook URL or signing secret to paste anywhere."""
+    page = admin.get(f"/workspaces/{cf_workspace.id}").get_data(as_text=True)
+    assert "Connect Clockify" in page
+    assert "/webhooks/clockify/" not in page and "signing secret" not in page
