@@ -45,7 +45,8 @@ def _engines(tmp_path, schema_name: str = "migration_data_check"):  # type: igno
         engine = db.init_engine(url)
         schema = None
         if engine.dialect.name == "postgresql":
-            schema = schema_name
+            # Per process: two checkouts testing at once share the default database.
+            schema = f"{schema_name}_{os.getpid()}"
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 conn.execute(text(f"CREATE SCHEMA {schema}"))
