@@ -21,19 +21,30 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from connector import ratelimit
-from connector.providers.base import Throttled
 from connector.retry_after import retry_after
+from webhooks.tracker_client import (  # the errors are the clients' own words too
+    BadRequest,
+    BadResponse,
+    Forbidden,
+    Limiter,
+    NotFound,
+    ReconnectRequired,
+    TrackerError,
+    Unavailable,
+    backoff,
+    default_sleep,
+    pause_for_429,
+    wait_for_slot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,45 +68,6 @@ FORBIDDEN_MESSAGE = (
 
 
 # --- errors: the only exceptions that leave this module ----------
-class ClockifyError(Exception):
-    """A Clockify call did not give a usable answer; ``message`` is in plain words."""
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Unavailable(ClockifyError):
-    """Try again later: throttled (429), server error, timeout or a dropped connection."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ):
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class ReconnectRequired(ClockifyError):
-    """The API key is revoked, regenerated or missing: an admin must reconnect Clockify."""
-
-
-class Forbidden(ClockifyError):
-    """403: the key's user may not read the workspace's approvals (not an Owner or Admin)."""
-
-
-class NotFound(ClockifyError):
-    pass
-
-
-class BadRequest(ClockifyError):
-    """4xx other than the above: our request was wrong (or named something since deleted)."""
-
-
-class BadResponse(ClockifyError):
-    """Clockify answered 2xx with something that is not JSON of the documented shape."""
-
-
 # --- settings ----------
 @dataclass(frozen=True)
 class ClockifySettings:
@@ -125,20 +97,6 @@ def settings_from_config(config: Mapping[str, Any]) -> ClockifySettings:
         read_timeout=float(config.get("CLOCKIFY_TIMEOUT_SECONDS") or 30.0),
         requests_per_second=int(config.get("CLOCKIFY_REQUESTS_PER_SECOND") or 10),
     )
-
-
-class Limiter(Protocol):
-    """``connector.ratelimit``'s shared limiter: spaces requests, and ``pause`` holds every
-    process's requests to a bucket (raising ``Throttled`` from ``acquire`` while it lasts)."""
-
-    def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
-
-    def pause(self, bucket: str, seconds: float) -> None: ...
-
-
-def default_sleep(seconds: float) -> None:
-    """How the client waits between attempts (tests replace it to stay instant)."""
-    time.sleep(seconds)
 
 
 def segment(value: str) -> str:
@@ -191,25 +149,26 @@ class ClockifyClient:
         return f"clockify:{self.workspace_id}"
 
     def _backoff(self, attempt: int) -> float:
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return backoff(attempt)
 
     def _acquire(self) -> None:
-        """Wait for this workspace's next slot; a pause longer than we may wait is Unavailable."""
-        while True:
-            try:
-                self.limiter.acquire(self.bucket, self.settings.limits())
-                return
-            except Throttled as exc:
-                wait = float(exc.retry_after or 1.0)
-                if wait > self.max_wait_seconds:
-                    raise Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait) from None
-                self._sleep(wait)
+        wait_for_slot(
+            self.limiter,
+            self.bucket,
+            self.settings.limits(),
+            max_wait_seconds=self.max_wait_seconds,
+            sleep=self._sleep,
+            throttled_message=THROTTLED_MESSAGE,
+        )
 
     def _throttled(self, response: requests.Response) -> Unavailable:
-        wait = retry_after(response.headers)
-        wait = 1.0 if wait is None else wait
-        self.limiter.pause(self.bucket, wait)
-        return Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait)
+        return pause_for_429(
+            self.limiter,
+            self.bucket,
+            response.headers,
+            default_wait=1.0,
+            throttled_message=THROTTLED_MESSAGE,
+        )
 
     def _send(self, method: str, url: str, params: Any, body: Any) -> requests.Response:
         self._acquire()
@@ -243,7 +202,7 @@ class ClockifyClient:
         base = self.settings.reports_base_url if reports else self.settings.api_base_url
         url = f"{base}/{path.lstrip('/')}"
         confirmed_401 = False
-        last: ClockifyError | None = None
+        last: TrackerError | None = None
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1

@@ -27,10 +27,10 @@ from webhooks import polling
 from webhooks.clockify import SOURCE
 from webhooks.clockify.client import (
     ClockifyClient,
-    ClockifyError,
     Forbidden,
     NotFound,
     ReconnectRequired,
+    TrackerError,
     Unavailable,
     settings_from_config,
 )
@@ -94,7 +94,7 @@ def validate(client: ClockifyClient) -> dict[str, Any]:
         ) from None
     except (Forbidden, Unavailable) as exc:
         raise ConnectError(f"Clockify could not be used to check the key: {exc.message}") from None
-    except ClockifyError as exc:
+    except TrackerError as exc:
         raise ConnectError(f"Clockify's answer could not be used: {exc.message}") from None
     name, email = user.get("name"), user.get("email")
     return {
@@ -117,7 +117,7 @@ def register_webhook(
         created = client.create_webhook(url, WEBHOOK_NAME)
     except Forbidden as exc:
         raise ConnectError(exc.message) from None
-    except ClockifyError as exc:
+    except TrackerError as exc:
         raise ConnectError(
             f"Clockify did not register the approval webhook at {url}: {exc.message} "
             "(Clockify must reach this address: PUBLIC_BASE_URL must be the service's public "
@@ -195,7 +195,7 @@ def remove_webhooks(workspace_id: int) -> None:
         client = client_for(workspace_id, allow_held=True, max_attempts=2)
         for hook in hooks:
             client.delete_webhook(str(hook["id"]))
-    except ClockifyError as exc:
+    except TrackerError as exc:
         raise ConnectError(
             f"Clockify could not remove the approval webhook ({exc.message}); its deliveries "
             "are refused here from now on. Delete it in Clockify (Settings > Webhooks)."

@@ -22,9 +22,9 @@ from connector.models import utcnow
 from connector.providers.base import Rejected, RetryLater
 from webhooks.clockify.client import (
     ClockifyClient,
-    ClockifyError,
     Forbidden,
     ReconnectRequired,
+    TrackerError,
     Unavailable,
 )
 from webhooks.clockify.connection import client_for
@@ -63,7 +63,7 @@ def item_entries(client: ClockifyClient, item: dict[str, Any]) -> list[Any]:
     )
 
 
-def refused(workspace_id: int, exc: ClockifyError) -> worker.WaitFor:
+def refused(workspace_id: int, exc: TrackerError) -> worker.WaitFor:
     """A confirmed refusal of the key: hold the connection, and wait for the reconnect."""
     if isinstance(exc, ReconnectRequired | Forbidden):
         hold(workspace_id, exc.message)
@@ -82,7 +82,7 @@ def fill_event(workspace_id: int, event: Event, *, polled: bool = False) -> Even
         raise refused(workspace_id, exc) from None
     except Unavailable as exc:
         raise RetryLater(exc.message, retry_after=exc.retry_after) from None
-    except ClockifyError as exc:
+    except TrackerError as exc:
         raise RetryLater(f"Clockify could not be read: {exc.message}") from None
     except EntryError as exc:
         raise Rejected(f"Clockify sent an unreadable approval request: {exc}") from None

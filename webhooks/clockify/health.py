@@ -12,7 +12,7 @@ from __future__ import annotations
 from connector.models import utcnow
 from webhooks import polling
 from webhooks.clockify import SOURCE
-from webhooks.clockify.client import ClockifyError
+from webhooks.clockify.client import TrackerError
 from webhooks.clockify.connection import client_for, store_for
 
 RECHECK_SECONDS = 900.0
@@ -31,7 +31,7 @@ def recheck(workspace_id: int) -> bool:
     """One cheap call with the held key; True (resumed, waiting jobs woken) when it works."""
     try:
         client_for(workspace_id, allow_held=True, max_attempts=2).workspace()
-    except ClockifyError as exc:
+    except TrackerError as exc:
         store_for(workspace_id).update_meta(
             last_check_at=utcnow().isoformat(), last_check_error=exc.message
         )

@@ -32,9 +32,9 @@ from connector.models import Workspace, utcnow
 from webhooks.clockify import catalog
 from webhooks.clockify.client import (
     ClockifyClient,
-    ClockifyError,
     Forbidden,
     ReconnectRequired,
+    TrackerError,
     Unavailable,
 )
 from webhooks.clockify.connection import client_for, store_for
@@ -164,7 +164,7 @@ def _withdrawal(ctx: _Pass, request: dict[str, Any]) -> None:
 def poll_workspace(
     workspace_id: int, *, client: ClockifyClient | None = None, refresh: bool = False
 ) -> PollReport:
-    """One pass; raises trackers.PollBusy, and the client's errors (ClockifyError)."""
+    """One pass; raises trackers.PollBusy, and the client's errors (TrackerError)."""
     lease = worker.settings().lease_seconds
     try:
         with advisory_lock(f"clockify-poll:{workspace_id}", ttl=lease, timeout=0.0, keepalive=True):
@@ -215,7 +215,7 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
         raise trackers.PollProblem(reconnect_words(exc.message), refused=True) from None
     except Unavailable as exc:
         raise trackers.PollProblem(exc.message, retry_after=exc.retry_after) from None
-    except ClockifyError as exc:
+    except TrackerError as exc:
         raise trackers.PollProblem(exc.message) from None
     said = (
         f"{report.approved} approved request(s) listed: {report.new_approvals} new "

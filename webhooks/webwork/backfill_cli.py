@@ -13,7 +13,7 @@ import click
 from connector import db, worker
 from connector.models import Workspace
 from webhooks.webwork.backfill import BackfillReport, Drafting, backfill, drafting
-from webhooks.webwork.client import WebWorkError
+from webhooks.webwork.client import TrackerError
 from webhooks.webwork.poller import PollBusy
 
 # Stop waiting for the worker when nothing moved for this long (no worker running?).
@@ -137,7 +137,7 @@ def backfill_command(
         raise click.ClickException(
             "a poll of this workspace is running; try again in a minute"
         ) from None
-    except WebWorkError as exc:
+    except TrackerError as exc:
         listing.finish()
         raise click.ClickException(
             f"{exc.message} (what was found so far is kept: run the same command again)"

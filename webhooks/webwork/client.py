@@ -25,8 +25,6 @@ import base64
 import hashlib
 import json
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,8 +34,21 @@ from urllib.parse import quote
 import requests
 
 from connector import ratelimit
-from connector.providers.base import Throttled
 from connector.retry_after import retry_after
+from webhooks.tracker_client import (  # the errors are the clients' own words too
+    BadRequest,
+    BadResponse,
+    Forbidden,
+    Limiter,
+    NotFound,
+    ReconnectRequired,
+    TrackerError,
+    Unavailable,
+    backoff,
+    default_sleep,
+    pause_for_429,
+    wait_for_slot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,45 +66,6 @@ FORBIDDEN_MESSAGE = (
 
 
 # --- errors: the only exceptions that leave this module ----------
-class WebWorkError(Exception):
-    """A WebWork call did not give a usable answer; ``message`` is in plain words."""
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Unavailable(WebWorkError):
-    """Try again later: throttled (429), server error, timeout or a dropped connection."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ):
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class ReconnectRequired(WebWorkError):
-    """The token is expired for good, revoked, or missing: an admin must reconnect WebWork."""
-
-
-class Forbidden(WebWorkError):
-    """403: the connected user is not an Owner or Executive manager of the workspace."""
-
-
-class NotFound(WebWorkError):
-    pass
-
-
-class BadRequest(WebWorkError):
-    """4xx other than the above (e.g. 422 with ``errors``): our request was wrong."""
-
-
-class BadResponse(WebWorkError):
-    """WebWork answered 2xx with something that is not its documented envelope."""
-
-
 # --- settings ----------
 DEFAULT_API_BASE_URL = "https://api.webwork-tracker.com/api/v2"
 DEFAULT_AUTHORIZE_URL = "https://webwork-tracker.com/oauth/authorize"
@@ -164,15 +136,6 @@ class StaticToken:
         return self._token
 
 
-class Limiter(Protocol):
-    """``connector.ratelimit``'s shared limiter: spaces requests, and ``pause`` holds every
-    process's requests to a bucket (raising ``Throttled`` from ``acquire`` while it lasts)."""
-
-    def acquire(self, bucket: str, limits: tuple[tuple[int, float], ...]) -> None: ...
-
-    def pause(self, bucket: str, seconds: float) -> None: ...
-
-
 def token_claims(token: str) -> dict[str, Any]:
     """The unverified claims of a JWT (WebWork's tokens are JWTs); {} for anything else.
 
@@ -200,11 +163,6 @@ def user_key_for_token(token: str) -> str:
 def path_segment(value: str) -> str:
     """A timesheet id in a URL path: ``+``, ``/`` and ``=`` percent-encoded, nothing trimmed."""
     return quote(str(value), safe="")
-
-
-def default_sleep(seconds: float) -> None:
-    """How the client waits between attempts (tests replace it to stay instant)."""
-    time.sleep(seconds)
 
 
 # --- the client ----------
@@ -284,34 +242,33 @@ class WebWorkClient:
         return f"webwork:{self.user_key}"
 
     def _backoff(self, attempt: int) -> float:
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return backoff(attempt)
 
     def _acquire(self) -> None:
-        """Wait for this user's next slot; a pause longer than we may wait is Unavailable."""
-        while True:
-            try:
-                self.limiter.acquire(self.bucket, self.settings.limits())
-                return
-            except Throttled as exc:
-                wait = float(exc.retry_after or 1.0)
-                if wait > self.max_wait_seconds:
-                    raise Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait) from None
-                self._sleep(wait)
+        wait_for_slot(
+            self.limiter,
+            self.bucket,
+            self.settings.limits(),
+            max_wait_seconds=self.max_wait_seconds,
+            sleep=self._sleep,
+            throttled_message=THROTTLED_MESSAGE,
+        )
 
     def _throttled(self, response: requests.Response) -> Unavailable:
-        """A 429: the whole user's budget pauses for Retry-After (every workspace and process
-        connected as this user shares it), not only this request."""
-        wait = _retry_after(response)
-        wait = 60.0 if wait is None else wait
-        self.limiter.pause(self.bucket, wait)
-        return Unavailable(THROTTLED_MESSAGE, status=429, retry_after=wait)
+        return pause_for_429(
+            self.limiter,
+            self.bucket,
+            response.headers,
+            default_wait=60.0,
+            throttled_message=THROTTLED_MESSAGE,
+        )
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """One API call; returns the parsed JSON body (the envelope) or raises a WebWorkError."""
+        """One API call; returns the parsed JSON body (the envelope) or raises a TrackerError."""
         url = f"{self.settings.api_base_url}/{path.lstrip('/')}"
         token = self.tokens.access_token()
         reauthorized = False
-        last: WebWorkError | None = None
+        last: TrackerError | None = None
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1

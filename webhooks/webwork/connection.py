@@ -28,9 +28,9 @@ from webhooks.webwork.client import (
     Forbidden,
     ReconnectRequired,
     StaticToken,
+    TrackerError,
     Unavailable,
     WebWorkClient,
-    WebWorkError,
     WebWorkSettings,
     settings_from_config,
     token_claims,
@@ -146,7 +146,7 @@ def _connected_as(
     if (person is None or not _has_name(person)) and user_id not in (None, ""):
         try:
             members = client.members(workspace_id, user_id=user_id)
-        except WebWorkError:
+        except TrackerError:
             members = []
         found = next((m for m in members if str(m.get("id")) == str(user_id)), None)
         if found is not None and person_name(found):
@@ -191,7 +191,7 @@ def validate(
         raise ConnectError(
             f"WebWork could not be reached to check the token: {exc.message}"
         ) from None
-    except (BadResponse, WebWorkError) as exc:
+    except (BadResponse, TrackerError) as exc:
         raise ConnectError(f"WebWork's answer could not be used: {exc.message}") from None
     wanted = str(tracker_workspace_id)
     match = next((w for w in workspaces if str(w.get("id")) == wanted), None)

@@ -20,7 +20,7 @@ from connector import worker
 from connector.models import utcnow
 from webhooks import polling
 from webhooks.webwork import SOURCE
-from webhooks.webwork.client import WebWorkError
+from webhooks.webwork.client import TrackerError
 from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for
 from webhooks.webwork.store import store_for
 
@@ -39,7 +39,7 @@ def recheck(workspace_id: int, **client_kwargs: Any) -> bool:
     try:
         client = client_for(workspace_id, allow_held=True, **client_kwargs)
         workspaces = client.list_workspaces()
-    except WebWorkError as exc:
+    except TrackerError as exc:
         store.update_meta(last_check_at=utcnow().isoformat(), last_check_error=exc.message)
         return False
     wanted = store.account_id

@@ -14,7 +14,7 @@ from connector import db, worker
 from connector.models import ConnectionStatus, Workspace, utcnow
 from connector.providers.base import RetryLater
 from webhooks.webwork.catalog import Catalog
-from webhooks.webwork.client import Forbidden, ReconnectRequired, Unavailable, WebWorkError
+from webhooks.webwork.client import Forbidden, ReconnectRequired, TrackerError, Unavailable
 from webhooks.webwork.connection import WAIT_RECONNECT, WAIT_TRACKER_DATA, client_for, store_for
 from webhooks.webwork.connection_health import hold
 from webhooks.webwork.events import Event
@@ -36,7 +36,7 @@ def _tracker_workspace(workspace_id: int) -> str:
         return workspace.tracker_workspace_id
 
 
-def _refused(workspace_id: int, exc: WebWorkError) -> worker.WaitFor:
+def _refused(workspace_id: int, exc: TrackerError) -> worker.WaitFor:
     """A confirmed refusal: hold the connection (it re-checks by itself) and wait for it."""
     if isinstance(exc, ReconnectRequired | Forbidden):
         hold(workspace_id, exc.message)
@@ -71,7 +71,7 @@ def check_billability(workspace_id: int, event: Event) -> Event | None:
             )
         except Unavailable as exc:
             raise RetryLater(exc.message, retry_after=exc.retry_after) from None
-        except WebWorkError as exc:
+        except TrackerError as exc:
             raise _refused(workspace_id, exc) from None
     filled = _with_catalog(event, catalog)
     still = unknown_billability(filled.timesheet)
@@ -107,7 +107,7 @@ def fill_event(workspace_id: int, event: Event, *, polled: bool = False) -> Even
         raise _refused(workspace_id, exc) from None
     except Unavailable as exc:
         raise RetryLater(exc.message, retry_after=exc.retry_after) from None
-    except WebWorkError as exc:
+    except TrackerError as exc:
         raise RetryLater(f"WebWork could not be read: {exc.message}") from None
     if raw is None or str(raw.get("status") or "").lower() != "approved":
         if not event.is_thin:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector import trackers
-from webhooks.webwork.client import Forbidden, ReconnectRequired, Unavailable, WebWorkError
+from webhooks.webwork.client import Forbidden, ReconnectRequired, TrackerError, Unavailable
 from webhooks.webwork.connection import WAIT_RECONNECT
 from webhooks.webwork.connection_health import RECHECK_SECONDS
 from webhooks.webwork.connection_health import recheck as recheck_token
@@ -54,7 +54,7 @@ def poll(workspace_id: int, config: Mapping[str, Any], refresh: bool) -> str:
         raise trackers.PollProblem(exc.message, refused=True) from None
     except Unavailable as exc:
         raise trackers.PollProblem(exc.message, retry_after=exc.retry_after) from None
-    except WebWorkError as exc:
+    except TrackerError as exc:
         raise trackers.PollProblem(exc.message) from None
     said = _report(report)
     return said + "\n" + _rates_report(workspace_id) if refresh else said

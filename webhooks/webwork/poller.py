@@ -212,7 +212,7 @@ def poll_workspace(
 ) -> PollReport:
     """One pass over the workspace's WebWork timesheets; see the module docstring.
 
-    Raises PollBusy (another poll runs), WebWorkError (the client's classified failures) and
+    Raises PollBusy (another poll runs), TrackerError (the client's classified failures) and
     Disconnected (connection removed mid-poll, after what was already recorded).
     """
     # The job outbox's lease: the lock lapses as quickly as a killed worker's job is taken

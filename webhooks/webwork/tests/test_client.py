@@ -13,9 +13,9 @@ from webhooks.webwork.client import (
     Forbidden,
     ReconnectRequired,
     StaticToken,
+    TrackerError,
     Unavailable,
     WebWorkClient,
-    WebWorkError,
     WebWorkSettings,
     path_segment,
     user_key_for_token,
@@ -137,7 +137,7 @@ def test_server_errors_that_last_become_unavailable_never_a_requests_exception(
         make_client(webwork, token, limiter, []).list_workspaces()
     assert not isinstance(info.value, requests.RequestException)
     webwork.fail_next(lambda _r: (200, {}, "<html>gateway</html>"))
-    with pytest.raises(WebWorkError):
+    with pytest.raises(TrackerError):
         make_client(webwork, token, limiter, []).list_workspaces()
 
 
